@@ -1,0 +1,58 @@
+/**
+ * The error catalog: every failure a client can see, with its HTTP status and a stable code.
+ *
+ * Services throw `PixpoolError`s; one Fastify error handler per service (src/http/errors.ts)
+ * renders them in the originals' envelope, `{"success":"false","error":{"code":N,"message":…}}`,
+ * with HTTP status = N. Messages are written for a person reading them, not for a log parser.
+ */
+
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+const statusOf: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+export class PixpoolError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PixpoolError';
+    this.status = statusOf[code];
+  }
+}
+
+export const badRequest = (message: string) => new PixpoolError('BAD_REQUEST', message);
+export const unauthorized = (message: string) => new PixpoolError('UNAUTHORIZED', message);
+export const notFound = (message: string) => new PixpoolError('NOT_FOUND', message);
+export const conflict = (message: string) => new PixpoolError('CONFLICT', message);
+export const tooLarge = (message: string) => new PixpoolError('PAYLOAD_TOO_LARGE', message);
+export const unsupportedMediaType = (message: string) =>
+  new PixpoolError('UNSUPPORTED_MEDIA_TYPE', message);
+export const unavailable = (message: string) => new PixpoolError('UNAVAILABLE', message);
+
+export interface FailureEnvelope {
+  success: 'false';
+  error: { code: number; message: string };
+}
+
+export function failure(status: number, message: string): FailureEnvelope {
+  return { success: 'false', error: { code: status, message } };
+}

@@ -1,0 +1,27 @@
+/**
+ * What a key may be (SPEC §3): 1–128 characters, no whitespace or control characters, no `/`.
+ *
+ * `/` is refused because a key must round-trip through a URL path segment (`/images/:key`);
+ * whitespace and control characters because they are invisible in pages and logs. Keys are
+ * case-sensitive and otherwise any Unicode.
+ */
+
+export const MAX_KEY_LENGTH = 128;
+
+// \p{Cc} control, \p{Cf} format (zero-width etc.), \p{Z} separators, \s the ASCII whitespace.
+const forbidden = /[\s\p{Cc}\p{Cf}\p{Z}/]/u;
+
+/** Returns why `key` is not a valid key, or undefined when it is. */
+export function keyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string' || key.length === 0) return 'A key is required.';
+  const length = [...key].length;
+  if (length > MAX_KEY_LENGTH) {
+    return `A key may have at most ${MAX_KEY_LENGTH} characters; this one has ${length}.`;
+  }
+  const bad = forbidden.exec(key);
+  if (bad) {
+    const what = bad[0] === '/' ? 'a slash (/)' : 'whitespace or an invisible control character';
+    return `A key cannot contain ${what}.`;
+  }
+  return undefined;
+}
