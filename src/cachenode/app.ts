@@ -1,0 +1,47 @@
+/**
+ * buildCacheNode(deps): the cache node as a Fastify instance that never listens by itself
+ * (main.ts listens; tests use listen({port: 0})). Everything it needs comes in through deps.
+ */
+
+import formbody from '@fastify/formbody';
+import type { FastifyServerOptions } from 'fastify';
+import { createNodeClient, type NodeClient } from '../clients/node-client.ts';
+import { createService } from '../http/service.ts';
+import { binaryRoutes } from './binary-routes.ts';
+import { registerNodeMetrics } from './metrics.ts';
+import type { NodeCache } from './node-cache.ts';
+import { seedRoutes } from './seed-routes.ts';
+
+export interface CacheNodeDeps {
+  nodeId: string;
+  cache: NodeCache;
+  /** The pool's shared secret; undefined only on loopback (main.ts enforces that). */
+  secret?: string | undefined;
+  /** Client for hand-overs to other nodes; defaults to one using `secret`. */
+  client?: NodeClient;
+  /** Largest request body, bytes (JSON values are base64, so ~4/3 of the image). */
+  bodyLimit?: number;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+
+export async function buildCacheNode(deps: CacheNodeDeps) {
+  const { cache, nodeId, secret } = deps;
+  const client = deps.client ?? createNodeClient({ secret });
+  const { app, registry } = createService({
+    service: 'cache-node',
+    secret,
+    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    logger: deps.logger,
+    health: () => ({ node_id: nodeId }),
+  });
+  await app.register(formbody);
+  // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  registerNodeMetrics(registry, cache);
+  binaryRoutes(app, cache);
+  seedRoutes(app, { cache, client, nodeId });
+  if (!deps.client) app.addHook('onClose', () => client.close());
+  return app;
+}

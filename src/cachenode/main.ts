@@ -1,0 +1,54 @@
+/**
+ * Runs one cache node as a process: takes parsed options (cli.ts reads flags and environment),
+ * refuses an unsafe setup, listens, and closes gracefully on SIGTERM/SIGINT.
+ */
+import { hostname, totalmem } from 'node:os';
+import { isLoopback } from '../http/listen.ts';
+import { buildCacheNode } from './app.ts';
+import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
+
+export interface CacheNodeOptions {
+  host: string;
+  port: number;
+  capacityMb: string | number;
+  policy: string;
+  nodeId?: string | undefined;
+  secret?: string | undefined;
+  logLevel: string;
+  maxBodyMb: string | number;
+}
+
+export async function runCacheNode(options: CacheNodeOptions) {
+  // A configured capacity beyond ~90% of this machine's memory cannot be meant.
+  const maxCapacityMb = Math.floor((totalmem() / MB) * 0.9);
+  const capacityMb = parseCapacityMb(options.capacityMb, maxCapacityMb);
+  const policy = parsePolicy(options.policy);
+  const secret = options.secret || undefined;
+  if (!secret && !isLoopback(options.host)) {
+    throw new Error(
+      `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET (or --secret), or bind to 127.0.0.1.`,
+    );
+  }
+  const nodeId = options.nodeId || `${hostname()}:${options.port}`;
+  const cache = createNodeCache({ policy, capacityMb, maxCapacityMb });
+  const app = await buildCacheNode({
+    nodeId,
+    cache,
+    secret,
+    bodyLimit: Math.floor(Number(options.maxBodyMb) * MB),
+    logger: { level: options.logLevel },
+  });
+  const address = await app.listen({ host: options.host, port: options.port });
+  app.log.info(
+    { nodeId, address, policy, capacityMb, auth: Boolean(secret) },
+    `cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`,
+  );
+  const stop = async (signal: string) => {
+    app.log.info(`${signal}: finishing in-flight requests, then exiting`);
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  return { app, address };
+}

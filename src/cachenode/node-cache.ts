@@ -1,0 +1,199 @@
+/**
+ * A cache node's content and counters, without HTTP: the store of the configured policy and
+ * capacity, the statistics, the version rule for writes, and enumeration by region.
+ *
+ * Version rule: a write that carries a version never replaces a newer cached version of its key
+ * (a late fill or a hand-over must not undo a newer upload); a write without a version (the seed
+ * API) replaces whatever is there. Hand-overs are stricter still: an equal version is kept as it is.
+ */
+import { badRequest, tooLarge } from '../core/errors.ts';
+import { REGION_COUNT, regionOf } from '../core/regions.ts';
+import { createStats, rate, type Sample, type Stats } from '../core/stats.ts';
+import {
+  type CacheEntry,
+  type CacheStore,
+  createStore,
+  POLICIES,
+  type PolicyName,
+  reconfigureStore,
+} from '../core/stores/index.ts';
+
+export const MB = 1024 * 1024;
+
+export interface NodeConfig {
+  policy: PolicyName;
+  /** Capacity in MB (MiB); may be fractional. */
+  capacityMb: number;
+}
+
+export interface NodeCacheOptions extends NodeConfig {
+  /** Upper bound for a configured capacity; larger requests are refused as absurd. */
+  maxCapacityMb: number;
+  random?: () => number;
+  clock?: { now(): number };
+}
+
+export type PutOutcome = 'stored' | 'stale';
+
+export interface RegionSummary {
+  region: number;
+  items: number;
+  bytes: number;
+}
+
+export function parsePolicy(value: unknown): PolicyName {
+  const name = typeof value === 'string' ? value.trim().toUpperCase() : '';
+  const policy = name === 'RANDOM' ? 'RR' : name;
+  if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
+  throw badRequest(
+    `Unknown replacement policy ${JSON.stringify(value)}: use LRU (least recently used) or RR (random replacement).`,
+  );
+}
+
+export function parseCapacityMb(value: unknown, maxMb: number): number {
+  const mb = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof mb !== 'number' || !Number.isFinite(mb)) {
+    throw badRequest(`Capacity must be a number of MB; got ${JSON.stringify(value)}.`);
+  }
+  if (mb <= 0 || Math.floor(mb * MB) < 1) {
+    throw badRequest(`Capacity must be more than 0 MB; got ${mb}.`);
+  }
+  if (mb > maxMb) {
+    throw badRequest(`Capacity of ${mb} MB is more than this node allows (${maxMb} MB).`);
+  }
+  return mb;
+}
+
+export function createNodeCache(options: NodeCacheOptions) {
+  const { maxCapacityMb, random } = options;
+  const stats: Stats = createStats(options.clock);
+  let config: NodeConfig = {
+    policy: options.policy,
+    capacityMb: parseCapacityMb(options.capacityMb, maxCapacityMb),
+  };
+  const storeOptions = (capacityMb: number) => ({
+    capacity: Math.floor(capacityMb * MB),
+    onEvict: () => stats.evicted(),
+    ...(random && { random }),
+  });
+  let store: CacheStore = createStore(config.policy, storeOptions(config.capacityMb));
+
+  function refuseIfTooLarge(key: string, bytes: number): void {
+    if (bytes > store.capacity) {
+      throw tooLarge(
+        `The value for ${JSON.stringify(key)} is ${bytes} bytes, larger than this node's whole capacity (${store.capacity} bytes).`,
+      );
+    }
+  }
+
+  return {
+    get config(): NodeConfig {
+      return { ...config };
+    },
+    get items() {
+      return store.count;
+    },
+    get bytes() {
+      return store.size;
+    },
+    get capacityBytes() {
+      return store.capacity;
+    },
+
+    /** A client's read: counts a hit or a miss and tells the policy. */
+    get(key: string): CacheEntry | undefined {
+      const entry = store.get(key);
+      if (entry) stats.hit();
+      else stats.miss();
+      return entry;
+    },
+
+    peek: (key: string) => store.peek(key),
+
+    /** A client's write; `version` undefined means unconditional (seed API). */
+    put(key: string, entry: CacheEntry, conditional: boolean): PutOutcome {
+      refuseIfTooLarge(key, entry.value.length);
+      const current = store.peek(key);
+      if (conditional && current && current.version > entry.version) return 'stale';
+      store.set(key, entry);
+      stats.put();
+      return 'stored';
+    },
+
+    /** Entries handed over by another node; never replaces an equal or newer version. */
+    import(entries: Iterable<[string, CacheEntry]>): { accepted: number; refused: number } {
+      let accepted = 0;
+      let refused = 0;
+      for (const [key, entry] of entries) {
+        const current = store.peek(key);
+        if ((current && current.version >= entry.version) || !store.set(key, entry)) refused++;
+        else accepted++;
+      }
+      stats.imported(accepted);
+      return { accepted, refused };
+    },
+
+    invalidate: (key: string) => store.delete(key),
+
+    /** Delete `key` only if the cached entry is still `version` (after handing it over). */
+    deleteIfVersion(key: string, version: number): boolean {
+      return store.peek(key)?.version === version && store.delete(key);
+    },
+
+    clear: () => store.clear(),
+
+    /** Validate everything first, then apply at once (reference §13 item 15). */
+    configure(change: { policy?: unknown; capacityMb?: unknown }): { evicted: number } {
+      const policy = change.policy === undefined ? config.policy : parsePolicy(change.policy);
+      const capacityMb =
+        change.capacityMb === undefined
+          ? config.capacityMb
+          : parseCapacityMb(change.capacityMb, maxCapacityMb);
+      const before = stats.totals.evictions;
+      store = reconfigureStore(store, policy, storeOptions(capacityMb));
+      config = { policy, capacityMb };
+      return { evicted: stats.totals.evictions - before };
+    },
+
+    /** Entries of the given regions (a hand-over's source), without touching recency. */
+    *entriesOfRegions(regions: ReadonlySet<number>): Generator<[string, CacheEntry]> {
+      for (const [key, entry] of store.entries()) {
+        if (regions.has(regionOf(key))) yield [key, entry];
+      }
+    },
+
+    keys(region?: number): string[] {
+      const keys: string[] = [];
+      for (const [key] of store.entries()) {
+        if (region === undefined || regionOf(key) === region) keys.push(key);
+      }
+      return keys;
+    },
+
+    regions(): RegionSummary[] {
+      const summary = Array.from({ length: REGION_COUNT }, (_, region) => ({
+        region,
+        items: 0,
+        bytes: 0,
+      }));
+      for (const [key, entry] of store.entries()) {
+        const s = summary[regionOf(key)] as RegionSummary;
+        s.items++;
+        s.bytes += entry.value.length;
+      }
+      return summary;
+    },
+
+    stats: {
+      get totals() {
+        return stats.totals;
+      },
+      reset: () => stats.reset(),
+      sample: (): Sample => stats.sample({ items: store.count, bytes: store.size }),
+      hitRate: () => rate(stats.totals.hits, stats.totals.gets),
+      missRate: () => rate(stats.totals.misses, stats.totals.gets),
+    },
+  };
+}
+
+export type NodeCache = ReturnType<typeof createNodeCache>;

@@ -1,0 +1,154 @@
+/**
+ * The seed-compatible endpoints (seed 002, reference §4.2): JSON or form bodies, values as data
+ * URLs or base64, success as {"success":"true","content":…}. Differences from G15, on purpose:
+ * a miss is HTTP 404 (G15 sent every failure as 400), a config change is validated before any of
+ * it applies, and move_keys is done by the node itself with the versions kept.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { NodeClient } from '../clients/node-client.ts';
+import { badRequest, notFound, PixpoolError } from '../core/errors.ts';
+import { REGION_COUNT } from '../core/regions.ts';
+import { rate } from '../core/stats.ts';
+import { checkKey, parseVersion } from './binary-routes.ts';
+import { handOver, parseOrders } from './hand-over.ts';
+import type { NodeCache } from './node-cache.ts';
+import { parseValue, toDataUrl } from './values.ts';
+
+type Fields = Record<string, unknown>;
+
+/** The body as fields (JSON object or form), merged over the query string. */
+function fields(request: FastifyRequest): Fields {
+  const body = request.body;
+  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+    throw badRequest('Send a JSON object or form fields.');
+  }
+  return { ...(request.query as Fields), ...(body as Fields | undefined) };
+}
+
+const ok = (content: unknown = '') => ({ success: 'true', content });
+
+export function seedRoutes(
+  app: FastifyInstance,
+  deps: { cache: NodeCache; client: NodeClient; nodeId: string },
+): void {
+  const { cache, client, nodeId } = deps;
+
+  app.post('/api/cache/key', async (request) => {
+    const key = checkKey(fields(request).key);
+    const entry = cache.get(key);
+    if (!entry) throw notFound(`Unknown key: ${JSON.stringify(key)} is not in this cache.`);
+    return { ...ok(toDataUrl(entry.contentType, entry.value)), key, version: entry.version };
+  });
+
+  app.delete('/api/cache/key', async (request) => {
+    cache.invalidate(checkKey(fields(request).key));
+    return ok();
+  });
+
+  app.post('/api/cache/content', async (request) => {
+    const f = fields(request);
+    const key = checkKey(f.key);
+    const { bytes, contentType } = parseValue(f.value);
+    const version = parseVersion(f.version);
+    const outcome = cache.put(
+      key,
+      { value: bytes, contentType, version: version ?? 0 },
+      version !== undefined,
+    );
+    if (outcome === 'stale') {
+      throw new PixpoolError('CONFLICT', `A newer version of ${JSON.stringify(key)} is cached.`);
+    }
+    return ok();
+  });
+
+  app.get('/api/cache/config', async () => ok(configView()));
+
+  app.post('/api/cache/config', async (request) => {
+    const f = fields(request);
+    if (f.capacity === undefined && f.replacement_policy === undefined && f.policy === undefined) {
+      throw badRequest(
+        'Nothing to change: send capacity (MB) and/or replacement_policy (LRU or RR).',
+      );
+    }
+    const { evicted } = cache.configure({
+      capacityMb: f.capacity,
+      policy: f.replacement_policy ?? f.policy,
+    });
+    return ok({ ...configView(), evicted });
+  });
+
+  app.delete('/api/cache', async () => {
+    cache.clear();
+    return ok();
+  });
+
+  app.get('/api/cache/statistics', async () => ok(statistics()));
+
+  app.delete('/api/cache/statistics', async () => {
+    cache.stats.reset();
+    return ok(statistics());
+  });
+
+  app.get('/api/cache/regions', async () => ok(cache.regions()));
+
+  const listKeys = async (request: FastifyRequest) => {
+    const region = fields(request).region;
+    if (region === undefined) return cache.keys();
+    const r = Number(region);
+    if (!Number.isInteger(r) || r < 0 || r >= REGION_COUNT) {
+      throw badRequest(`region must be a whole number from 0 to ${REGION_COUNT - 1}.`);
+    }
+    return cache.keys(r);
+  };
+  app.get('/keys', listKeys);
+  app.post('/keys', listKeys);
+
+  app.post('/api/cache/move_keys', async (request, reply) => {
+    const f = fields(request);
+    const orders = parseOrders(f);
+    const keep = f.keep === true || f.keep === 'true';
+    const results = [];
+    for (const order of orders) results.push(await handOver(cache, client, order, { keep }));
+    const failed = results.filter((r) => r.error);
+    if (failed.length > 0) {
+      const message = failed.map((r) => `to ${r.to}: ${r.error}`).join('; ');
+      return reply.code(502).send({
+        success: 'false',
+        error: {
+          code: 502,
+          message: `Hand-over failed (entries not handed over stay here) ${message}`,
+        },
+        content: results,
+      });
+    }
+    return ok(results);
+  });
+
+  function configView() {
+    const { policy, capacityMb } = cache.config;
+    return {
+      node_id: nodeId,
+      capacity: capacityMb,
+      replacement_policy: policy,
+      capacity_bytes: cache.capacityBytes,
+    };
+  }
+
+  function statistics() {
+    const t = cache.stats.totals;
+    return {
+      ...configView(),
+      items: cache.items,
+      bytes: cache.bytes,
+      ...t,
+      hit_rate: rate(t.hits, t.gets),
+      miss_rate: rate(t.misses, t.gets),
+      // The names G15's clients read.
+      used_size: cache.bytes,
+      num_item_in_cache: cache.items,
+      num_request_served: t.gets + t.puts,
+      num_GET_request_served: t.gets,
+      num_hit: t.hits,
+    };
+  }
+}

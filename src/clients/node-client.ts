@@ -1,0 +1,151 @@
+/**
+ * The one client for the cache-node protocol, used by every service that talks to nodes (the
+ * frontend's reads and fills, the manager's commands, a node's hand-over to another node).
+ *
+ * It speaks the binary path (raw bytes, content type and version in headers) over undici pools
+ * of kept-alive connections, one pool per node origin. Every call has a timeout; failures throw
+ * NodeRequestError so callers can treat a failing node as a miss.
+ */
+import { Pool } from 'undici';
+import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
+import type { CacheEntry } from '../core/stores/store.ts';
+
+export const VERSION_HEADER = 'x-pixpool-version';
+
+export interface NodeClientOptions {
+  /** The pool's shared secret, sent as a bearer token. */
+  secret?: string | undefined;
+  /** Per-request timeout for headers and body, ms. */
+  timeoutMs?: number;
+  /** Connections kept per node. */
+  connections?: number;
+}
+
+export class NodeRequestError extends Error {
+  override name = 'NodeRequestError';
+  constructor(
+    readonly node: string,
+    readonly status: number | undefined,
+    message: string,
+  ) {
+    super(`cache node ${node}: ${message}`);
+  }
+}
+
+export function createNodeClient(options: NodeClientOptions = {}) {
+  const { secret, timeoutMs = 2000, connections = 32 } = options;
+  const pools = new Map<string, Pool>();
+  const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
+
+  function poolFor(nodeUrl: string): Pool {
+    const origin = new URL(nodeUrl).origin;
+    let pool = pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, { connections, keepAliveTimeout: 30_000 });
+      pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  async function call(
+    nodeUrl: string,
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
+    path: string,
+    headers: Record<string, string> = {},
+    body?: Buffer,
+  ) {
+    try {
+      return await poolFor(nodeUrl).request({
+        method,
+        path,
+        headers: { ...auth, ...headers },
+        ...(body && { body }),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
+    }
+  }
+
+  async function failure(
+    nodeUrl: string,
+    response: Awaited<ReturnType<typeof call>>,
+  ): Promise<never> {
+    const text = await response.body.text().catch(() => '');
+    let message = text.slice(0, 300);
+    try {
+      message = JSON.parse(text).error.message ?? message;
+    } catch {}
+    throw new NodeRequestError(nodeUrl, response.statusCode, `${response.statusCode} ${message}`);
+  }
+
+  const entryPath = (key: string) => `/v1/entries/${encodeURIComponent(key)}`;
+
+  return {
+    /** The cached entry, or undefined on a miss. */
+    async get(nodeUrl: string, key: string): Promise<CacheEntry | undefined> {
+      const response = await call(nodeUrl, 'GET', entryPath(key));
+      if (response.statusCode === 404) {
+        await response.body.dump();
+        return undefined;
+      }
+      if (response.statusCode !== 200) return failure(nodeUrl, response);
+      const value = Buffer.from(await response.body.arrayBuffer());
+      return {
+        value,
+        contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
+        version: Number(response.headers[VERSION_HEADER] ?? 0),
+      };
+    },
+
+    /** Store an entry; 'stale' when the node holds a newer version. */
+    async put(nodeUrl: string, key: string, entry: CacheEntry): Promise<'stored' | 'stale'> {
+      const response = await call(
+        nodeUrl,
+        'PUT',
+        entryPath(key),
+        { 'content-type': entry.contentType, [VERSION_HEADER]: String(entry.version) },
+        entry.value,
+      );
+      if (response.statusCode === 204) return 'stored';
+      if (response.statusCode === 409) {
+        await response.body.dump();
+        return 'stale';
+      }
+      return failure(nodeUrl, response);
+    },
+
+    async invalidate(nodeUrl: string, key: string): Promise<void> {
+      const response = await call(nodeUrl, 'DELETE', entryPath(key));
+      if (response.statusCode !== 204) return failure(nodeUrl, response);
+    },
+
+    /** Hand a batch (core/entry-batch.ts) to a node. */
+    async importBatch(
+      nodeUrl: string,
+      batch: Buffer,
+    ): Promise<{ accepted: number; refused: number }> {
+      const response = await call(
+        nodeUrl,
+        'POST',
+        '/v1/import',
+        { 'content-type': BATCH_CONTENT_TYPE },
+        batch,
+      );
+      if (response.statusCode !== 200) return failure(nodeUrl, response);
+      const { accepted, refused } = (await response.body.json()) as {
+        accepted: number;
+        refused: number;
+      };
+      return { accepted, refused };
+    },
+
+    async close(): Promise<void> {
+      await Promise.all([...pools.values()].map((pool) => pool.close()));
+      pools.clear();
+    },
+  };
+}
+
+export type NodeClient = ReturnType<typeof createNodeClient>;

@@ -1,0 +1,38 @@
+/**
+ * Shared-secret auth between pixpool services: `Authorization: Bearer <secret>` on every request
+ * except routes marked `config: { public: true }` (health checks).
+ *
+ * Both sides are hashed before a constant-time compare, so neither the secret's length nor its
+ * prefix leaks through timing. With no secret configured the hook is not installed at all; the
+ * main.ts files only allow that on loopback.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { unauthorized } from '../core/errors.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Reachable without the shared secret. */
+    public?: boolean;
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export function bearerMatches(header: string | undefined, secret: string): boolean {
+  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${secret}`));
+}
+
+export function installSharedSecret(app: FastifyInstance, secret: string | undefined): void {
+  if (!secret) return;
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public) return;
+    if (!bearerMatches(request.headers.authorization, secret)) {
+      throw unauthorized(
+        request.headers.authorization
+          ? 'The shared secret does not match this pool’s (Authorization: Bearer …).'
+          : 'This endpoint needs the pool’s shared secret: send Authorization: Bearer <PIXPOOL_SECRET>.',
+      );
+    }
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * What every pixpool service's Fastify instance starts with: quiet per-request logging, the
+ * envelope error handler, shared-secret auth, GET /health (public) and GET /metrics.
+ */
+import Fastify, { type FastifyServerOptions, LogController } from 'fastify';
+import type { Registry } from 'prom-client';
+import { installSharedSecret } from './auth.ts';
+import { installErrorHandling } from './errors.ts';
+import { createRegistry, installMetrics } from './metrics.ts';
+
+export interface ServiceOptions {
+  /** Name in logs, metrics labels and /health. */
+  service: string;
+  secret?: string | undefined;
+  bodyLimit?: number;
+  logger?: FastifyServerOptions['logger'];
+  /** Extra fields for /health. */
+  health?: () => Record<string, unknown>;
+}
+
+export function createService(options: ServiceOptions) {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Per-request log lines cost more than serving a cached image; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
+    keepAliveTimeout: 65_000,
+  });
+  installErrorHandling(app);
+  installSharedSecret(app, options.secret);
+  app.get('/health', { config: { public: true } }, async () => ({
+    success: 'true',
+    service: options.service,
+    status: 'ok',
+    ...options.health?.(),
+  }));
+  const registry: Registry = createRegistry(options.service);
+  installMetrics(app, registry);
+  return { app, registry };
+}
