@@ -25,6 +25,8 @@ export function createService(options: ServiceOptions) {
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
     keepAliveTimeout: 65_000,
+    // A 128-character key, percent-encoded, can be 128 × 12 bytes long in a URL path.
+    routerOptions: { maxParamLength: 2048 },
   });
   installErrorHandling(app);
   installSharedSecret(app, options.secret);

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PixpoolError } from '../core/errors.ts';
+import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
+
+const entry = (bytes: number, version: number) => ({
+  value: Buffer.alloc(bytes, version),
+  contentType: 'image/png',
+  version,
+});
+const node = (capacityMb = 1) => createNodeCache({ policy: 'LRU', capacityMb, maxCapacityMb: 100 });
+
+describe('node cache', () => {
+  it('a versioned write never replaces a newer cached version; an unversioned one always does', () => {
+    const cache = node();
+    assert.equal(cache.put('k', entry(10, 5), true), 'stored');
+    assert.equal(cache.put('k', entry(10, 4), true), 'stale');
+    assert.equal(cache.peek('k')?.version, 5);
+    assert.equal(cache.put('k', entry(10, 5), true), 'stored', 'the same version may be rewritten');
+    assert.equal(cache.put('k', entry(10, 1), false), 'stored');
+    assert.equal(cache.peek('k')?.version, 1);
+    assert.equal(cache.stats.totals.puts, 3);
+  });
+
+  it('a hand-over never replaces an equal or newer version', () => {
+    const cache = node();
+    cache.put('a', entry(10, 3), true);
+    cache.put('b', entry(10, 3), true);
+    const result = cache.import([
+      ['a', entry(10, 2)],
+      ['b', entry(10, 3)],
+      ['c', entry(10, 1)],
+      ['big', entry(2 * MB, 9)],
+    ]);
+    assert.deepEqual(result, { accepted: 1, refused: 3 });
+    assert.equal(cache.peek('a')?.version, 3);
+    assert.equal(cache.peek('c')?.version, 1);
+    assert.equal(cache.stats.totals.imports, 1);
+  });
+
+  it('counts hits and misses, and has no hit rate before the first get', () => {
+    const cache = node();
+    assert.equal(cache.stats.hitRate(), null);
+    cache.put('a', entry(10, 1), true);
+    cache.get('a');
+    cache.get('nope');
+    cache.get('nope');
+    assert.deepEqual(
+      [cache.stats.totals.gets, cache.stats.totals.hits, cache.stats.totals.misses],
+      [3, 1, 2],
+    );
+    assert.equal(cache.stats.hitRate(), 1 / 3);
+  });
+
+  it('refuses an item larger than the capacity with a 413 and keeps the old value', () => {
+    const cache = node(1);
+    cache.put('a', entry(100, 1), true);
+    assert.throws(
+      () => cache.put('a', entry(MB + 1, 2), true),
+      (e: PixpoolError) =>
+        e.status === 413 && /larger than this node's whole capacity/.test(e.message),
+    );
+    assert.equal(cache.peek('a')?.version, 1);
+  });
+
+  it('a config change is validated whole before any of it applies', () => {
+    const cache = node(1);
+    for (let i = 0; i < 8; i++) cache.put(`k${i}`, entry(100_000, 1), true);
+    assert.throws(
+      () => cache.configure({ capacityMb: 0.2, policy: 'FIFO' }),
+      /Unknown replacement/,
+    );
+    assert.deepEqual(cache.config, { policy: 'LRU', capacityMb: 1 });
+    assert.equal(cache.items, 8);
+    assert.throws(() => cache.configure({ capacityMb: -1, policy: 'RR' }), /more than 0/);
+    assert.deepEqual(cache.config, { policy: 'LRU', capacityMb: 1 });
+    const { evicted } = cache.configure({ capacityMb: 0.25, policy: 'rr' });
+    assert.deepEqual(cache.config, { policy: 'RR', capacityMb: 0.25 });
+    assert.equal(evicted, 6);
+    assert.equal(cache.items, 2);
+    assert.ok(cache.bytes <= 0.25 * MB);
+    assert.equal(cache.stats.totals.evictions, 6);
+  });
+
+  it('lists keys and sums bytes by region', () => {
+    const cache = node();
+    // Regions from SPEC §2: test→0, test123→12, testabc→12, k1→11.
+    for (const key of ['test', 'test123', 'testabc', 'k1']) cache.put(key, entry(10, 1), true);
+    assert.deepEqual(cache.keys(12).sort(), ['test123', 'testabc']);
+    const regions = cache.regions();
+    assert.equal(regions.length, 16);
+    assert.deepEqual(regions[12], { region: 12, items: 2, bytes: 20 });
+    assert.deepEqual(regions[0], { region: 0, items: 1, bytes: 10 });
+    assert.deepEqual([...cache.entriesOfRegions(new Set([0, 11]))].map(([k]) => k).sort(), [
+      'k1',
+      'test',
+    ]);
+  });
+});
+
+describe('config parsing', () => {
+  it('accepts policy names in any case, and "random" for RR', () => {
+    assert.equal(parsePolicy('lru'), 'LRU');
+    assert.equal(parsePolicy('Random'), 'RR');
+    assert.equal(parsePolicy(' rr '), 'RR');
+    for (const bad of ['', 'fifo', 3, null, undefined])
+      assert.throws(() => parsePolicy(bad), PixpoolError);
+  });
+
+  it('accepts capacities from just above 0 to the maximum, as numbers or numeric strings', () => {
+    assert.equal(parseCapacityMb('64', 100), 64);
+    assert.equal(parseCapacityMb(0.5, 100), 0.5);
+    for (const bad of [0, -5, 'abc', '', 1e9, Number.NaN, null, true, 101]) {
+      assert.throws(() => parseCapacityMb(bad, 100), PixpoolError, String(bad));
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { it } from 'node:test';
+
+const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
+
+/** Runs `pixpool cache-node` as a real process and resolves with its URL once it listens. */
+function startProcess(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [bin, 'cache-node', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const listening = new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk;
+      const match = /listening on (http:\/\/[\d.:]+)/.exec(output);
+      if (match) resolve(match[1] as string);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+  });
+  return { child, listening, output: () => output };
+}
+
+it('pixpool cache-node runs as a process, serves, and exits cleanly on SIGTERM', async () => {
+  const { child, listening } = startProcess(
+    ['--port', '0', '--capacity', '8', '--policy', 'rr', '--log-level', 'info'],
+    { PIXPOOL_SECRET: 's3cret' },
+  );
+  const url = await listening;
+  const auth = { authorization: 'Bearer s3cret' };
+  const put = await fetch(`${url}/v1/entries/cat`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'image/png' },
+    body: Buffer.from('image bytes'),
+  });
+  assert.equal(put.status, 204);
+  const config = (await (await fetch(`${url}/api/cache/config`, { headers: auth })).json()) as {
+    content: { replacement_policy: string; capacity: number };
+  };
+  assert.equal(config.content.replacement_policy, 'RR');
+  assert.equal(config.content.capacity, 8);
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+});
+
+it('pixpool cache-node refuses to listen beyond loopback without a secret', async () => {
+  const { child, listening } = startProcess(['--host', '0.0.0.0', '--port', '0'], {
+    PIXPOOL_SECRET: '',
+  });
+  await assert.rejects(listening, /without a shared secret/);
+  assert.equal(child.exitCode, 1);
+});
+
+it('pixpool cache-node refuses an absurd capacity or an unknown policy at start', async () => {
+  for (const args of [
+    ['--capacity', '0'],
+    ['--capacity', '99999999'],
+    ['--policy', 'fifo'],
+  ]) {
+    const { listening } = startProcess(['--port', '0', ...args]);
+    await assert.rejects(listening, /Capacity|policy/, args.join(' '));
+  }
+});

@@ -1,0 +1,73 @@
+/** Starts cache nodes on real sockets (port 0) inside the test process, and talks to them. */
+import type { AddressInfo } from 'node:net';
+import { buildCacheNode } from '../../src/cachenode/app.ts';
+import { createNodeCache } from '../../src/cachenode/node-cache.ts';
+import type { PolicyName } from '../../src/core/stores/store.ts';
+
+export const SECRET = 'test-secret';
+export const auth = { authorization: `Bearer ${SECRET}` };
+
+export interface TestNode {
+  url: string;
+  cache: ReturnType<typeof createNodeCache>;
+  close(): Promise<void>;
+}
+
+export async function startNode(
+  options: {
+    capacityMb?: number;
+    policy?: PolicyName;
+    secret?: string | undefined;
+    bodyLimit?: number;
+    random?: () => number;
+  } = {},
+): Promise<TestNode> {
+  const cache = createNodeCache({
+    policy: options.policy ?? 'LRU',
+    capacityMb: options.capacityMb ?? 10,
+    maxCapacityMb: 4096,
+    ...(options.random && { random: options.random }),
+  });
+  const secret = 'secret' in options ? options.secret : SECRET;
+  const app = await buildCacheNode({
+    nodeId: 'test-node',
+    cache,
+    secret,
+    ...(options.bodyLimit && { bodyLimit: options.bodyLimit }),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, cache, close: () => app.close() };
+}
+
+/** JSON request with the shared secret; returns status and parsed body. */
+export async function call(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = auth,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(url + path, {
+    method,
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: response.status, body: parsed };
+}
+
+/** The smallest valid PNG header plus filler, so sniffing sees a PNG. */
+export function png(bytes = 100, fill = 7): Buffer {
+  const b = Buffer.alloc(bytes, fill);
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(b);
+  return b;
+}
+
+export const dataUrl = (bytes: Buffer, type = 'image/png') =>
+  `data:${type};base64,${bytes.toString('base64')}`;
