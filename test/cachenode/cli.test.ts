@@ -5,9 +5,9 @@ import { it } from 'node:test';
 
 const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 
-/** Runs `pixpool cache-node` as a real process and resolves with its URL once it listens. */
+/** Runs `pixpool <args>` as a real process and resolves with its URL once it listens. */
 function startProcess(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, 'cache-node', ...args], {
+  const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -27,7 +27,7 @@ function startProcess(args: string[], env: Record<string, string> = {}) {
 
 it('pixpool cache-node runs as a process, serves, and exits cleanly on SIGTERM', async () => {
   const { child, listening } = startProcess(
-    ['--port', '0', '--capacity', '8', '--policy', 'rr', '--log-level', 'info'],
+    ['cache-node', '--port', '0', '--capacity', '8', '--policy', 'rr', '--log-level', 'info'],
     { PIXPOOL_SECRET: 's3cret' },
   );
   const url = await listening;
@@ -49,7 +49,7 @@ it('pixpool cache-node runs as a process, serves, and exits cleanly on SIGTERM',
 });
 
 it('pixpool cache-node refuses to listen beyond loopback without a secret', async () => {
-  const { child, listening } = startProcess(['--host', '0.0.0.0', '--port', '0'], {
+  const { child, listening } = startProcess(['cache-node', '--host', '0.0.0.0', '--port', '0'], {
     PIXPOOL_SECRET: '',
   });
   await assert.rejects(listening, /without a shared secret/);
@@ -62,7 +62,26 @@ it('pixpool cache-node refuses an absurd capacity or an unknown policy at start'
     ['--capacity', '99999999'],
     ['--policy', 'fifo'],
   ]) {
-    const { listening } = startProcess(['--port', '0', ...args]);
+    const { listening } = startProcess(['cache-node', '--port', '0', ...args]);
     await assert.rejects(listening, /Capacity|policy/, args.join(' '));
   }
+});
+
+it('pixpool up starts the system, prints where to open it, and needs its secret', async () => {
+  const { child, listening, output } = startProcess(['up', '--port', '0'], { PIXPOOL_SECRET: '' });
+  const url = await listening;
+  assert.equal((await fetch(`${url}/health`)).status, 200);
+  assert.equal((await fetch(`${url}/api/cache/statistics`)).status, 401);
+  for (let i = 0; i < 50 && !/Bearer/.test(output()); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const secret = /Bearer ([\w-]+)/.exec(output())?.[1];
+  assert.ok(secret, 'up prints how to call the node with its generated secret');
+  const stats = await fetch(`${url}/api/cache/statistics`, {
+    headers: { authorization: `Bearer ${secret}` },
+  });
+  assert.equal(stats.status, 200);
+  child.kill('SIGINT');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
 });
