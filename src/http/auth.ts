@@ -19,15 +19,18 @@ declare module 'fastify' {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function bearerMatches(header: string | undefined, secret: string): boolean {
-  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${secret}`));
+/** A checker for `Authorization` headers; the secret's digest is computed once, not per request. */
+export function bearerCheck(secret: string): (header: string | undefined) => boolean {
+  const expected = digest(`Bearer ${secret}`);
+  return (header) => timingSafeEqual(digest(header ?? ''), expected);
 }
 
 export function installSharedSecret(app: FastifyInstance, secret: string | undefined): void {
   if (!secret) return;
+  const matches = bearerCheck(secret);
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
-    if (!bearerMatches(request.headers.authorization, secret)) {
+    if (!matches(request.headers.authorization)) {
       throw unauthorized(
         request.headers.authorization
           ? 'The shared secret does not match this pool’s (Authorization: Bearer …).'

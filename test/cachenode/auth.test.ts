@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bearerMatches } from '../../src/http/auth.ts';
+import { bearerCheck } from '../../src/http/auth.ts';
 import { auth, call, startNode, type TestNode } from '../helpers/nodes.ts';
 
 describe('cache node auth', () => {
@@ -56,7 +56,8 @@ describe('cache node auth', () => {
   });
 
   it('compares secrets whole: prefixes, extensions and other schemes do not match', () => {
-    assert.equal(bearerMatches('Bearer s3cret', 's3cret'), true);
+    const matches = bearerCheck('s3cret');
+    assert.equal(matches('Bearer s3cret'), true);
     for (const header of [
       undefined,
       '',
@@ -65,7 +66,7 @@ describe('cache node auth', () => {
       'bearer s3cret',
       'Basic s3cret',
     ]) {
-      assert.equal(bearerMatches(header, 's3cret'), false, String(header));
+      assert.equal(matches(header), false, String(header));
     }
   });
 });
