@@ -1,0 +1,128 @@
+/**
+ * Reads a V8 .cpuprofile (node --cpu-prof) and says where the time went: self time by area
+ * (node core, each npm package, pixpool's src/, GC, native), the top functions by self time, and
+ * pixpool's own functions by inclusive time.
+ */
+import { readFileSync } from 'node:fs';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface Share {
+  name: string;
+  ms: number;
+  pct: number;
+}
+
+export interface ProfileSummary {
+  file: string;
+  /** Sampled time, idle excluded, ms. */
+  busyMs: number;
+  idleMs: number;
+  byArea: Share[];
+  topSelf: Share[];
+  projectInclusive: Share[];
+}
+
+function area(url: string, functionName: string): string {
+  if (url === '') {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(program)') return '(program): V8/native outside JS';
+    if (functionName === '(idle)') return '(idle)';
+    return 'native (builtins, C++)';
+  }
+  if (url.startsWith('node:')) return 'node core';
+  const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
+  if (pkg) return pkg;
+  if (/\/src\//.test(url)) return 'pixpool src/';
+  return 'other';
+}
+
+function where(frame: ProfileNode['callFrame']): string {
+  const file = frame.url
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/node_modules\//, '')
+    .replace(/^.*\/(src\/)/, '$1');
+  const name = frame.functionName || '(anonymous)';
+  // tsx hands V8 its output on one line, so line 1 says nothing for the project's .ts files.
+  const line = frame.lineNumber > 0 ? `:${frame.lineNumber + 1}` : '';
+  return file ? `${name} ${file}${line}` : name;
+}
+
+function shares(map: Map<string, number>, total: number, limit: number): Share[] {
+  return [...map]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([name, us]) => ({ name, ms: us / 1000, pct: (us / total) * 100 }));
+}
+
+export function summarizeProfile(file: string, limit = 15): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+
+  let busy = 0;
+  let idle = 0;
+  const byArea = new Map<string, number>();
+  const bySelf = new Map<string, number>();
+  const projectInclusive = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const a = area(node.callFrame.url, node.callFrame.functionName);
+    if (a === '(idle)') {
+      idle += us;
+      continue;
+    }
+    busy += us;
+    byArea.set(a, (byArea.get(a) ?? 0) + us);
+    const key = where(node.callFrame);
+    bySelf.set(key, (bySelf.get(key) ?? 0) + us);
+    // Inclusive time of pixpool's own functions: each counted once per stack (recursion).
+    const seen = new Set<string>();
+    for (let n: ProfileNode | undefined = node; n; n = byId.get(parent.get(n.id) ?? -1)) {
+      if (area(n.callFrame.url, n.callFrame.functionName) !== 'pixpool src/') continue;
+      const k = where(n.callFrame);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      projectInclusive.set(k, (projectInclusive.get(k) ?? 0) + us);
+    }
+  }
+  return {
+    file,
+    busyMs: busy / 1000,
+    idleMs: idle / 1000,
+    byArea: shares(byArea, busy, limit),
+    topSelf: shares(bySelf, busy, limit),
+    projectInclusive: shares(projectInclusive, busy, limit),
+  };
+}
+
+export function formatProfile(summary: ProfileSummary): string[] {
+  const line = (s: Share) => `  ${s.pct.toFixed(1).padStart(5)}%  ${s.name}`;
+  return [
+    `CPU profile ${summary.file}: ${(summary.busyMs / 1000).toFixed(1)} s busy, ${(summary.idleMs / 1000).toFixed(1)} s idle (shares below are of busy time)`,
+    'self time by area:',
+    ...summary.byArea.map(line),
+    'top functions by self time:',
+    ...summary.topSelf.map(line),
+    "pixpool's own functions, inclusive time:",
+    ...summary.projectInclusive.map(line),
+  ];
+}
