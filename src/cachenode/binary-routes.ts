@@ -4,11 +4,11 @@
  *
  *   GET    /v1/entries/:key   200 bytes | 404
  *   PUT    /v1/entries/:key   204 stored | 409 a newer version is cached (body: raw bytes)
- *   DELETE /v1/entries/:key   204
+ *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after)
  *   POST   /v1/import         200 {accepted, refused} (body: an entry batch from a hand-over)
  */
 import type { FastifyInstance } from 'fastify';
-import { VERSION_HEADER } from '../clients/node-client.ts';
+import { MODIFIED_HEADER, VERSION_HEADER } from '../clients/node-client.ts';
 import { decodeBatch } from '../core/entry-batch.ts';
 import { badRequest, conflict, failure } from '../core/errors.ts';
 import { keyProblem } from '../core/keys.ts';
@@ -49,6 +49,7 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache): void {
     const entry = cache.get(checkKey(request.params.key));
     if (!entry) return reply.code(404).send(failure(404, 'Not in this cache.'));
     reply.header('content-type', entry.contentType).header(VERSION_HEADER, entry.version);
+    if (entry.modifiedAt !== undefined) reply.header(MODIFIED_HEADER, entry.modifiedAt);
     return reply.send(entry.value);
   });
 
@@ -62,6 +63,7 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache): void {
       value: request.body,
       contentType: checkContentType(request.headers['content-type']),
       version: version ?? 0,
+      modifiedAt: parseVersion(request.headers[MODIFIED_HEADER]),
     };
     if (cache.put(key, entry, version !== undefined) === 'stale') {
       throw conflict(
@@ -72,7 +74,7 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache): void {
   });
 
   app.delete<{ Params: KeyParams }>('/v1/entries/:key', async (request, reply) => {
-    cache.invalidate(checkKey(request.params.key));
+    cache.invalidate(checkKey(request.params.key), parseVersion(request.headers[VERSION_HEADER]));
     return reply.code(204).send();
   });
 
@@ -88,7 +90,12 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache): void {
     }
     const entries: [string, CacheEntry][] = batch.map((e) => [
       checkKey(e.key),
-      { value: e.value, contentType: checkContentType(e.contentType), version: e.version },
+      {
+        value: e.value,
+        contentType: checkContentType(e.contentType),
+        version: e.version,
+        modifiedAt: e.modifiedAt,
+      },
     ]);
     return { success: 'true', ...cache.import(entries) };
   });

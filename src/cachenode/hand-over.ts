@@ -131,6 +131,7 @@ export async function handOver(
           key,
           contentType: e.contentType,
           version: e.version,
+          modifiedAt: e.modifiedAt,
           value: e.value,
         })),
       );

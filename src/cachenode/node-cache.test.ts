@@ -115,3 +115,33 @@ describe('config parsing', () => {
     }
   });
 });
+
+describe('tombstones', () => {
+  it('after an invalidation with version V, older fills and hand-overs are refused', () => {
+    let now = 1_000; // lru-cache treats a start time of 0 as "no TTL"
+    const cache = createNodeCache({
+      policy: 'LRU',
+      capacityMb: 1,
+      maxCapacityMb: 100,
+      clock: { now: () => now },
+      tombstoneTtlMs: 60_000,
+    });
+    cache.put('k', entry(10, 1), true);
+    cache.invalidate('k', 2);
+    assert.equal(cache.peek('k'), undefined);
+    assert.equal(cache.put('k', entry(10, 1), true), 'stale', 'a late fill of v1');
+    assert.deepEqual(cache.import([['k', entry(10, 1)]]), { accepted: 0, refused: 1 });
+    assert.equal(cache.put('k', entry(10, 2), true), 'stored', 'v2 itself may be filled');
+    cache.clear();
+    assert.equal(cache.put('k', entry(10, 1), true), 'stale', 'clear keeps tombstones');
+    now += 60_001;
+    assert.equal(cache.put('k', entry(10, 1), true), 'stored', 'tombstones expire');
+  });
+
+  it('an invalidation without a version leaves no tombstone', () => {
+    const cache = node();
+    cache.put('k', entry(10, 5), true);
+    cache.invalidate('k');
+    assert.equal(cache.put('k', entry(10, 1), true), 'stored');
+  });
+});

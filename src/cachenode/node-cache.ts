@@ -5,7 +5,13 @@
  * Version rule: a write that carries a version never replaces a newer cached version of its key
  * (a late fill or a hand-over must not undo a newer upload); a write without a version (the seed
  * API) replaces whatever is there. Hand-overs are stricter still: an equal version is kept as it is.
+ *
+ * Tombstones: an invalidation that carries the new version V (an upload just committed V) leaves
+ * "key: V" behind for a while, so a fill or hand-over of an older version that was already in
+ * flight cannot put the old image back after the invalidation. They are bounded in number and
+ * time (far longer than any request timeout); clear() keeps them.
  */
+import { LRUCache } from 'lru-cache';
 import { badRequest, tooLarge } from '../core/errors.ts';
 import { REGION_COUNT, regionOf } from '../core/regions.ts';
 import { createStats, rate, type Sample, type Stats } from '../core/stats.ts';
@@ -31,7 +37,11 @@ export interface NodeCacheOptions extends NodeConfig {
   maxCapacityMb: number;
   random?: () => number;
   clock?: { now(): number };
+  /** How long an invalidation's version is remembered, ms (default 10 minutes). */
+  tombstoneTtlMs?: number;
 }
+
+const MAX_TOMBSTONES = 100_000;
 
 export type PutOutcome = 'stored' | 'stale';
 
@@ -77,6 +87,19 @@ export function createNodeCache(options: NodeCacheOptions) {
     ...(random && { random }),
   });
   let store: CacheStore = createStore(config.policy, storeOptions(config.capacityMb));
+  const tombstones = new LRUCache<string, number>({
+    max: MAX_TOMBSTONES,
+    ttl: options.tombstoneTtlMs ?? 10 * 60_000,
+    // Read the clock on every check (lru-cache otherwise caches "now" behind a timer).
+    ttlResolution: 0,
+    ...(options.clock && { perf: options.clock }),
+  });
+  /** Whether `version` of `key` is older than what is cached or was invalidated. */
+  const outdated = (key: string, version: number, orEqual: boolean) => {
+    const current = store.peek(key)?.version;
+    if (current !== undefined && (orEqual ? current >= version : current > version)) return true;
+    return version < (tombstones.get(key) ?? 0);
+  };
 
   function refuseIfTooLarge(key: string, bytes: number): void {
     if (bytes > store.capacity) {
@@ -113,8 +136,7 @@ export function createNodeCache(options: NodeCacheOptions) {
     /** A client's write; `version` undefined means unconditional (seed API). */
     put(key: string, entry: CacheEntry, conditional: boolean): PutOutcome {
       refuseIfTooLarge(key, entry.value.length);
-      const current = store.peek(key);
-      if (conditional && current && current.version > entry.version) return 'stale';
+      if (conditional && outdated(key, entry.version, false)) return 'stale';
       store.set(key, entry);
       stats.put();
       return 'stored';
@@ -125,15 +147,18 @@ export function createNodeCache(options: NodeCacheOptions) {
       let accepted = 0;
       let refused = 0;
       for (const [key, entry] of entries) {
-        const current = store.peek(key);
-        if ((current && current.version >= entry.version) || !store.set(key, entry)) refused++;
+        if (outdated(key, entry.version, true) || !store.set(key, entry)) refused++;
         else accepted++;
       }
       stats.imported(accepted);
       return { accepted, refused };
     },
 
-    invalidate: (key: string) => store.delete(key),
+    /** Forget `key`; with the version that replaced it, refuse older versions for a while. */
+    invalidate(key: string, version?: number): boolean {
+      if (version !== undefined) tombstones.set(key, Math.max(version, tombstones.get(key) ?? 0));
+      return store.delete(key);
+    },
 
     /** Delete `key` only if the cached entry is still `version` (after handing it over). */
     deleteIfVersion(key: string, version: number): boolean {

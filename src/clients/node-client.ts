@@ -11,6 +11,7 @@ import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 
 export const VERSION_HEADER = 'x-pixpool-version';
+export const MODIFIED_HEADER = 'x-pixpool-modified';
 
 export interface NodeClientOptions {
   /** The pool's shared secret, sent as a bearer token. */
@@ -92,10 +93,12 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       }
       if (response.statusCode !== 200) return failure(nodeUrl, response);
       const value = Buffer.from(await response.body.arrayBuffer());
+      const modified = response.headers[MODIFIED_HEADER];
       return {
         value,
         contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
         version: Number(response.headers[VERSION_HEADER] ?? 0),
+        ...(modified !== undefined && { modifiedAt: Number(modified) }),
       };
     },
 
@@ -105,7 +108,11 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         nodeUrl,
         'PUT',
         entryPath(key),
-        { 'content-type': entry.contentType, [VERSION_HEADER]: String(entry.version) },
+        {
+          'content-type': entry.contentType,
+          [VERSION_HEADER]: String(entry.version),
+          ...(entry.modifiedAt !== undefined && { [MODIFIED_HEADER]: String(entry.modifiedAt) }),
+        },
         entry.value,
       );
       if (response.statusCode === 204) return 'stored';
@@ -116,8 +123,11 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       return failure(nodeUrl, response);
     },
 
-    async invalidate(nodeUrl: string, key: string): Promise<void> {
-      const response = await call(nodeUrl, 'DELETE', entryPath(key));
+    /** Forget `key`; with `version` (the one just committed), the node refuses older ones after. */
+    async invalidate(nodeUrl: string, key: string, version?: number): Promise<void> {
+      const headers: Record<string, string> =
+        version === undefined ? {} : { [VERSION_HEADER]: String(version) };
+      const response = await call(nodeUrl, 'DELETE', entryPath(key), headers);
       if (response.statusCode !== 204) return failure(nodeUrl, response);
     },
 

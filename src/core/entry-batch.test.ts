@@ -3,7 +3,13 @@ import { it } from 'node:test';
 import { BatchFormatError, decodeBatch, encodeBatch } from './entry-batch.ts';
 
 const entries = [
-  { key: 'cat', contentType: 'image/png', version: 3, value: Buffer.from([1, 2, 3]) },
+  {
+    key: 'cat',
+    contentType: 'image/png',
+    version: 3,
+    modifiedAt: 1_700_000_000_000,
+    value: Buffer.from([1, 2, 3]),
+  },
   { key: 'ключ', contentType: 'image/jpeg', version: 0, value: Buffer.alloc(70_000, 9) },
 ];
 

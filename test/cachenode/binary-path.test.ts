@@ -47,6 +47,21 @@ describe('cache node binary path over a real socket', () => {
     assert.equal(await client.get(node.url, 'v'), undefined);
   });
 
+  it('an invalidation carrying the new version turns away a late fill of an older one', async () => {
+    const value = png(10);
+    await client.put(node.url, 't', { value, contentType: 'image/png', version: 1, modifiedAt: 5 });
+    assert.equal((await client.get(node.url, 't'))?.modifiedAt, 5);
+    await client.invalidate(node.url, 't', 2);
+    assert.equal(
+      await client.put(node.url, 't', { value, contentType: 'image/png', version: 1 }),
+      'stale',
+    );
+    assert.equal(
+      await client.put(node.url, 't', { value, contentType: 'image/png', version: 2 }),
+      'stored',
+    );
+  });
+
   it('imports a batch without replacing newer versions', async () => {
     await client.put(node.url, 'i1', { value: png(10), contentType: 'image/png', version: 7 });
     const batch = encodeBatch([

@@ -13,6 +13,8 @@ export interface CacheEntry {
   readonly contentType: string;
   /** The image's version from the metadata store; 0 when a client gave none (seed API). */
   readonly version: number;
+  /** When the image was uploaded, ms since the epoch, if the writer knows (Last-Modified). */
+  readonly modifiedAt?: number | undefined;
 }
 
 export type PolicyName = 'LRU' | 'RR';
