@@ -6,6 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { runCacheNode } from './cachenode/main.ts';
+import { runFrontend } from './frontend/main.ts';
+import { startChildService } from './process/child-service.ts';
+import type { StorageOptions } from './storage/open.ts';
 
 const program = new Command('pixpool')
   .description('pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.')
@@ -20,15 +23,61 @@ const logLevelOption = () =>
   new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
     .env('PIXPOOL_LOG_LEVEL')
     .default('info');
+const hostOption = (help: string) =>
+  new Option('--host <host>', help).env('PIXPOOL_HOST').default('127.0.0.1');
+
+/** Options choosing the storage backends (SPEC §1): embedded by default, real when configured. */
+function storageOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--data-dir <dir>', 'where embedded data lives (objects/, db/)')
+        .env('PIXPOOL_DATA_DIR')
+        .default('./data'),
+    )
+    .addOption(
+      new Option(
+        '--database-url <url>',
+        'PostgreSQL connection string; unset: embedded PostgreSQL (PGlite) in <data-dir>/db',
+      ).env('DATABASE_URL'),
+    )
+    .addOption(
+      new Option(
+        '--s3-bucket <bucket>',
+        'S3 bucket for image objects; unset: the folder <data-dir>/objects',
+      ).env('S3_BUCKET'),
+    )
+    .addOption(
+      new Option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, s3rver …); unset: AWS').env(
+        'S3_ENDPOINT',
+      ),
+    )
+    .addOption(new Option('--s3-region <region>', 'S3 region').env('S3_REGION'))
+    .addOption(
+      new Option('--s3-force-path-style', 'path-style S3 URLs (most S3-compatible servers)').env(
+        'S3_FORCE_PATH_STYLE',
+      ),
+    );
+}
+
+function storageFrom(o: Record<string, unknown>): StorageOptions {
+  return {
+    dataDir: String(o.dataDir),
+    databaseUrl: o.databaseUrl as string | undefined,
+    s3: o.s3Bucket
+      ? {
+          bucket: String(o.s3Bucket),
+          endpoint: o.s3Endpoint as string | undefined,
+          region: o.s3Region as string | undefined,
+          forcePathStyle: Boolean(o.s3ForcePathStyle),
+        }
+      : undefined,
+  };
+}
 
 program
   .command('cache-node')
   .description('an in-memory cache node: key → image bytes with a byte capacity and LRU or RR')
-  .addOption(
-    new Option('--host <host>', 'address to listen on; 0.0.0.0 for other hosts (needs a secret)')
-      .env('PIXPOOL_HOST')
-      .default('127.0.0.1'),
-  )
+  .addOption(hostOption('address to listen on; 0.0.0.0 for other hosts (needs a secret)'))
   .addOption(
     new Option('--port <port>', 'port to listen on; 0 picks a free one')
       .env('PIXPOOL_NODE_PORT')
@@ -61,43 +110,107 @@ program
     await runCacheNode({ ...o, capacityMb: o.capacity });
   });
 
-program
-  .command('up')
-  .description(
-    'run the whole system on this machine with embedded defaults (today: one cache node)',
-  )
-  .addOption(
-    new Option('--port <port>', 'cache node port')
-      .env('PIXPOOL_NODE_PORT')
-      .default(5001)
-      .argParser(Number),
-  )
-  .addOption(secretOption())
-  .addOption(logLevelOption())
-  .action(async (o) => {
-    const secret = o.secret || randomBytes(24).toString('base64url');
-    const { address } = await runCacheNode({
-      host: '127.0.0.1',
-      port: o.port,
-      capacityMb: 100,
-      policy: 'LRU',
-      secret,
-      logLevel: o.logLevel,
-      maxBodyMb: 64,
-    });
-    const auth = `-H 'Authorization: Bearer ${secret}'`;
-    console.log(`
-pixpool is up. The frontend and manager are not built yet, so "up" runs one cache node:
+storageOptions(
+  program
+    .command('frontend')
+    .description(
+      'the public service: upload, fetch and list images, web pages; routes to cache nodes',
+    )
+    .addOption(hostOption('address to listen on'))
+    .addOption(
+      new Option('--port <port>', 'port to listen on')
+        .env('PIXPOOL_FRONTEND_PORT')
+        .default(5000)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option('--nodes <urls>', 'cache node URLs, comma-separated')
+        .env('PIXPOOL_NODES')
+        .default('http://127.0.0.1:5001'),
+    )
+    .addOption(
+      new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
+        .env('MAX_UPLOAD_MB')
+        .default(10)
+        .argParser(Number),
+    )
+    .addOption(secretOption())
+    .addOption(logLevelOption()),
+).action(async (o) => {
+  await runFrontend({
+    ...storageFrom(o),
+    host: o.host,
+    port: o.port,
+    nodes: String(o.nodes)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    secret: o.secret,
+    maxUploadMb: o.maxUploadMb,
+    logLevel: o.logLevel,
+  });
+});
 
-  cache node  ${address}   (LRU, 100 MB)   health: ${address}/health
+storageOptions(
+  program
+    .command('up')
+    .description(
+      'run the whole system on this machine with embedded defaults (today: the frontend and one cache node)',
+    )
+    .addOption(
+      new Option('--port <port>', 'frontend port')
+        .env('PIXPOOL_FRONTEND_PORT')
+        .default(5000)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option('--node-port <port>', 'cache node port; 0 picks a free one')
+        .env('PIXPOOL_NODE_PORT')
+        .default(5001)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option('--capacity <mb>', 'cache node capacity, MB')
+        .env('PIXPOOL_CAPACITY_MB')
+        .default('100'),
+    )
+    .addOption(secretOption())
+    .addOption(logLevelOption()),
+).action(async (o) => {
+  const secret = o.secret || randomBytes(24).toString('base64url');
+  const node = await startChildService({
+    args: [
+      'cache-node',
+      '--port',
+      String(o.nodePort),
+      '--capacity',
+      o.capacity,
+      '--log-level',
+      'warn',
+    ],
+    env: { PIXPOOL_SECRET: secret },
+    label: 'cache-node',
+  });
+  process.once('exit', () => node.child.kill('SIGTERM'));
+  const { address } = await runFrontend({
+    ...storageFrom(o),
+    host: '127.0.0.1',
+    port: o.port,
+    nodes: [node.url],
+    secret,
+    maxUploadMb: 10,
+    logLevel: o.logLevel,
+  });
+  console.log(`
+pixpool is up: open ${address}
 
-Try it:
-  curl -X PUT ${auth} -H 'Content-Type: image/png' --data-binary @some.png ${address}/v1/entries/cat
-  curl ${auth} ${address}/v1/entries/cat -o cat.png
-  curl ${auth} ${address}/api/cache/statistics
+  frontend    ${address}          upload, browse and fetch images (API: ${address}/api/…)
+  cache node  ${node.url}   (LRU, ${o.capacity} MB; one node until the manager exists)
+  storage     ${o.databaseUrl ? 'PostgreSQL' : `embedded PostgreSQL in ${o.dataDir}/db`}, ${o.s3Bucket ? `S3 bucket ${o.s3Bucket}` : `objects in ${o.dataDir}/objects`}
+  secret      Authorization: Bearer ${secret}   (for the nodes and /api/notify)
 
 Stop with Ctrl-C.`);
-  });
+});
 
 program.parseAsync().catch((error: Error) => {
   console.error(`pixpool: ${error.message}`);

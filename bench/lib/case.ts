@@ -45,6 +45,8 @@ export interface Check {
   /** e.g. "≥ 0.6" */
   target: string;
   met: boolean;
+  /** A later issue's target, reported for tracking: --strict does not fail on it. */
+  advisory?: boolean;
 }
 
 export interface CaseResult {

@@ -270,3 +270,26 @@ export function treeCpuSeconds(pid: number): CpuTime | undefined {
   }
   return total;
 }
+
+/**
+ * Waits until `child`'s stdout+stderr matches `pattern` and returns the match; fails early if
+ * the child exits meanwhile, or after `timeoutMs`.
+ */
+export async function waitForOutput(
+  child: Child,
+  pattern: RegExp,
+  timeoutMs = 60_000,
+): Promise<RegExpExecArray> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const match = pattern.exec(`${child.stdout()}\n${child.stderr()}`);
+    if (match) return match;
+    if (child.done()) {
+      throw new Error(`${child.name} exited before printing ${pattern}:\n${child.tail()}`);
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `${child.name} did not print ${pattern} within ${timeoutMs} ms:\n${child.tail()}`,
+  );
+}

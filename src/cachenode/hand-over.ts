@@ -8,14 +8,13 @@
  * stay here and the order reports the failure.
  */
 
-import type { NodeClient } from '../clients/node-client.ts';
+import { type NodeClient, nodeUrl } from '../clients/node-client.ts';
 import { encodeBatch } from '../core/entry-batch.ts';
 import { badRequest } from '../core/errors.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { NodeCache } from './node-cache.ts';
 
-export const SEED_NODE_PORT = 5001;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
 export interface HandOverOrder {
@@ -34,25 +33,6 @@ export interface HandOverResult {
   /** Keys asked for by name that are not cached here (evicted or never cached). */
   missing: number;
   error?: string;
-}
-
-/** A node address as the seeds send it (an IP, host:port) or a URL, as a base URL. */
-export function nodeUrl(address: string): string {
-  const raw = /^https?:\/\//i.test(address)
-    ? address
-    : /:\d+$/.test(address)
-      ? `http://${address}`
-      : `http://${address}:${SEED_NODE_PORT}`;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw badRequest(`${JSON.stringify(address)} is not a node address (a URL or host:port).`);
-  }
-  if (url.username || url.password || url.search || url.hash || url.pathname !== '/') {
-    throw badRequest(`A node address is a bare http(s) origin; got ${JSON.stringify(address)}.`);
-  }
-  return url.origin;
 }
 
 /** Accepts ours ({moves:[{to, regions|keys}]} or {to, regions|keys}) and the seed's ({dest}). */

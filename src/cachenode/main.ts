@@ -2,6 +2,7 @@
  * Runs one cache node as a process: takes parsed options (cli.ts reads flags and environment),
  * refuses an unsafe setup, listens, and closes gracefully on SIGTERM/SIGINT.
  */
+import { randomUUID } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
 import { isLoopback } from '../http/listen.ts';
 import { buildCacheNode } from './app.ts';
@@ -29,7 +30,10 @@ export async function runCacheNode(options: CacheNodeOptions) {
       `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET (or --secret), or bind to 127.0.0.1.`,
     );
   }
-  const nodeId = options.nodeId || `${hostname()}:${options.port}`;
+  // host:port names a node well, but a port picked by the OS (0) is not known yet.
+  const nodeId =
+    options.nodeId ||
+    (options.port ? `${hostname()}:${options.port}` : `${hostname()}-${randomUUID().slice(0, 8)}`);
   const cache = createNodeCache({ policy, capacityMb, maxCapacityMb });
   const app = await buildCacheNode({
     nodeId,
@@ -39,10 +43,8 @@ export async function runCacheNode(options: CacheNodeOptions) {
     logger: { level: options.logLevel },
   });
   const address = await app.listen({ host: options.host, port: options.port });
-  app.log.info(
-    { nodeId, address, policy, capacityMb, auth: Boolean(secret) },
-    `cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`,
-  );
+  // Printed at every log level: supervisors (pixpool up, the manager) wait for this line.
+  console.log(`cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`);
   const stop = async (signal: string) => {
     app.log.info(`${signal}: finishing in-flight requests, then exiting`);
     await app.close();

@@ -8,10 +8,32 @@
  */
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
+import { badRequest } from '../core/errors.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 
 export const VERSION_HEADER = 'x-pixpool-version';
+/** The originals address nodes by IP alone, on this port. */
+export const SEED_NODE_PORT = 5001;
 export const MODIFIED_HEADER = 'x-pixpool-modified';
+
+/** A node address as the seeds send it (an IP, host:port) or a URL, as a base URL. */
+export function nodeUrl(address: string): string {
+  const raw = /^https?:\/\//i.test(address)
+    ? address
+    : /:\d+$/.test(address)
+      ? `http://${address}`
+      : `http://${address}:${SEED_NODE_PORT}`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw badRequest(`${JSON.stringify(address)} is not a node address (a URL or host:port).`);
+  }
+  if (url.username || url.password || url.search || url.hash || url.pathname !== '/') {
+    throw badRequest(`A node address is a bare http(s) origin; got ${JSON.stringify(address)}.`);
+  }
+  return url.origin;
+}
 
 export interface NodeClientOptions {
   /** The pool's shared secret, sent as a bearer token. */

@@ -1,6 +1,7 @@
 /**
- * Shared-secret auth between pixpool services: `Authorization: Bearer <secret>` on every request
- * except routes marked `config: { public: true }` (health checks).
+ * Shared-secret auth between pixpool services: `Authorization: Bearer <secret>`. Internal
+ * services (cache nodes) require it on every route but those marked `config: { public: true }`;
+ * public services (the frontend) only on routes marked `config: { secret: true }`.
  *
  * Both sides are hashed before a constant-time compare, so neither the secret's length nor its
  * prefix leaks through timing. With no secret configured the hook is not installed at all; the
@@ -14,6 +15,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Reachable without the shared secret. */
     public?: boolean;
+    /** Needs the shared secret even on a public service. */
+    secret?: boolean;
   }
 }
 
@@ -25,11 +28,16 @@ export function bearerCheck(secret: string): (header: string | undefined) => boo
   return (header) => timingSafeEqual(digest(header ?? ''), expected);
 }
 
-export function installSharedSecret(app: FastifyInstance, secret: string | undefined): void {
+export function installSharedSecret(
+  app: FastifyInstance,
+  secret: string | undefined,
+  byDefault = true,
+): void {
   if (!secret) return;
   const matches = bearerCheck(secret);
   app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config?.public) return;
+    const config = request.routeOptions.config;
+    if (config?.public || !(config?.secret || byDefault)) return;
     if (!matches(request.headers.authorization)) {
       throw unauthorized(
         request.headers.authorization

@@ -12,6 +12,8 @@ export interface ServiceOptions {
   /** Name in logs, metrics labels and /health. */
   service: string;
   secret?: string | undefined;
+  /** Whether every route needs the secret (internal services) or only those that ask for it. */
+  secretByDefault?: boolean;
   bodyLimit?: number;
   logger?: FastifyServerOptions['logger'];
   /** Extra fields for /health. */
@@ -29,7 +31,7 @@ export function createService(options: ServiceOptions) {
     routerOptions: { maxParamLength: 2048 },
   });
   installErrorHandling(app);
-  installSharedSecret(app, options.secret);
+  installSharedSecret(app, options.secret, options.secretByDefault ?? true);
   app.get('/health', { config: { public: true } }, async () => ({
     success: 'true',
     service: options.service,

@@ -1,0 +1,128 @@
+/**
+ * The whole pixpool system as a benchmark peer: `bin/pixpool.js up` (the frontend in-process,
+ * one cache node as its child) on this very Node binary, pinned like any peer (the cache node
+ * inherits the CPU affinity), ready once it prints "pixpool is up: open <url>". Plus the public
+ * API calls a case needs: upload (multipart) and a GET that waits until the cache node serves it.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { multipartEncoder } from './multipart.ts';
+import { type Child, freePort, type ProcessGroup, waitForOutput } from './processes.ts';
+
+export interface PixpoolUpOptions {
+  /** Project root (where bin/pixpool.js is). */
+  root: string;
+  /** --data-dir: the embedded database and object folder (used unless storageArgs replace them). */
+  dataDir: string;
+  /** The pool's shared secret; passed in the environment, so it stays out of ps and reports. */
+  secret: string;
+  /** Storage flags after the defaults, e.g. --database-url … --s3-bucket …. */
+  storageArgs?: string[];
+  /** Extra environment (e.g. S3 credentials). */
+  env?: Record<string, string>;
+  cpus?: string | undefined;
+  /** Flags for the frontend's node (the cache node child does not get them). */
+  nodeFlags?: string[];
+  logFile?: string;
+  name?: string;
+}
+
+export interface PixpoolUp {
+  child: Child;
+  baseUrl: string;
+  /** The cache node's URL, as `up` printed it. */
+  nodeUrl: string | undefined;
+  /** The command line, as it ran (the secret travels in the environment). */
+  command: string;
+  /** POST /api/upload; throws unless it answers 200 with success "true". */
+  upload(key: string, file: Uint8Array): Promise<void>;
+  /** GETs /images/<key> until the cache node serves it (x-pixpool-source: cache) with `expected`. */
+  waitForCacheHit(key: string, expected: Uint8Array, timeoutMs?: number): Promise<number>;
+  stop(): Promise<number>;
+}
+
+/** Environment variables the CLI reads: none may leak from the runner's own environment. */
+const CLI_ENV = /^(PIXPOOL_|DATABASE_URL$|S3_|AWS_|MAX_UPLOAD_MB$)/;
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+export async function startPixpoolUp(
+  group: ProcessGroup,
+  options: PixpoolUpOptions,
+): Promise<PixpoolUp> {
+  const port = await freePort();
+  const args = [
+    ...(options.nodeFlags ?? []),
+    join('bin', 'pixpool.js'),
+    'up',
+    '--data-dir',
+    options.dataDir,
+    '--port',
+    String(port),
+    '--node-port',
+    '0',
+    '--log-level',
+    'warn',
+    ...(options.storageArgs ?? []),
+  ];
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!CLI_ENV.test(name)) env[name] = value;
+  }
+  Object.assign(env, options.env, { PIXPOOL_SECRET: options.secret });
+  const child = group.spawn(options.name ?? 'pixpool up', process.execPath, args, {
+    cwd: options.root,
+    env,
+    cpus: options.cpus,
+    ...(options.logFile !== undefined && { logFile: options.logFile }),
+  });
+  const up = await waitForOutput(child, /pixpool is up: open (http:\/\/\S+)/, 120_000);
+  const baseUrl = (up[1] as string).replace(/\/$/, '');
+  const nodeUrl = /cache node\s+(http:\/\/\S+)/.exec(child.stdout())?.[1];
+  const encoder = multipartEncoder();
+
+  return {
+    child,
+    baseUrl,
+    nodeUrl,
+    command: `node ${args.join(' ')}`,
+    async upload(key, file) {
+      const { contentType, body } = encoder.encode(key, file);
+      const response = await fetch(`${baseUrl}/api/upload`, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body,
+      });
+      const text = await response.text();
+      if (response.status !== 200 || !text.includes('"success":"true"')) {
+        throw new Error(`POST /api/upload (${key}) answered ${response.status}: ${text}`);
+      }
+    },
+    async waitForCacheHit(key, expected, timeoutMs = 15_000) {
+      const url = `${baseUrl}/images/${encodeURIComponent(key)}`;
+      const deadline = Date.now() + timeoutMs;
+      let gets = 0;
+      let last = 'no answer yet';
+      while (Date.now() < deadline) {
+        const response = await fetch(url);
+        const got = new Uint8Array(await response.arrayBuffer());
+        gets++;
+        if (response.status !== 200 || sha256(got) !== sha256(expected)) {
+          throw new Error(
+            `GET ${url} answered ${response.status} with ${got.length} bytes, not the ${expected.length} uploaded.`,
+          );
+        }
+        last = `x-pixpool-source: ${response.headers.get('x-pixpool-source')}`;
+        if (response.headers.get('x-pixpool-source') === 'cache') return gets;
+        await sleep(50);
+      }
+      throw new Error(
+        `GET ${url} never came from the cache node within ${timeoutMs} ms (${last}).`,
+      );
+    },
+    // SIGTERM to the group: the frontend closes gracefully (writing its --cpu-prof profile, if
+    // asked) and so does the cache node.
+    stop: () => child.stop(15_000),
+  };
+}

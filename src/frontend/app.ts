@@ -1,0 +1,54 @@
+/**
+ * buildFrontend(deps): the public service (API, images, pages) as a Fastify instance that never
+ * listens by itself. Storage, the node client and the pool view come in through deps.
+ */
+import multipart from '@fastify/multipart';
+import type { FastifyServerOptions } from 'fastify';
+import type { NodeClient } from '../clients/node-client.ts';
+import { createService } from '../http/service.ts';
+import type { MetadataStore } from '../storage/metadata-store.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { apiRoutes } from './api-routes.ts';
+import { imageRoutes } from './image-routes.ts';
+import { createImageService } from './images.ts';
+import { createFrontendMetrics } from './metrics.ts';
+import { registerPages } from './pages/index.ts';
+import type { Routing } from './routing.ts';
+
+export interface FrontendDeps {
+  metadata: MetadataStore;
+  objects: ObjectStore;
+  nodes: NodeClient;
+  routing: Routing;
+  /** The pool's shared secret, needed for POST /api/notify. */
+  secret?: string | undefined;
+  /** Largest image accepted, MB (SPEC: MAX_UPLOAD_MB, default 10). */
+  maxUploadMb?: number;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildFrontend(deps: FrontendDeps) {
+  const maxUploadMb = deps.maxUploadMb ?? 10;
+  const maxUploadBytes = Math.floor(maxUploadMb * 1024 * 1024);
+  const { app, registry } = createService({
+    service: 'frontend',
+    secret: deps.secret,
+    secretByDefault: false,
+    bodyLimit: 1024 * 1024,
+    logger: deps.logger,
+  });
+  await app.register(multipart, {
+    limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
+  });
+  const metrics = createFrontendMetrics(registry);
+  const images = createImageService({ ...deps, metrics, log: app.log });
+  apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
+  imageRoutes(app, { images, metrics });
+  registerPages(app, {
+    getImage: (key) => deps.metadata.get(key),
+    listKeys: (options) => deps.metadata.listKeys(options),
+    countKeys: (options) => deps.metadata.countKeys(options),
+    maxUploadMb,
+  });
+  return app;
+}

@@ -1,0 +1,44 @@
+/** The frontend's own Prometheus metrics (besides the process defaults every service has). */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export function createFrontendMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    lookups: new Counter({
+      name: 'pixpool_frontend_cache_lookups_total',
+      help: 'Cache lookups by result (hit or miss; a failing node counts as a miss)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    nodeErrors: new Counter({
+      name: 'pixpool_frontend_node_errors_total',
+      help: 'Cache node requests that failed or timed out',
+      registers,
+    }),
+    fills: new Counter({
+      name: 'pixpool_frontend_fills_total',
+      help: 'Cache fills after a miss by outcome (stored, stale: a newer version won, error)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    uploads: new Counter({
+      name: 'pixpool_frontend_uploads_total',
+      help: 'Acknowledged uploads',
+      registers,
+    }),
+    invalidationFailures: new Counter({
+      name: 'pixpool_frontend_invalidation_failures_total',
+      help: 'Uploads whose cache invalidation failed after retries',
+      registers,
+    }),
+    fetchSeconds: new Histogram({
+      name: 'pixpool_frontend_fetch_seconds',
+      help: 'Time to answer an image fetch, by source',
+      labelNames: ['source'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+  };
+}
+
+export type FrontendMetrics = ReturnType<typeof createFrontendMetrics>;

@@ -1,0 +1,239 @@
+/**
+ * MetadataStore: the key → object mapping, one SQL implementation over either driver
+ * (PostgreSQL or PGlite).
+ *
+ * Every commit takes its version from one global sequence, so a key's versions only grow, even
+ * across delete-all (caches compare versions to refuse stale fills). A commit returns the object
+ * it replaced exactly once, even when uploads of one key race: it runs in a transaction that
+ * locks the key's row (or inserts it, the primary key deciding between racing inserts), never a
+ * table lock. The store owns its driver: close() closes it.
+ *
+ * Limits: listKeys pages by key (keyset), so a page is consistent with its neighbours only as
+ * far as concurrent uploads allow; keys sort by code point (the column is COLLATE "C").
+ */
+import { applyMigrations } from './migrations.ts';
+import { type SqlDriver, type SqlExecutor, toSafeInteger } from './sql-driver.ts';
+
+export interface ImageRecord {
+  key: string;
+  object: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ImageUpload {
+  key: string;
+  object: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+}
+
+export interface KeyFilter {
+  /** Keys starting with this text, taken literally (`%` and `_` are not wildcards). */
+  prefix?: string | undefined;
+  /** Keys containing this text, taken literally. */
+  contains?: string | undefined;
+}
+
+export interface MetadataStore {
+  get(key: string): Promise<ImageRecord | undefined>;
+  /** Insert or replace the key's row; returns the new row and the object it replaced (to delete after). */
+  commit(upload: ImageUpload): Promise<{ record: ImageRecord; previousObject: string | undefined }>;
+  /** Keyset pagination ordered by key; `after` is the last key of the previous page. */
+  listKeys(
+    options: KeyFilter & { limit: number; after?: string | undefined },
+  ): Promise<{ keys: string[]; next: string | undefined }>;
+  countKeys(options?: KeyFilter): Promise<number>;
+  /** Every object name a row points to (for garbage collection later). */
+  referencedObjects(): AsyncIterable<string>;
+  /** Deletes every row; returns how many, and the objects they pointed to (to delete after). */
+  deleteAll(): Promise<{ rows: number; objects: string[] }>;
+  close(): Promise<void>;
+}
+
+export const MAX_LIST_LIMIT = 1000;
+const COLUMNS = 'key, object, content_type, size, sha256, version, created_at, updated_at';
+
+interface ImageRow {
+  key: string;
+  object: string;
+  content_type: string;
+  size: unknown;
+  sha256: string;
+  version: unknown;
+  created_at: Date | string;
+  updated_at: Date | string;
+}
+
+const toRecord = (row: ImageRow): ImageRecord => ({
+  key: row.key,
+  object: row.object,
+  contentType: row.content_type,
+  size: toSafeInteger(row.size, 'size'),
+  sha256: row.sha256,
+  version: toSafeInteger(row.version, 'version'),
+  createdAt: new Date(row.created_at),
+  updatedAt: new Date(row.updated_at),
+});
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, '\\$&');
+
+function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  throw new TypeError(`${name} must be a string`);
+}
+
+/** WHERE conditions and their parameters for a key filter, numbered from $1. */
+function filterClauses(filter: KeyFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const prefix = optionalString(filter.prefix, 'prefix');
+  const contains = optionalString(filter.contains, 'contains');
+  for (const pattern of [
+    prefix && `${escapeLike(prefix)}%`,
+    contains && `%${escapeLike(contains)}%`,
+  ]) {
+    if (!pattern) continue;
+    // PostgreSQL text cannot hold NUL (sending one is an error), so no key can match it.
+    if (pattern.includes('\0')) {
+      where.push('false');
+      continue;
+    }
+    params.push(pattern);
+    where.push(`key LIKE $${params.length} ESCAPE '\\'`);
+  }
+  return { where, params };
+}
+
+const whereSql = (where: string[]) => (where.length ? `WHERE ${where.join(' AND ')}` : '');
+
+function checkUpload(upload: ImageUpload): void {
+  for (const field of ['key', 'object', 'contentType', 'sha256'] as const) {
+    if (typeof upload[field] !== 'string' || upload[field] === '') {
+      throw new TypeError(`commit needs a non-empty ${field}`);
+    }
+  }
+  if (!Number.isSafeInteger(upload.size) || upload.size < 0) {
+    throw new TypeError('commit needs a size that is a whole number of bytes');
+  }
+}
+
+async function commitIn(tx: SqlExecutor, upload: ImageUpload) {
+  const { key, object, contentType, size, sha256 } = upload;
+  const values = [key, object, contentType, size, sha256];
+  // A racing insert of the same key makes ours do nothing; its row is committed by then, so the
+  // next round finds and locks it. Only a delete-all landing in between needs yet another round.
+  for (let round = 0; round < 5; round++) {
+    const current = await tx.query<{ object: string }>(
+      'SELECT object FROM images WHERE key = $1 FOR UPDATE',
+      [key],
+    );
+    const previous = current.rows[0];
+    if (previous) {
+      const updated = await tx.query<ImageRow>(
+        `UPDATE images SET object = $2, content_type = $3, size = $4, sha256 = $5,
+           version = nextval('image_versions'), updated_at = now()
+         WHERE key = $1 RETURNING ${COLUMNS}`,
+        values,
+      );
+      const row = updated.rows[0];
+      if (!row) throw new Error(`the locked row of ${JSON.stringify(key)} vanished`);
+      // Re-committing the same object (a retried request) replaces nothing worth deleting.
+      const previousObject = previous.object === object ? undefined : previous.object;
+      return { record: toRecord(row), previousObject };
+    }
+    const inserted = await tx.query<ImageRow>(
+      `INSERT INTO images (key, object, content_type, size, sha256, version)
+       VALUES ($1, $2, $3, $4, $5, nextval('image_versions'))
+       ON CONFLICT (key) DO NOTHING RETURNING ${COLUMNS}`,
+      values,
+    );
+    const row = inserted.rows[0];
+    if (row) return { record: toRecord(row), previousObject: undefined };
+  }
+  throw new Error(`the commit of ${JSON.stringify(key)} kept racing with other writers`);
+}
+
+/** Applies pending migrations, then returns the store; closes the driver if that fails. */
+export async function createMetadataStore(driver: SqlDriver): Promise<MetadataStore> {
+  try {
+    await applyMigrations(driver);
+  } catch (error) {
+    await driver.close().catch(() => {});
+    throw error;
+  }
+
+  return {
+    async get(key) {
+      const { rows } = await driver.query<ImageRow>(
+        `SELECT ${COLUMNS} FROM images WHERE key = $1`,
+        [key],
+      );
+      return rows[0] && toRecord(rows[0]);
+    },
+
+    commit(upload) {
+      checkUpload(upload);
+      return driver.transaction((tx) => commitIn(tx, upload));
+    },
+
+    async listKeys(options) {
+      const { limit } = options;
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+        throw new TypeError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+      }
+      const { where, params } = filterClauses(options);
+      const after = optionalString(options.after, 'after');
+      if (after !== undefined) {
+        // Keys hold no NUL, so the keys after 'a\0…' are exactly the keys after 'a'.
+        params.push(after.split('\0')[0]);
+        where.push(`key > $${params.length}`);
+      }
+      params.push(limit + 1);
+      const { rows } = await driver.query<{ key: string }>(
+        `SELECT key FROM images ${whereSql(where)} ORDER BY key LIMIT $${params.length}`,
+        params,
+      );
+      const keys = rows.slice(0, limit).map((row) => row.key);
+      return { keys, next: rows.length > limit ? keys.at(-1) : undefined };
+    },
+
+    async countKeys(options = {}) {
+      const { where, params } = filterClauses(options);
+      const { rows } = await driver.query<{ n: unknown }>(
+        `SELECT count(*) AS n FROM images ${whereSql(where)}`,
+        params,
+      );
+      return toSafeInteger(rows[0]?.n, 'count');
+    },
+
+    async *referencedObjects() {
+      let after: string | undefined;
+      for (;;) {
+        const { rows } = await driver.query<{ key: string; object: string }>(
+          after === undefined
+            ? 'SELECT key, object FROM images ORDER BY key LIMIT 1000'
+            : 'SELECT key, object FROM images WHERE key > $1 ORDER BY key LIMIT 1000',
+          after === undefined ? [] : [after],
+        );
+        for (const row of rows) yield row.object;
+        if (rows.length < 1000) return;
+        after = rows.at(-1)?.key;
+      }
+    },
+
+    async deleteAll() {
+      const { rows } = await driver.query<{ object: string }>(
+        'DELETE FROM images RETURNING object',
+      );
+      return { rows: rows.length, objects: rows.map((row) => row.object) };
+    },
+
+    close: () => driver.close(),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Opens the storage a service runs on, from configuration (SPEC §1): embedded by default (a
+ * PGlite database in `<dataDir>/db`, objects in `<dataDir>/objects`), PostgreSQL when a
+ * databaseUrl is given, S3 when a bucket is given; each choice independent of the other.
+ *
+ * The caller (a main.ts) reads the environment and passes plain options. Limits: an embedded
+ * database can be opened by one process at a time, so services sharing one must share a process.
+ */
+import { join } from 'node:path';
+import { createFsObjectStore } from './fs-object-store.ts';
+import { createMetadataStore, type MetadataStore } from './metadata-store.ts';
+import type { ObjectStore } from './object-store.ts';
+import { createPgDriver, describePgServer } from './pg-driver.ts';
+import { createPgliteDriver } from './pglite-driver.ts';
+import { createS3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.ts';
+
+export interface StorageOptions {
+  /** Where embedded data lives (`db/`, `objects/`). */
+  dataDir: string;
+  /** PostgreSQL connection string; the embedded database when undefined. */
+  databaseUrl?: string | undefined;
+  /** An S3 bucket for the objects; the folder `<dataDir>/objects` when undefined. */
+  s3?: S3ObjectStoreOptions | undefined;
+}
+
+export interface Storage {
+  metadata: MetadataStore;
+  objects: ObjectStore;
+  /** Where things are, for a start-up log line; never includes a password. */
+  description: string;
+  close(): Promise<void>;
+}
+
+export async function openStorage(options: StorageOptions): Promise<Storage> {
+  const dbDir = join(options.dataDir, 'db');
+  const objectsDir = join(options.dataDir, 'objects');
+  const driver = options.databaseUrl
+    ? createPgDriver({ connectionString: options.databaseUrl })
+    : createPgliteDriver({ dataDir: dbDir });
+  const metadata = await createMetadataStore(driver);
+  const objects = options.s3
+    ? createS3ObjectStore(options.s3)
+    : createFsObjectStore({ dir: objectsDir });
+  const where = [
+    options.databaseUrl ? describePgServer(options.databaseUrl) : `embedded PostgreSQL in ${dbDir}`,
+    options.s3 ? `S3 bucket ${options.s3.bucket}` : `objects in ${objectsDir}`,
+  ];
+  return {
+    metadata,
+    objects,
+    description: where.join(', '),
+    async close() {
+      await Promise.allSettled([metadata.close(), objects.close()]);
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
+import type { ObjectStore } from '../../src/storage/object-store.ts';
+import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
+import { imageBytes } from '../helpers/images.ts';
+
+/** A real folder store that counts reads and can hold them back, to force interleavings. */
+function instrumented(store: ObjectStore) {
+  const state = { reads: 0, gate: undefined as Promise<void> | undefined };
+  const wrapped: ObjectStore = {
+    ...store,
+    list: () => store.list(),
+    // The gate holds a read back *after* it has the bytes, like a slow network transfer would.
+    async get(name) {
+      state.reads++;
+      const bytes = await store.get(name);
+      if (state.gate) await state.gate;
+      return bytes;
+    },
+  };
+  return { store: wrapped, state };
+}
+
+describe('frontend consistency under concurrency', () => {
+  let fe: TestFrontend;
+  let io: ReturnType<typeof instrumented>;
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pixpool-consistency-'));
+    io = instrumented(createFsObjectStore({ dir }));
+    fe = await startFrontend({ objects: io.store });
+  });
+  after(() => fe.close());
+
+  it('concurrent misses for one key cost one object read', async () => {
+    const png = imageBytes('png', 20_000, 1);
+    await upload(fe.url, 'popular', png);
+    let open: () => void = () => {};
+    io.state.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const reads = io.state.reads;
+    const fetches = Array.from({ length: 20 }, () => fetch(`${fe.url}/images/popular`));
+    await new Promise((r) => setTimeout(r, 200));
+    open();
+    io.state.gate = undefined;
+    const bodies = await Promise.all(
+      fetches.map(async (f) => Buffer.from(await (await f).arrayBuffer())),
+    );
+    for (const body of bodies) assert.ok(body.equals(png));
+    assert.equal(io.state.reads - reads, 1);
+  });
+
+  it('a slow fill of the old version cannot put it back after a newer upload', async () => {
+    const v1 = imageBytes('png', 1000, 10);
+    const v2 = imageBytes('png', 1000, 20);
+    await upload(fe.url, 'race', v1);
+    let open: () => void = () => {};
+    io.state.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    // This fetch reads row v1, then waits at the object read...
+    const slow = fetch(`${fe.url}/images/race`).then(async (r) =>
+      Buffer.from(await r.arrayBuffer()),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    io.state.gate = undefined;
+    // ...while v2 is uploaded and acknowledged (invalidating with v2's version)...
+    assert.equal((await upload(fe.url, 'race', v2)).status, 200);
+    open();
+    // ...so its late fill of v1 must be refused, and every later read sees v2.
+    assert.ok((await slow).equals(v1), 'the fetch that started before the upload saw v1');
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${fe.url}/images/race`);
+      assert.ok(Buffer.from(await r.arrayBuffer()).equals(v2), `read ${i} after the ack`);
+    }
+    assert.equal(fe.nodes[0]?.cache.peek('race')?.value.equals(v2) ?? true, true);
+  });
+
+  it('concurrent uploads and fetches of one key never return an image older than the last ack', async () => {
+    const versions = Array.from({ length: 30 }, (_, i) => imageBytes('png', 4000, 100 + i));
+    let acknowledged = -1;
+    let stop = false;
+    let stale = 0;
+    let reads = 0;
+    const writer = (async () => {
+      for (const [i, bytes] of versions.entries()) {
+        assert.equal((await upload(fe.url, 'hot', bytes)).status, 200);
+        acknowledged = i;
+      }
+      stop = true;
+    })();
+    const reader = async () => {
+      while (!stop) {
+        const floor = acknowledged;
+        const r = await fetch(`${fe.url}/images/hot`);
+        if (r.status === 404 && floor < 0) continue;
+        const body = Buffer.from(await r.arrayBuffer());
+        const index = versions.findIndex((v) => v.equals(body));
+        assert.ok(index >= 0, 'every byte matches some uploaded version');
+        reads++;
+        if (index < floor) stale++;
+      }
+    };
+    await Promise.all([writer, reader(), reader(), reader()]);
+    assert.equal(stale, 0, `stale reads out of ${reads}`);
+    assert.ok(reads > 30);
+  });
+});

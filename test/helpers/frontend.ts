@@ -1,0 +1,92 @@
+/**
+ * Starts a real frontend on port 0 with embedded storage (PGlite in memory, objects in a temp
+ * folder) or given stores, in front of real cache nodes on real sockets.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNodeClient } from '../../src/clients/node-client.ts';
+import { buildFrontend } from '../../src/frontend/app.ts';
+import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
+import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
+import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
+import type { ObjectStore } from '../../src/storage/object-store.ts';
+import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { SECRET, startNode, type TestNode } from './nodes.ts';
+
+export interface TestFrontend {
+  url: string;
+  nodes: TestNode[];
+  metadata: MetadataStore;
+  objects: ObjectStore;
+  routing: ReturnType<typeof createRouting>;
+  close(): Promise<void>;
+}
+
+export async function startFrontend(
+  options: {
+    nodes?: number;
+    capacityMb?: number;
+    maxUploadMb?: number;
+    metadata?: MetadataStore;
+    objects?: ObjectStore;
+  } = {},
+): Promise<TestFrontend> {
+  const nodes = await Promise.all(
+    Array.from({ length: options.nodes ?? 1 }, () =>
+      startNode({ capacityMb: options.capacityMb ?? 64 }),
+    ),
+  );
+  const dir = await mkdtemp(join(tmpdir(), 'pixpool-frontend-'));
+  const metadata = options.metadata ?? (await createMetadataStore(createPgliteDriver({})));
+  const objects = options.objects ?? createFsObjectStore({ dir: join(dir, 'objects') });
+  const routing = createRouting(staticPoolView(nodes.map((n) => n.url)));
+  const client = createNodeClient({ secret: SECRET });
+  const app = await buildFrontend({
+    metadata,
+    objects,
+    nodes: client,
+    routing,
+    secret: SECRET,
+    ...(options.maxUploadMb !== undefined && { maxUploadMb: options.maxUploadMb }),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    nodes,
+    metadata,
+    objects,
+    routing,
+    async close() {
+      await app.close();
+      await client.close();
+      await Promise.all(nodes.map((n) => n.close()));
+      if (!options.metadata) await metadata.close();
+      if (!options.objects) await objects.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every field the frontend API's bodies may have; tests read them loosely. */
+export interface ApiBody {
+  success: string;
+  key?: string;
+  keys: string[];
+  next?: string;
+  content?: string;
+  adopted?: boolean;
+  version?: number;
+  error: { code: number; message: string };
+}
+
+/** POST /api/upload as multipart, the way a browser or the originals' test clients send it. */
+export async function upload(url: string, key: string | undefined, bytes?: Buffer, name = 'x.png') {
+  const form = new FormData();
+  if (key !== undefined) form.append('key', key);
+  if (bytes) form.append('file', new Blob([new Uint8Array(bytes)]), name);
+  const response = await fetch(`${url}/api/upload`, { method: 'POST', body: form });
+  return { status: response.status, body: (await response.json()) as ApiBody };
+}

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { newObjectName } from '../../src/storage/object-store.ts';
+import { openStorage } from '../../src/storage/open.ts';
+import { tempDir } from '../helpers/storage.ts';
+import { upload } from './metadata-store.contract.ts';
+
+it('embedded storage keeps rows and objects under the data folder across a reopen', async () => {
+  const folder = await tempDir('open');
+  try {
+    const dataDir = join(folder.dir, 'nested', 'data');
+    const first = await openStorage({ dataDir });
+    assert.equal(
+      first.description,
+      `embedded PostgreSQL in ${join(dataDir, 'db')}, objects in ${join(dataDir, 'objects')}`,
+    );
+    const object = newObjectName('k');
+    await first.objects.put(object, Buffer.from('png'), 'image/png');
+    await first.metadata.commit({ ...upload('k'), object });
+    await first.close();
+    assert.deepEqual((await readdir(dataDir)).toSorted(), ['db', 'objects']);
+
+    const second = await openStorage({ dataDir });
+    try {
+      const row = await second.metadata.get('k');
+      assert.equal(row?.object, object);
+      assert.deepEqual(await second.objects.get(object), Buffer.from('png'));
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await folder.remove();
+  }
+});
