@@ -174,9 +174,17 @@ storageOptions(
         .env('PIXPOOL_CAPACITY_MB')
         .default('100'),
     )
+    .addOption(
+      new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
+        .env('MAX_UPLOAD_MB')
+        .default(10)
+        .argParser(Number),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
+  // A secret given through the environment stays out of the banner (and out of ps).
+  const generated = !o.secret;
   const secret = o.secret || randomBytes(24).toString('base64url');
   const node = await startChildService({
     args: [
@@ -198,7 +206,7 @@ storageOptions(
     port: o.port,
     nodes: [node.url],
     secret,
-    maxUploadMb: 10,
+    maxUploadMb: o.maxUploadMb,
     logLevel: o.logLevel,
   });
   console.log(`
@@ -207,7 +215,7 @@ pixpool is up: open ${address}
   frontend    ${address}          upload, browse and fetch images (API: ${address}/api/…)
   cache node  ${node.url}   (LRU, ${o.capacity} MB; one node until the manager exists)
   storage     ${o.databaseUrl ? 'PostgreSQL' : `embedded PostgreSQL in ${o.dataDir}/db`}, ${o.s3Bucket ? `S3 bucket ${o.s3Bucket}` : `objects in ${o.dataDir}/objects`}
-  secret      Authorization: Bearer ${secret}   (for the nodes and /api/notify)
+  secret      ${generated ? `Authorization: Bearer ${secret}   (generated; set PIXPOOL_SECRET to choose one)` : 'from PIXPOOL_SECRET'}
 
 Stop with Ctrl-C.`);
 });

@@ -2,13 +2,13 @@
  * The binary path: what frontends and other nodes use. Values travel as raw bytes with their
  * content type and version in headers; no JSON, no base64.
  *
- *   GET    /v1/entries/:key   200 bytes | 404
+ *   GET    /v1/entries/:key   200 bytes | 404 | 304 when x-pixpool-if-version names the cached one
  *   PUT    /v1/entries/:key   204 stored | 409 a newer version is cached (body: raw bytes)
  *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after)
  *   POST   /v1/import         200 {accepted, refused} (body: an entry batch from a hand-over)
  */
 import type { FastifyInstance } from 'fastify';
-import { MODIFIED_HEADER, VERSION_HEADER } from '../clients/node-client.ts';
+import { IF_VERSION_HEADER, MODIFIED_HEADER, VERSION_HEADER } from '../clients/node-client.ts';
 import { decodeBatch } from '../core/entry-batch.ts';
 import { badRequest, conflict, failure } from '../core/errors.ts';
 import { keyProblem } from '../core/keys.ts';
@@ -48,6 +48,8 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache): void {
   app.get<{ Params: KeyParams }>('/v1/entries/:key', async (request, reply) => {
     const entry = cache.get(checkKey(request.params.key));
     if (!entry) return reply.code(404).send(failure(404, 'Not in this cache.'));
+    const held = request.headers[IF_VERSION_HEADER];
+    if (held !== undefined && held === String(entry.version)) return reply.code(304).send();
     reply.header('content-type', entry.contentType).header(VERSION_HEADER, entry.version);
     if (entry.modifiedAt !== undefined) reply.header(MODIFIED_HEADER, entry.modifiedAt);
     return reply.send(entry.value);

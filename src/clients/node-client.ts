@@ -15,6 +15,8 @@ export const VERSION_HEADER = 'x-pixpool-version';
 /** The originals address nodes by IP alone, on this port. */
 export const SEED_NODE_PORT = 5001;
 export const MODIFIED_HEADER = 'x-pixpool-modified';
+/** On a GET: "I hold this version"; the node answers 304 without a body if it is current. */
+export const IF_VERSION_HEADER = 'x-pixpool-if-version';
 
 /** A node address as the seeds send it (an IP, host:port) or a URL, as a base URL. */
 export function nodeUrl(address: string): string {
@@ -108,7 +110,25 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   return {
     /** The cached entry, or undefined on a miss. */
     async get(nodeUrl: string, key: string): Promise<CacheEntry | undefined> {
-      const response = await call(nodeUrl, 'GET', entryPath(key));
+      return (await this.revalidate(nodeUrl, key, undefined)) as CacheEntry | undefined;
+    },
+
+    /**
+     * Like get, but the caller holds `version` already: 'current' (a 304, no body crossed the
+     * wire) when the node's entry is that version, else the node's entry or undefined.
+     */
+    async revalidate(
+      nodeUrl: string,
+      key: string,
+      version: number | undefined,
+    ): Promise<CacheEntry | 'current' | undefined> {
+      const headers: Record<string, string> =
+        version === undefined ? {} : { [IF_VERSION_HEADER]: String(version) };
+      const response = await call(nodeUrl, 'GET', entryPath(key), headers);
+      if (response.statusCode === 304) {
+        await response.body.dump();
+        return 'current';
+      }
       if (response.statusCode === 404) {
         await response.body.dump();
         return undefined;

@@ -5,8 +5,9 @@
  * the owning node with that version → acknowledge → delete the replaced object. The node keeps a
  * tombstone of the version, so a fill of an older version that was already in flight is refused.
  *
- * Fetch: owning node → on a miss or a node failure, the row → the object → fill the node with
- * the row's version (conditional) → answer. Concurrent misses for the same key *and version*
+ * Fetch: owning node (revalidating the near cache's copy when there is one: near-cache.ts) → on
+ * a miss or a node failure, the row → the object → fill the node with the row's version
+ * (conditional) → answer. Concurrent misses for the same key *and version*
  * share one object read; keying the flight by version means a fetch that starts after an upload
  * was acknowledged never joins a flight that read the old row.
  */
@@ -14,11 +15,14 @@ import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { badRequest, unsupportedMediaType } from '../core/errors.ts';
+import { createFreshFlight } from '../core/fresh-flight.ts';
 import { sniffImageType } from '../core/image-type.ts';
 import { createSingleFlight } from '../core/singleflight.ts';
+import type { CacheEntry } from '../core/stores/store.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import { newObjectName, type ObjectStore } from '../storage/object-store.ts';
 import type { FrontendMetrics } from './metrics.ts';
+import { createNearCache } from './near-cache.ts';
 import type { Routing } from './routing.ts';
 
 export interface FetchedImage {
@@ -36,6 +40,8 @@ export interface ImageServiceDeps {
   routing: Routing;
   metrics: FrontendMetrics;
   log: FastifyBaseLogger;
+  /** Bytes of hot images this frontend keeps (revalidated on every use); 0 turns it off. */
+  nearCacheBytes?: number;
 }
 
 const INVALIDATE_ATTEMPTS = 3;
@@ -43,14 +49,33 @@ const INVALIDATE_ATTEMPTS = 3;
 export function createImageService(deps: ImageServiceDeps) {
   const { metadata, objects, nodes, routing, metrics, log } = deps;
   const reads = createSingleFlight<Buffer | undefined>();
+  const near = createNearCache(deps.nearCacheBytes ?? 64 * 1024 * 1024);
+  // Concurrent reads of one hot key share a node check that started after each of them arrived.
+  const checks = createFreshFlight<CacheEntry | 'current' | undefined>();
 
   async function fromCache(node: string, key: string): Promise<FetchedImage | undefined> {
+    const held = near.get(key);
     try {
-      const entry = await nodes.get(node, key);
-      if (!entry) return undefined;
-      return { ...entry, bytes: entry.value, modifiedAt: entry.modifiedAt, source: 'cache' };
+      const entry = await checks.run(`${held?.version ?? ''}\u0000${key}`, () =>
+        nodes.revalidate(node, key, held?.version),
+      );
+      if (entry === 'current') return held;
+      if (!entry) {
+        near.delete(key);
+        return undefined;
+      }
+      const image: FetchedImage = {
+        bytes: entry.value,
+        contentType: entry.contentType,
+        version: entry.version,
+        modifiedAt: entry.modifiedAt,
+        source: 'cache',
+      };
+      near.set(key, image);
+      return image;
     } catch (error) {
       // A failing node is a miss: the person still gets the image from storage.
+      near.delete(key);
       metrics.nodeErrors.inc();
       log.warn({ err: error, node, key }, 'cache node failed; reading from storage');
       return undefined;

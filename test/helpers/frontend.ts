@@ -26,18 +26,22 @@ export interface TestFrontend {
 
 export async function startFrontend(
   options: {
-    nodes?: number;
+    /** How many cache nodes to start, or nodes to share with another frontend. */
+    nodes?: number | TestNode[];
     capacityMb?: number;
     maxUploadMb?: number;
     metadata?: MetadataStore;
     objects?: ObjectStore;
   } = {},
 ): Promise<TestFrontend> {
-  const nodes = await Promise.all(
-    Array.from({ length: options.nodes ?? 1 }, () =>
-      startNode({ capacityMb: options.capacityMb ?? 64 }),
-    ),
-  );
+  const shared = Array.isArray(options.nodes);
+  const nodes = Array.isArray(options.nodes)
+    ? options.nodes
+    : await Promise.all(
+        Array.from({ length: options.nodes ?? 1 }, () =>
+          startNode({ capacityMb: options.capacityMb ?? 64 }),
+        ),
+      );
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-frontend-'));
   const metadata = options.metadata ?? (await createMetadataStore(createPgliteDriver({})));
   const objects = options.objects ?? createFsObjectStore({ dir: join(dir, 'objects') });
@@ -62,7 +66,7 @@ export async function startFrontend(
     async close() {
       await app.close();
       await client.close();
-      await Promise.all(nodes.map((n) => n.close()));
+      if (!shared) await Promise.all(nodes.map((n) => n.close()));
       if (!options.metadata) await metadata.close();
       if (!options.objects) await objects.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { createFreshFlight } from './fresh-flight.ts';
+
+/** A call whose completion the test controls; records when each execution started. */
+function controlled() {
+  const started: number[] = [];
+  const releases: ((v: number) => void)[] = [];
+  let clock = 0;
+  return {
+    started,
+    tick: () => ++clock,
+    fn: () => {
+      started.push(clock);
+      return new Promise<number>((resolve) => releases.push(resolve));
+    },
+    release: (i: number, value: number) => releases[i]?.(value),
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+it('callers during a running check wait for the next one, which starts after they asked', async () => {
+  const flight = createFreshFlight<number>();
+  const c = controlled();
+  const first = flight.run('k', c.fn);
+  c.tick();
+  const second = flight.run('k', c.fn);
+  const third = flight.run('k', c.fn);
+  assert.equal(c.started.length, 1, 'only one runs at a time');
+  c.release(0, 10);
+  assert.equal(await first, 10);
+  await settle();
+  assert.equal(c.started.length, 2);
+  assert.ok((c.started[1] as number) >= 1, 'the second execution started after they asked');
+  c.release(1, 20);
+  assert.deepEqual(await Promise.all([second, third]), [20, 20]);
+  await settle();
+  assert.equal(flight.size, 0);
+});
+
+it('a failure goes to the callers of that execution only', async () => {
+  const flight = createFreshFlight<number>();
+  let n = 0;
+  const failing = flight.run('k', async () => {
+    n++;
+    throw new Error('node down');
+  });
+  const next = flight.run('k', async () => ++n);
+  await assert.rejects(failing, /node down/);
+  assert.equal(await next, 2);
+  assert.equal(flight.size, 0);
+});
+
+it('different keys do not wait for each other', async () => {
+  const flight = createFreshFlight<string>();
+  const c = controlled();
+  void flight.run('a', c.fn as unknown as () => Promise<string>);
+  assert.equal(await flight.run('b', async () => 'b'), 'b');
+});

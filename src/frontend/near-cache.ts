@@ -1,0 +1,37 @@
+/**
+ * The frontend's near cache: recently served images kept in this process, so a hot image does
+ * not cross the frontend → node hop on every request.
+ *
+ * It never answers on its own authority: every use asks the owning node "is version V still
+ * current?" (a bodiless 304 when it is). The node is where uploads invalidate, so an upload
+ * acknowledged by any frontend is seen by the next read through every frontend; what the near
+ * cache saves is the transfer of the bytes, not the question. A failing node makes a near entry
+ * unusable (the read goes to storage), never trusted. Bounded by bytes, LRU.
+ */
+import { LRUCache } from 'lru-cache';
+import type { FetchedImage } from './images.ts';
+
+export function createNearCache(maxBytes: number) {
+  if (maxBytes <= 0) {
+    return {
+      get: (_key: string) => undefined,
+      set: (_key: string, _image: FetchedImage) => {},
+      delete: (_key: string) => {},
+    };
+  }
+  const cache = new LRUCache<string, FetchedImage>({
+    maxSize: maxBytes,
+    sizeCalculation: (image) => Math.max(1, image.bytes.length),
+  });
+  return {
+    get: (key: string) => cache.get(key),
+    set(key: string, image: FetchedImage) {
+      if (image.bytes.length <= maxBytes) cache.set(key, image);
+    },
+    delete: (key: string) => {
+      cache.delete(key);
+    },
+  };
+}
+
+export type NearCache = ReturnType<typeof createNearCache>;

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
+import { imageBytes } from '../helpers/images.ts';
+
+const read = async (fe: TestFrontend, key: string) => {
+  const response = await fetch(`${fe.url}/images/${key}`);
+  return {
+    source: response.headers.get('x-pixpool-source'),
+    bytes: Buffer.from(await response.arrayBuffer()),
+  };
+};
+
+describe('two frontends sharing storage and a cache node', () => {
+  let a: TestFrontend;
+  let b: TestFrontend;
+  before(async () => {
+    a = await startFrontend();
+    b = await startFrontend({ nodes: a.nodes, metadata: a.metadata, objects: a.objects });
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it('an upload through one frontend is seen by the next read through the other, hot copy or not', async () => {
+    const v1 = imageBytes('png', 50_000, 1);
+    await upload(a.url, 'shared', v1);
+    // Warm b: the first read fills the node, the next ones come from the node (and b's near cache).
+    for (let i = 0; i < 3; i++) assert.ok((await read(b, 'shared')).bytes.equals(v1));
+    const v2 = imageBytes('png', 50_000, 2);
+    assert.equal((await upload(a.url, 'shared', v2)).status, 200);
+    assert.ok((await read(b, 'shared')).bytes.equals(v2), 'b does not serve its hot copy of v1');
+    for (let i = 0; i < 3; i++) assert.ok((await read(b, 'shared')).bytes.equals(v2));
+  });
+
+  it('many concurrent reads of a hot key through one frontend, while the other uploads, are never stale', async () => {
+    const versions = Array.from({ length: 15 }, (_, i) => imageBytes('png', 30_000, 50 + i));
+    await upload(a.url, 'busy', versions[0] as Buffer);
+    let acknowledged = 0;
+    let done = false;
+    let stale = 0;
+    let reads = 0;
+    const writer = (async () => {
+      for (let i = 1; i < versions.length; i++) {
+        await upload(a.url, 'busy', versions[i] as Buffer);
+        acknowledged = i;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      done = true;
+    })();
+    const reader = async () => {
+      while (!done) {
+        const floor = acknowledged;
+        const { bytes } = await read(b, 'busy');
+        const index = versions.findIndex((v) => v.equals(bytes));
+        assert.ok(index >= 0);
+        reads++;
+        if (index < floor) stale++;
+      }
+    };
+    await Promise.all([writer, ...Array.from({ length: 16 }, reader)]);
+    assert.equal(stale, 0, `stale reads out of ${reads}`);
+    assert.ok(reads > 100, `only ${reads} reads`);
+  });
+});
