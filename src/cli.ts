@@ -5,10 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
+import { runAutoscaler } from './autoscaler/main.ts';
 import { runCacheNode } from './cachenode/main.ts';
+import type { Assignment } from './core/pool-map.ts';
 import { runFrontend } from './frontend/main.ts';
+import { runManager } from './manager/main.ts';
 import { startChildService } from './process/child-service.ts';
-import type { StorageOptions } from './storage/open.ts';
+import { openStorage, type StorageOptions } from './storage/open.ts';
 
 const program = new Command('pixpool')
   .description('pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.')
@@ -104,6 +107,11 @@ program
       .env('PIXPOOL_MAX_BODY_MB')
       .default('64'),
   )
+  .addOption(
+    new Option('--manager-url <url>', 'manager to publish statistics to every 5 s').env(
+      'PIXPOOL_MANAGER_URL',
+    ),
+  )
   .addOption(secretOption())
   .addOption(logLevelOption())
   .action(async (o) => {
@@ -134,10 +142,23 @@ storageOptions(
         .default(10)
         .argParser(Number),
     )
+    .addOption(
+      new Option('--manager-url <url>', 'the manager that owns the pool (replaces --nodes)').env(
+        'PIXPOOL_MANAGER_URL',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--advertise-url <url>',
+        'how the manager reaches this frontend; default from host and port',
+      ).env('PIXPOOL_ADVERTISE_URL'),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
   await runFrontend({
+    managerUrl: o.managerUrl,
+    advertiseUrl: o.advertiseUrl,
     ...storageFrom(o),
     host: o.host,
     port: o.port,
@@ -153,10 +174,88 @@ storageOptions(
 
 storageOptions(
   program
-    .command('up')
-    .description(
-      'run the whole system on this machine with embedded defaults (today: the frontend and one cache node)',
+    .command('manager')
+    .description('the pool: resizing, node configuration, statistics and the dashboard')
+    .addOption(
+      hostOption(
+        'address to listen on; beyond loopback it needs PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN',
+      ),
     )
+    .addOption(
+      new Option('--port <port>', 'port to listen on')
+        .env('PIXPOOL_MANAGER_PORT')
+        .default(5002)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option(
+        '--provider <name>',
+        'where nodes come from: local (child processes) or static (--node-urls)',
+      )
+        .env('PIXPOOL_PROVIDER')
+        .default('local'),
+    )
+    .addOption(
+      new Option('--node-urls <urls>', 'static provider: node URLs, comma-separated')
+        .env('PIXPOOL_NODE_URLS')
+        .default(''),
+    )
+    .addOption(
+      new Option(
+        '--assignment <name>',
+        "regions to nodes: balanced (moves the least) or modulo (the originals')",
+      )
+        .env('PIXPOOL_ASSIGNMENT')
+        .default('balanced'),
+    )
+    .addOption(
+      new Option('--admin-token <token>', "operators' token for the API and dashboard").env(
+        'PIXPOOL_ADMIN_TOKEN',
+      ),
+    )
+    .addOption(secretOption())
+    .addOption(logLevelOption()),
+).action(async (o) => {
+  await runManager({
+    ...storageFrom(o),
+    host: o.host,
+    port: o.port,
+    secret: o.secret,
+    adminToken: o.adminToken,
+    provider: parseProvider(o.provider),
+    nodeUrls: splitList(o.nodeUrls),
+    assignment: parseAssignment(o.assignment),
+    logLevel: o.logLevel,
+  });
+});
+
+program
+  .command('autoscaler')
+  .description('resizes the pool by miss rate (today: reports manual mode)')
+  .addOption(hostOption('address to listen on'))
+  .addOption(
+    new Option('--port <port>', 'port to listen on')
+      .env('PIXPOOL_AUTOSCALER_PORT')
+      .default(5003)
+      .argParser(Number),
+  )
+  .addOption(
+    new Option('--manager-url <url>', 'the manager')
+      .env('PIXPOOL_MANAGER_URL')
+      .default('http://127.0.0.1:5002'),
+  )
+  .addOption(
+    new Option('--admin-token <token>', "the manager's admin token").env('PIXPOOL_ADMIN_TOKEN'),
+  )
+  .addOption(logLevelOption())
+  .action(async (o) => {
+    await runAutoscaler(o);
+  });
+
+storageOptions(
+  program
+    .command('up')
+    .description('run the whole system on this machine with embedded defaults')
     .addOption(
       new Option('--port <port>', 'frontend port')
         .env('PIXPOOL_FRONTEND_PORT')
@@ -164,15 +263,16 @@ storageOptions(
         .argParser(Number),
     )
     .addOption(
-      new Option('--node-port <port>', 'cache node port; 0 picks a free one')
-        .env('PIXPOOL_NODE_PORT')
-        .default(5001)
+      new Option('--manager-port <port>', 'manager port')
+        .env('PIXPOOL_MANAGER_PORT')
+        .default(5002)
         .argParser(Number),
     )
     .addOption(
-      new Option('--capacity <mb>', 'cache node capacity, MB')
-        .env('PIXPOOL_CAPACITY_MB')
-        .default('100'),
+      new Option('--autoscaler-port <port>', 'autoscaler port')
+        .env('PIXPOOL_AUTOSCALER_PORT')
+        .default(5003)
+        .argParser(Number),
     )
     .addOption(
       new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
@@ -186,39 +286,78 @@ storageOptions(
   // A secret given through the environment stays out of the banner (and out of ps).
   const generated = !o.secret;
   const secret = o.secret || randomBytes(24).toString('base64url');
-  const node = await startChildService({
+  const options = storageFrom(o);
+  const storage = await openStorage(options);
+  const common = { ...options, storage, secret, logLevel: o.logLevel, handleSignals: false };
+  const manager = await runManager({
+    ...common,
+    host: '127.0.0.1',
+    port: o.managerPort,
+    provider: 'local',
+    nodeUrls: [],
+    assignment: 'balanced',
+  });
+  const frontend = await runFrontend({
+    ...common,
+    host: '127.0.0.1',
+    port: o.port,
+    nodes: [],
+    managerUrl: manager.address,
+    maxUploadMb: o.maxUploadMb,
+  });
+  const autoscaler = await startChildService({
     args: [
-      'cache-node',
+      'autoscaler',
       '--port',
-      String(o.nodePort),
-      '--capacity',
-      o.capacity,
+      String(o.autoscalerPort),
+      '--manager-url',
+      manager.address,
       '--log-level',
       'warn',
     ],
-    env: { PIXPOOL_SECRET: secret },
-    label: 'cache-node',
+    label: 'autoscaler',
   });
-  process.once('exit', () => node.child.kill('SIGTERM'));
-  const { address } = await runFrontend({
-    ...storageFrom(o),
-    host: '127.0.0.1',
-    port: o.port,
-    nodes: [node.url],
-    secret,
-    maxUploadMb: o.maxUploadMb,
-    logLevel: o.logLevel,
-  });
+  const stop = async (signal: string) => {
+    console.error(`${signal}: stopping pixpool`);
+    await frontend.app.close();
+    await manager.app.close();
+    await autoscaler.stop();
+    await storage.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('exit', () => autoscaler.child.kill('SIGTERM'));
+  const { map, addresses } = manager.pool.view();
   console.log(`
-pixpool is up: open ${address}
+pixpool is up: open ${frontend.address}
 
-  frontend    ${address}          upload, browse and fetch images (API: ${address}/api/…)
-  cache node  ${node.url}   (LRU, ${o.capacity} MB; one node until the manager exists)
-  storage     ${o.databaseUrl ? 'PostgreSQL' : `embedded PostgreSQL in ${o.dataDir}/db`}, ${o.s3Bucket ? `S3 bucket ${o.s3Bucket}` : `objects in ${o.dataDir}/objects`}
+  frontend    ${frontend.address}    upload, browse and fetch images (API: /api/…)
+  manager     ${manager.address}    dashboard: pool, charts, config, resizing
+  autoscaler  ${autoscaler.url}    (manual mode until its control loop exists)
+  cache nodes ${map.nodes.map((id) => addresses[id]).join(', ')}
+  storage     ${storage.description}
   secret      ${generated ? `Authorization: Bearer ${secret}   (generated; set PIXPOOL_SECRET to choose one)` : 'from PIXPOOL_SECRET'}
 
 Stop with Ctrl-C.`);
 });
+
+function splitList(value: unknown): string[] {
+  return String(value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function parseProvider(value: string): 'local' | 'static' {
+  if (value === 'local' || value === 'static') return value;
+  throw new Error(`--provider must be local or static; got ${JSON.stringify(value)}.`);
+}
+
+function parseAssignment(value: string): Assignment {
+  if (value === 'balanced' || value === 'modulo') return value;
+  throw new Error(`--assignment must be balanced or modulo; got ${JSON.stringify(value)}.`);
+}
 
 program.parseAsync().catch((error: Error) => {
   console.error(`pixpool: ${error.message}`);

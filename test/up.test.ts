@@ -9,11 +9,24 @@ import { imageBytes } from './helpers/images.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
-it('pixpool up runs the system on embedded defaults, prints where to open it, and stops cleanly', async () => {
+it('pixpool up runs the whole system on embedded defaults, prints where to open it, and stops cleanly', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
   const child = spawn(
     process.execPath,
-    [bin, 'up', '--port', '0', '--node-port', '0', '--data-dir', dataDir, '--log-level', 'warn'],
+    [
+      bin,
+      'up',
+      '--port',
+      '0',
+      '--manager-port',
+      '0',
+      '--autoscaler-port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'warn',
+    ],
     { env: { ...process.env, PIXPOOL_SECRET: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -24,14 +37,21 @@ it('pixpool up runs the system on embedded defaults, prints where to open it, an
     output += chunk;
   });
   try {
-    for (let i = 0; i < 300 && !/cache node +http\S+/.test(output); i++) {
+    for (let i = 0; i < 600 && !/Stop with Ctrl-C/.test(output); i++) {
       assert.equal(child.exitCode, null, output);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const url = /pixpool is up: open (http:\/\/\S+)/.exec(output)?.[1];
-    const nodeUrl = /cache node +(http:\/\/\S+)/.exec(output)?.[1];
+    const managerUrl = /manager +(http:\/\/\S+)/.exec(output)?.[1];
+    const autoscalerUrl = /autoscaler +(http:\/\/\S+)/.exec(output)?.[1];
+    const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output)?.[1];
     const secret = /Bearer ([\w-]+)/.exec(output)?.[1];
-    assert.ok(url && nodeUrl && secret, output);
+    assert.ok(url && managerUrl && autoscalerUrl && nodeUrl && secret, output);
+    assert.equal((await fetch(`${managerUrl}/`)).status, 200, 'the dashboard');
+    const size = await (await fetch(`${managerUrl}/api/manager/poolsize`)).json();
+    assert.deepEqual(size, { success: 'true', content: { size: 1 } });
+    const status = (await (await fetch(`${autoscalerUrl}/status`)).json()) as { mode: string };
+    assert.equal(status.mode, 'manual');
 
     assert.equal((await fetch(`${url}/`)).status, 200, 'the home page');
     const form = new FormData();
@@ -48,12 +68,15 @@ it('pixpool up runs the system on embedded defaults, prints where to open it, an
     });
     assert.equal(keys.status, 200, 'and the printed secret opens it');
   } finally {
-    child.kill('SIGINT');
-    const [code] = await once(child, 'exit');
-    assert.equal(code, 0, output);
+    if (child.exitCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGINT');
+      const [code] = await exited;
+      assert.equal(code, 0, output);
+    }
     await rm(dataDir, { recursive: true, force: true });
   }
-  const nodeUrl = /cache node +(http:\/\/\S+)/.exec(output)?.[1] as string;
+  const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output)?.[1] as string;
   await new Promise((resolve) => setTimeout(resolve, 500));
   await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node stopped with it');
 });

@@ -7,6 +7,7 @@ import { hostname, totalmem } from 'node:os';
 import { isLoopback } from '../http/listen.ts';
 import { buildCacheNode } from './app.ts';
 import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
+import { createPublisher } from './publisher.ts';
 
 export interface CacheNodeOptions {
   host: string;
@@ -17,6 +18,8 @@ export interface CacheNodeOptions {
   secret?: string | undefined;
   logLevel: string;
   maxBodyMb: string | number;
+  /** Where to publish statistics every 5 s; none when undefined. */
+  managerUrl?: string | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
@@ -42,7 +45,18 @@ export async function runCacheNode(options: CacheNodeOptions) {
     bodyLimit: Math.floor(Number(options.maxBodyMb) * MB),
     logger: { level: options.logLevel },
   });
+  const publisher = options.managerUrl
+    ? createPublisher({
+        nodeId,
+        managerUrl: options.managerUrl.replace(/\/+$/, ''),
+        secret,
+        sample: () => cache.stats.sample(),
+        log: app.log,
+      })
+    : undefined;
+  app.addHook('onClose', async () => publisher?.stop());
   const address = await app.listen({ host: options.host, port: options.port });
+  publisher?.start();
   // Printed at every log level: supervisors (pixpool up, the manager) wait for this line.
   console.log(`cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`);
   const stop = async (signal: string) => {

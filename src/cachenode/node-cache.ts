@@ -12,19 +12,19 @@
  * time (far longer than any request timeout); clear() keeps them.
  */
 import { LRUCache } from 'lru-cache';
-import { badRequest, tooLarge } from '../core/errors.ts';
+import { MB, parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
+import { tooLarge } from '../core/errors.ts';
 import { REGION_COUNT, regionOf } from '../core/regions.ts';
 import { createStats, rate, type Sample, type Stats } from '../core/stats.ts';
 import {
   type CacheEntry,
   type CacheStore,
   createStore,
-  POLICIES,
   type PolicyName,
   reconfigureStore,
 } from '../core/stores/index.ts';
 
-export const MB = 1024 * 1024;
+export { MB, parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
 
 export interface NodeConfig {
   policy: PolicyName;
@@ -49,29 +49,6 @@ export interface RegionSummary {
   region: number;
   items: number;
   bytes: number;
-}
-
-export function parsePolicy(value: unknown): PolicyName {
-  const name = typeof value === 'string' ? value.trim().toUpperCase() : '';
-  const policy = name === 'RANDOM' ? 'RR' : name;
-  if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
-  throw badRequest(
-    `Unknown replacement policy ${JSON.stringify(value)}: use LRU (least recently used) or RR (random replacement).`,
-  );
-}
-
-export function parseCapacityMb(value: unknown, maxMb: number): number {
-  const mb = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof mb !== 'number' || !Number.isFinite(mb)) {
-    throw badRequest(`Capacity must be a number of MB; got ${JSON.stringify(value)}.`);
-  }
-  if (mb <= 0 || Math.floor(mb * MB) < 1) {
-    throw badRequest(`Capacity must be more than 0 MB; got ${mb}.`);
-  }
-  if (mb > maxMb) {
-    throw badRequest(`Capacity of ${mb} MB is more than this node allows (${maxMb} MB).`);
-  }
-  return mb;
 }
 
 export function createNodeCache(options: NodeCacheOptions) {

@@ -78,6 +78,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     path: string,
     headers: Record<string, string> = {},
     body?: Buffer,
+    timeout = timeoutMs,
   ) {
     try {
       return await poolFor(nodeUrl).request({
@@ -85,8 +86,8 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         path,
         headers: { ...auth, ...headers },
         ...(body && { body }),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
       });
     } catch (error) {
       throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
@@ -191,6 +192,31 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         refused: number;
       };
       return { accepted, refused };
+    },
+
+    /** A node's seed-style JSON endpoint; resolves with the envelope's `content`. */
+    async command<T = unknown>(
+      nodeUrl: string,
+      method: 'GET' | 'POST' | 'DELETE',
+      path: string,
+      body?: unknown,
+      timeout = timeoutMs,
+    ): Promise<T> {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const headers: Record<string, string> = payload ? { 'content-type': 'application/json' } : {};
+      const response = await call(nodeUrl, method, path, headers, payload, timeout);
+      if (response.statusCode !== 200) return failure(nodeUrl, response);
+      return ((await response.body.json()) as { content: T }).content;
+    },
+
+    async healthy(nodeUrl: string): Promise<boolean> {
+      try {
+        const response = await call(nodeUrl, 'GET', '/health', {}, undefined, 1000);
+        await response.body.dump();
+        return response.statusCode === 200;
+      } catch {
+        return false;
+      }
     },
 
     async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { apiRoutes } from './api-routes.ts';
 import { imageRoutes } from './image-routes.ts';
 import { createImageService } from './images.ts';
 import { createFrontendMetrics } from './metrics.ts';
-import { registerPages } from './pages/index.ts';
+import { registerPages, sendPageNotFound } from './pages/index.ts';
 import type { Routing } from './routing.ts';
 
 export interface FrontendDeps {
@@ -34,6 +34,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     service: 'frontend',
     secret: deps.secret,
     secretByDefault: false,
+    notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
   });

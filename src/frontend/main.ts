@@ -2,54 +2,80 @@
  * Runs the frontend as a process: opens storage (embedded by default, PostgreSQL and S3 when
  * configured), routes to the configured nodes, listens, and closes gracefully on SIGTERM/SIGINT.
  */
+
+import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
-import { isLoopback } from '../http/listen.ts';
-import { openStorage, type StorageOptions } from '../storage/open.ts';
+import { isLoopback, urlFor } from '../http/listen.ts';
+import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildFrontend } from './app.ts';
+import { createManagerLink } from './manager-link.ts';
 import { createRouting, staticPoolView } from './routing.ts';
 
 export interface FrontendOptions extends StorageOptions {
   host: string;
   port: number;
-  /** Cache node URLs (a static pool until the manager pushes views). */
+  /** Cache node URLs: a static pool, used when there is no manager. */
   nodes: string[];
+  /** The manager that owns the pool: its views replace the static node list. */
+  managerUrl?: string | undefined;
+  /** How the manager reaches this frontend (default: from host and port). */
+  advertiseUrl?: string | undefined;
+  /** Storage already open in this process (pixpool up shares it with the manager). */
+  storage?: Storage;
+  /** Let the caller handle signals (pixpool up). */
+  handleSignals?: boolean;
   secret?: string | undefined;
   maxUploadMb: number;
   logLevel: string;
 }
 
 export async function runFrontend(options: FrontendOptions) {
-  if (options.nodes.length === 0) {
-    throw new Error('The frontend needs at least one cache node: --nodes http://host:5001,…');
+  if (options.nodes.length === 0 && !options.managerUrl) {
+    throw new Error('The frontend needs a manager (--manager-url) or cache nodes (--nodes …).');
   }
   if (!options.secret && !isLoopback(options.host)) {
     throw new Error(
       `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET, or bind to 127.0.0.1.`,
     );
   }
-  const storage = await openStorage(options);
+  const storage = options.storage ?? (await openStorage(options));
   const nodes = createNodeClient({ secret: options.secret, timeoutMs: 1000 });
+  const link = options.managerUrl
+    ? createManagerLink({
+        managerUrl: options.managerUrl.replace(/\/+$/, ''),
+        secret: options.secret,
+        // Before the app (and its logger) exists: the first view decides the routing.
+        log: { warn: (m: string) => console.error(`frontend: ${m}`), info: () => {} },
+      })
+    : undefined;
+  const routing = createRouting(link ? await link.firstView() : staticPoolView(options.nodes));
   const app = await buildFrontend({
-    ...storage,
+    metadata: storage.metadata,
+    objects: storage.objects,
     nodes,
-    routing: createRouting(staticPoolView(options.nodes)),
+    routing,
     secret: options.secret,
     maxUploadMb: options.maxUploadMb,
     logger: { level: options.logLevel },
   });
   app.addHook('onClose', async () => {
+    link?.stop();
     await nodes.close();
-    await storage.close();
+    if (!options.storage) await storage.close();
   });
   const address = await app.listen({ host: options.host, port: options.port });
+  const port = (app.server.address() as AddressInfo).port;
+  link?.start(options.advertiseUrl ?? urlFor(options.host, port), routing);
   // Printed at every log level: supervisors (pixpool up) wait for this line.
   console.log(`frontend listening on ${address} (${storage.description})`);
-  const stop = async (signal: string) => {
-    app.log.info(`${signal}: finishing in-flight requests, then exiting`);
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  if (options.handleSignals !== false) {
+    const stop = async (signal: string) => {
+      app.log.info(`${signal}: finishing in-flight requests, then exiting`);
+      await app.close();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  }
   return { app, address };
 }

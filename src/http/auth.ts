@@ -17,6 +17,8 @@ declare module 'fastify' {
     public?: boolean;
     /** Needs the shared secret even on a public service. */
     secret?: boolean;
+    /** An operator's endpoint: needs the admin token (PIXPOOL_ADMIN_TOKEN) when one is set. */
+    admin?: boolean;
   }
 }
 
@@ -43,6 +45,23 @@ export function installSharedSecret(
         request.headers.authorization
           ? 'The shared secret does not match this pool’s (Authorization: Bearer …).'
           : 'This endpoint needs the pool’s shared secret: send Authorization: Bearer <PIXPOOL_SECRET>.',
+      );
+    }
+  });
+}
+
+/**
+ * Operator endpoints (`config: { admin: true }`) need `Authorization: Bearer <admin token>`.
+ * Without a token the hook is not installed; main.ts allows that only on loopback.
+ */
+export function installAdminToken(app: FastifyInstance, token: string | undefined): void {
+  if (!token) return;
+  const matches = bearerCheck(token);
+  app.addHook('onRequest', async (request) => {
+    if (!request.routeOptions.config?.admin) return;
+    if (!matches(request.headers.authorization)) {
+      throw unauthorized(
+        'This is an operator endpoint: send Authorization: Bearer <PIXPOOL_ADMIN_TOKEN>.',
       );
     }
   });

@@ -3,7 +3,7 @@
  * status = error.code, and a message a person can act on. Fastify's own 4xx (bad JSON, body too
  * large, unknown content type) are reworded; a 5xx is logged in full and answered generically.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { failure, PixpoolError } from '../core/errors.ts';
 
 const fastifyMessages: Record<string, (e: FastifyError) => string> = {
@@ -16,7 +16,11 @@ const fastifyMessages: Record<string, (e: FastifyError) => string> = {
     'The Content-Length header does not match the body that was sent.',
 };
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  /** Answers a browser (Accept: text/html) that asked for an unknown path, with a page. */
+  notFoundPage?: (request: FastifyRequest, reply: FastifyReply) => FastifyReply,
+): void {
   app.setErrorHandler((error: FastifyError | PixpoolError, request, reply) => {
     if (error instanceof PixpoolError) {
       return reply.code(error.status).send(failure(error.status, error.message));
@@ -31,7 +35,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.code(500).send(failure(500, 'Internal server error; the details are logged.'));
   });
   app.setNotFoundHandler((request, reply) => {
+    if (notFoundPage && request.headers.accept?.includes('text/html')) {
+      return notFoundPage(request, reply);
+    }
     const path = request.url.split('?')[0];
-    reply.code(404).send(failure(404, `There is no endpoint ${request.method} ${path}.`));
+    return reply.code(404).send(failure(404, `There is no endpoint ${request.method} ${path}.`));
   });
 }

@@ -6,7 +6,8 @@
  * across delete-all (caches compare versions to refuse stale fills). A commit returns the object
  * it replaced exactly once, even when uploads of one key race: it runs in a transaction that
  * locks the key's row (or inserts it, the primary key deciding between racing inserts), never a
- * table lock. The store owns its driver: close() closes it.
+ * table lock. The store owns its driver (close() closes it) unless created with
+ * `ownsDriver: false`, for a driver shared with other stores.
  *
  * Limits: listKeys pages by key (keyset), so a page is consistent with its neighbours only as
  * far as concurrent uploads allow; keys sort by code point (the column is COLLATE "C").
@@ -159,12 +160,21 @@ async function commitIn(tx: SqlExecutor, upload: ImageUpload) {
   throw new Error(`the commit of ${JSON.stringify(key)} kept racing with other writers`);
 }
 
-/** Applies pending migrations, then returns the store; closes the driver if that fails. */
-export async function createMetadataStore(driver: SqlDriver): Promise<MetadataStore> {
+export interface MetadataStoreOptions {
+  /** Whether close() closes the driver (default true); false when the driver is shared. */
+  ownsDriver?: boolean | undefined;
+}
+
+/** Applies pending migrations, then returns the store; closes an owned driver if that fails. */
+export async function createMetadataStore(
+  driver: SqlDriver,
+  options: MetadataStoreOptions = {},
+): Promise<MetadataStore> {
+  const ownsDriver = options.ownsDriver ?? true;
   try {
     await applyMigrations(driver);
   } catch (error) {
-    await driver.close().catch(() => {});
+    if (ownsDriver) await driver.close().catch(() => {});
     throw error;
   }
 
@@ -234,6 +244,6 @@ export async function createMetadataStore(driver: SqlDriver): Promise<MetadataSt
       return { rows: rows.length, objects: rows.map((row) => row.object) };
     },
 
-    close: () => driver.close(),
+    close: ownsDriver ? () => driver.close() : async () => {},
   };
 }

@@ -38,6 +38,67 @@ export const migrations: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'pool',
+    statements: [
+      // The manager's registry of cache nodes. Rows are kept after a node stops (state
+      // 'stopped'), so the dashboard and the statistics can still name it.
+      `CREATE TABLE pool_nodes (
+        id text PRIMARY KEY,
+        address text NOT NULL,
+        state text NOT NULL
+          CHECK (state IN ('starting', 'active', 'draining', 'stopped', 'failed')),
+        provider text NOT NULL,
+        added_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // Every published map, never overwritten: the primary key refuses a second map with the
+      // same version, which is what stops two managers publishing different maps as one version.
+      `CREATE TABLE pool_maps (
+        version bigint PRIMARY KEY CHECK (version > 0),
+        map jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE pool_settings (
+        name text PRIMARY KEY,
+        value jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // The id, not the time, orders events: two events in one millisecond keep their order.
+      `CREATE TABLE pool_events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        kind text NOT NULL,
+        message text NOT NULL,
+        details jsonb
+      )`,
+      'CREATE INDEX pool_events_kind_id ON pool_events (kind, id)',
+      `CREATE TABLE pool_frontends (
+        url text PRIMARY KEY,
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now()
+      )`,
+      // One row per 5-s node sample. The key (at, node_id) serves the time-range scans (its
+      // leading column is at) and makes a re-sent sample a no-op instead of a double count.
+      // No foreign key to pool_nodes: a sample may arrive before its node is registered, and
+      // statistics outlive the node row's changes.
+      `CREATE TABLE pool_samples (
+        at timestamptz NOT NULL,
+        node_id text NOT NULL,
+        interval_ms bigint NOT NULL CHECK (interval_ms >= 0),
+        gets bigint NOT NULL CHECK (gets >= 0),
+        hits bigint NOT NULL CHECK (hits >= 0),
+        misses bigint NOT NULL CHECK (misses >= 0),
+        puts bigint NOT NULL CHECK (puts >= 0),
+        evictions bigint NOT NULL CHECK (evictions >= 0),
+        imports bigint NOT NULL CHECK (imports >= 0),
+        items bigint NOT NULL CHECK (items >= 0),
+        bytes bigint NOT NULL CHECK (bytes >= 0),
+        PRIMARY KEY (at, node_id)
+      )`,
+    ],
+  },
 ];
 
 // First half of the advisory lock key, 'pxpl'; the second half is the schema name's hash.

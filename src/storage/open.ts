@@ -3,8 +3,13 @@
  * PGlite database in `<dataDir>/db`, objects in `<dataDir>/objects`), PostgreSQL when a
  * databaseUrl is given, S3 when a bucket is given; each choice independent of the other.
  *
- * The caller (a main.ts) reads the environment and passes plain options. Limits: an embedded
- * database can be opened by one process at a time, so services sharing one must share a process.
+ * The metadata store (frontend) and the pool store (manager) share one driver: an embedded
+ * database can be opened by one process at a time, and `pixpool up` runs the frontend and the
+ * manager in one process, so they must share its one connection. Neither store owns the
+ * driver; close() closes it exactly once, after both.
+ *
+ * The caller (a main.ts) reads the environment and passes plain options. Limits: services in
+ * separate processes cannot share an embedded database (use PostgreSQL for that).
  */
 import { join } from 'node:path';
 import { createFsObjectStore } from './fs-object-store.ts';
@@ -12,7 +17,9 @@ import { createMetadataStore, type MetadataStore } from './metadata-store.ts';
 import type { ObjectStore } from './object-store.ts';
 import { createPgDriver, describePgServer } from './pg-driver.ts';
 import { createPgliteDriver } from './pglite-driver.ts';
+import { createPoolStore, type PoolStore } from './pool-store.ts';
 import { createS3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.ts';
+import { once } from './sql-driver.ts';
 
 export interface StorageOptions {
   /** Where embedded data lives (`db/`, `objects/`). */
@@ -26,6 +33,8 @@ export interface StorageOptions {
 export interface Storage {
   metadata: MetadataStore;
   objects: ObjectStore;
+  /** The manager's state, on the same database connection(s) as `metadata`. */
+  pool: PoolStore;
   /** Where things are, for a start-up log line; never includes a password. */
   description: string;
   close(): Promise<void>;
@@ -37,7 +46,16 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   const driver = options.databaseUrl
     ? createPgDriver({ connectionString: options.databaseUrl })
     : createPgliteDriver({ dataDir: dbDir });
-  const metadata = await createMetadataStore(driver);
+  let metadata: MetadataStore;
+  let pool: PoolStore;
+  try {
+    // One after the other: the second finds the migrations applied and does nothing.
+    metadata = await createMetadataStore(driver, { ownsDriver: false });
+    pool = await createPoolStore(driver, { ownsDriver: false });
+  } catch (error) {
+    await driver.close().catch(() => {});
+    throw error;
+  }
   const objects = options.s3
     ? createS3ObjectStore(options.s3)
     : createFsObjectStore({ dir: objectsDir });
@@ -48,9 +66,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   return {
     metadata,
     objects,
+    pool,
     description: where.join(', '),
-    async close() {
-      await Promise.allSettled([metadata.close(), objects.close()]);
-    },
+    close: once(async () => {
+      await Promise.allSettled([metadata.close(), pool.close(), objects.close()]);
+      await driver.close();
+    }),
   };
 }

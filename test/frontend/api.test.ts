@@ -297,3 +297,23 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
     });
   });
 });
+
+describe('unknown paths', () => {
+  it('a browser gets a 404 page, an API client the JSON envelope', async () => {
+    const fe = await startFrontend();
+    try {
+      const page = await fetch(`${fe.url}/no/such/page`, { headers: { accept: 'text/html' } });
+      assert.equal(page.status, 404);
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(page.headers.get('content-security-policy') ?? '', /default-src/);
+      const api = await fetch(`${fe.url}/api/nothing`, { method: 'POST' });
+      assert.equal(api.status, 404);
+      assert.deepEqual(await api.json(), {
+        success: 'false',
+        error: { code: 404, message: 'There is no endpoint POST /api/nothing.' },
+      });
+    } finally {
+      await fe.close();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 /** The home page: what pixpool is, how many images it holds, and the ways in (upload, browse, open). */
+
+import { html, type SafeHtml } from '../../http/web/html.ts';
 import { formatCount } from './format.ts';
-import { html, type SafeHtml } from './html.ts';
 import { layout, openKeyForm } from './layout.ts';
 
 export function homePage(data: { imageCount: number }): SafeHtml {

@@ -5,8 +5,9 @@
  * The <img> asks for `/images/<key>?v=<version>`: the version changes on every upload, so a
  * browser that cached the old bytes cannot show them after a re-upload.
  */
+
+import { html, type SafeHtml } from '../../http/web/html.ts';
 import { formatBytes, formatCount, formatUtc, imageUrl, uploadUrl } from './format.ts';
-import { html, type SafeHtml } from './html.ts';
 import { layout, openKeyForm } from './layout.ts';
 
 export interface ImageInfo {

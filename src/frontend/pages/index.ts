@@ -5,14 +5,16 @@
  * The seam with the rest of the frontend is `PagesDeps`: the pages read metadata through it and
  * never touch storage or the cache pool; the browser uploads through POST /api/upload and loads
  * bytes from GET /images/:key, which app.ts serves. Every response here carries the security
- * headers below. Routes are public (no shared secret): they are what people open.
+ * headers every pixpool UI shares (src/http/web/security.ts). Routes are public (no shared
+ * secret): they are what people open.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyProblem } from '../../core/keys.ts';
-import { sendAsset } from './assets.ts';
+import type { SafeHtml } from '../../http/web/html.ts';
+import { securityHeaders, sendPage } from '../../http/web/security.ts';
+import { pageAssets } from './assets.ts';
 import { imagePageUrl } from './format.ts';
 import { homePage } from './home.ts';
-import type { SafeHtml } from './html.ts';
 import { imagePage } from './image.ts';
 import { keysPage } from './keys.ts';
 import { invalidKeyPage, pageNotFoundPage, serverErrorPage, unknownKeyPage } from './problems.ts';
@@ -35,25 +37,6 @@ export interface PagesDeps {
 
 export const KEYS_PAGE_SIZE = 50;
 
-// Scripts and styles only from our own files (no inline script, no style attributes); images
-// may also be data: and blob: URLs, which the upload preview uses.
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data: blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-].join('; ');
-
-export const securityHeaders: Readonly<Record<string, string>> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-};
-
 type Rendered = { status: number; page: SafeHtml } | { redirect: string };
 type Query = Record<string, string | string[] | undefined>;
 type PageRequest = FastifyRequest<{ Querystring: Query; Params: { key?: string } }>;
@@ -63,16 +46,7 @@ function one(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function sendPage(reply: FastifyReply, status: number, page: SafeHtml): FastifyReply {
-  return reply
-    .code(status)
-    .headers(securityHeaders)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-cache')
-    .send(page.value);
-}
-
-/** Renders an HTML 404 for a path no route matched, for app.ts's not-found handler to use. */
+/** An HTML 404 for a browser asking for a path no route matched (API clients get JSON). */
 export function sendPageNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return sendPage(reply, 404, pageNotFoundPage(request.url.split('?')[0] ?? '/'));
 }
@@ -157,12 +131,5 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
     }),
   );
 
-  app.get<{ Params: { name: string }; Querystring: { v?: string } }>(
-    '/assets/:name',
-    { config },
-    (request, reply) => {
-      reply.headers(securityHeaders);
-      return sendAsset(request, reply) ?? reply.callNotFound();
-    },
-  );
+  pageAssets.register(app);
 }

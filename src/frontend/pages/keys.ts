@@ -3,8 +3,9 @@
  * substring search, the total, and a cursor link to the next page. There is no "previous" link:
  * the store pages forward by cursor only, so the way back is "first page".
  */
+
+import { html, type SafeHtml } from '../../http/web/html.ts';
 import { formatCount, imagePageUrl, keysUrl } from './format.ts';
-import { html, type SafeHtml } from './html.ts';
 import { layout } from './layout.ts';
 
 export interface KeysPageData {

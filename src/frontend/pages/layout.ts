@@ -7,8 +7,9 @@
  * and inline style attributes), so nothing here may use `style="…"` or `on…=` attributes.
  */
 import { MAX_KEY_LENGTH } from '../../core/keys.ts';
-import { assetUrl } from './assets.ts';
-import { html, raw, type SafeHtml } from './html.ts';
+import { logo } from '../../http/web/brand.ts';
+import { html, raw, type SafeHtml } from '../../http/web/html.ts';
+import { pageAssets } from './assets.ts';
 
 export type NavItem = 'home' | 'upload' | 'keys';
 
@@ -19,15 +20,6 @@ export interface PageOptions {
   /** Extra module scripts besides app.js, by asset name. */
   scripts?: readonly string[];
 }
-
-// A 2×2 "pool" of pixels; constant markup, so raw() is safe.
-export const logo = raw(
-  '<svg class="logo" viewBox="0 0 32 32" aria-hidden="true" focusable="false">' +
-    '<rect x="2" y="2" width="13" height="13" rx="3.5" class="logo-a"/>' +
-    '<rect x="17" y="2" width="13" height="13" rx="3.5" class="logo-b"/>' +
-    '<rect x="2" y="17" width="13" height="13" rx="3.5" class="logo-b"/>' +
-    '<rect x="17" y="17" width="13" height="13" rx="3.5" class="logo-c"/></svg>',
-);
 
 const navItems: readonly { id: NavItem; href: string; label: string }[] = [
   { id: 'home', href: '/', label: 'Home' },
@@ -44,9 +36,9 @@ export function layout(page: PageOptions): SafeHtml {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>${page.title} · pixpool</title>
-<link rel="icon" href="${assetUrl('icon.svg')}" type="image/svg+xml">
-<link rel="stylesheet" href="${assetUrl('app.css')}">
-${scripts.map((name) => html`<script type="module" src="${assetUrl(name)}"></script>\n`)}
+<link rel="icon" href="${pageAssets.url('icon.svg')}" type="image/svg+xml">
+<link rel="stylesheet" href="${pageAssets.url('app.css')}">
+${scripts.map((name) => html`<script type="module" src="${pageAssets.url(name)}"></script>\n`)}
 </head>
 <body>
 <a class="skip-link" href="#main">Skip to content</a>

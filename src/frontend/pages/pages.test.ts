@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createService } from '../../http/service.ts';
-import { escapeHtml, html, raw } from './html.ts';
+import { escapeHtml, html, raw } from '../../http/web/html.ts';
 import { type PagesDeps, registerPages } from './index.ts';
 
 // A valid key (no slash, no whitespace) that breaks out of an attribute and opens a script.

@@ -3,8 +3,9 @@
  * upload under it), an invalid key (400, with the rule), an unknown page (404) and a server
  * failure (500). Each says what happened and offers a way on, never a bare status line.
  */
+
+import { html, type SafeHtml } from '../../http/web/html.ts';
 import { uploadUrl } from './format.ts';
-import { html, type SafeHtml } from './html.ts';
 import { keyRuleText, layout, openKeyForm } from './layout.ts';
 
 function problem(options: {

@@ -3,8 +3,9 @@
  * with fetch to POST /api/upload and shows the API's answer; without JavaScript the form still
  * posts (the answer is then the raw JSON envelope).
  */
+
+import { html, type SafeHtml } from '../../http/web/html.ts';
 import { formatBytes, formatUtc, imagePageUrl } from './format.ts';
-import { html, type SafeHtml } from './html.ts';
 import { keyRuleText, layout } from './layout.ts';
 
 export interface UploadPageData {

@@ -1,0 +1,32 @@
+/**
+ * Validation of a cache config (capacity in MB, replacement policy), shared by the node that
+ * applies it and the manager that stores and pushes it, so both refuse the same input with the
+ * same message.
+ */
+import { badRequest } from './errors.ts';
+import { POLICIES, type PolicyName } from './stores/store.ts';
+
+export const MB = 1024 * 1024;
+
+export function parsePolicy(value: unknown): PolicyName {
+  const name = typeof value === 'string' ? value.trim().toUpperCase() : '';
+  const policy = name === 'RANDOM' ? 'RR' : name;
+  if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
+  throw badRequest(
+    `Unknown replacement policy ${JSON.stringify(value)}: use LRU (least recently used) or RR (random replacement).`,
+  );
+}
+
+export function parseCapacityMb(value: unknown, maxMb: number): number {
+  const mb = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof mb !== 'number' || !Number.isFinite(mb)) {
+    throw badRequest(`Capacity must be a number of MB; got ${JSON.stringify(value)}.`);
+  }
+  if (mb <= 0 || Math.floor(mb * MB) < 1) {
+    throw badRequest(`Capacity must be more than 0 MB; got ${mb}.`);
+  }
+  if (mb > maxMb) {
+    throw badRequest(`Capacity of ${mb} MB is more than this node allows (${maxMb} MB).`);
+  }
+  return mb;
+}

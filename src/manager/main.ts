@@ -1,0 +1,101 @@
+/**
+ * Runs the manager as a process: opens storage, resumes (or starts) the pool through its node
+ * provider, listens, and on SIGTERM/SIGINT stops taking requests, then stops the nodes it started.
+ */
+import { totalmem } from 'node:os';
+import { pino } from 'pino';
+import { createNodeClient } from '../clients/node-client.ts';
+import { MB } from '../core/cache-config.ts';
+import type { Assignment } from '../core/pool-map.ts';
+import { freePort, isLoopback, urlFor } from '../http/listen.ts';
+import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
+import { buildManager } from './app.ts';
+import { createNotifier } from './notifier.ts';
+import { createPool } from './pool.ts';
+import { createLocalProvider } from './providers/local.ts';
+import type { NodeProvider } from './providers/provider.ts';
+import { createStaticProvider } from './providers/static.ts';
+
+export interface ManagerOptions extends StorageOptions {
+  host: string;
+  port: number;
+  secret?: string | undefined;
+  adminToken?: string | undefined;
+  provider: 'local' | 'static';
+  /** For the static provider: the node URLs it may use. */
+  nodeUrls: string[];
+  assignment: Assignment;
+  /** Extra arguments for nodes the local provider starts. */
+  nodeArgs?: string[];
+  logLevel: string;
+  /** Storage already open in this process (pixpool up shares it with the frontend). */
+  storage?: Storage;
+  /** Let the caller handle signals (pixpool up). */
+  handleSignals?: boolean;
+}
+
+export async function runManager(options: ManagerOptions) {
+  if (!isLoopback(options.host) && !(options.secret && options.adminToken)) {
+    throw new Error(
+      `Refusing to listen on ${options.host} without PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN; or bind to 127.0.0.1.`,
+    );
+  }
+  const storage = options.storage ?? (await openStorage(options));
+  const port = options.port || (await freePort(options.host));
+  const managerUrl = urlFor(options.host, port);
+  const nodes = createNodeClient({ secret: options.secret, timeoutMs: 5000 });
+  const provider: NodeProvider =
+    options.provider === 'static'
+      ? createStaticProvider({ urls: options.nodeUrls, nodes })
+      : createLocalProvider({
+          secret: options.secret,
+          managerUrl,
+          args: options.nodeArgs ?? [],
+          log: (message) => console.error(`manager: ${message}`),
+        });
+  const maxCapacityMb = Math.floor((totalmem() / MB) * 0.9);
+  // The pool needs a logger before the app exists, so the app gets this one.
+  const log = pino({ level: options.logLevel });
+  const pool = await createPool({
+    store: storage.pool,
+    provider,
+    nodes,
+    assignment: options.assignment,
+    log,
+    publish: createNotifier({ store: storage.pool, secret: options.secret, log }),
+  });
+  const app = await buildManager({
+    pool,
+    store: storage.pool,
+    metadata: storage.metadata,
+    objects: storage.objects,
+    secret: options.secret,
+    adminToken: options.adminToken,
+    maxCapacityMb,
+    logger: log,
+  });
+  const prune = setInterval(() => {
+    void storage.pool.pruneSamples(new Date(Date.now() - 25 * 3600_000)).catch(() => {});
+  }, 3600_000);
+  prune.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(prune);
+    await pool.idle();
+    await provider.close();
+    await nodes.close();
+    if (!options.storage) await storage.close();
+  });
+  const address = await app.listen({ host: options.host, port });
+  // Printed at every log level: supervisors (pixpool up) wait for this line.
+  console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
+  if (options.handleSignals !== false) {
+    const stop = async (signal: string) => {
+      log.info(`${signal}: finishing in-flight requests, then stopping the nodes`);
+      await app.close();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  }
+  return { app, address, pool, storage };
+}

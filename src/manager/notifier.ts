@@ -1,0 +1,42 @@
+/**
+ * Pushes each new pool view to every frontend that registered recently (POST /api/notify with
+ * the shared secret). A push that fails is only logged: frontends also poll the manager, so a
+ * missed push heals itself within one poll interval.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { PoolStore } from '../storage/pool-store.ts';
+import type { PoolView } from './pool.ts';
+
+/** Frontends that have not registered or polled for this long are not pushed to. */
+const FORGET_AFTER_MS = 10 * 60_000;
+
+export function createNotifier(deps: {
+  store: PoolStore;
+  secret: string | undefined;
+  log: FastifyBaseLogger;
+}) {
+  return async (view: PoolView): Promise<void> => {
+    const frontends = await deps.store.listFrontends({
+      seenSince: new Date(Date.now() - FORGET_AFTER_MS),
+    });
+    await Promise.all(
+      frontends.map(async ({ url }) => {
+        try {
+          const response = await fetch(`${url}/api/notify`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              ...(deps.secret && { authorization: `Bearer ${deps.secret}` }),
+            },
+            body: JSON.stringify(view),
+            signal: AbortSignal.timeout(2000),
+          });
+          await response.arrayBuffer();
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        } catch (error) {
+          deps.log.warn({ err: error, frontend: url }, 'could not push the pool view');
+        }
+      }),
+    );
+  };
+}

@@ -1,0 +1,404 @@
+/**
+ * The pool: which nodes serve, the versioned map of regions to nodes, and every change to them,
+ * one at a time.
+ *
+ * Resizes run from a queue, serially; a request is checked against the size the queue will reach,
+ * so the 1..8 bounds hold however many requests arrive at once (reference §13 item 1). Grow: start
+ * a node, configure it, wait until it is healthy, then publish the new map and hand the moved
+ * regions over. Shrink: publish the map without the node, hand its regions over, then stop it.
+ * Every step is logged as an event; state lives in the database, so a restarted manager resumes
+ * the same pool.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { NodeClient } from '../clients/node-client.ts';
+import { conflict } from '../core/errors.ts';
+import {
+  type Assignment,
+  createPoolMap,
+  type NodeId,
+  type PoolMap,
+  planMoves,
+  resizePoolMap,
+} from '../core/pool-map.ts';
+import type { PoolStore } from '../storage/pool-store.ts';
+import type { NodeProvider, ProvidedNode } from './providers/provider.ts';
+import {
+  type CacheConfig,
+  DEFAULT_CACHE_CONFIG,
+  MAX_NODES,
+  MIN_NODES,
+  type Mode,
+} from './settings.ts';
+
+export interface PoolView {
+  map: PoolMap;
+  addresses: Record<NodeId, string>;
+}
+
+export interface PoolDeps {
+  store: PoolStore;
+  provider: NodeProvider;
+  nodes: NodeClient;
+  assignment: Assignment;
+  log: FastifyBaseLogger;
+  /** Pushes a new view to every registered frontend (notifier.ts). */
+  publish: (view: PoolView) => Promise<void>;
+}
+
+export interface HandOverSummary {
+  regions: number;
+  entries: number;
+  bytes: number;
+  failed: string[];
+}
+
+const HEALTH_WAIT_MS = 20_000;
+const MOVE_TIMEOUT_MS = 120_000;
+
+export async function createPool(deps: PoolDeps) {
+  const { store, provider, nodes, log } = deps;
+  let map: PoolMap;
+  let addresses: Record<NodeId, string> = {};
+  let queue: Promise<unknown> = Promise.resolve();
+  let pendingDelta = 0;
+  let running = 0;
+  let waiting = 0;
+
+  const view = (): PoolView => ({ map, addresses: { ...addresses } });
+  const event = (kind: string, message: string, details?: unknown) => {
+    log.info({ kind, details }, message);
+    return store.addEvent({ kind, message, details }).catch((error) => {
+      log.error({ err: error }, 'could not record a pool event');
+    });
+  };
+
+  async function cacheConfig(): Promise<CacheConfig> {
+    return (await store.getSetting<CacheConfig>('cache_config')) ?? DEFAULT_CACHE_CONFIG;
+  }
+
+  async function configureNode(url: string, config: CacheConfig): Promise<void> {
+    await nodes.command(url, 'POST', '/api/cache/config', {
+      capacity: config.capacity,
+      replacement_policy: config.replacement_policy,
+    });
+  }
+
+  async function waitHealthy(url: string): Promise<void> {
+    const deadline = Date.now() + HEALTH_WAIT_MS;
+    while (!(await nodes.healthy(url))) {
+      if (Date.now() > deadline) throw new Error(`node ${url} did not become healthy in time`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  /** Starts a node under `id`, configures it with the pool's config, waits until healthy. */
+  async function bringUp(id: string): Promise<ProvidedNode> {
+    const node = await provider.start(id);
+    await store.upsertNode({ id, address: node.url, state: 'starting', provider: provider.name });
+    await waitHealthy(node.url);
+    await configureNode(node.url, await cacheConfig());
+    return node;
+  }
+
+  async function adopt(next: PoolMap): Promise<void> {
+    await store.saveMap(next);
+    map = next;
+    await deps.publish(view()).catch((error) => {
+      log.warn({ err: error }, 'could not push the pool view to every frontend');
+    });
+  }
+
+  /** Tells each old owner to hand the moved regions to their new owners, node to node. */
+  async function handOver(prev: PoolMap, next: PoolMap): Promise<HandOverSummary> {
+    const byFrom = new Map<NodeId, Map<NodeId, number[]>>();
+    const moves = planMoves(prev, next);
+    for (const { region, from, to } of moves) {
+      const targets = byFrom.get(from) ?? new Map<NodeId, number[]>();
+      targets.set(to, [...(targets.get(to) ?? []), region]);
+      byFrom.set(from, targets);
+    }
+    const summary: HandOverSummary = { regions: moves.length, entries: 0, bytes: 0, failed: [] };
+    await Promise.all(
+      [...byFrom].map(async ([from, targets]) => {
+        const fromUrl = addresses[from];
+        if (!fromUrl) return;
+        const body = {
+          moves: [...targets].map(([to, regions]) => ({ to: addresses[to], regions })),
+        };
+        try {
+          const results = await nodes.command<{ entries: number; bytes: number }[]>(
+            fromUrl,
+            'POST',
+            '/api/cache/move_keys',
+            body,
+            MOVE_TIMEOUT_MS,
+          );
+          for (const r of results) {
+            summary.entries += r.entries;
+            summary.bytes += r.bytes;
+          }
+        } catch (error) {
+          summary.failed.push(`${from}: ${(error as Error).message}`);
+        }
+      }),
+    );
+    return summary;
+  }
+
+  async function grow(): Promise<void> {
+    const started = Date.now();
+    const id = `node-${randomUUID().slice(0, 8)}`;
+    const before = map.nodes.length;
+    await event('resize', `Growing ${before} → ${before + 1}: starting node ${id}`);
+    let node: ProvidedNode;
+    try {
+      node = await bringUp(id);
+    } catch (error) {
+      await provider.stop(id).catch(() => {});
+      await store.setNodeState(id, 'failed').catch(() => {});
+      await event(
+        'resize',
+        `Growing failed: node ${id} did not start (${(error as Error).message})`,
+      );
+      throw error;
+    }
+    addresses[id] = node.url;
+    const prev = map;
+    await adopt(resizePoolMap(prev, [...prev.nodes, id]));
+    await store.setNodeState(id, 'active');
+    const moved = await handOver(prev, map);
+    await event('resize', `Grew to ${map.nodes.length} nodes in ${Date.now() - started} ms`, {
+      from: before,
+      to: map.nodes.length,
+      mapVersion: map.version,
+      ...moved,
+      ms: Date.now() - started,
+    });
+  }
+
+  async function shrink(): Promise<void> {
+    const started = Date.now();
+    const before = map.nodes.length;
+    const victim = map.nodes[map.nodes.length - 1] as NodeId;
+    await event('resize', `Shrinking ${before} → ${before - 1}: draining node ${victim}`);
+    const prev = map;
+    await store.setNodeState(victim, 'draining');
+    await adopt(resizePoolMap(prev, prev.nodes.slice(0, -1)));
+    const moved = await handOver(prev, map);
+    await provider.stop(victim);
+    await store.setNodeState(victim, 'stopped');
+    delete addresses[victim];
+    await event('resize', `Shrank to ${map.nodes.length} nodes in ${Date.now() - started} ms`, {
+      from: before,
+      to: map.nodes.length,
+      mapVersion: map.version,
+      ...moved,
+      ms: Date.now() - started,
+    });
+  }
+
+  /** Runs `job` after every job queued before it; failures are logged, never stall the queue. */
+  function enqueue<T>(job: () => Promise<T>): Promise<T> {
+    waiting++;
+    const result = queue.then(async () => {
+      waiting--;
+      running++;
+      try {
+        return await job();
+      } finally {
+        running--;
+      }
+    });
+    queue = result.catch(() => {});
+    return result;
+  }
+
+  async function mode(): Promise<Mode> {
+    return (await store.getSetting<Mode>('mode')) ?? 'manual';
+  }
+
+  // Start: resume the registry's pool, or start its first node.
+  const saved = await store.currentMap();
+  if (saved) {
+    map = saved;
+    const known = new Map((await store.listNodes()).map((n) => [n.id, n.address]));
+    const resumed = await provider.resume(
+      saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
+    );
+    let moved = false;
+    for (const [i, id] of saved.nodes.entries()) {
+      const node = resumed[i] ?? (await bringUp(id).catch(() => undefined));
+      if (!node) {
+        await event('node', `Node ${id} could not be brought back`);
+        continue;
+      }
+      if (node.url !== known.get(id)) moved = true;
+      addresses[id] = node.url;
+      await store.upsertNode({ id, address: node.url, state: 'active', provider: provider.name });
+      await configureNode(node.url, await cacheConfig()).catch(() => {});
+    }
+    // New addresses need a new map version, or frontends would ignore the view.
+    if (moved) await adopt(resizePoolMap(map, map.nodes));
+    await event('node', `Resumed the pool: ${map.nodes.length} nodes, map version ${map.version}`);
+  } else {
+    const id = `node-${randomUUID().slice(0, 8)}`;
+    const node = await bringUp(id);
+    addresses = { [id]: node.url };
+    await store.upsertNode({ id, address: node.url, state: 'active', provider: provider.name });
+    await adopt(createPoolMap([id], deps.assignment));
+    await event('resize', `Started the pool with node ${id}`);
+  }
+
+  provider.onReplaced((node) => {
+    void enqueue(async () => {
+      if (!map.nodes.includes(node.id)) return;
+      addresses[node.id] = node.url;
+      await store.upsertNode({
+        id: node.id,
+        address: node.url,
+        state: 'active',
+        provider: provider.name,
+      });
+      await configureNode(node.url, await cacheConfig()).catch(() => {});
+      await adopt(resizePoolMap(map, map.nodes));
+      await event(
+        'node',
+        `Node ${node.id} died and was restarted at ${node.url} (its cache starts empty)`,
+      );
+    });
+  });
+
+  return {
+    view,
+    get size() {
+      return map.nodes.length;
+    },
+    get resizing() {
+      return running > 0;
+    },
+    /** Jobs waiting behind the one running. */
+    get queued() {
+      return waiting;
+    },
+    mode,
+    cacheConfig,
+
+    /**
+     * Queues a resize by one node. Refused (409) in automatic mode when `source` is manual, and
+     * when the size the queue will reach would leave 1..8.
+     */
+    async resize(change: 1 | -1, source: 'manual' | 'automatic' = 'manual') {
+      if (source === 'manual' && (await mode()) === 'automatic') {
+        throw conflict(
+          'The pool is in automatic mode: switch to manual mode to resize it by hand.',
+        );
+      }
+      const target = map.nodes.length + pendingDelta + change;
+      if (target < MIN_NODES || target > MAX_NODES) {
+        throw conflict(
+          `The pool ${pendingDelta ? 'will have' : 'has'} ${target - change} node(s); it must stay between ${MIN_NODES} and ${MAX_NODES}.`,
+        );
+      }
+      pendingDelta += change;
+      const done = enqueue(async () => {
+        try {
+          await (change > 0 ? grow() : shrink());
+        } finally {
+          pendingDelta -= change;
+        }
+      });
+      return { target, done };
+    },
+
+    async setMode(next: Mode) {
+      await store.setSetting('mode', next);
+      await event('mode', `Resizing mode is now ${next}`);
+    },
+
+    /** Stores the config and pushes it to every node; says which nodes failed. */
+    async configure(config: CacheConfig) {
+      await store.setSetting('cache_config', config);
+      const results = await Promise.all(
+        map.nodes.map(async (id) => {
+          try {
+            await configureNode(addresses[id] as string, config);
+            return { id, ok: true };
+          } catch (error) {
+            return { id, ok: false, error: (error as Error).message };
+          }
+        }),
+      );
+      const failed = results.filter((r) => !r.ok).length;
+      await event(
+        'config',
+        `Cache config set to ${config.capacity} MB, ${config.replacement_policy}${failed ? ` (${failed} node(s) failed)` : ''}`,
+      );
+      return results;
+    },
+
+    /** Empties every node; says which failed. */
+    async clearAll(reason = 'Cleared every node’s cache', kind = 'clear') {
+      const results = await Promise.all(
+        map.nodes.map(async (id) => {
+          try {
+            await nodes.command(addresses[id] as string, 'DELETE', '/api/cache');
+            return { id, ok: true };
+          } catch (error) {
+            return { id, ok: false, error: (error as Error).message };
+          }
+        }),
+      );
+      await event(kind, reason, { failed: results.filter((r) => !r.ok).length });
+      return results;
+    },
+
+    /** Each node's live statistics (null fields for a node that does not answer). */
+    async nodeStatuses() {
+      const rows = await store.listNodes();
+      const state = new Map(rows.map((r) => [r.id, r.state]));
+      return Promise.all(
+        map.nodes.map(async (id) => {
+          const address = addresses[id] as string;
+          const regions = map.owner.flatMap((owner, region) => (owner === id ? [region] : []));
+          try {
+            const s = await nodes.command<{
+              items: number;
+              bytes: number;
+              capacity_bytes: number;
+              hit_rate: number | null;
+            }>(address, 'GET', '/api/cache/statistics', undefined, 1000);
+            return {
+              id,
+              address,
+              state: state.get(id) ?? 'active',
+              healthy: true,
+              items: s.items,
+              bytes: s.bytes,
+              capacity_bytes: s.capacity_bytes,
+              hit_rate: s.hit_rate,
+              regions,
+            };
+          } catch {
+            return {
+              id,
+              address,
+              state: state.get(id) ?? 'active',
+              healthy: false,
+              items: null,
+              bytes: null,
+              capacity_bytes: null,
+              hit_rate: null,
+              regions,
+            };
+          }
+        }),
+      );
+    },
+
+    /** Waits for every queued resize (tests, shutdown). */
+    idle: () => queue,
+  };
+}
+
+export type Pool = Awaited<ReturnType<typeof createPool>>;

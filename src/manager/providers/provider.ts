@@ -1,0 +1,26 @@
+/**
+ * Where cache nodes come from. The manager decides *when* the pool changes; a provider only
+ * brings a node up or takes it down: `local` spawns child processes on this host, `static` hands
+ * out nodes from a list of URLs started elsewhere (one per host), and a cloud provider can follow
+ * the same interface.
+ */
+export interface ProvidedNode {
+  id: string;
+  url: string;
+}
+
+export interface NodeProvider {
+  readonly name: string;
+  /** Brings one more node up (or activates one) and resolves once it listens. */
+  start(id: string): Promise<ProvidedNode>;
+  /** Takes a node down (or deactivates it); idempotent. */
+  stop(id: string): Promise<void>;
+  /**
+   * At manager start: make the nodes the registry lists usable again. Returns each node's
+   * (possibly new) URL, or undefined for a node that could not be brought back.
+   */
+  resume(nodes: ProvidedNode[]): Promise<(ProvidedNode | undefined)[]>;
+  /** Called when a node dies unexpectedly and was replaced (its URL may have changed). */
+  onReplaced(listener: (node: ProvidedNode) => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,114 @@
+/**
+ * Starts a real manager on port 0 with embedded storage (PGlite in memory, objects in a temp
+ * folder) and its local provider: cache nodes as real `pixpool cache-node` processes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createNodeClient } from '../../src/clients/node-client.ts';
+import type { Assignment } from '../../src/core/pool-map.ts';
+import { freePort, urlFor } from '../../src/http/listen.ts';
+import { buildManager } from '../../src/manager/app.ts';
+import { createNotifier } from '../../src/manager/notifier.ts';
+import { createPool, type Pool } from '../../src/manager/pool.ts';
+import { createLocalProvider } from '../../src/manager/providers/local.ts';
+import type { NodeProvider } from '../../src/manager/providers/provider.ts';
+import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
+import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
+import type { ObjectStore } from '../../src/storage/object-store.ts';
+import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createPoolStore, type PoolStore } from '../../src/storage/pool-store.ts';
+import type { SqlDriver } from '../../src/storage/sql-driver.ts';
+import { SECRET } from './nodes.ts';
+
+export interface TestManager {
+  url: string;
+  pool: Pool;
+  store: PoolStore;
+  metadata: MetadataStore;
+  objects: ObjectStore;
+  provider: NodeProvider;
+  /** Stops the manager (and its nodes unless `keepNodes`), keeping the database for a restart. */
+  close(options?: { keepStorage?: boolean }): Promise<void>;
+}
+
+export async function startManager(
+  options: {
+    assignment?: Assignment;
+    adminToken?: string;
+    /** Reuse a database (to test a restart); a new in-memory one otherwise. */
+    driver?: SqlDriver;
+    provider?: NodeProvider;
+  } = {},
+): Promise<TestManager> {
+  const dir = await mkdtemp(join(tmpdir(), 'pixpool-manager-'));
+  const driver = options.driver ?? createPgliteDriver({});
+  const store = await createPoolStore(driver, { ownsDriver: false });
+  const metadata = await createMetadataStore(driver, { ownsDriver: false });
+  const objects = createFsObjectStore({ dir: join(dir, 'objects') });
+  const port = await freePort('127.0.0.1');
+  const url = urlFor('127.0.0.1', port);
+  const log = pino({ level: 'warn' });
+  const nodes = createNodeClient({ secret: SECRET, timeoutMs: 5000 });
+  const provider =
+    options.provider ??
+    createLocalProvider({ secret: SECRET, managerUrl: url, args: ['--capacity', '32'] });
+  const pool = await createPool({
+    store,
+    provider,
+    nodes,
+    assignment: options.assignment ?? 'balanced',
+    log,
+    publish: createNotifier({ store, secret: SECRET, log }),
+  });
+  const app = await buildManager({
+    pool,
+    store,
+    metadata,
+    objects,
+    secret: SECRET,
+    adminToken: options.adminToken,
+    maxCapacityMb: 4096,
+    logger: log,
+  });
+  await app.listen({ host: '127.0.0.1', port });
+  return {
+    url,
+    pool,
+    store,
+    metadata,
+    objects,
+    provider,
+    async close(closeOptions = {}) {
+      await app.close();
+      await pool.idle();
+      await provider.close();
+      await nodes.close();
+      if (!closeOptions.keepStorage) {
+        await store.close();
+        await metadata.close();
+        if (!options.driver) await driver.close();
+      }
+      await objects.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A JSON request to the manager; returns status and parsed body. */
+export async function managerCall(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const response = await fetch(url + path, {
+    method,
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely
+  return { status: response.status, body: (await response.json()) as any };
+}
