@@ -34,7 +34,8 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     secret,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
     logger: deps.logger,
-    health: () => ({ node_id: nodeId }),
+    // The pid lets an operator (or a test) find the process behind a node URL.
+    health: () => ({ node_id: nodeId, pid: process.pid }),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
