@@ -60,8 +60,10 @@ export async function startPixpoolUp(
     options.dataDir,
     '--port',
     String(port),
-    '--node-port',
-    '0',
+    '--manager-port',
+    String(await freePort()),
+    '--autoscaler-port',
+    String(await freePort()),
     '--log-level',
     'warn',
     ...(options.storageArgs ?? []),
@@ -79,7 +81,7 @@ export async function startPixpoolUp(
   });
   const up = await waitForOutput(child, /pixpool is up: open (http:\/\/\S+)/, 120_000);
   const baseUrl = (up[1] as string).replace(/\/$/, '');
-  const nodeUrl = /cache node\s+(http:\/\/\S+)/.exec(child.stdout())?.[1];
+  const nodeUrl = /cache nodes?\s+(http:\/\/[\d.:]+)/.exec(child.stdout())?.[1];
   const encoder = multipartEncoder();
 
   return {

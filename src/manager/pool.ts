@@ -64,6 +64,8 @@ export async function createPool(deps: PoolDeps) {
   let pendingDelta = 0;
   let running = 0;
   let waiting = 0;
+  /** When the last resize job ended (ms), for the autoscaler's cooldown. */
+  let lastResizeAt = 0;
 
   const view = (): PoolView => ({ map, addresses: { ...addresses } });
   const event = (kind: string, message: string, details?: unknown) => {
@@ -277,6 +279,10 @@ export async function createPool(deps: PoolDeps) {
     get resizing() {
       return running > 0;
     },
+    /** When the last resize ended, ms since the epoch (0: none since the manager started). */
+    get lastResizeAt() {
+      return lastResizeAt;
+    },
     /** Jobs waiting behind the one running. */
     get queued() {
       return waiting;
@@ -306,6 +312,7 @@ export async function createPool(deps: PoolDeps) {
           await (change > 0 ? grow() : shrink());
         } finally {
           pendingDelta -= change;
+          lastResizeAt = Date.now();
         }
       });
       return { target, done };
