@@ -11,6 +11,7 @@ import type { Assignment } from './core/pool-map.ts';
 import { runFrontend } from './frontend/main.ts';
 import { runManager } from './manager/main.ts';
 import { startChildService } from './process/child-service.ts';
+import { closeOnSignals } from './process/signals.ts';
 import { openStorage, type StorageOptions } from './storage/open.ts';
 
 const program = new Command('pixpool')
@@ -317,16 +318,15 @@ storageOptions(
     ],
     label: 'autoscaler',
   });
-  const stop = async (signal: string) => {
-    console.error(`${signal}: stopping pixpool`);
-    await frontend.app.close();
-    await manager.app.close();
-    await autoscaler.stop();
-    await storage.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  closeOnSignals(
+    async () => {
+      await frontend.app.close();
+      await manager.app.close();
+      await autoscaler.stop();
+      await storage.close();
+    },
+    (message) => console.error(message),
+  );
   process.once('exit', () => autoscaler.child.kill('SIGTERM'));
   const { map, addresses } = manager.pool.view();
   console.log(`

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
 import { isLoopback } from '../http/listen.ts';
+import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
 import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
 import { createPublisher } from './publisher.ts';
@@ -59,12 +60,9 @@ export async function runCacheNode(options: CacheNodeOptions) {
   publisher?.start();
   // Printed at every log level: supervisors (pixpool up, the manager) wait for this line.
   console.log(`cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`);
-  const stop = async (signal: string) => {
-    app.log.info(`${signal}: finishing in-flight requests, then exiting`);
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  closeOnSignals(
+    () => app.close(),
+    (message) => app.log.info(message),
+  );
   return { app, address };
 }

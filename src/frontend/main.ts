@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
 import { isLoopback, urlFor } from '../http/listen.ts';
+import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildFrontend } from './app.ts';
 import { createManagerLink } from './manager-link.ts';
@@ -69,13 +70,10 @@ export async function runFrontend(options: FrontendOptions) {
   // Printed at every log level: supervisors (pixpool up) wait for this line.
   console.log(`frontend listening on ${address} (${storage.description})`);
   if (options.handleSignals !== false) {
-    const stop = async (signal: string) => {
-      app.log.info(`${signal}: finishing in-flight requests, then exiting`);
-      await app.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    closeOnSignals(
+      () => app.close(),
+      (message) => app.log.info(message),
+    );
   }
   return { app, address };
 }

@@ -8,6 +8,7 @@ import { createNodeClient } from '../clients/node-client.ts';
 import { MB } from '../core/cache-config.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { freePort, isLoopback, urlFor } from '../http/listen.ts';
+import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
 import { createNotifier } from './notifier.ts';
@@ -89,13 +90,11 @@ export async function runManager(options: ManagerOptions) {
   // Printed at every log level: supervisors (pixpool up) wait for this line.
   console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
   if (options.handleSignals !== false) {
-    const stop = async (signal: string) => {
-      log.info(`${signal}: finishing in-flight requests, then stopping the nodes`);
-      await app.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    // Closing the app also stops the nodes the local provider started (an onClose hook).
+    closeOnSignals(
+      () => app.close(),
+      (message) => log.info(message),
+    );
   }
   return { app, address, pool, storage };
 }

@@ -11,6 +11,7 @@
  */
 import pg from 'pg';
 import { unavailable } from '../core/errors.ts';
+import { NETWORK_ERROR_CODES } from './outage.ts';
 import { once, type SqlDriver, type SqlExecutor, type SqlResult } from './sql-driver.ts';
 
 export interface PgDriverOptions {
@@ -26,16 +27,6 @@ export interface PgDriverOptions {
   onIdleError?: ((error: Error) => void) | undefined;
 }
 
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
 // SQLSTATEs for "the server is not there for you right now", beyond class 08 (connection).
 const outageStates = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 const droppedConnection = /timeout exceeded when trying to connect|Connection terminated/i;
@@ -91,7 +82,7 @@ export function createPgDriver(options: PgDriverOptions): SqlDriver {
     const e = (error ?? {}) as { code?: string; message?: string };
     const code = e.code ?? '';
     const lost =
-      networkCodes.has(code) ||
+      NETWORK_ERROR_CODES.has(code) ||
       code.startsWith('08') ||
       outageStates.has(code) ||
       droppedConnection.test(e.message ?? '');

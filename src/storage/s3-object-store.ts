@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { unavailable } from '../core/errors.ts';
 import type { DeleteAllResult, ObjectStore } from './object-store.ts';
+import { NETWORK_ERROR_CODES } from './outage.ts';
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -42,18 +43,6 @@ export interface S3ObjectStoreOptions {
   /** A ready client, e.g. shared or instrumented; the options above are then ignored. */
   client?: S3Client | undefined;
 }
-
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
-]);
 
 interface SdkError {
   name?: string;
@@ -96,7 +85,8 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     let reason: string | undefined;
     if (status !== undefined && status >= 500) reason = `it answered HTTP ${status} (${e.name})`;
     else if (e.name === 'TimeoutError') reason = 'it did not answer in time';
-    else if (e.code !== undefined && networkCodes.has(e.code)) reason = `no connection (${e.code})`;
+    else if (e.code !== undefined && NETWORK_ERROR_CODES.has(e.code))
+      reason = `no connection (${e.code})`;
     if (reason === undefined) return error;
     const failure = unavailable(
       `Image storage is unavailable: could not ${doing} in the ${where}; ${reason}. Try again shortly.`,
