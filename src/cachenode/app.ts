@@ -11,6 +11,7 @@ import { binaryRoutes } from './binary-routes.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
 import { seedRoutes } from './seed-routes.ts';
+import { createNodeView } from './view.ts';
 
 export interface CacheNodeDeps {
   nodeId: string;
@@ -41,7 +42,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
-  binaryRoutes(app, cache);
+  binaryRoutes(app, cache, createNodeView(nodeId, cache));
   seedRoutes(app, { cache, client, nodeId });
   if (!deps.client) app.addHook('onClose', () => client.close());
   return app;

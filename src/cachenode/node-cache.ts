@@ -144,6 +144,14 @@ export function createNodeCache(options: NodeCacheOptions) {
 
     clear: () => store.clear(),
 
+    /** Forgets every entry of the given regions; returns how many. */
+    dropRegions(regions: ReadonlySet<number>): number {
+      if (regions.size === 0) return 0;
+      const doomed = [...store.entries()].filter(([key]) => regions.has(regionOf(key)));
+      for (const [key] of doomed) store.delete(key);
+      return doomed.length;
+    },
+
     /** Validate everything first, then apply at once (reference §13 item 15). */
     configure(change: { policy?: unknown; capacityMb?: unknown }): { evicted: number } {
       const policy = change.policy === undefined ? config.policy : parsePolicy(change.policy);

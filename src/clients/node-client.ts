@@ -8,43 +8,30 @@
  */
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
-import { badRequest } from '../core/errors.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 
 export const VERSION_HEADER = 'x-pixpool-version';
-/** The originals address nodes by IP alone, on this port. */
-export const SEED_NODE_PORT = 5001;
 export const MODIFIED_HEADER = 'x-pixpool-modified';
+/** The pool map version a request was routed with; a node that knows a newer one answers 421. */
+export const MAP_VERSION_HEADER = 'x-pixpool-map-version';
 /** On a GET: "I hold this version"; the node answers 304 without a body if it is current. */
 export const IF_VERSION_HEADER = 'x-pixpool-if-version';
 
-/** A node address as the seeds send it (an IP, host:port) or a URL, as a base URL. */
-export function nodeUrl(address: string): string {
-  const raw = /^https?:\/\//i.test(address)
-    ? address
-    : /:\d+$/.test(address)
-      ? `http://${address}`
-      : `http://${address}:${SEED_NODE_PORT}`;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw badRequest(`${JSON.stringify(address)} is not a node address (a URL or host:port).`);
-  }
-  if (url.username || url.password || url.search || url.hash || url.pathname !== '/') {
-    throw badRequest(`A node address is a bare http(s) origin; got ${JSON.stringify(address)}.`);
-  }
-  return url.origin;
-}
+export { nodeUrl, SEED_NODE_PORT } from '../core/node-address.ts';
 
 export interface NodeClientOptions {
   /** The pool's shared secret, sent as a bearer token. */
   secret?: string | undefined;
   /** Per-request timeout for headers and body, ms. */
   timeoutMs?: number;
+  /** The pool map version this client routes with; sent on entry requests (fencing). */
+  mapVersion?: () => number | undefined;
   /** Connections kept per node. */
   connections?: number;
 }
+
+/** HTTP status a node answers when a request was routed with an outdated pool view. */
+export const STALE_VIEW_STATUS = 421;
 
 export class NodeRequestError extends Error {
   override name = 'NodeRequestError';
@@ -58,7 +45,7 @@ export class NodeRequestError extends Error {
 }
 
 export function createNodeClient(options: NodeClientOptions = {}) {
-  const { secret, timeoutMs = 2000, connections = 32 } = options;
+  const { secret, timeoutMs = 2000, connections = 32, mapVersion } = options;
   const pools = new Map<string, Pool>();
   const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
 
@@ -107,6 +94,11 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   }
 
   const entryPath = (key: string) => `/v1/entries/${encodeURIComponent(key)}`;
+  /** Headers for an entry request: the map version it was routed with, when there is one. */
+  const fence = (headers: Record<string, string> = {}) => {
+    const version = mapVersion?.();
+    return version === undefined ? headers : { ...headers, [MAP_VERSION_HEADER]: String(version) };
+  };
 
   return {
     /** The cached entry, or undefined on a miss. */
@@ -125,7 +117,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     ): Promise<CacheEntry | 'current' | undefined> {
       const headers: Record<string, string> =
         version === undefined ? {} : { [IF_VERSION_HEADER]: String(version) };
-      const response = await call(nodeUrl, 'GET', entryPath(key), headers);
+      const response = await call(nodeUrl, 'GET', entryPath(key), fence(headers));
       if (response.statusCode === 304) {
         await response.body.dump();
         return 'current';
@@ -151,11 +143,11 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         nodeUrl,
         'PUT',
         entryPath(key),
-        {
+        fence({
           'content-type': entry.contentType,
           [VERSION_HEADER]: String(entry.version),
           ...(entry.modifiedAt !== undefined && { [MODIFIED_HEADER]: String(entry.modifiedAt) }),
-        },
+        }),
         entry.value,
       );
       if (response.statusCode === 204) return 'stored';
@@ -170,7 +162,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     async invalidate(nodeUrl: string, key: string, version?: number): Promise<void> {
       const headers: Record<string, string> =
         version === undefined ? {} : { [VERSION_HEADER]: String(version) };
-      const response = await call(nodeUrl, 'DELETE', entryPath(key), headers);
+      const response = await call(nodeUrl, 'DELETE', entryPath(key), fence(headers));
       if (response.statusCode !== 204) return failure(nodeUrl, response);
     },
 
@@ -207,6 +199,22 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       const response = await call(nodeUrl, method, path, headers, payload, timeout);
       if (response.statusCode !== 200) return failure(nodeUrl, response);
       return ((await response.body.json()) as { content: T }).content;
+    },
+
+    /** Tells a node the pool's new view; resolves with whether it was newer than the node's. */
+    async pushView(nodeUrl: string, view: object, self?: string): Promise<boolean> {
+      const payload = Buffer.from(JSON.stringify({ ...view, self }));
+      const response = await call(
+        nodeUrl,
+        'POST',
+        '/v1/pool-view',
+        {
+          'content-type': 'application/json',
+        },
+        payload,
+      );
+      if (response.statusCode !== 200) return failure(nodeUrl, response);
+      return ((await response.body.json()) as { adopted: boolean }).adopted;
     },
 
     async healthy(nodeUrl: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   createPoolMap,
+  minimumRegionMoves,
   type NodeId,
   type PoolMap,
   parsePoolMap,
@@ -418,4 +419,23 @@ test('parsePoolMap accepts a good map and returns a copy without unknown fields'
   assert.deepEqual(map, good);
   assert.notEqual(map.owner, input.owner);
   assert.notEqual(map.nodes, input.nodes);
+});
+
+test('minimumRegionMoves equals what balanced moves, and is below what modulo moves, on every resize 1..8 → 1..8', () => {
+  const ids = Array.from({ length: 8 }, (_, i) => `n${i}`);
+  for (let from = 1; from <= 8; from++) {
+    for (let to = 1; to <= 8; to++) {
+      const nodes = ids.slice(0, to);
+      const balancedPrev = createPoolMap(ids.slice(0, from), 'balanced');
+      const balanced = resizePoolMap(balancedPrev, nodes);
+      const minimum = minimumRegionMoves(balancedPrev.owner, nodes);
+      assert.equal(planMoves(balancedPrev, balanced).length, minimum, `${from} → ${to}`);
+      const moduloPrev = createPoolMap(ids.slice(0, from), 'modulo');
+      const modulo = resizePoolMap(moduloPrev, nodes);
+      assert.ok(planMoves(moduloPrev, modulo).length >= minimum, `${from} → ${to} modulo`);
+    }
+  }
+  // The seed's 4 → 3 with modulo moves 10; the least possible is 4.
+  const four = createPoolMap(['A', 'B', 'C', 'D'], 'modulo');
+  assert.equal(minimumRegionMoves(four.owner, ['A', 'B', 'C']), 4);
 });

@@ -209,3 +209,19 @@ function show(v: unknown): string {
 function unreachable(): never {
   throw new Error('pool-map: internal invariant broken');
 }
+
+/**
+ * The fewest regions any assignment must move to go from `prevOwner` to a balanced map over
+ * `nodes` (every node within one region of 16/n): 16 minus the most regions survivors can keep,
+ * which is reached by giving the ceil targets to the nodes that hold the most. The manager
+ * reports it beside what a resize really moved (`balanced` moves exactly this many).
+ */
+export function minimumRegionMoves(prevOwner: readonly NodeId[], nodes: readonly NodeId[]): number {
+  const held = nodes.map((id) => prevOwner.filter((owner) => owner === id).length);
+  const base = Math.floor(REGION_COUNT / nodes.length);
+  const extra = REGION_COUNT % nodes.length;
+  const kept = [...held]
+    .sort((a, b) => b - a)
+    .reduce((sum, h, i) => sum + Math.min(h, i < extra ? base + 1 : base), 0);
+  return REGION_COUNT - kept;
+}

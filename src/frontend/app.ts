@@ -25,6 +25,8 @@ export interface FrontendDeps {
   /** Largest image accepted, MB (SPEC: MAX_UPLOAD_MB, default 10). */
   maxUploadMb?: number;
   logger?: FastifyServerOptions['logger'];
+  /** Fetches the current pool view into `routing` when a node says ours is outdated. */
+  refreshView?: (() => Promise<unknown>) | undefined;
 }
 
 export async function buildFrontend(deps: FrontendDeps) {

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { NodeClient } from '../clients/node-client.ts';
+import { type NodeClient, NodeRequestError, STALE_VIEW_STATUS } from '../clients/node-client.ts';
 import { badRequest, unsupportedMediaType } from '../core/errors.ts';
 import { createFreshFlight } from '../core/fresh-flight.ts';
 import { sniffImageType } from '../core/image-type.ts';
@@ -42,6 +42,8 @@ export interface ImageServiceDeps {
   log: FastifyBaseLogger;
   /** Bytes of hot images this frontend keeps (revalidated on every use); 0 turns it off. */
   nearCacheBytes?: number;
+  /** Fetches the current pool view into `routing` (from the manager), when there is one. */
+  refreshView?: (() => Promise<unknown>) | undefined;
 }
 
 const INVALIDATE_ATTEMPTS = 3;
@@ -53,33 +55,49 @@ export function createImageService(deps: ImageServiceDeps) {
   // Concurrent reads of one hot key share a node check that started after each of them arrived.
   const checks = createFreshFlight<CacheEntry | 'current' | undefined>();
 
-  async function fromCache(node: string, key: string): Promise<FetchedImage | undefined> {
+  const isStaleView = (error: unknown) =>
+    error instanceof NodeRequestError && error.status === STALE_VIEW_STATUS;
+
+  /** One node's answer for `key`, revalidating the near cache's copy; throws on node failure. */
+  async function askNode(node: string, key: string): Promise<FetchedImage | undefined> {
     const held = near.get(key);
-    try {
-      const entry = await checks.run(`${held?.version ?? ''}\u0000${key}`, () =>
-        nodes.revalidate(node, key, held?.version),
-      );
-      if (entry === 'current') return held;
-      if (!entry) {
-        near.delete(key);
-        return undefined;
+    const entry = await checks.run(`${node}\u0000${held?.version ?? ''}\u0000${key}`, () =>
+      nodes.revalidate(node, key, held?.version),
+    );
+    if (entry === 'current') return held;
+    if (!entry) return undefined;
+    const image: FetchedImage = {
+      bytes: entry.value,
+      contentType: entry.contentType,
+      version: entry.version,
+      modifiedAt: entry.modifiedAt,
+      source: 'cache',
+    };
+    near.set(key, image);
+    return image;
+  }
+
+  /**
+   * The owner, then (while a resize hands the region over) the previous owner. A node that fails
+   * is a miss; a node that says our view is outdated makes the whole read start again.
+   */
+  async function fromCache(key: string, owners: string[]): Promise<FetchedImage | undefined> {
+    for (const [i, node] of owners.entries()) {
+      try {
+        const image = await askNode(node, key);
+        if (image) {
+          // Found on the previous owner: warm the new one now rather than after the hand-over.
+          if (i > 0) fill(owners[0] as string, key, image);
+          return image;
+        }
+      } catch (error) {
+        if (isStaleView(error)) throw error;
+        metrics.nodeErrors.inc();
+        log.warn({ err: error, node, key }, 'cache node failed; trying the next place');
       }
-      const image: FetchedImage = {
-        bytes: entry.value,
-        contentType: entry.contentType,
-        version: entry.version,
-        modifiedAt: entry.modifiedAt,
-        source: 'cache',
-      };
-      near.set(key, image);
-      return image;
-    } catch (error) {
-      // A failing node is a miss: the person still gets the image from storage.
-      near.delete(key);
-      metrics.nodeErrors.inc();
-      log.warn({ err: error, node, key }, 'cache node failed; reading from storage');
-      return undefined;
     }
+    near.delete(key);
+    return undefined;
   }
 
   async function fromStorage(key: string): Promise<FetchedImage | undefined> {
@@ -118,31 +136,53 @@ export function createImageService(deps: ImageServiceDeps) {
     );
   }
 
+  /** Invalidates the key on every node that may hold it (owner and previous owner). */
   async function invalidate(key: string, version: number): Promise<void> {
-    const node = routing.ownerOf(key);
     for (let attempt = 1; attempt <= INVALIDATE_ATTEMPTS; attempt++) {
-      try {
-        await nodes.invalidate(node, key, version);
+      const owners = routing.ownersOf(key);
+      const results = await Promise.allSettled(
+        owners.map((node) => nodes.invalidate(node, key, version)),
+      );
+      const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+      if (failed.length === 0) return;
+      if (failed.some(isStaleView)) await refreshView();
+      if (attempt === INVALIDATE_ATTEMPTS) {
+        metrics.invalidationFailures.inc();
+        log.error({ err: failed[0], key, version }, 'could not invalidate the cached key');
         return;
-      } catch (error) {
-        if (attempt === INVALIDATE_ATTEMPTS) {
-          metrics.invalidationFailures.inc();
-          log.error({ err: error, node, key, version }, 'could not invalidate the cached key');
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
       }
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+
+  /** Asks for the current pool view (after a node said ours is outdated). */
+  async function refreshView(): Promise<void> {
+    try {
+      await deps.refreshView?.();
+    } catch (error) {
+      log.warn({ err: error }, 'could not refresh the pool view');
     }
   }
 
   return {
     async fetch(key: string): Promise<FetchedImage | undefined> {
-      const node = routing.ownerOf(key);
-      const cached = await fromCache(node, key);
+      let cached: FetchedImage | undefined;
+      let owners = routing.ownersOf(key);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          cached = await fromCache(key, owners);
+          break;
+        } catch {
+          // Our view is older than the nodes': refresh it and try once more.
+          await refreshView();
+          owners = routing.ownersOf(key);
+          cached = undefined;
+        }
+      }
       metrics.lookups.inc({ result: cached ? 'hit' : 'miss' });
       if (cached) return cached;
       const stored = await fromStorage(key);
-      if (stored) fill(node, key, stored);
+      if (stored) fill(owners[0] as string, key, stored);
       return stored;
     },
 

@@ -40,7 +40,6 @@ export async function runFrontend(options: FrontendOptions) {
     );
   }
   const storage = options.storage ?? (await openStorage(options));
-  const nodes = createNodeClient({ secret: options.secret, timeoutMs: 1000 });
   const link = options.managerUrl
     ? createManagerLink({
         managerUrl: options.managerUrl.replace(/\/+$/, ''),
@@ -50,11 +49,18 @@ export async function runFrontend(options: FrontendOptions) {
       })
     : undefined;
   const routing = createRouting(link ? await link.firstView() : staticPoolView(options.nodes));
+  // Every entry request carries our map version, so a node with a newer view can turn it away.
+  const nodes = createNodeClient({
+    secret: options.secret,
+    timeoutMs: 1000,
+    mapVersion: () => routing.view.map.version,
+  });
   const app = await buildFrontend({
     metadata: storage.metadata,
     objects: storage.objects,
     nodes,
     routing,
+    refreshView: link ? () => link.refresh(routing) : undefined,
     secret: options.secret,
     maxUploadMb: options.maxUploadMb,
     logger: { level: options.logLevel },

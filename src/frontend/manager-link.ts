@@ -52,6 +52,11 @@ export function createManagerLink(options: ManagerLinkOptions) {
       }
     },
 
+    /** Asks for the current view now (a node said ours is outdated); adopts it if newer. */
+    async refresh(routing: Routing): Promise<boolean> {
+      return routing.update(await ask('GET', '/api/manager/pool_view'));
+    },
+
     /** Registers `selfUrl` now and every interval, adopting each newer view it is given. */
     start(selfUrl: string, routing: Routing): void {
       const tick = async () => {

@@ -7,41 +7,16 @@
  * of node URLs (ids = URLs); the manager will push views to POST /api/notify.
  */
 import { nodeUrl } from '../clients/node-client.ts';
-import { badRequest } from '../core/errors.ts';
-import { createPoolMap, type NodeId, type PoolMap, parsePoolMap } from '../core/pool-map.ts';
+import { createPoolMap, type NodeId } from '../core/pool-map.ts';
+import type { PoolView } from '../core/pool-view.ts';
 import { regionOf } from '../core/regions.ts';
 
-export interface PoolView {
-  map: PoolMap;
-  /** Base URL of every node in map.nodes. */
-  addresses: Record<NodeId, string>;
-}
+export { type PoolView, parsePoolView } from '../core/pool-view.ts';
 
 /** A view for a fixed list of node URLs, `balanced`, version 1. */
 export function staticPoolView(urls: string[]): PoolView {
   const addresses = Object.fromEntries(urls.map((url) => [nodeUrl(url), nodeUrl(url)]));
   return { map: createPoolMap(Object.keys(addresses), 'balanced'), addresses };
-}
-
-/** Validates an untrusted view (a manager's push) with messages a person can act on. */
-export function parsePoolView(body: unknown): PoolView {
-  const { map, addresses } = (body ?? {}) as { map?: unknown; addresses?: unknown };
-  let parsed: PoolMap;
-  try {
-    parsed = parsePoolMap(map);
-  } catch (error) {
-    throw badRequest(`The pool map is not valid: ${(error as Error).message}.`);
-  }
-  if (typeof addresses !== 'object' || addresses === null || Array.isArray(addresses)) {
-    throw badRequest('addresses must map every node id of the map to its URL.');
-  }
-  const known: Record<NodeId, string> = {};
-  for (const id of parsed.nodes) {
-    const address = (addresses as Record<string, unknown>)[id];
-    if (typeof address !== 'string') throw badRequest(`Node ${JSON.stringify(id)} has no address.`);
-    known[id] = nodeUrl(address);
-  }
-  return { map: parsed, addresses: known };
 }
 
 export function createRouting(initial: PoolView) {
@@ -54,6 +29,15 @@ export function createRouting(initial: PoolView) {
     ownerOf(key: string): string {
       const id = view.map.owner[regionOf(key)] as NodeId;
       return view.addresses[id] as string;
+    },
+    /** The owner's URL, then the previous owner's while a resize hands the region over. */
+    ownersOf(key: string): string[] {
+      const region = regionOf(key);
+      const owner = view.map.owner[region] as NodeId;
+      const previous = view.previous?.[region];
+      const urls = [view.addresses[owner] as string];
+      if (previous && previous !== owner) urls.push(view.addresses[previous] as string);
+      return urls;
     },
     /** Adopts `next` if it is newer; returns whether it did. */
     update(next: PoolView): boolean {

@@ -16,11 +16,13 @@ import { conflict } from '../core/errors.ts';
 import {
   type Assignment,
   createPoolMap,
+  minimumRegionMoves,
   type NodeId,
   type PoolMap,
   planMoves,
   resizePoolMap,
 } from '../core/pool-map.ts';
+import type { PoolView } from '../core/pool-view.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import type { NodeProvider, ProvidedNode } from './providers/provider.ts';
 import {
@@ -31,10 +33,7 @@ import {
   type Mode,
 } from './settings.ts';
 
-export interface PoolView {
-  map: PoolMap;
-  addresses: Record<NodeId, string>;
-}
+export type { PoolView } from '../core/pool-view.ts';
 
 export interface PoolDeps {
   store: PoolStore;
@@ -59,6 +58,8 @@ const MOVE_TIMEOUT_MS = 120_000;
 export async function createPool(deps: PoolDeps) {
   const { store, provider, nodes, log } = deps;
   let map: PoolMap;
+  /** The owners before the resize in progress (a transitional view), else undefined. */
+  let previous: NodeId[] | undefined;
   let addresses: Record<NodeId, string> = {};
   let queue: Promise<unknown> = Promise.resolve();
   let pendingDelta = 0;
@@ -67,7 +68,11 @@ export async function createPool(deps: PoolDeps) {
   /** When the last resize job ended (ms), for the autoscaler's cooldown. */
   let lastResizeAt = 0;
 
-  const view = (): PoolView => ({ map, addresses: { ...addresses } });
+  const view = (): PoolView => ({
+    map,
+    addresses: { ...addresses },
+    ...(previous && { previous: [...previous] }),
+  });
   const event = (kind: string, message: string, details?: unknown) => {
     log.info({ kind, details }, message);
     return store.addEvent({ kind, message, details }).catch((error) => {
@@ -103,12 +108,87 @@ export async function createPool(deps: PoolDeps) {
     return node;
   }
 
-  async function adopt(next: PoolMap): Promise<void> {
+  /**
+   * Publishes a new map: to every node first (so a node turns away requests routed with an older
+   * map before any frontend can route with the new one), then it becomes the view frontends poll,
+   * then it is pushed to them.
+   */
+  async function adopt(next: PoolMap, before?: NodeId[]): Promise<void> {
     await store.saveMap(next);
+    const candidate: PoolView = {
+      map: next,
+      addresses: { ...addresses },
+      ...(before && { previous: [...before] }),
+    };
+    const ids = new Set([...next.nodes, ...(before ?? [])]);
+    await Promise.all(
+      [...ids].map(async (id) => {
+        const url = addresses[id];
+        for (let attempt = 1; url && attempt <= 3; attempt++) {
+          try {
+            await nodes.pushView(url, candidate, id);
+            return;
+          } catch (error) {
+            if (attempt === 3)
+              log.warn({ err: error, node: id }, 'a node did not take the pool view');
+          }
+        }
+      }),
+    );
     map = next;
+    previous = before;
     await deps.publish(view()).catch((error) => {
       log.warn({ err: error }, 'could not push the pool view to every frontend');
     });
+  }
+
+  /** Bytes cached in the regions that move, asked of their old owners before the hand-over. */
+  async function bytesInMovedRegions(prev: PoolMap, next: PoolMap): Promise<number> {
+    const moves = planMoves(prev, next);
+    const owners = [...new Set(moves.map((m) => m.from))];
+    const byOwner = await Promise.all(
+      owners.map((id) =>
+        nodes
+          .command<{ region: number; bytes: number }[]>(
+            addresses[id] as string,
+            'GET',
+            '/api/cache/regions',
+          )
+          .catch(() => []),
+      ),
+    );
+    const bytes = new Map(owners.map((id, i) => [id, byOwner[i] ?? []]));
+    return moves.reduce(
+      (sum, m) => sum + (bytes.get(m.from)?.find((r) => r.region === m.region)?.bytes ?? 0),
+      0,
+    );
+  }
+
+  /** Moves a resize's hand-over into one event: what moved, against the least possible. */
+  async function report(
+    kind: 'Grew' | 'Shrank',
+    prev: PoolMap,
+    started: number,
+    work: () => Promise<HandOverSummary>,
+  ) {
+    const cached = await bytesInMovedRegions(prev, map);
+    const minimum = minimumRegionMoves(prev.owner, map.nodes);
+    const moved = await work();
+    const ms = Date.now() - started;
+    const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+    await event(
+      'resize',
+      `${kind} to ${map.nodes.length} nodes in ${ms} ms: ${moved.regions} regions moved (minimum ${minimum}), ${moved.entries} entries / ${mb(moved.bytes)} handed over of ${mb(cached)} cached in them${moved.failed.length ? `; ${moved.failed.length} hand-over(s) failed` : ''}`,
+      {
+        from: prev.nodes.length,
+        to: map.nodes.length,
+        mapVersion: map.version,
+        minimumRegions: minimum,
+        cachedBytes: cached,
+        ...moved,
+        ms,
+      },
+    );
   }
 
   /** Tells each old owner to hand the moved regions to their new owners, node to node. */
@@ -125,7 +205,9 @@ export async function createPool(deps: PoolDeps) {
       [...byFrom].map(async ([from, targets]) => {
         const fromUrl = addresses[from];
         if (!fromUrl) return;
+        // keep: the old owner serves reads of these regions until the final view drops them.
         const body = {
+          keep: true,
           moves: [...targets].map(([to, regions]) => ({ to: addresses[to], regions })),
         };
         try {
@@ -167,16 +249,12 @@ export async function createPool(deps: PoolDeps) {
     }
     addresses[id] = node.url;
     const prev = map;
-    await adopt(resizePoolMap(prev, [...prev.nodes, id]));
+    // Transitional view: the new node owns its regions, the old owners still serve them.
+    await adopt(resizePoolMap(prev, [...prev.nodes, id]), prev.owner);
     await store.setNodeState(id, 'active');
-    const moved = await handOver(prev, map);
-    await event('resize', `Grew to ${map.nodes.length} nodes in ${Date.now() - started} ms`, {
-      from: before,
-      to: map.nodes.length,
-      mapVersion: map.version,
-      ...moved,
-      ms: Date.now() - started,
-    });
+    await report('Grew', prev, started, () => handOver(prev, map));
+    // Final view: the old owners drop what they handed over.
+    await adopt(resizePoolMap(map, map.nodes));
   }
 
   async function shrink(): Promise<void> {
@@ -186,18 +264,14 @@ export async function createPool(deps: PoolDeps) {
     await event('resize', `Shrinking ${before} → ${before - 1}: draining node ${victim}`);
     const prev = map;
     await store.setNodeState(victim, 'draining');
-    await adopt(resizePoolMap(prev, prev.nodes.slice(0, -1)));
-    const moved = await handOver(prev, map);
+    // Transitional view: survivors own the victim's regions, the victim still serves them.
+    await adopt(resizePoolMap(prev, prev.nodes.slice(0, -1)), prev.owner);
+    await report('Shrank', prev, started, () => handOver(prev, map));
+    await adopt(resizePoolMap(map, map.nodes));
+    // Only now, with every frontend routing around it, is the victim stopped.
     await provider.stop(victim);
     await store.setNodeState(victim, 'stopped');
     delete addresses[victim];
-    await event('resize', `Shrank to ${map.nodes.length} nodes in ${Date.now() - started} ms`, {
-      from: before,
-      to: map.nodes.length,
-      mapVersion: map.version,
-      ...moved,
-      ms: Date.now() - started,
-    });
   }
 
   /** Runs `job` after every job queued before it; failures are logged, never stall the queue. */

@@ -46,7 +46,7 @@ export async function startFrontend(
   const metadata = options.metadata ?? (await createMetadataStore(createPgliteDriver({})));
   const objects = options.objects ?? createFsObjectStore({ dir: join(dir, 'objects') });
   const routing = createRouting(staticPoolView(nodes.map((n) => n.url)));
-  const client = createNodeClient({ secret: SECRET });
+  const client = createNodeClient({ secret: SECRET, mapVersion: () => routing.view.map.version });
   const app = await buildFrontend({
     metadata,
     objects,

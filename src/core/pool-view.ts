@@ -1,0 +1,57 @@
+/**
+ * A pool view: what a frontend or a node needs to know of the pool. The versioned map, every
+ * node's address and, while a resize hands entries over, the owners before it (`previous`), so
+ * reads can fall back to the node that still holds a moved region and uploads can invalidate both.
+ */
+import { badRequest } from './errors.ts';
+import { nodeUrl } from './node-address.ts';
+import { type NodeId, type PoolMap, parsePoolMap } from './pool-map.ts';
+import { REGION_COUNT } from './regions.ts';
+
+export interface PoolView {
+  map: PoolMap;
+  /** Base URL of every node the view names (map.nodes and previous owners). */
+  addresses: Record<NodeId, string>;
+  /** previous[region]: the owner before the resize in progress; absent when none is. */
+  previous?: NodeId[] | undefined;
+}
+
+/** Validates an untrusted view (a manager's push) with messages a person can act on. */
+export function parsePoolView(body: unknown): PoolView {
+  const { map, addresses, previous } = (body ?? {}) as Record<string, unknown>;
+  let parsed: PoolMap;
+  try {
+    parsed = parsePoolMap(map);
+  } catch (error) {
+    throw badRequest(`The pool map is not valid: ${(error as Error).message}.`);
+  }
+  if (typeof addresses !== 'object' || addresses === null || Array.isArray(addresses)) {
+    throw badRequest('addresses must map every node id of the map to its URL.');
+  }
+  if (
+    previous !== undefined &&
+    previous !== null &&
+    (!Array.isArray(previous) ||
+      previous.length !== REGION_COUNT ||
+      !previous.every((id) => typeof id === 'string'))
+  ) {
+    throw badRequest(`previous must list the ${REGION_COUNT} owners before the resize.`);
+  }
+  const named = new Set([...parsed.nodes, ...((previous as string[] | null) ?? [])]);
+  const known: Record<NodeId, string> = {};
+  for (const id of named) {
+    const address = (addresses as Record<string, unknown>)[id];
+    if (typeof address !== 'string') throw badRequest(`Node ${JSON.stringify(id)} has no address.`);
+    known[id] = nodeUrl(address);
+  }
+  return { map: parsed, addresses: known, ...(previous ? { previous: previous as NodeId[] } : {}) };
+}
+
+/** The regions a node serves under a view: those it owns, and those it owned before. */
+export function regionsServedBy(view: PoolView, id: NodeId): Set<number> {
+  const regions = new Set<number>();
+  view.map.owner.forEach((owner, region) => {
+    if (owner === id || view.previous?.[region] === id) regions.add(region);
+  });
+  return regions;
+}
