@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeClient } from '../../src/clients/node-client.ts';
 import { buildFrontend } from '../../src/frontend/app.ts';
+import { createManagerLink } from '../../src/frontend/manager-link.ts';
 import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
@@ -32,20 +33,34 @@ export async function startFrontend(
     maxUploadMb?: number;
     metadata?: MetadataStore;
     objects?: ObjectStore;
+    /** Route with the pool of this manager (registered, pushed and polled) instead of own nodes. */
+    managerUrl?: string;
   } = {},
 ): Promise<TestFrontend> {
-  const shared = Array.isArray(options.nodes);
-  const nodes = Array.isArray(options.nodes)
-    ? options.nodes
-    : await Promise.all(
-        Array.from({ length: options.nodes ?? 1 }, () =>
-          startNode({ capacityMb: options.capacityMb ?? 64 }),
-        ),
-      );
+  const shared = Array.isArray(options.nodes) || options.managerUrl !== undefined;
+  const nodes = options.managerUrl
+    ? []
+    : Array.isArray(options.nodes)
+      ? options.nodes
+      : await Promise.all(
+          Array.from({ length: options.nodes ?? 1 }, () =>
+            startNode({ capacityMb: options.capacityMb ?? 64 }),
+          ),
+        );
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-frontend-'));
   const metadata = options.metadata ?? (await createMetadataStore(createPgliteDriver({})));
   const objects = options.objects ?? createFsObjectStore({ dir: join(dir, 'objects') });
-  const routing = createRouting(staticPoolView(nodes.map((n) => n.url)));
+  const link = options.managerUrl
+    ? createManagerLink({
+        managerUrl: options.managerUrl,
+        secret: SECRET,
+        log: { warn: () => {}, info: () => {} },
+        intervalMs: 1000,
+      })
+    : undefined;
+  const routing = createRouting(
+    link ? await link.firstView() : staticPoolView(nodes.map((n) => n.url)),
+  );
   const client = createNodeClient({ secret: SECRET, mapVersion: () => routing.view.map.version });
   const app = await buildFrontend({
     metadata,
@@ -53,10 +68,12 @@ export async function startFrontend(
     nodes: client,
     routing,
     secret: SECRET,
+    refreshView: link ? () => link.refresh(routing) : undefined,
     ...(options.maxUploadMb !== undefined && { maxUploadMb: options.maxUploadMb }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
+  link?.start(`http://127.0.0.1:${port}`, routing);
   return {
     url: `http://127.0.0.1:${port}`,
     nodes,
@@ -64,6 +81,7 @@ export async function startFrontend(
     objects,
     routing,
     async close() {
+      link?.stop();
       await app.close();
       await client.close();
       if (!shared) await Promise.all(nodes.map((n) => n.close()));
