@@ -76,7 +76,7 @@ describe('live resizing with several frontends, uploads and a killed node', () =
           () => undefined,
         );
         counts.requests++;
-        if (!response || response.status !== 200) {
+        if (response?.status !== 200) {
           counts.errors++;
           continue;
         }
@@ -100,8 +100,14 @@ describe('live resizing with several frontends, uploads and a killed node', () =
       // Up to 8 and back to 1 in random steps of 1–3 nodes; kill a node once on the way.
       const path: number[] = [];
       let size = 1;
-      while (size < 8) path.push((size = Math.min(8, size + 1 + Math.floor(random() * 3))));
-      while (size > 1) path.push((size = Math.max(1, size - 1 - Math.floor(random() * 3))));
+      while (size < 8) {
+        size = Math.min(8, size + 1 + Math.floor(random() * 3));
+        path.push(size);
+      }
+      while (size > 1) {
+        size = Math.max(1, size - 1 - Math.floor(random() * 3));
+        path.push(size);
+      }
       let killed = false;
       for (const target of path) {
         resizing = true;
