@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { runAutoscaler } from './autoscaler/main.ts';
 import { runCacheNode } from './cachenode/main.ts';
+import { MAX_WINDOW_S } from './core/autoscale-state.ts';
 import type { Assignment } from './core/pool-map.ts';
 import { runFrontend } from './frontend/main.ts';
 import { runManager } from './manager/main.ts';
@@ -112,6 +113,12 @@ program
     new Option('--manager-url <url>', 'manager to publish statistics to every 5 s').env(
       'PIXPOOL_MANAGER_URL',
     ),
+  )
+  .addOption(
+    new Option('--stats-interval-s <seconds>', 'seconds between statistics samples')
+      .env('PIXPOOL_STATS_INTERVAL_S')
+      .default(5)
+      .argParser(seconds('--stats-interval-s')),
   )
   .addOption(secretOption())
   .addOption(logLevelOption())
@@ -232,7 +239,7 @@ storageOptions(
 
 program
   .command('autoscaler')
-  .description('resizes the pool by miss rate (today: reports manual mode)')
+  .description('resizes the pool by its miss rate when the manager is in automatic mode')
   .addOption(hostOption('address to listen on'))
   .addOption(
     new Option('--port <port>', 'port to listen on')
@@ -248,9 +255,29 @@ program
   .addOption(
     new Option('--admin-token <token>', "the manager's admin token").env('PIXPOOL_ADMIN_TOKEN'),
   )
+  .addOption(
+    new Option('--interval-s <seconds>', 'seconds between decisions')
+      .env('AUTOSCALE_INTERVAL_S')
+      .default(60)
+      .argParser(seconds('--interval-s')),
+  )
+  .addOption(
+    new Option(
+      '--window-s <seconds>',
+      'seconds of statistics each decision looks at; also the cooldown after a resize',
+    )
+      .env('AUTOSCALE_WINDOW_S')
+      .default(60)
+      .argParser(seconds('--window-s', MAX_WINDOW_S)),
+  )
+  .addOption(
+    new Option('--dry-run', 'decide and report on /status, but never ask for a resize').env(
+      'AUTOSCALE_DRY_RUN',
+    ),
+  )
   .addOption(logLevelOption())
   .action(async (o) => {
-    await runAutoscaler(o);
+    await runAutoscaler({ ...o, dryRun: Boolean(o.dryRun) });
   });
 
 storageOptions(
@@ -334,13 +361,26 @@ pixpool is up: open ${frontend.address}
 
   frontend    ${frontend.address}    upload, browse and fetch images (API: /api/…)
   manager     ${manager.address}    dashboard: pool, charts, config, resizing
-  autoscaler  ${autoscaler.url}    (manual mode until its control loop exists)
+  autoscaler  ${autoscaler.url}    resizes the pool in automatic mode (/status)
   cache nodes ${map.nodes.map((id) => addresses[id]).join(', ')}
   storage     ${storage.description}
   secret      ${generated ? `Authorization: Bearer ${secret}   (generated; set PIXPOOL_SECRET to choose one)` : 'from PIXPOOL_SECRET'}
 
 Stop with Ctrl-C.`);
 });
+
+/** A commander parser for a positive number of seconds, naming the flag when it is not one. */
+function seconds(flag: string, max = Number.POSITIVE_INFINITY) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
+      throw new Error(
+        `${flag} must be a number of seconds above 0${max < Number.POSITIVE_INFINITY ? ` and at most ${max}` : ''}; got ${JSON.stringify(value)}.`,
+      );
+    }
+    return n;
+  };
+}
 
 function splitList(value: unknown): string[] {
   return String(value ?? '')

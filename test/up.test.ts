@@ -50,8 +50,28 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     assert.equal((await fetch(`${managerUrl}/`)).status, 200, 'the dashboard');
     const size = await (await fetch(`${managerUrl}/api/manager/poolsize`)).json();
     assert.deepEqual(size, { success: 'true', content: { size: 1 } });
-    const status = (await (await fetch(`${autoscalerUrl}/status`)).json()) as { mode: string };
-    assert.equal(status.mode, 'manual');
+    // The autoscaler's loop reaches the manager and reads its mode (manual until switched).
+    type Status = {
+      running: boolean;
+      mode: string;
+      last_tick_at: string | null;
+      consecutive_failures: number;
+    };
+    let status: Status = {
+      running: false,
+      mode: 'unknown',
+      last_tick_at: null,
+      consecutive_failures: -1,
+    };
+    for (let i = 0; i < 50 && !status.last_tick_at; i++) {
+      status = (await (await fetch(`${autoscalerUrl}/status`)).json()) as Status;
+      if (!status.last_tick_at) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(
+      [status.running, status.mode, status.consecutive_failures],
+      [true, 'manual', 0],
+      JSON.stringify(status),
+    );
 
     assert.equal((await fetch(`${url}/`)).status, 200, 'the home page');
     const form = new FormData();

@@ -1,15 +1,23 @@
 /**
- * The autoscaler process (SPEC §6). For now a stub that reports the mode the manager is in: the
- * pool is resized by hand until the autoscaler's own issue brings the control loop.
+ * Runs the autoscaler as a process (SPEC §6): reads and applies through the manager's HTTP API
+ * with the admin token, ticks every `intervalS` seconds, listens for /health, /status and /metrics,
+ * and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and exits.
  */
 import { isLoopback } from '../http/listen.ts';
-import { createService } from '../http/service.ts';
+import { closeOnSignals } from '../process/signals.ts';
+import { buildAutoscaler } from './app.ts';
+import { createManagerSource } from './manager-source.ts';
 
 export interface AutoscalerOptions {
   host: string;
   port: number;
   managerUrl: string;
   adminToken?: string | undefined;
+  /** Seconds between ticks (AUTOSCALE_INTERVAL_S). */
+  intervalS: number;
+  /** Seconds of statistics per decision, and the cooldown after a resize (AUTOSCALE_WINDOW_S). */
+  windowS: number;
+  dryRun?: boolean;
   logLevel: string;
 }
 
@@ -17,35 +25,26 @@ export async function runAutoscaler(options: AutoscalerOptions) {
   if (!isLoopback(options.host) && !options.adminToken) {
     throw new Error(`Refusing to listen on ${options.host} without PIXPOOL_ADMIN_TOKEN.`);
   }
-  const { app } = createService({ service: 'autoscaler', logger: { level: options.logLevel } });
-  app.get('/status', async () => {
-    let mode = 'unknown (the manager does not answer)';
-    try {
-      const response = await fetch(`${options.managerUrl}/api/manager/poolsize/config`, {
-        headers: options.adminToken ? { authorization: `Bearer ${options.adminToken}` } : {},
-        signal: AbortSignal.timeout(2000),
-      });
-      const body = (await response.json()) as { content?: { resize_pool_option?: string } };
-      mode = body.content?.resize_pool_option ?? mode;
-    } catch {}
-    return {
-      success: 'true',
-      loop: 'not running',
-      mode: 'manual',
-      manager_mode: mode,
-      message:
-        'The automatic control loop is not built yet: the pool is resized by hand from the manager (manual mode).',
-    };
+  const { app, loop } = buildAutoscaler({
+    source: createManagerSource({
+      managerUrl: options.managerUrl,
+      adminToken: options.adminToken || undefined,
+    }),
+    intervalS: options.intervalS,
+    windowS: options.windowS,
+    dryRun: options.dryRun ?? false,
+    logger: { level: options.logLevel },
   });
   const address = await app.listen({ host: options.host, port: options.port });
+  loop.start();
+  // Printed at every log level: supervisors (pixpool up) wait for this line.
   console.log(
-    `autoscaler listening on ${address} (manual mode: the control loop is not built yet)`,
+    `autoscaler listening on ${address} (every ${options.intervalS} s over a ${options.windowS} s window, from the manager at ${options.managerUrl}${options.dryRun ? '; dry run' : ''})`,
   );
-  const stop = async () => {
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
-  return { app, address };
+  // app.close() stops the loop and waits for a tick in progress.
+  closeOnSignals(
+    () => app.close(),
+    (message) => app.log.info(message),
+  );
+  return { app, address, loop };
 }

@@ -21,6 +21,8 @@ export interface CacheNodeOptions {
   maxBodyMb: string | number;
   /** Where to publish statistics every 5 s; none when undefined. */
   managerUrl?: string | undefined;
+  /** Seconds between statistics samples (default 5; tests of the autoscaler use 1). */
+  statsIntervalS?: number | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
@@ -52,6 +54,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
         managerUrl: options.managerUrl.replace(/\/+$/, ''),
         secret,
         sample: () => cache.stats.sample(),
+        intervalMs: Math.round((options.statsIntervalS ?? 5) * 1000),
         log: app.log,
       })
     : undefined;

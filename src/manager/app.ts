@@ -7,6 +7,7 @@ import { createService } from '../http/service.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
+import { autoscalerRoutes } from './autoscaler-routes.ts';
 import { registerDashboard } from './dashboard/index.ts';
 import type { Pool } from './pool.ts';
 import { managerRoutes } from './routes.ts';
@@ -34,6 +35,7 @@ export async function buildManager(deps: ManagerDeps) {
     health: () => ({ nodes: deps.pool.size }),
   });
   managerRoutes(app, deps);
+  autoscalerRoutes(app, deps);
   registerDashboard(app, { title: 'pixpool manager' });
   return app;
 }

@@ -40,6 +40,8 @@ export async function startManager(
     /** Reuse a database (to test a restart); a new in-memory one otherwise. */
     driver?: SqlDriver;
     provider?: NodeProvider;
+    /** Extra `pixpool cache-node` arguments for the nodes (e.g. --stats-interval-s 1). */
+    nodeArgs?: string[];
   } = {},
 ): Promise<TestManager> {
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-manager-'));
@@ -53,7 +55,11 @@ export async function startManager(
   const nodes = createNodeClient({ secret: SECRET, timeoutMs: 5000 });
   const provider =
     options.provider ??
-    createLocalProvider({ secret: SECRET, managerUrl: url, args: ['--capacity', '32'] });
+    createLocalProvider({
+      secret: SECRET,
+      managerUrl: url,
+      args: ['--capacity', '32', ...(options.nodeArgs ?? [])],
+    });
   const pool = await createPool({
     store,
     provider,
