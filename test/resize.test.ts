@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createSeededRandom } from '../src/core/seeded-random.ts';
 import { startFrontend, type TestFrontend, upload } from './helpers/frontend.ts';
 import { imageBytes } from './helpers/images.ts';
 import { managerCall, startManager, type TestManager } from './helpers/manager.ts';
-import { createSeededRandom } from './helpers/random.ts';
 
 const KEYS = Array.from({ length: 40 }, (_, i) => `live-${i}`);
 const bytesOf = (key: number, version: number) =>

@@ -11,6 +11,7 @@ import {
   resizePoolMap,
 } from './pool-map.ts';
 import { regionOf } from './regions.ts';
+import { createSeededRandom } from './seeded-random.ts';
 
 // Seed 001's nine distinct "Balance Result" logs, lines copied verbatim (the seed logs
 // [A, B, C, D] -> [A, B] twice, identically).
@@ -316,20 +317,9 @@ test('balanced: the same inputs give the same map, and an unchanged node list mo
   assert.deepEqual(planMoves(prev, resizePoolMap(prev, prev.nodes)), []);
 });
 
-// mulberry32: a tiny seeded PRNG so a failing walk can be replayed.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 for (const assignment of ['balanced', 'modulo'] as const) {
   test(`a 400-step random walk of ${assignment} resizes (1..16 nodes) keeps every invariant`, () => {
-    const rand = mulberry32(assignment === 'balanced' ? 1 : 2);
+    const rand = createSeededRandom(assignment === 'balanced' ? 1 : 2);
     const randInt = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
     let map = createPoolMap(['W0', 'W1', 'W2'], assignment);
     let fresh = 3;

@@ -4,7 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createSeededRandom as seededRandom } from '../seeded-random.ts';
 import type { CacheEntry, CacheStore, StoreOptions } from './store.ts';
+
+export { seededRandom };
 
 export type StoreFactory = (options: StoreOptions) => CacheStore;
 
@@ -13,18 +16,6 @@ export const entry = (bytes: number, version = 1, fill = 1): CacheEntry => ({
   contentType: 'image/png',
   version,
 });
-
-/** A small seeded PRNG (mulberry32) so random sequences are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sumOfValues(store: CacheStore): number {
   let total = 0;

@@ -1,4 +1,7 @@
-/** A seeded PRNG (mulberry32): randomized tests that replay the same way on every run. */
+/**
+ * A seeded PRNG (mulberry32): where randomness is injected (random replacement, randomized
+ * tests), the same seed replays the same sequence on every run.
+ */
 export function createSeededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
