@@ -3,15 +3,20 @@
  * run(ctx) → CaseResult (see lib/case.ts); "server vs server under wrk" cases are built with
  * compareHttp (lib/compare.ts); other kinds (upload throughput, later memory, hit ratio …)
  * implement run(ctx) directly. Today: cache node GET vs nginx, frontend GET (the whole `pixpool up`)
- * vs nginx, and upload throughput on embedded and on PostgreSQL + S3 storage.
+ * vs nginx, upload throughput on embedded and on PostgreSQL + S3 storage, and the hand-over of a
+ * pool grow 4 → 5 vs a loopback copy of the same bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { regionOf } from '../src/core/regions.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
 import { formatProfile, summarizeProfile } from './lib/cpuprofile.ts';
+import { runLoopbackCopy, startLoopbackReceiver } from './lib/loopback.ts';
+import { type PoolViewAnswer, type ResizeDetails, startManagerPeer } from './lib/manager.ts';
 import { benchImage } from './lib/multipart.ts';
 import { startNginx } from './lib/nginx.ts';
 import { type PixpoolUp, startPixpoolUp } from './lib/pixpool.ts';
@@ -132,9 +137,10 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
 }
 
 /**
- * The frontend's GET /images/:key of a cached 100 KB image (frontend → cache node hit → answer)
- * vs nginx sending the same bytes as a static file at the same path. The whole `pixpool up` tree
- * (frontend and its cache node child) is the server under test, on one CPU.
+ * The frontend's GET /images/:key of a cached 100 KB image (frontend → cache node revalidation →
+ * answer from the frontend's near cache) vs nginx sending the same bytes as a static file at the
+ * same path. The whole `pixpool up` tree (frontend and manager in one process, its cache node and
+ * autoscaler children) is the server under test, on one CPU.
  */
 const frontendGetVsNginx: BenchCase = {
   id: 'frontend-get-100k',
@@ -207,10 +213,10 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
       },
     },
     fairness: [
-      `The server under test is the whole system as \`pixpool up\` runs it: the frontend (in the up process) and its cache node (a child process). Both are pinned to the server CPU: taskset pins the up process and the cache node inherits its affinity, and the CPU time counted is the whole process tree's. nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
-      'Every pixpool request is a cache hit: the frontend GETs the bytes from the cache node over kept-alive loopback HTTP (the binary API) and sends them on; the image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).',
+      `The server under test is the whole system as \`pixpool up\` runs it: the frontend and the manager (with its embedded PGlite registry) in the up process, the cache node and the autoscaler as child processes. All are pinned to the server CPU: taskset pins the up process and its children inherit its affinity, and the CPU time counted is the whole process tree's (the manager and autoscaler mostly idle: the node's statistics every 5 s, an autoscaler tick every 60 s, manual mode). nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
+      "Every pixpool request is a cache hit served from the frontend's near cache: the frontend revalidates its copy with the cache node (a GET with x-pixpool-if-version over kept-alive loopback HTTP, answered 304 without a body; concurrent requests for the key share one check) and sends its own copy of the bytes; the image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).",
       `Both serve the same ${body.length.toLocaleString('en-US')} bytes (random after a JPEG signature, incompressible) at the same path ${path} with Content-Type ${contentType}, no compression; the runner checked both answer exactly those bytes. pixpool's answer carries a few more headers (ETag, Last-Modified, Cache-Control, CSP, nosniff, x-pixpool-source), a few hundred bytes.`,
-      `pixpool runs on this runner's Node (${process.version}): bin/pixpool.js up --data-dir <tmp> --port <p> --node-port 0 --log-level warn (embedded storage; the cache node at its default 100 MB, LRU).`,
+      `pixpool runs on this runner's Node (${process.version}): bin/pixpool.js up --data-dir <tmp> --port <p> --manager-port <p> --autoscaler-port <p> --log-level warn (embedded storage; one cache node at the manager's default 100 MB, LRU; the frontend's near cache at its default 64 MiB).`,
     ],
   });
   result.notes.push(
@@ -219,7 +225,7 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
   const profile = profileNotes(ctx, profileName, 'the frontend');
   if (profile.summaries.length > 0) {
     result.notes.push(
-      'The profile below is of the frontend process only (node flags before bin/pixpool.js are not passed on to the cache node child; the node-get-100k case profiles a cache node).',
+      'The profile below is of the frontend process only (node flags before bin/pixpool.js are not passed on to the cache node or autoscaler children; the node-get-100k case profiles a cache node).',
     );
   }
   result.notes.push(...profile.notes);
@@ -237,7 +243,7 @@ const UPLOAD_TARGET_PER_SEC = 300;
 interface UploadTarget {
   up: PixpoolUp;
   baseUrl: string;
-  /** Root of pixpool's process tree (frontend + cache node). */
+  /** Root of pixpool's process tree (frontend + manager, cache node, autoscaler). */
   pid: number;
   command: string;
   storage: string;
@@ -511,7 +517,7 @@ async function runUploads(ctx: BenchContext, self: BenchCase): Promise<CaseResul
   notes.unshift(
     'Not a ratio against a peer: these are absolute figures for this machine (2 shared CPUs), to track over time and to compare the two storage setups measured side by side in this run.',
     'Figures are medians over the rounds, each column on its own. Latency: from sending a request to reading the whole answer, exact percentiles over every successful upload of the round (not bucketed).',
-    'pixpool CPU: user+system CPU time of the pixpool up process tree (frontend + cache node) over the run, % of one CPU (in brackets: the kernel part); CPU/upload: that time per successful upload. Storage CPU: the PostgreSQL server (all its processes, so anything else using it counts too) and s3rver, % of one CPU. Client CPU: the load generator.',
+    'pixpool CPU: user+system CPU time of the pixpool up process tree (frontend and manager in one process, cache node and autoscaler children) over the run, % of one CPU (in brackets: the kernel part); CPU/upload: that time per successful upload. Storage CPU: the PostgreSQL server (all its processes, so anything else using it counts too) and s3rver, % of one CPU. Client CPU: the load generator.',
   );
   for (const s of summaries) {
     if (s.pixpoolCpuPct !== undefined && s.pixpoolCpuPct < 70) {
@@ -531,7 +537,7 @@ async function runUploads(ctx: BenchContext, self: BenchCase): Promise<CaseResul
     title: self.title,
     fairness: [
       `Load: ${UPLOAD_CONCURRENCY} workers, each with one upload in flight at a time on its own kept-alive connection (undici Pool), POST /api/upload multipart (fields key and file), a distinct key and distinct bytes (${sizeBytes.toLocaleString('en-US')} bytes, JPEG signature, random) per upload, for ${settings.durationSec} s per round: ${clientCommand}. The client is its own Node process, pinned like wrk.`,
-      `CPUs: each pixpool up tree (frontend + its cache node child, which inherits the affinity) is pinned to CPU ${cpus.server ?? '(not pinned)'}, the upload client to CPU ${cpus.load ?? '(not pinned)'}. Both setups stay up for the whole run; only one is under load at a time.`,
+      `CPUs: each pixpool up tree (frontend and manager in one process, its cache node and autoscaler children, which inherit the affinity) is pinned to CPU ${cpus.server ?? '(not pinned)'}, the upload client to CPU ${cpus.load ?? '(not pinned)'}. Both setups stay up for the whole run; only one is under load at a time.`,
       'The storage servers of the second setup, PostgreSQL (a system service shared with other users of this machine) and s3rver, are not pinned: they run wherever the OS puts them, on either CPU, and their CPU time is reported separately.',
       `${settings.rounds} rounds of ${settings.durationSec} s per setup after a ${settings.warmupSec} s warm-up each; the setups alternate and the order flips every round. Before measuring, each setup stored an image and served it back byte-identical (from storage, then from the cache node).`,
       `pixpool runs on this runner's Node (${process.version}) with PIXPOOL_SECRET set and the CLI's storage variables cleared: ${summaries.map((s) => `${s.side}: ${s.command}; storage ${s.storage}`).join(' — ')}.`,
@@ -589,4 +595,374 @@ async function runUploads(ctx: BenchContext, self: BenchCase): Promise<CaseResul
   };
 }
 
-export const cases: BenchCase[] = [nodeGetVsNginx, frontendGetVsNginx, uploads];
+/** Values filled into the pool before the grow: 1,024 × 100 KiB = 100 MiB. */
+const HANDOVER_VALUES = 1024;
+const HANDOVER_VALUE_BYTES = 100 * KB;
+/** PUTs in flight while filling (not measured). */
+const HANDOVER_FILL_CONCURRENCY = 8;
+/** Loopback copies of the handed-over bytes per repetition: untimed first, then timed (median). */
+const HANDOVER_COPY_WARMUP = 2;
+const HANDOVER_COPIES = 9;
+const MiB = 1024 * 1024;
+
+interface HandoverRep {
+  rep: number;
+  filledEntries: number;
+  filledBytes: number;
+  /** Values per region over the 16 regions, fewest and most. */
+  valuesPerRegion: { min: number; max: number };
+  details: ResizeDetails;
+  eventMessage: string;
+  /** The POST …/poolsize/manual round trip, as the runner saw it, ms. */
+  requestMs: number;
+  /** Request sent → the new node's "listening" line reached the runner, ms. */
+  nodeStartMs: number | undefined;
+  /** That line → the resize's answer: health check, config, two map publications, hand-over. */
+  afterStartMs: number | undefined;
+  /** User+system CPU of the manager's tree (manager + 5 nodes) over the request, % of one CPU. */
+  resizeCpuPct: number | undefined;
+  /** Bytes on the new node after the resize, and over all nodes (the final view dropped the old copies). */
+  newNodeBytes: number | null;
+  bytesAfter: number | null;
+  resizeMiBps: number;
+  afterStartMiBps: number | undefined;
+  copyMs: number[];
+  copyMedianMs: number;
+  copyMiBps: number;
+  /** Sender + receiver CPU over the copies, % of one CPU of their wall time. */
+  copyCpuPct: number | undefined;
+  ratioResize: number;
+  ratioAfterStart: number | undefined;
+}
+
+/**
+ * Issue 5's hand-over: 100 MiB cached on 4 nodes, then a grow to 5 (3 of 16 regions move to the
+ * new node, node to node), timed by the manager's own resize event and by the runner, against a
+ * loopback TCP copy of the same number of bytes between two processes on the same CPU.
+ */
+const handover: BenchCase = {
+  id: 'handover-100mb',
+  title:
+    'Hand-over on a pool grow 4 → 5 with 100 MiB cached vs a loopback TCP copy of the same bytes (same CPU)',
+  run: (ctx) => runHandover(ctx, handover),
+};
+
+async function fillPool(
+  view: PoolViewAnswer,
+  secret: string,
+  keyPrefix: string,
+): Promise<{ entries: number; bytes: number; perRegion: number[] }> {
+  const base = benchImage(HANDOVER_VALUE_BYTES);
+  const perRegion = new Array<number>(16).fill(0);
+  let next = 0;
+  let bytes = 0;
+  const worker = async () => {
+    for (let i = next++; i < HANDOVER_VALUES; i = next++) {
+      const key = `${keyPrefix}-${i}`;
+      const region = regionOf(key);
+      const owner = view.map.owner[region] as string;
+      const url = view.addresses[owner];
+      if (!url) throw new Error(`region ${region}: owner ${owner} has no address in the view`);
+      const value = Buffer.from(base);
+      value.writeUInt32BE(i, 4); // distinct bytes per value
+      const response = await fetch(`${url}/v1/entries/${encodeURIComponent(key)}`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${secret}`,
+          'content-type': 'image/jpeg',
+          'x-pixpool-version': '1',
+        },
+        body: value,
+      });
+      const text = await response.text();
+      if (response.status !== 204) {
+        throw new Error(`PUT ${key} to ${owner} answered ${response.status}: ${text}`);
+      }
+      perRegion[region] = (perRegion[region] ?? 0) + 1;
+      bytes += value.length;
+    }
+  };
+  await Promise.all(Array.from({ length: HANDOVER_FILL_CONCURRENCY }, worker));
+  return { entries: HANDOVER_VALUES, bytes, perRegion };
+}
+
+async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResult> {
+  const { settings, cpus, procs } = ctx;
+  const secret = randomBytes(24).toString('base64url');
+  const notes: string[] = [];
+  const reps: HandoverRep[] = [];
+  let managerCommand = '';
+  let copyCommand = '';
+  const receiver = await startLoopbackReceiver(procs, ctx.root, cpus.server);
+  try {
+    for (let rep = 1; rep <= settings.rounds; rep++) {
+      ctx.log(`${self.id}: repetition ${rep}/${settings.rounds}: starting a fresh manager`);
+      const manager = await startManagerPeer(procs, {
+        root: ctx.root,
+        dataDir: join(ctx.tmp, `${self.id}-r${rep}`),
+        secret,
+        cpus: cpus.server,
+        logFile: join(ctx.tmp, `${self.id}-r${rep}-manager.log`),
+      });
+      managerCommand = manager.command.replace(ctx.tmp, '<tmp>');
+      let details: ResizeDetails;
+      let eventMessage: string;
+      let filled: Awaited<ReturnType<typeof fillPool>>;
+      let requestMs: number;
+      let nodeStartMs: number | undefined;
+      let resizeCpuPct: number | undefined;
+      let newNodeBytes: number | null = null;
+      let bytesAfter: number | null = null;
+      try {
+        for (let size = 1; size < 4; size++) await manager.resize('increase');
+        await manager.configure(256, 'LRU');
+        const view = await manager.poolView();
+        if (view.map.nodes.length !== 4) {
+          throw new Error(`the pool has ${view.map.nodes.length} nodes, not 4`);
+        }
+        ctx.log(`${self.id}: filling ${HANDOVER_VALUES} × ${HANDOVER_VALUE_BYTES} bytes`);
+        filled = await fillPool(view, secret, `handover-r${rep}`);
+        const before = await manager.nodes();
+        const cachedItems = before.reduce((sum, n) => sum + (n.items ?? 0), 0);
+        const cachedBytes = before.reduce((sum, n) => sum + (n.bytes ?? 0), 0);
+        if (cachedItems !== filled.entries || cachedBytes !== filled.bytes) {
+          throw new Error(
+            `the nodes hold ${cachedItems} entries / ${cachedBytes} bytes, not the ${filled.entries} / ${filled.bytes} put`,
+          );
+        }
+        await sleep(1000); // let the fill's garbage and the nodes' statistics settle
+        const cpuBefore = treeCpuSeconds(manager.child.pid);
+        const t0 = performance.now();
+        await manager.resize('increase');
+        const t1 = performance.now();
+        const cpuAfter = treeCpuSeconds(manager.child.pid);
+        requestMs = t1 - t0;
+        resizeCpuPct =
+          cpuBefore && cpuAfter
+            ? ((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) /
+                (requestMs / 1000)) *
+              100
+            : undefined;
+        const event = await manager.resizeEvent(5);
+        details = event.details;
+        eventMessage = event.message;
+        const after = await manager.poolView();
+        const added = after.map.nodes.find((id) => !view.map.nodes.includes(id));
+        const listenedAt = added ? manager.nodeListeningAt(added) : undefined;
+        nodeStartMs = listenedAt === undefined ? undefined : listenedAt - t0;
+        const statuses = await manager.nodes();
+        newNodeBytes = statuses.find((n) => n.id === added)?.bytes ?? null;
+        bytesAfter = statuses.every((n) => n.bytes !== null)
+          ? statuses.reduce((sum, n) => sum + (n.bytes ?? 0), 0)
+          : null;
+      } finally {
+        ctx.log(`${self.id}: stopping the manager and its nodes`);
+        await manager.stop();
+      }
+      // The baseline right after, on the same CPU(s), with nothing else of ours running there.
+      const copy = await runLoopbackCopy(
+        procs,
+        ctx.root,
+        receiver,
+        {
+          totalBytes: details.bytes,
+          chunkBytes: HANDOVER_VALUE_BYTES,
+          warmup: HANDOVER_COPY_WARMUP,
+          repeats: HANDOVER_COPIES,
+        },
+        cpus.server,
+      );
+      copyCommand = copy.command;
+      const copyMs = copy.result.ms;
+      const copyMedianMs = median(copyMs);
+      const copyWallSec = copyMs.reduce((a, b) => a + b, 0) / 1000;
+      const copyCpuSec =
+        copy.receiverCpuSec === undefined
+          ? undefined
+          : copy.receiverCpuSec + copy.result.cpuSec.user + copy.result.cpuSec.system;
+      const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+      const afterStartMs = nodeStartMs === undefined ? undefined : requestMs - nodeStartMs;
+      const copyMiBps = rate(details.bytes, copyMedianMs);
+      const resizeMiBps = rate(details.bytes, details.ms);
+      const afterStartMiBps =
+        afterStartMs === undefined ? undefined : rate(details.bytes, afterStartMs);
+      const r: HandoverRep = {
+        rep,
+        filledEntries: filled.entries,
+        filledBytes: filled.bytes,
+        valuesPerRegion: { min: Math.min(...filled.perRegion), max: Math.max(...filled.perRegion) },
+        details,
+        eventMessage,
+        requestMs,
+        nodeStartMs,
+        afterStartMs,
+        resizeCpuPct,
+        newNodeBytes,
+        bytesAfter,
+        resizeMiBps,
+        afterStartMiBps,
+        copyMs,
+        copyMedianMs,
+        copyMiBps,
+        copyCpuPct: copyCpuSec === undefined ? undefined : (copyCpuSec / copyWallSec) * 100,
+        ratioResize: resizeMiBps / copyMiBps,
+        ratioAfterStart: afterStartMiBps === undefined ? undefined : afterStartMiBps / copyMiBps,
+      };
+      reps.push(r);
+      ctx.log(
+        `${self.id}: repetition ${rep}: ${eventMessage} | runner: ${r.requestMs.toFixed(0)} ms, ` +
+          `node start ${nodeStartMs?.toFixed(0) ?? '?'} ms, after it ${afterStartMs?.toFixed(0) ?? '?'} ms, ` +
+          `manager tree CPU ${fmt.pct(resizeCpuPct)} | loopback copy ${copyMedianMs.toFixed(1)} ms ` +
+          `(${copyMiBps.toFixed(0)} MiB/s) | ratio ${r.ratioResize.toFixed(4)} whole, ` +
+          `${r.ratioAfterStart?.toFixed(3) ?? '?'} after the node started`,
+      );
+      if (details.failed.length > 0) {
+        notes.push(`Repetition ${rep}: hand-over(s) failed: ${details.failed.join('; ')}`);
+      }
+      if (newNodeBytes !== details.bytes) {
+        notes.push(
+          `Repetition ${rep}: the new node holds ${newNodeBytes} bytes after the resize, not the ${details.bytes} handed over.`,
+        );
+      }
+      if (bytesAfter !== filled.bytes) {
+        notes.push(
+          `Repetition ${rep}: the pool holds ${bytesAfter} bytes after the resize, not the ${filled.bytes} filled (old owners should have dropped their copies).`,
+        );
+      }
+    }
+  } finally {
+    await receiver.stop();
+  }
+
+  const med = (pick: (r: HandoverRep) => number) => median(reps.map(pick));
+  const optMed = (pick: (r: HandoverRep) => number | undefined) => {
+    const values = reps.map(pick);
+    return values.every((v) => v !== undefined) ? median(values as number[]) : undefined;
+  };
+  const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+  const ms = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(0)} ms`);
+  const mibps = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} MiB/s`);
+  const ratio = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(4));
+  const byRep = (format: (r: HandoverRep) => string) => reps.map(format).join(' / ');
+
+  const resizeMiBps = med((r) => r.resizeMiBps);
+  const afterStartMiBps = optMed((r) => r.afterStartMiBps);
+  const copyMiBps = med((r) => r.copyMiBps);
+  const ratioResize = resizeMiBps / copyMiBps;
+  const ratioAfterStart = afterStartMiBps === undefined ? undefined : afterStartMiBps / copyMiBps;
+  const handedOverShare = med((r) => r.details.bytes / r.details.cachedBytes);
+  const regionShare = med((r) => r.details.regions / r.details.minimumRegions);
+
+  notes.unshift(
+    'Medians over the repetitions, each row on its own; the ratio rows divide the median rates (their by-repetition figures are each repetition’s own ratio). MiB = 1,048,576 bytes.',
+    '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
+    `The loopback copy sends the bytes that repetition handed over, in ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')}-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition ${HANDOVER_COPY_WARMUP} untimed copies (JIT, TCP buffers), then ${HANDOVER_COPIES} timed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
+  );
+
+  return {
+    id: self.id,
+    title: self.title,
+    fairness: [
+      `CPUs: the manager is pinned with taskset -c ${cpus.server ?? '(not pinned)'}; the cache nodes it starts (child processes of the local provider) inherit that affinity, so the manager, the 4 old owners and the new node share ${cpus.server === undefined ? 'the machine' : `CPU ${cpus.server}`}. The loopback baseline's receiver and sender are two Node processes pinned to the same ${cpus.server === undefined ? 'CPUs (none)' : `CPU ${cpus.server}`}, so both sides copy between processes on the same CPU(s). The runner (fill PUTs, API calls) is not pinned; it only waits during the resize.`,
+      `Each repetition: a fresh manager (${managerCommand}; embedded PGlite registry in its own data dir), grown 1 → 4 with POST /api/manager/poolsize/manual {"change":"increase","wait":true}, configured with POST /api/manager/config {"capacity":256,"replacement_policy":"LRU"}, filled with ${HANDOVER_VALUES} distinct values of ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')} random bytes (PUT /v1/entries/<key> to each key's owner by the pool view, ${HANDOVER_FILL_CONCURRENCY} in flight), checked (the nodes hold exactly those entries and bytes), then grown 4 → 5 the same way; the manager and its nodes are then stopped and the loopback copy runs.`,
+      `Baseline: ${copyCommand}, started through tsx like the nodes; a plain node:net stream (no HTTP, no framing, no user-space copy of the payload), so it is the ceiling for moving those bytes between two processes here.`,
+      `${settings.rounds} repetitions; the loopback copy of each repetition runs within seconds of its resize, with the same byte count.`,
+    ],
+    table: {
+      head: ['measure', 'median', 'by repetition'],
+      rows: [
+        [
+          'filled (4 nodes)',
+          `${mib(med((r) => r.filledBytes))}, ${fmt.int(med((r) => r.filledEntries))} entries`,
+          byRep((r) => `${r.valuesPerRegion.min}–${r.valuesPerRegion.max} per region`),
+        ],
+        [
+          'cached in the moved regions',
+          mib(med((r) => r.details.cachedBytes)),
+          byRep((r) => mib(r.details.cachedBytes)),
+        ],
+        [
+          'handed over',
+          `${mib(med((r) => r.details.bytes))}, ${fmt.int(med((r) => r.details.entries))} entries`,
+          byRep((r) => `${r.details.regions} regions (min ${r.details.minimumRegions})`),
+        ],
+        ['whole resize (event ms)', ms(med((r) => r.details.ms)), byRep((r) => ms(r.details.ms))],
+        [
+          '  new node start (runner)',
+          ms(optMed((r) => r.nodeStartMs)),
+          byRep((r) => ms(r.nodeStartMs)),
+        ],
+        [
+          '  after the node listened (runner)',
+          ms(optMed((r) => r.afterStartMs)),
+          byRep((r) => ms(r.afterStartMs)),
+        ],
+        ['hand-over rate, whole resize', mibps(resizeMiBps), byRep((r) => mibps(r.resizeMiBps))],
+        [
+          'hand-over rate, after the node listened',
+          mibps(afterStartMiBps),
+          byRep((r) => mibps(r.afterStartMiBps)),
+        ],
+        [
+          'loopback copy of the same bytes',
+          `${mibps(copyMiBps)} (${med((r) => r.copyMedianMs).toFixed(1)} ms)`,
+          byRep((r) => mibps(r.copyMiBps)),
+        ],
+        ['ratio, whole resize ÷ loopback', ratio(ratioResize), byRep((r) => ratio(r.ratioResize))],
+        [
+          'ratio, after the node listened ÷ loopback',
+          ratio(ratioAfterStart),
+          byRep((r) => ratio(r.ratioAfterStart)),
+        ],
+        [
+          'manager tree CPU during the resize',
+          fmt.pct(optMed((r) => r.resizeCpuPct)),
+          byRep((r) => fmt.pct(r.resizeCpuPct)),
+        ],
+        [
+          'loopback sender + receiver CPU',
+          fmt.pct(optMed((r) => r.copyCpuPct)),
+          byRep((r) => fmt.pct(r.copyCpuPct)),
+        ],
+      ],
+    },
+    checks: [
+      {
+        name: 'bytes handed over ÷ bytes cached in the moved regions (median)',
+        value: handedOverShare,
+        target: '= 1',
+        met: reps.every(
+          (r) => r.details.bytes === r.details.cachedBytes && r.details.failed.length === 0,
+        ),
+      },
+      {
+        name: 'regions moved ÷ the minimum (median)',
+        value: regionShare,
+        target: '= 1',
+        met: reps.every((r) => r.details.regions === r.details.minimumRegions),
+      },
+    ],
+    notes,
+    figures: {
+      values: HANDOVER_VALUES,
+      valueBytes: HANDOVER_VALUE_BYTES,
+      copyWarmup: HANDOVER_COPY_WARMUP,
+      copies: HANDOVER_COPIES,
+      medians: {
+        resizeMs: med((r) => r.details.ms),
+        nodeStartMs: optMed((r) => r.nodeStartMs),
+        afterStartMs: optMed((r) => r.afterStartMs),
+        bytes: med((r) => r.details.bytes),
+        cachedBytes: med((r) => r.details.cachedBytes),
+        resizeMiBps,
+        afterStartMiBps,
+        copyMiBps,
+        ratioResize,
+        ratioAfterStart,
+      },
+      repetitions: reps,
+    },
+  };
+}
+
+export const cases: BenchCase[] = [nodeGetVsNginx, frontendGetVsNginx, uploads, handover];

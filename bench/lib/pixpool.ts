@@ -1,8 +1,9 @@
 /**
- * The whole pixpool system as a benchmark peer: `bin/pixpool.js up` (the frontend in-process,
- * one cache node as its child) on this very Node binary, pinned like any peer (the cache node
- * inherits the CPU affinity), ready once it prints "pixpool is up: open <url>". Plus the public
- * API calls a case needs: upload (multipart) and a GET that waits until the cache node serves it.
+ * The whole pixpool system as a benchmark peer: `bin/pixpool.js up` (the frontend and the manager
+ * in-process, one cache node and the autoscaler as its children) on this very Node binary, pinned
+ * like any peer (the children inherit the CPU affinity), ready once it prints "pixpool is up: open
+ * <url>". Plus the public API calls a case needs: upload (multipart) and a GET that waits until
+ * the cache node serves it.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ export interface PixpoolUpOptions {
   /** Extra environment (e.g. S3 credentials). */
   env?: Record<string, string>;
   cpus?: string | undefined;
-  /** Flags for the frontend's node (the cache node child does not get them). */
+  /** Flags for the frontend's node (the cache node and autoscaler children do not get them). */
   nodeFlags?: string[];
   logFile?: string;
   name?: string;
@@ -47,6 +48,15 @@ const CLI_ENV = /^(PIXPOOL_|DATABASE_URL$|S3_|AWS_|MAX_UPLOAD_MB$)/;
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
+/** The runner's environment without the CLI's variables, plus `extra` (e.g. PIXPOOL_SECRET). */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!CLI_ENV.test(name)) env[name] = value;
+  }
+  return Object.assign(env, extra);
+}
+
 export async function startPixpoolUp(
   group: ProcessGroup,
   options: PixpoolUpOptions,
@@ -68,11 +78,7 @@ export async function startPixpoolUp(
     'warn',
     ...(options.storageArgs ?? []),
   ];
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!CLI_ENV.test(name)) env[name] = value;
-  }
-  Object.assign(env, options.env, { PIXPOOL_SECRET: options.secret });
+  const env = cliEnv({ ...options.env, PIXPOOL_SECRET: options.secret });
   const child = group.spawn(options.name ?? 'pixpool up', process.execPath, args, {
     cwd: options.root,
     env,
