@@ -29,7 +29,8 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export async function buildCacheNode(deps: CacheNodeDeps) {
   const { cache, nodeId, secret } = deps;
-  const client = deps.client ?? createNodeClient({ secret });
+  // Hand-over batches are up to 8 MiB: give them far more than an entry request's 2 s.
+  const client = deps.client ?? createNodeClient({ secret, timeoutMs: 30_000 });
   const { app, registry } = createService({
     service: 'cache-node',
     secret,

@@ -46,7 +46,8 @@ export interface ImageServiceDeps {
   refreshView?: (() => Promise<unknown>) | undefined;
 }
 
-const INVALIDATE_ATTEMPTS = 3;
+/** Tries over ~1.5 s: long enough for the manager to publish a restarted node's new address. */
+const INVALIDATE_ATTEMPTS = 6;
 
 export function createImageService(deps: ImageServiceDeps) {
   const { metadata, objects, nodes, routing, metrics, log } = deps;
@@ -145,13 +146,15 @@ export function createImageService(deps: ImageServiceDeps) {
       );
       const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
       if (failed.length === 0) return;
-      if (failed.some(isStaleView)) await refreshView();
       if (attempt === INVALIDATE_ATTEMPTS) {
         metrics.invalidationFailures.inc();
         log.error({ err: failed[0], key, version }, 'could not invalidate the cached key');
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      // Outdated view or a node that does not answer: the manager may have replaced that node
+      // (a restart moves it to a new address), so ask for the current view before retrying.
+      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 1)));
+      await refreshView();
     }
   }
 

@@ -173,12 +173,14 @@ export async function createPool(deps: PoolDeps) {
   ) {
     const cached = await bytesInMovedRegions(prev, map);
     const minimum = minimumRegionMoves(prev.owner, map.nodes);
+    const handOverStarted = Date.now();
     const moved = await work();
+    const handOverMs = Date.now() - handOverStarted;
     const ms = Date.now() - started;
     const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
     await event(
       'resize',
-      `${kind} to ${map.nodes.length} nodes in ${ms} ms: ${moved.regions} regions moved (minimum ${minimum}), ${moved.entries} entries / ${mb(moved.bytes)} handed over of ${mb(cached)} cached in them${moved.failed.length ? `; ${moved.failed.length} hand-over(s) failed` : ''}`,
+      `${kind} to ${map.nodes.length} nodes in ${ms} ms (hand-over ${handOverMs} ms): ${moved.regions} regions moved (minimum ${minimum}), ${moved.entries} entries / ${mb(moved.bytes)} handed over of ${mb(cached)} cached in them${moved.failed.length ? `; ${moved.failed.length} hand-over(s) failed` : ''}`,
       {
         from: prev.nodes.length,
         to: map.nodes.length,
@@ -187,6 +189,7 @@ export async function createPool(deps: PoolDeps) {
         cachedBytes: cached,
         ...moved,
         ms,
+        handOverMs,
       },
     );
   }
