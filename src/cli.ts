@@ -161,6 +161,15 @@ storageOptions(
         'how the manager reaches this frontend; default from host and port',
       ).env('PIXPOOL_ADVERTISE_URL'),
     )
+    .addOption(
+      new Option(
+        '--near-cache-mb <mb>',
+        'hot images kept in the frontend, revalidated on every use; 0 = off',
+      )
+        .env('PIXPOOL_NEAR_CACHE_MB')
+        .default(64)
+        .argParser(Number),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
@@ -176,6 +185,7 @@ storageOptions(
       .filter(Boolean),
     secret: o.secret,
     maxUploadMb: o.maxUploadMb,
+    nearCacheMb: o.nearCacheMb,
     logLevel: o.logLevel,
   });
 });

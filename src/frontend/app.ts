@@ -25,6 +25,8 @@ export interface FrontendDeps {
   /** Largest image accepted, MB (SPEC: MAX_UPLOAD_MB, default 10). */
   maxUploadMb?: number;
   logger?: FastifyServerOptions['logger'];
+  /** MB of hot images kept in this frontend (revalidated on every use); 0 turns it off. */
+  nearCacheMb?: number | undefined;
   /** Fetches the current pool view into `routing` when a node says ours is outdated. */
   refreshView?: (() => Promise<unknown>) | undefined;
 }
@@ -44,7 +46,14 @@ export async function buildFrontend(deps: FrontendDeps) {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
   });
   const metrics = createFrontendMetrics(registry);
-  const images = createImageService({ ...deps, metrics, log: app.log });
+  const images = createImageService({
+    ...deps,
+    metrics,
+    log: app.log,
+    ...(deps.nearCacheMb !== undefined && {
+      nearCacheBytes: Math.floor(deps.nearCacheMb * 1048576),
+    }),
+  });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
   registerPages(app, {

@@ -27,6 +27,8 @@ export interface FrontendOptions extends StorageOptions {
   handleSignals?: boolean;
   secret?: string | undefined;
   maxUploadMb: number;
+  /** MB of hot images this frontend keeps (default 64; 0 turns the near cache off). */
+  nearCacheMb?: number | undefined;
   logLevel: string;
 }
 
@@ -63,6 +65,7 @@ export async function runFrontend(options: FrontendOptions) {
     refreshView: link ? () => link.refresh(routing) : undefined,
     secret: options.secret,
     maxUploadMb: options.maxUploadMb,
+    nearCacheMb: options.nearCacheMb,
     logger: { level: options.logLevel },
   });
   app.addHook('onClose', async () => {
