@@ -18,7 +18,7 @@ import { formatProfile, summarizeProfile } from './lib/cpuprofile.ts';
 import { runLoopbackCopy, startLoopbackReceiver } from './lib/loopback.ts';
 import { type PoolViewAnswer, type ResizeDetails, startManagerPeer } from './lib/manager.ts';
 import { benchImage } from './lib/multipart.ts';
-import { startNginx } from './lib/nginx.ts';
+import { nginxBaseline } from './lib/nginx.ts';
 import { type PixpoolUp, startPixpoolUp } from './lib/pixpool.ts';
 import { treeCpuSeconds } from './lib/processes.ts';
 import {
@@ -101,27 +101,13 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
         };
       },
     },
-    baseline: {
-      label: 'nginx',
-      async start(): Promise<HttpTarget> {
-        const nginx = await startNginx(ctx.procs, {
-          nginx: ctx.tools.nginx,
-          prefix: join(ctx.tmp, 'nginx'),
-          root: www,
-          readyPath: path,
-          defaultType: contentType,
-          cpus: ctx.cpus.server,
-          workers: 1,
-        });
-        return {
-          url: `${nginx.baseUrl}${path}`,
-          headers,
-          pid: nginx.child.pid,
-          command: `${nginx.version}: nginx -p <tmp>/nginx -c <tmp>/nginx/nginx.conf (worker_processes 1, sendfile on, keepalive, access_log off)`,
-          stop: nginx.stop,
-        };
-      },
-    },
+    baseline: nginxBaseline(ctx, {
+      prefix: 'nginx',
+      root: www,
+      path,
+      contentType,
+      headers: headers,
+    }),
     fairness: [
       'The cache node is one single-threaded Node process, so nginx runs one worker (worker_processes 1) — with sendfile on, tcp_nopush/tcp_nodelay, keep-alive without a per-connection request limit, access_log off, its own prefix for pid, logs and temp dirs.',
       `Both serve the same ${body.length.toLocaleString('en-US')} random (incompressible) bytes at the same path with Content-Type ${contentType}, no compression; the same Authorization header goes to both (nginx ignores it, the node checks it).`,
@@ -191,27 +177,13 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
         };
       },
     },
-    baseline: {
-      label: 'nginx',
-      async start(): Promise<HttpTarget> {
-        const nginx = await startNginx(ctx.procs, {
-          nginx: ctx.tools.nginx,
-          prefix: join(ctx.tmp, 'nginx-frontend'),
-          root: www,
-          readyPath: path,
-          defaultType: contentType,
-          cpus: ctx.cpus.server,
-          workers: 1,
-        });
-        return {
-          url: `${nginx.baseUrl}${path}`,
-          headers: {},
-          pid: nginx.child.pid,
-          command: `${nginx.version}: nginx -p <tmp>/nginx-frontend -c <tmp>/nginx-frontend/nginx.conf (worker_processes 1, sendfile on, keepalive, access_log off)`,
-          stop: nginx.stop,
-        };
-      },
-    },
+    baseline: nginxBaseline(ctx, {
+      prefix: 'nginx-frontend',
+      root: www,
+      path,
+      contentType,
+      headers: {},
+    }),
     fairness: [
       `The server under test is the whole system as \`pixpool up\` runs it: the frontend and the manager (with its embedded PGlite registry) in the up process, the cache node and the autoscaler as child processes. All are pinned to the server CPU: taskset pins the up process and its children inherit its affinity, and the CPU time counted is the whole process tree's (the manager and autoscaler mostly idle: the node's statistics every 5 s, an autoscaler tick every 60 s, manual mode). nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
       "Every pixpool request is a cache hit served from the frontend's near cache: the frontend revalidates its copy with the cache node (a GET with x-pixpool-if-version over kept-alive loopback HTTP, answered 304 without a body; concurrent requests for the key share one check) and sends its own copy of the bytes; the image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).",

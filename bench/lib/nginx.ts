@@ -6,6 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BenchContext } from './case.ts';
+import type { HttpSide, HttpTarget } from './compare.ts';
 import { type Child, freePort, type ProcessGroup, waitForHttp } from './processes.ts';
 
 export interface NginxOptions {
@@ -125,6 +127,43 @@ export async function startNginx(group: ProcessGroup, options: NginxOptions): Pr
     stop: async () => {
       // SIGQUIT would be graceful; the benchmark's connections are gone, so TERM is fine.
       await child.stop(3000);
+    },
+  };
+}
+
+/**
+ * The peer every "server vs nginx" case compares against: one nginx worker on the server CPU,
+ * serving `root` so that `path` answers the same bytes as the side under test.
+ */
+export function nginxBaseline(
+  ctx: BenchContext,
+  options: {
+    prefix: string;
+    root: string;
+    path: string;
+    contentType: string;
+    headers: Record<string, string>;
+  },
+): HttpSide {
+  return {
+    label: 'nginx',
+    async start(): Promise<HttpTarget> {
+      const nginx = await startNginx(ctx.procs, {
+        nginx: ctx.tools.nginx,
+        prefix: join(ctx.tmp, options.prefix),
+        root: options.root,
+        readyPath: options.path,
+        defaultType: options.contentType,
+        cpus: ctx.cpus.server,
+        workers: 1,
+      });
+      return {
+        url: `${nginx.baseUrl}${options.path}`,
+        headers: options.headers,
+        pid: nginx.child.pid,
+        command: `${nginx.version}: nginx -p <tmp>/${options.prefix} -c <tmp>/${options.prefix}/nginx.conf (worker_processes 1, sendfile on, keepalive, access_log off)`,
+        stop: nginx.stop,
+      };
     },
   };
 }

@@ -12,7 +12,7 @@
  * Limits: listKeys pages by key (keyset), so a page is consistent with its neighbours only as
  * far as concurrent uploads allow; keys sort by code point (the column is COLLATE "C").
  */
-import { applyMigrations } from './migrations.ts';
+import { prepareStore } from './migrations.ts';
 import { type SqlDriver, type SqlExecutor, toSafeInteger } from './sql-driver.ts';
 
 export interface ImageRecord {
@@ -171,12 +171,7 @@ export async function createMetadataStore(
   options: MetadataStoreOptions = {},
 ): Promise<MetadataStore> {
   const ownsDriver = options.ownsDriver ?? true;
-  try {
-    await applyMigrations(driver);
-  } catch (error) {
-    if (ownsDriver) await driver.close().catch(() => {});
-    throw error;
-  }
+  await prepareStore(driver, ownsDriver);
 
   return {
     async get(key) {

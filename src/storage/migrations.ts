@@ -138,3 +138,16 @@ export async function applyMigrations(
     return applied;
   });
 }
+
+/**
+ * What a store does before it serves: apply pending migrations; if that fails, close the driver
+ * when the store was to own it (a shared driver is its opener's to close), and rethrow.
+ */
+export async function prepareStore(driver: SqlDriver, ownsDriver: boolean): Promise<void> {
+  try {
+    await applyMigrations(driver);
+  } catch (error) {
+    if (ownsDriver) await driver.close().catch(() => {});
+    throw error;
+  }
+}

@@ -21,7 +21,7 @@
 import { conflict, notFound } from '../core/errors.ts';
 import { type PoolMap, parsePoolMap } from '../core/pool-map.ts';
 import type { Sample } from '../core/stats.ts';
-import { applyMigrations } from './migrations.ts';
+import { prepareStore } from './migrations.ts';
 import { type SqlDriver, toSafeInteger } from './sql-driver.ts';
 
 export type NodeState = 'starting' | 'active' | 'draining' | 'stopped' | 'failed';
@@ -276,12 +276,7 @@ export async function createPoolStore(
   options: PoolStoreOptions = {},
 ): Promise<PoolStore> {
   const ownsDriver = options.ownsDriver ?? true;
-  try {
-    await applyMigrations(driver);
-  } catch (error) {
-    if (ownsDriver) await driver.close().catch(() => {});
-    throw error;
-  }
+  await prepareStore(driver, ownsDriver);
 
   return {
     async upsertNode(node) {
