@@ -13,7 +13,7 @@ export function parsePolicy(value: unknown): PolicyName {
   const policy = name === 'RANDOM' ? 'RR' : name;
   if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
   throw badRequest(
-    `Unknown replacement policy ${JSON.stringify(value)}: use LRU (least recently used) or RR (random replacement).`,
+    `Unknown replacement policy ${JSON.stringify(value)}: use LRU (least recently used), RR (random replacement) or SIEVE.`,
   );
 }
 

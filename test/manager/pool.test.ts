@@ -160,6 +160,23 @@ describe('manager with real node processes', () => {
     });
     const { map, addresses } = m.pool.view();
     const url = addresses[map.nodes[0] as string] as string;
+    // A change to SIEVE and back reaches every node; cached entries survive it.
+    await nodes.put(url, 'kept', entry(1));
+    for (const policy of ['sieve', 'RR']) {
+      const set = await managerCall(m.url, 'POST', '/api/manager/config', {
+        replacement_policy: policy,
+      });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      for (const id of map.nodes) {
+        const config = await nodes.command<{ replacement_policy: string }>(
+          addresses[id] as string,
+          'GET',
+          '/api/cache/config',
+        );
+        assert.equal(config.replacement_policy, policy.toUpperCase());
+      }
+      assert.ok(await nodes.get(url, 'kept'), `the entry survives the change to ${policy}`);
+    }
     await nodes.put(url, 'to-clear', entry(1));
     const cleared = await managerCall(m.url, 'DELETE', '/api/manager/cache/clear');
     assert.equal(cleared.body.content.nodes[0].ok, true);

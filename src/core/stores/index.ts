@@ -8,6 +8,7 @@
  */
 import { createLruStore } from './lru-store.ts';
 import { createRrStore } from './rr-store.ts';
+import { createSieveStore } from './sieve-store.ts';
 import type { CacheStore, PolicyName, StoreOptions } from './store.ts';
 
 export * from './store.ts';
@@ -18,6 +19,8 @@ export function createStore(policy: PolicyName, options: StoreOptions): CacheSto
       return createLruStore(options);
     case 'RR':
       return createRrStore(options);
+    case 'SIEVE':
+      return createSieveStore(options);
     default:
       throw new TypeError(`unknown replacement policy: ${String(policy)}`);
   }

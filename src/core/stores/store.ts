@@ -17,8 +17,8 @@ export interface CacheEntry {
   readonly modifiedAt?: number | undefined;
 }
 
-export type PolicyName = 'LRU' | 'RR';
-export const POLICIES: readonly PolicyName[] = ['LRU', 'RR'];
+export type PolicyName = 'LRU' | 'RR' | 'SIEVE';
+export const POLICIES: readonly PolicyName[] = ['LRU', 'RR', 'SIEVE'];
 
 export interface StoreOptions {
   /** Capacity in bytes; a positive safe integer. */
@@ -36,7 +36,8 @@ export interface CacheStore {
   /** Bytes of all values held. */
   readonly size: number;
   readonly count: number;
-  /** A use of the entry: the policy may record it (LRU moves it to the most recent end). */
+  /** A use of the entry: the policy may record it (LRU moves it to the most recent end, SIEVE
+   * marks it visited). */
   get(key: string): CacheEntry | undefined;
   /** A look that does not count as a use. */
   peek(key: string): CacheEntry | undefined;

@@ -218,6 +218,7 @@ export function dashboardPage(options: DashboardPageOptions): SafeHtml {
         <select id="replacement_policy" name="replacement_policy">
           <option value="LRU">LRU — least recently used</option>
           <option value="RR">RR — random replacement</option>
+          <option value="SIEVE">SIEVE — keeps re-read images, drops one-time reads first</option>
         </select>
       </div>
     </div>
