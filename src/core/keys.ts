@@ -3,7 +3,7 @@
  *
  * `/` is refused because a key must round-trip through a URL path segment (`/images/:key`);
  * whitespace and control characters because they are invisible in pages and logs. Keys are
- * case-sensitive and otherwise any Unicode.
+ * case-sensitive and otherwise any well-formed Unicode.
  */
 
 export const MAX_KEY_LENGTH = 128;
@@ -18,6 +18,9 @@ export function keyProblem(key: unknown): string | undefined {
   if (length > MAX_KEY_LENGTH) {
     return `A key may have at most ${MAX_KEY_LENGTH} characters; this one has ${length}.`;
   }
+  // A lone surrogate half is not a character: PostgreSQL would store it as U+FFFD, so two such
+  // keys could end up as one row.
+  if (!key.isWellFormed()) return 'A key must be valid Unicode text (it has a lone surrogate).';
   const bad = forbidden.exec(key);
   if (bad) {
     const what = bad[0] === '/' ? 'a slash (/)' : 'whitespace or an invisible control character';

@@ -16,6 +16,7 @@ export function keyProblem(key) {
   if (length > MAX_KEY_LENGTH) {
     return `A key may have at most ${MAX_KEY_LENGTH} characters; this one has ${length}.`;
   }
+  if (!key.isWellFormed()) return 'A key must be valid Unicode text (it has a lone surrogate).';
   const bad = forbidden.exec(key);
   if (bad) {
     const what = bad[0] === '/' ? 'a slash (/)' : 'whitespace or an invisible control character';
