@@ -1,6 +1,11 @@
 /**
  * Runs the manager as a process: opens storage, resumes (or starts) the pool through its node
  * provider, listens, and on SIGTERM/SIGINT stops taking requests, then stops the nodes it started.
+ *
+ * The stop, in order: the pool drains (no new resizes; a running one gets RESIZE_DRAIN_MS, after
+ * which its waiting caller is answered 503), the server closes once every request is answered,
+ * then the pool, the provider (which stops the nodes, 5 s each at most, in parallel) and storage
+ * close. So the process bound is the usual 10 s for requests plus the nodes' own stop.
  */
 import { totalmem } from 'node:os';
 import { pino } from 'pino';
@@ -8,7 +13,7 @@ import { createNodeClient } from '../clients/node-client.ts';
 import { MB } from '../core/cache-config.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { freePort, isLoopback, urlFor } from '../http/listen.ts';
-import { closeOnSignals } from '../process/signals.ts';
+import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
 import { createNotifier } from './notifier.ts';
@@ -16,6 +21,11 @@ import { createPool } from './pool.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
+
+/** On a stop, how long a running resize may go on before its caller is answered (503). */
+const RESIZE_DRAIN_MS = DEFAULT_GRACE_MS - 2000;
+/** The whole stop's bound: the requests' 10 s, then the nodes' stop (5 s SIGTERM grace). */
+export const STOP_GRACE_MS = DEFAULT_GRACE_MS + 6000;
 
 export interface ManagerOptions extends StorageOptions {
   host: string;
@@ -79,9 +89,11 @@ export async function runManager(options: ManagerOptions) {
     void storage.pool.pruneSamples(new Date(Date.now() - 25 * 3600_000)).catch(() => {});
   }, 3600_000);
   prune.unref();
+  // Before the server closes: it waits for in-flight requests, so a resize must not outlast them.
+  app.addHook('preClose', async () => pool.drain(RESIZE_DRAIN_MS));
   app.addHook('onClose', async () => {
     clearInterval(prune);
-    await pool.idle();
+    await pool.close();
     await provider.close();
     await nodes.close();
     if (!options.storage) await storage.close();
@@ -94,6 +106,7 @@ export async function runManager(options: ManagerOptions) {
     closeOnSignals(
       () => app.close(),
       (message) => log.info(message),
+      { graceMs: STOP_GRACE_MS },
     );
   }
   return { app, address, pool, storage };

@@ -1,23 +1,86 @@
 /**
  * Graceful stop for a service process: on SIGTERM or SIGINT, finish what is in flight (the
- * caller's `close`, e.g. Fastify's close, which stops accepting and waits for open requests),
- * then exit 0. A second signal while closing exits at once.
+ * caller's `close`, e.g. Fastify's close, which stops accepting, answers 503 to new requests on
+ * kept-alive connections, closes idle connections and waits for open requests), then exit 0.
+ *
+ * The wait is bounded: a client that stalls mid-request (or a close that hangs) must not keep a
+ * service alive forever, so after `graceMs` (10 s) the process exits 1 with a line saying so.
+ * What that cuts is safe by construction: an upload is acknowledged only once its object and row
+ * are durable, and the folder store writes through a temp file and a rename, so a cut write
+ * leaves a temp file, never half an object under its name. A second signal exits at once (1).
  */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export const DEFAULT_GRACE_MS = 10_000;
+
 export function closeOnSignals(
   close: () => Promise<unknown>,
   log: (message: string) => void,
+  options: { graceMs?: number } = {},
 ): void {
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   let closing = false;
   const stop = async (signal: string) => {
-    if (closing) process.exit(1);
+    if (closing) {
+      console.error(`${signal} again: exiting now, in-flight requests are cut`);
+      process.exit(1);
+    }
     closing = true;
     log(`${signal}: finishing in-flight requests, then exiting`);
+    // Printed whatever the log level: an operator must see why a stop took this long.
+    setTimeout(() => {
+      console.error(
+        `${signal}: requests still open after ${graceMs / 1000} s; exiting without them`,
+      );
+      process.exit(1);
+    }, graceMs).unref();
+    let code = 0;
     try {
       await close();
-    } finally {
-      process.exit(0);
+    } catch (error) {
+      console.error(`${signal}: closing failed: ${(error as Error).message}`);
+      code = 1;
     }
+    process.exit(code);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * Keeps a response that is still being written alive through a graceful close. Node's
+ * `server.close()` (and Fastify's `forceCloseConnections: 'idle'`) destroys every connection
+ * whose *request* has been read, even one still sending a large response to a slow reader,
+ * which cuts it mid-body. This replaces the server's closeIdleConnections: only connections
+ * with no response in flight are closed at once; the others are ended when their response is.
+ */
+export function keepResponsesOnClose(server: Server): void {
+  const sockets = new Set<Socket>();
+  const writing = new Map<Socket, number>();
+  let closing = false;
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      writing.delete(socket);
+    });
+  });
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket;
+    writing.set(socket, (writing.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      const left = (writing.get(socket) ?? 1) - 1;
+      if (left > 0) writing.set(socket, left);
+      else {
+        writing.delete(socket);
+        // end, not destroy: the bytes still in the kernel's buffer reach the reader.
+        if (closing) socket.end();
+      }
+    });
+  });
+  server.closeIdleConnections = () => {
+    closing = true;
+    for (const socket of sockets) if (!writing.has(socket)) socket.end();
+  };
 }

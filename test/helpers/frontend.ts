@@ -35,6 +35,8 @@ export async function startFrontend(
     objects?: ObjectStore;
     /** Route with the pool of this manager (registered, pushed and polled) instead of own nodes. */
     managerUrl?: string;
+    /** The frontend's near cache, MB (0: off, so every fetch asks a node). */
+    nearCacheMb?: number;
   } = {},
 ): Promise<TestFrontend> {
   const shared = Array.isArray(options.nodes) || options.managerUrl !== undefined;
@@ -70,6 +72,7 @@ export async function startFrontend(
     secret: SECRET,
     refreshView: link ? () => link.refresh(routing) : undefined,
     ...(options.maxUploadMb !== undefined && { maxUploadMb: options.maxUploadMb }),
+    ...(options.nearCacheMb !== undefined && { nearCacheMb: options.nearCacheMb }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

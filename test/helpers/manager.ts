@@ -88,7 +88,7 @@ export async function startManager(
     provider,
     async close(closeOptions = {}) {
       await app.close();
-      await pool.idle();
+      await pool.close();
       await provider.close();
       await nodes.close();
       if (!closeOptions.keepStorage) {

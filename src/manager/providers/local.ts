@@ -2,8 +2,24 @@
  * The local provider: cache nodes as `pixpool cache-node` child processes on free ports of this
  * host. A node that exits without being asked to is started again under the same id (its
  * content is lost, its place in the pool kept) and the manager is told its new URL.
+ *
+ * The nodes are the pool's data plane, the manager only its control plane: a manager that is
+ * killed (SIGKILL, a crash) leaves its nodes running, so frontends keep serving from them with
+ * the last map. A manager restarted on the same database adopts every node that still answers
+ * at its recorded address with its recorded id (same address, same cache, no new map version)
+ * and starts only the missing ones, so a restart neither duplicates nor leaks node processes.
+ * An adopted node is not our child: we cannot see it exit, so the manager's health checks
+ * notice its death, and it is stopped by pid. A manager stopped gracefully (SIGTERM) stops
+ * every node, adopted or not, and those still starting (a grow or a restart under way).
  */
-import { type ChildService, startChildService } from '../../process/child-service.ts';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  type ChildService,
+  processAlive,
+  startChildService,
+  stopChildProcess,
+} from '../../process/child-service.ts';
 import type { NodeProvider, ProvidedNode } from './provider.ts';
 
 export interface LocalProviderOptions {
@@ -15,13 +31,58 @@ export interface LocalProviderOptions {
   log?: (message: string) => void;
 }
 
+/** How long an adopted node gets to finish after SIGTERM before it is killed. */
+const ADOPTED_STOP_GRACE_MS = 10_000;
+
+/** The node that answers /health at `url`, if any (the endpoint is public). */
+async function probe(url: string): Promise<{ node_id?: unknown; pid?: unknown } | undefined> {
+  try {
+    const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+    return response.ok
+      ? ((await response.json()) as { node_id?: unknown; pid?: unknown })
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+async function stopPid(pid: number, graceMs: number): Promise<void> {
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch {}
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid)) {
+    if (Date.now() > deadline) {
+      signal('SIGKILL');
+      // A stopped (SIGSTOP) process dies of SIGKILL too; give the kernel a moment.
+      for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export function createLocalProvider(options: LocalProviderOptions): NodeProvider {
   const children = new Map<string, ChildService>();
+  /** Node processes spawned that do not listen yet: close() must stop them too. */
+  const starting = new Set<ChildProcess>();
+  /** Nodes a previous manager started that outlived it: id → pid. */
+  const adopted = new Map<string, number>();
   const stopping = new Set<string>();
-  const listeners: ((node: ProvidedNode) => void)[] = [];
+  /** Restarts under way, so a replace() during one joins it instead of starting a second node. */
+  const restarting = new Map<string, Promise<ProvidedNode>>();
+  const replacedListeners: ((node: ProvidedNode) => void)[] = [];
+  const failedListeners: ((id: string, reason: string) => void)[] = [];
   let closed = false;
 
   async function spawnNode(id: string): Promise<ProvidedNode> {
+    let spawned: ChildProcess | undefined;
     const child = await startChildService({
       args: [
         'cache-node',
@@ -37,21 +98,43 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
       ],
       env: { PIXPOOL_SECRET: options.secret },
       label: `node ${id}`,
-    });
+      onSpawn: (process) => {
+        spawned = process;
+        starting.add(process);
+      },
+    }).finally(() => spawned && starting.delete(spawned));
+    if (closed) {
+      // close() ran while it started and did not see it listen: it must not outlive us.
+      await child.stop();
+      throw new Error(`the local provider closed while node ${id} started`);
+    }
     children.set(id, child);
     child.child.once('exit', (code, signal) => {
       if (children.get(id) !== child) return;
       children.delete(id);
       if (closed || stopping.has(id)) return;
-      options.log?.(`node ${id} exited (${signal ?? code}); starting it again`);
-      spawnNode(id).then(
+      const reason = `exited (${signal ?? code})`;
+      options.log?.(`node ${id} ${reason}; starting it again`);
+      for (const listener of failedListeners) listener(id, reason);
+      restart(id).then(
         (node) => {
-          for (const listener of listeners) listener(node);
+          for (const listener of replacedListeners) listener(node);
         },
         (error) => options.log?.(`could not restart node ${id}: ${(error as Error).message}`),
       );
     });
     return { id, url: child.url };
+  }
+
+  function restart(id: string): Promise<ProvidedNode> {
+    if (closed)
+      return Promise.reject(new Error(`the local provider is closed; node ${id} stays down`));
+    let pending = restarting.get(id);
+    if (!pending) {
+      pending = spawnNode(id).finally(() => restarting.delete(id));
+      restarting.set(id, pending);
+    }
+    return pending;
   }
 
   return {
@@ -62,18 +145,62 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
     },
     async stop(id) {
       stopping.add(id);
+      await restarting.get(id)?.catch(() => {});
       await children.get(id)?.stop();
       children.delete(id);
+      const pid = adopted.get(id);
+      adopted.delete(id);
+      if (pid !== undefined) await stopPid(pid, ADOPTED_STOP_GRACE_MS);
     },
-    // Child processes do not outlive the manager that started them: start them all again.
-    resume: (nodes) => Promise.all(nodes.map((n) => spawnNode(n.id).catch(() => undefined))),
+    async replace(id) {
+      const pending = restarting.get(id);
+      if (pending) return pending;
+      // A node that failed its health checks may be hung (stopped, deadlocked): kill it, so it
+      // can never come back beside its replacement with an old cache.
+      const child = children.get(id);
+      if (child) {
+        children.delete(id); // its exit is ours: no automatic restart
+        if (child.child.exitCode === null && child.child.signalCode === null) {
+          const exited = once(child.child, 'exit');
+          child.child.kill('SIGKILL');
+          await exited;
+        }
+      }
+      const pid = adopted.get(id);
+      adopted.delete(id);
+      if (pid !== undefined) await stopPid(pid, 0);
+      options.log?.(`node ${id} failed its health checks; killed it, starting it again`);
+      return restart(id);
+    },
+    // Nodes that outlived the previous manager are adopted; the others are started again.
+    resume: (nodes) =>
+      Promise.all(
+        nodes.map(async (node) => {
+          const health = node.url ? await probe(node.url) : undefined;
+          if (health?.node_id === node.id && typeof health.pid === 'number') {
+            adopted.set(node.id, health.pid);
+            options.log?.(`node ${node.id} still runs at ${node.url} (pid ${health.pid}): adopted`);
+            return node;
+          }
+          return spawnNode(node.id).catch(() => undefined);
+        }),
+      ),
+    onFailed: (listener) => {
+      failedListeners.push(listener);
+    },
     onReplaced: (listener) => {
-      listeners.push(listener);
+      replacedListeners.push(listener);
     },
     async close() {
       closed = true;
-      await Promise.all([...children.values()].map((child) => child.stop()));
+      await Promise.all([
+        ...[...starting].map((child) => stopChildProcess(child)),
+        ...[...children.values()].map((child) => child.stop()),
+        ...[...adopted.values()].map((pid) => stopPid(pid, ADOPTED_STOP_GRACE_MS)),
+      ]);
+      await Promise.allSettled([...restarting.values()]);
       children.clear();
+      adopted.clear();
     },
   };
 }

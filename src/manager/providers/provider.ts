@@ -20,6 +20,14 @@ export interface NodeProvider {
    * (possibly new) URL, or undefined for a node that could not be brought back.
    */
   resume(nodes: ProvidedNode[]): Promise<(ProvidedNode | undefined)[]>;
+  /**
+   * Puts a fresh node in the place of `id`, which the manager found dead or hung (it failed its
+   * health checks): the old one is killed or abandoned, the new one starts empty. Rejects when
+   * there is nothing to replace it with; the manager then takes the node out of the map.
+   */
+  replace?(id: string): Promise<ProvidedNode>;
+  /** Called at once when the provider sees a node die (a child process exits). */
+  onFailed?(listener: (id: string, reason: string) => void): void;
   /** Called when a node dies unexpectedly and was replaced (its URL may have changed). */
   onReplaced(listener: (node: ProvidedNode) => void): void;
   close(): Promise<void>;

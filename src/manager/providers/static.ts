@@ -2,6 +2,11 @@
  * The static provider: nodes started elsewhere (one per host, say), listed by URL. Growing
  * activates the next listed node that answers its health check; shrinking deactivates a node
  * (the manager has already handed its entries over; its content is cleared here).
+ *
+ * Nothing here can restart a listed node: one that fails the manager's health checks is replaced
+ * by a free listed node that answers, under the same id; with none free, replace() rejects and
+ * the manager takes the node out of the map. A node is emptied whenever it is activated, because
+ * one that was hung and removed may come back holding entries that were replaced meanwhile.
  */
 import type { NodeClient } from '../../clients/node-client.ts';
 import { nodeUrl } from '../../clients/node-client.ts';
@@ -11,20 +16,37 @@ export function createStaticProvider(options: { urls: string[]; nodes: NodeClien
   const urls = options.urls.map(nodeUrl);
   const inUse = new Map<string, string>(); // id → url
 
+  /** The first listed node not in use that answers and lets itself be emptied. */
+  async function activate(id: string, except?: string): Promise<ProvidedNode> {
+    const used = new Set(inUse.values());
+    for (const url of urls) {
+      if (used.has(url) || url === except) continue;
+      if (!(await options.nodes.healthy(url))) continue;
+      try {
+        await options.nodes.command(url, 'DELETE', '/api/cache');
+      } catch {
+        continue;
+      }
+      inUse.set(id, url);
+      return { id, url };
+    }
+    throw new Error(
+      `No listed node is free and healthy (${urls.length} listed, ${used.size} in the pool).`,
+    );
+  }
+
   return {
     name: 'static',
-    async start(id) {
-      const used = new Set(inUse.values());
-      for (const url of urls) {
-        if (used.has(url)) continue;
-        if (await options.nodes.healthy(url)) {
-          inUse.set(id, url);
-          return { id, url };
-        }
+    start: (id) => activate(id),
+    async replace(id) {
+      const failed = inUse.get(id);
+      inUse.delete(id);
+      try {
+        return await activate(id, failed);
+      } catch (error) {
+        if (failed) inUse.set(id, failed);
+        throw error;
       }
-      throw new Error(
-        `No listed node is free and healthy (${urls.length} listed, ${used.size} in the pool).`,
-      );
     },
     async stop(id) {
       const url = inUse.get(id);

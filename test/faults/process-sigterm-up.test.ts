@@ -1,0 +1,102 @@
+/**
+ * Issue 8, SIGTERM on `pixpool up` (frontend and manager in one process; cache nodes and the
+ * autoscaler as its children) with an upload streaming in: the upload is acknowledged and
+ * durable (a second `up` on the same data dir serves it), the process exits 0, and no child
+ * process is left behind (checked by pid).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, it } from 'node:test';
+import { auth, SECRET } from '../helpers/nodes.ts';
+import {
+  pidsWithArgs,
+  processAlive,
+  refuses,
+  sha256,
+  sleep,
+  slowUpload,
+  waitFor,
+} from '../helpers/processes.ts';
+import { tempDir } from '../helpers/storage.ts';
+import { bigImage, nodePids } from './process-sigterm-helpers.ts';
+
+const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
+
+/** `pixpool up` on `dataDir`; resolves once it printed its banner, with the URLs in it. */
+async function up(dataDir: string) {
+  const args = ['up', '--port', '0', '--manager-port', '0', '--autoscaler-port', '0'];
+  const child = spawn(
+    process.execPath,
+    [bin, ...args, '--data-dir', dataDir, '--log-level', 'warn'],
+    { env: { ...process.env, PIXPOOL_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    output += chunk;
+  });
+  await waitFor(
+    'pixpool up to print its banner',
+    () => {
+      if (child.exitCode !== null) throw new Error(`up exited: ${output}`);
+      return /Stop with Ctrl-C/.test(output);
+    },
+    { timeoutMs: 90_000 },
+  ).catch((error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${error.message}: ${output}`);
+  });
+  const url = /pixpool is up: open (http:\/\/\S+)/.exec(output)?.[1] as string;
+  const managerUrl = /manager +(http:\/\/\S+)/.exec(output)?.[1] as string;
+  assert.ok(url && managerUrl, output);
+  return { child, url, managerUrl, output: () => output };
+}
+
+let folder: Awaited<ReturnType<typeof tempDir>>;
+const running: ReturnType<typeof spawn>[] = [];
+before(async () => {
+  folder = await tempDir('sigterm-up');
+});
+after(async () => {
+  for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+  await folder.remove();
+});
+
+it('pixpool up: an upload streamed across the SIGTERM is acknowledged and durable; exit 0, no child left', {
+  timeout: 300_000,
+}, async () => {
+  const first = await up(folder.dir);
+  running.push(first.child);
+  // Its children: the cache node(s) and the autoscaler, all told the manager's URL.
+  const children = pidsWithArgs('--manager-url', first.managerUrl);
+  assert.ok(nodePids(first.managerUrl).length >= 1, 'a cache node runs');
+  assert.ok(children.length >= 2, `a node and the autoscaler: ${children}`);
+
+  const image = bigImage(4);
+  const upload = slowUpload(first.url, 'across', image);
+  await upload.sendPart(0.5);
+  await sleep(200);
+  const exited = once(first.child, 'exit');
+  first.child.kill('SIGTERM');
+  await waitFor('the frontend to stop listening', () => refuses(first.url));
+  const answer = await upload.finish();
+  assert.equal(answer.status, 200, answer.body);
+  assert.deepEqual(JSON.parse(answer.body), { success: 'true', key: 'across' });
+  const [code] = await exited;
+  assert.equal(code, 0, first.output());
+  for (const pid of children) assert.equal(processAlive(pid), false, `child ${pid} still runs`);
+  assert.deepEqual(pidsWithArgs('--manager-url', first.managerUrl), []);
+
+  const second = await up(folder.dir);
+  running.push(second.child);
+  const read = await fetch(`${second.url}/images/across`, { headers: auth });
+  assert.equal(read.status, 200);
+  assert.equal(sha256(Buffer.from(await read.arrayBuffer())), sha256(image));
+  const stopped = once(second.child, 'exit');
+  second.child.kill('SIGTERM');
+  assert.equal((await stopped)[0], 0, second.output());
+  assert.deepEqual(pidsWithArgs('--manager-url', second.managerUrl), []);
+});

@@ -1,0 +1,199 @@
+/**
+ * Helpers for the process-fault tests (test/faults/process-*.test.ts): polling for a condition,
+ * finding the processes behind node ids, a steady fetch load that checks every byte, and slow
+ * streamed uploads that a test can pause mid-body to send a signal.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { processAlive } from '../../src/process/child-service.ts';
+
+export { processAlive };
+
+export const sha256 = (bytes: Buffer | Uint8Array) =>
+  createHash('sha256').update(bytes).digest('hex');
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `everyMs` until it returns a truthy value, which it resolves with. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  { timeoutMs = 30_000, everyMs = 100 } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve()
+      .then(check)
+      .catch(() => undefined);
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Pids of live processes whose command line has `arg` followed by `value` (Linux /proc). */
+export function pidsWithArgs(arg: string, value: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const at = argv.indexOf(arg);
+      if (at >= 0 && argv[at + 1] === value && processAlive(Number(entry)))
+        pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
+}
+
+/** The pid a node (or any pixpool service) reports on its public /health. */
+export async function pidOf(url: string): Promise<number> {
+  const health = (await (await fetch(`${url}/health`)).json()) as { pid: number };
+  return health.pid;
+}
+
+export interface FetchLoad {
+  ok: number;
+  failures: string[];
+  /** The slowest fetch, ms. */
+  slowestMs: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * `loops` concurrent loops fetching random keys from a frontend's /images/<key>, each answer
+ * checked against the sha256 of the last acknowledged upload (`expected`, which the test may
+ * update as it uploads, or of one under way in `pending`). Any other status or byte is a failure, with what went wrong.
+ */
+export function fetchLoad(
+  url: string,
+  expected: Map<string, string>,
+  loops = 6,
+  /** Uploads under way: committed before they are acknowledged, so a fetch may see them. */
+  pending: Map<string, string> = new Map(),
+): FetchLoad {
+  let running = true;
+  const load: FetchLoad = { ok: 0, failures: [], slowestMs: 0, stop: async () => {} };
+  const keys = () => [...expected.keys()];
+  const loop = async () => {
+    while (running) {
+      const all = keys();
+      const key = all[Math.floor(Math.random() * all.length)] as string;
+      const want = expected.get(key);
+      const started = Date.now();
+      try {
+        const response = await fetch(`${url}/images/${encodeURIComponent(key)}`);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        const got = sha256(bytes);
+        // An upload of this key may have been acknowledged while we read: either is right.
+        if (response.status !== 200) load.failures.push(`${key}: HTTP ${response.status}`);
+        else if (got !== want && got !== expected.get(key) && got !== pending.get(key))
+          load.failures.push(`${key}: wrong bytes`);
+        else load.ok++;
+      } catch (error) {
+        load.failures.push(`${key}: ${(error as Error).message}`);
+      }
+      load.slowestMs = Math.max(load.slowestMs, Date.now() - started);
+    }
+  };
+  const all = Array.from({ length: loops }, loop);
+  load.stop = async () => {
+    running = false;
+    await Promise.all(all);
+  };
+  return load;
+}
+
+/** Distinct PNG-looking bytes for key number `i` (the header lets the frontend sniff a PNG). */
+export function imageFor(i: number, size = 2000 + (i % 7) * 500): Buffer {
+  const bytes = Buffer.alloc(size);
+  for (let j = 0; j < size; j++) bytes[j] = (i * 31 + j * 7) & 0xff;
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(bytes);
+  return bytes;
+}
+
+/** POST /api/upload as multipart; resolves with the status and parsed body. */
+export async function uploadImage(url: string, key: string, bytes: Buffer) {
+  const form = new FormData();
+  form.append('key', key);
+  form.append('file', new Blob([new Uint8Array(bytes)]), 'image.png');
+  const response = await fetch(`${url}/api/upload`, { method: 'POST', body: form });
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+export interface SlowUpload {
+  /** Sends the first `fraction` of the body now. */
+  sendPart(fraction: number): Promise<void>;
+  /** Sends the rest and resolves with the answer (or rejects if the connection was cut). */
+  finish(): Promise<{ status: number; body: string }>;
+  /** The answer, whenever it comes (e.g. a 503 before the body is done). */
+  response: Promise<{ status: number; body: string }>;
+  destroy(): void;
+}
+
+/** A multipart upload over a raw HTTP request whose body the test sends in parts. */
+export function slowUpload(url: string, key: string, bytes: Buffer): SlowUpload {
+  const boundary = `----pixpool${Date.now()}`;
+  const body = Buffer.concat([
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="key"\r\n\r\n${key}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n` +
+        'Content-Type: image/png\r\n\r\n',
+    ),
+    bytes,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const target = new URL('/api/upload', url);
+  const req = request(target, {
+    method: 'POST',
+    headers: {
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+      'content-length': body.length,
+    },
+  });
+  let sent = 0;
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+  response.catch(() => {});
+  const write = (chunk: Buffer) =>
+    new Promise<void>((resolve, reject) =>
+      req.write(chunk, (error) => (error ? reject(error) : resolve())),
+    );
+  return {
+    async sendPart(fraction) {
+      const end = Math.floor(body.length * fraction);
+      await write(body.subarray(sent, end));
+      sent = end;
+    },
+    async finish() {
+      await write(body.subarray(sent));
+      sent = body.length;
+      req.end();
+      return response;
+    },
+    response,
+    destroy: () => req.destroy(),
+  };
+}
+
+/** Whether a new TCP connection to `url` is refused (the service no longer listens). */
+export async function refuses(url: string): Promise<boolean> {
+  try {
+    await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+    return false;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    return cause?.code === 'ECONNREFUSED';
+  }
+}
