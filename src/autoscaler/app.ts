@@ -25,6 +25,8 @@ export function buildAutoscaler(deps: AutoscalerDeps) {
   const status = () => loop.status();
   const { app, registry } = createService({
     service: 'autoscaler',
+    // It holds no secret and serves only read-only status: every route is public, on purpose.
+    secretByDefault: false,
     logger: deps.logger ?? false,
     health: () => ({ running: status().running }),
   });

@@ -43,8 +43,9 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
-  binaryRoutes(app, cache, createNodeView(nodeId, cache));
-  seedRoutes(app, { cache, client, nodeId });
+  const view = createNodeView(nodeId, cache);
+  binaryRoutes(app, cache, view);
+  seedRoutes(app, { cache, client, nodeId, view });
   if (!deps.client) app.addHook('onClose', () => client.close());
   return app;
 }

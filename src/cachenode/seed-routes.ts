@@ -13,6 +13,7 @@ import { checkKey, parseVersion } from './binary-routes.ts';
 import { handOver, parseOrders } from './hand-over.ts';
 import type { NodeCache } from './node-cache.ts';
 import { parseValue, toDataUrl } from './values.ts';
+import type { NodeView } from './view.ts';
 
 type Fields = Record<string, unknown>;
 
@@ -29,9 +30,9 @@ const ok = (content: unknown = '') => ({ success: 'true', content });
 
 export function seedRoutes(
   app: FastifyInstance,
-  deps: { cache: NodeCache; client: NodeClient; nodeId: string },
+  deps: { cache: NodeCache; client: NodeClient; nodeId: string; view: NodeView },
 ): void {
-  const { cache, client, nodeId } = deps;
+  const { cache, client, nodeId, view } = deps;
 
   app.post('/api/cache/key', async (request) => {
     const key = checkKey(fields(request).key);
@@ -67,7 +68,7 @@ export function seedRoutes(
     const f = fields(request);
     if (f.capacity === undefined && f.replacement_policy === undefined && f.policy === undefined) {
       throw badRequest(
-        'Nothing to change: send capacity (MB) and/or replacement_policy (LRU or RR).',
+        'Nothing to change: send capacity (MB) and/or replacement_policy (LRU, RR or SIEVE).',
       );
     }
     const { evicted } = cache.configure({
@@ -106,6 +107,15 @@ export function seedRoutes(
   app.post('/api/cache/move_keys', async (request, reply) => {
     const f = fields(request);
     const orders = parseOrders(f);
+    // Entries go only to nodes of this node's pool view (view.ts), checked for every order
+    // before any is carried out, so a refused request sends nothing at all.
+    const outsiders = [...new Set(orders.map((o) => o.to).filter((to) => !view.isMember(to)))];
+    if (outsiders.length > 0) {
+      throw new PixpoolError(
+        'CONFLICT',
+        `Not handed over: ${outsiders.join(', ')} ${outsiders.length > 1 ? 'are' : 'is'} not a node of this node's pool view (map ${view.version}).`,
+      );
+    }
     const keep = f.keep === true || f.keep === 'true';
     const results = [];
     for (const order of orders) results.push(await handOver(cache, client, order, { keep }));

@@ -9,6 +9,11 @@
  * On each new view the node drops the entries of regions it no longer serves, and of regions it
  * starts to serve again: those are left from an earlier time it owned them, and uploads since
  * then invalidated another node. The hand-over then brings that region's current entries.
+ *
+ * Membership: once in a pool, a node hands entries only to the nodes its current view names
+ * (`isMember`), so a move order (move_keys) cannot send cached images to an arbitrary address,
+ * whoever holds the secret. Before any view the node is standalone (the seed API's users, whose
+ * managers never push views) and any well-formed node address is accepted.
  */
 import type { NodeId } from '../core/pool-map.ts';
 import { type PoolView, regionsServedBy } from '../core/pool-view.ts';
@@ -22,6 +27,8 @@ export function createNodeView(ownId: NodeId, cache: NodeCache) {
   let version = 0;
   // Before any view the node serves everything (a standalone node, or the seed API's users).
   let served = new Set(Array.from({ length: REGION_COUNT }, (_, r) => r));
+  // The origins of the nodes the current view names (parsePoolView normalised them).
+  let members = new Set<string>();
 
   return {
     get version() {
@@ -30,6 +37,10 @@ export function createNodeView(ownId: NodeId, cache: NodeCache) {
     /** Whether a request routed with map `tagged` may be served (undefined: untagged). */
     admits(tagged: number | undefined): boolean {
       return tagged === undefined || tagged >= version;
+    },
+    /** Whether this node may hand entries to `origin` (a normalised node URL). */
+    isMember(origin: string): boolean {
+      return version === 0 || members.has(origin);
     },
     /** Adopts a newer view; returns the entries dropped, or undefined when it was not newer. */
     adopt(view: PoolView, self?: NodeId): number | undefined {
@@ -44,6 +55,7 @@ export function createNodeView(ownId: NodeId, cache: NodeCache) {
       }
       version = view.map.version;
       served = next;
+      members = new Set(Object.values(view.addresses));
       return cache.dropRegions(drop);
     },
   };

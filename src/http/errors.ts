@@ -10,8 +10,10 @@ const fastifyMessages: Record<string, (e: FastifyError) => string> = {
   FST_ERR_CTP_INVALID_JSON: () => 'The request body is not valid JSON.',
   FST_ERR_CTP_EMPTY_JSON_BODY: () => 'The request says it carries JSON but its body is empty.',
   FST_ERR_CTP_BODY_TOO_LARGE: () => 'The request body is larger than this endpoint accepts.',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) =>
-    `This endpoint does not accept that Content-Type (${e.message.replace(/^Unsupported Media Type:?\s*/i, '')}).`,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (e) => {
+    const type = e.message.replace(/^Unsupported Media Type:?\s*/i, '');
+    return `This endpoint does not accept that Content-Type${type ? ` (${type})` : ''}.`;
+  },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () =>
     'The Content-Length header does not match the body that was sent.',
 };

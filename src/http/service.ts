@@ -1,12 +1,52 @@
 /**
  * What every pixpool service's Fastify instance starts with: quiet per-request logging, the
- * envelope error handler, shared-secret auth, GET /health (public) and GET /metrics.
+ * envelope error handler, shared-secret auth, GET /health (public) and GET /metrics, the
+ * connection limits below, and an inventory of its routes (test/security walks it, so a route
+ * added later is fuzzed and auth-checked without anyone remembering to list it).
+ *
+ * Limits, and why these values:
+ * - headers must arrive within 20 s and a whole request within 120 s (a 10 MB upload at
+ *   ~100 KB/s), checked every 5 s: a client that drips bytes (slowloris) is cut, and meanwhile it
+ *   holds one socket, not a worker. No idle-socket timeout (`connectionTimeout`): a resize asked
+ *   with wait=true or a long hand-over legitimately answers after minutes of silence.
+ * - header size is Node's default (16 KiB): larger headers get a 431 envelope.
+ * - at most `maxConnections` (default 2048) open sockets; more are dropped at accept, before any
+ *   file descriptor exhaustion hurts the clients already connected. No per-socket request cap:
+ *   frontends keep a few connections to each node alive for the binary path on purpose.
+ * - bodies: Fastify's 1 MiB unless the service says otherwise (uploads and node values).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyServerOptions, LogController } from 'fastify';
+
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Registry } from 'prom-client';
+import { failure } from '../core/errors.ts';
+import { keepResponsesOnClose } from '../process/signals.ts';
 import { installAdminToken, installSharedSecret } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { createRegistry, installMetrics } from './metrics.ts';
+
+export interface ServiceTimeouts {
+  /** Time for a request's headers to arrive, ms. */
+  headersMs: number;
+  /** Time for a whole request (headers and body) to arrive, ms. */
+  requestMs: number;
+  /** How often Node checks the two above, ms. */
+  checkEveryMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServiceTimeouts = {
+  headersMs: 20_000,
+  requestMs: 120_000,
+  checkEveryMs: 5_000,
+};
+export const DEFAULT_MAX_CONNECTIONS = 2048;
 
 export interface ServiceOptions {
   /** Name in logs, metrics labels and /health. */
@@ -17,6 +57,8 @@ export interface ServiceOptions {
   /** Token for routes marked `admin` (the manager's API and dashboard). */
   adminToken?: string | undefined;
   bodyLimit?: number;
+  timeouts?: Partial<ServiceTimeouts>;
+  maxConnections?: number;
   logger?: FastifyServerOptions['logger'];
   /** A logger made elsewhere (pino), shared with code that runs before the app exists. */
   loggerInstance?: FastifyBaseLogger | undefined;
@@ -26,7 +68,50 @@ export interface ServiceOptions {
   health?: () => Record<string, unknown>;
 }
 
+/** A route as registered, with the auth it needs: what test/security checks every route by. */
+export interface RouteRecord {
+  method: string;
+  url: string;
+  /** public: anyone; secret: the pool's shared secret; admin: the operator's token. */
+  access: 'public' | 'secret' | 'admin';
+  bodyLimit: number | undefined;
+}
+
+const inventories = new WeakMap<FastifyInstance, RouteRecord[]>();
+
+/** Every route the service registered (HEAD twins of GET routes included). */
+export function routeInventory(app: FastifyInstance): readonly RouteRecord[] {
+  return inventories.get(app) ?? [];
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (oversized headers, a request
+ * that took too long, malformed HTTP), answered in the envelope, then the socket is closed.
+ */
+function clientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request headers are larger than this service accepts (16 KiB).']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request took too long to arrive; the connection is closed.']
+        : [400, 'The request is not valid HTTP.'];
+  // An answer to HEAD has no body; the parser keeps the bytes it choked on, method first.
+  const raw = (error as { rawPacket?: Buffer }).rawPacket;
+  const body =
+    raw?.subarray(0, 5).toString('latin1') === 'HEAD '
+      ? ''
+      : JSON.stringify(failure(status, message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 export function createService(options: ServiceOptions) {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -35,11 +120,44 @@ export function createService(options: ServiceOptions) {
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
     keepAliveTimeout: 65_000,
+    requestTimeout: timeouts.requestMs,
+    http: { connectionsCheckingInterval: timeouts.checkEveryMs },
+    clientErrorHandler: clientError,
+    // A URL the router cannot take apart (bad percent-encoding, an overlong parameter) is
+    // answered before any route runs: in the envelope too.
+    frameworkErrors: (error, _request, reply) => {
+      const [status, message]: [number, string] =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? [414, 'A part of the URL path is longer than this service accepts.']
+          : error.code === 'FST_ERR_BAD_URL'
+            ? [400, 'The URL path is not valid (a broken percent-encoding?).']
+            : [400, 'The request cannot be routed.'];
+      return (reply as FastifyReply).code(status).send(failure(status, message));
+    },
     // A 128-character key, percent-encoded, can be 128 × 12 bytes long in a URL path.
     routerOptions: { maxParamLength: 2048 },
   });
+  app.server.headersTimeout = timeouts.headersMs;
+  app.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+
+  const routes: RouteRecord[] = [];
+  inventories.set(app, routes);
+  const secretByDefault = options.secretByDefault ?? true;
+  app.addHook('onRoute', (route) => {
+    const config = (route.config ?? {}) as { public?: boolean; secret?: boolean; admin?: boolean };
+    const access = config.admin
+      ? 'admin'
+      : config.public || !(config.secret || secretByDefault)
+        ? 'public'
+        : 'secret';
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, access, bodyLimit: route.bodyLimit });
+    }
+  });
+  // A graceful close (SIGTERM) must not cut a response still being written (process/signals.ts).
+  keepResponsesOnClose(app.server);
   installErrorHandling(app, options.notFoundPage);
-  installSharedSecret(app, options.secret, options.secretByDefault ?? true);
+  installSharedSecret(app, options.secret, secretByDefault);
   installAdminToken(app, options.adminToken);
   app.get('/health', { config: { public: true } }, async () => ({
     success: 'true',

@@ -1,9 +1,10 @@
 /**
  * Pushes each new pool view to every frontend that registered recently (POST /api/notify with
  * the shared secret). A push that fails is only logged: frontends also poll the manager, so a
- * missed push heals itself within one poll interval.
+ * missed push heals itself within one poll interval. Only to bare http(s) origins (node-address.ts).
  */
 import type { FastifyBaseLogger } from 'fastify';
+import { serviceOrigin } from '../core/node-address.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import type { PoolView } from './pool.ts';
 
@@ -20,8 +21,11 @@ export function createNotifier(deps: {
       seenSince: new Date(Date.now() - FORGET_AFTER_MS),
     });
     await Promise.all(
-      frontends.map(async ({ url }) => {
+      frontends.map(async ({ url: registered }) => {
         try {
+          // Checked again on the way out: a row written before the check existed (or by hand)
+          // must not make the manager post the pool view, with the secret, anywhere else.
+          const url = serviceOrigin(registered, 'frontend URL');
           const response = await fetch(`${url}/api/notify`, {
             method: 'POST',
             headers: {
@@ -34,7 +38,7 @@ export function createNotifier(deps: {
           await response.arrayBuffer();
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
         } catch (error) {
-          deps.log.warn({ err: error, frontend: url }, 'could not push the pool view');
+          deps.log.warn({ err: error, frontend: registered }, 'could not push the pool view');
         }
       }),
     );

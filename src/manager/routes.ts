@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
 import { badRequest } from '../core/errors.ts';
+import { serviceOrigin } from '../core/node-address.ts';
 import type { Sample } from '../core/stats.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -264,10 +265,12 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     return { success: 'true', stored: samples.length };
   });
   app.post('/api/manager/frontends', internal, async (request) => {
-    const url = fields(request).url;
-    if (typeof url !== 'string' || !/^https?:\/\/[^/\s]+$/.test(url)) {
+    // The manager will POST pool views to this URL: a bare http(s) origin only (node-address.ts).
+    const raw = fields(request).url;
+    if (typeof raw !== 'string' || !/^https?:\/\//i.test(raw)) {
       throw badRequest('url must be the frontend’s base URL, e.g. http://10.0.0.5:5000.');
     }
+    const url = serviceOrigin(raw, 'frontend URL');
     await store.registerFrontend(url);
     return { success: 'true', ...pool.view() };
   });

@@ -24,6 +24,8 @@ export const securityHeaders: Readonly<Record<string, string>> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
+  // frame-ancestors above says the same to browsers that read CSP; this is for those that do not.
+  'x-frame-options': 'DENY',
 };
 
 /**
