@@ -4,9 +4,10 @@
  *
  * Every commit takes its version from one global sequence, so a key's versions only grow, even
  * across delete-all (caches compare versions to refuse stale fills). A commit returns the object
- * it replaced exactly once, even when uploads of one key race: it runs in a transaction that
- * locks the key's row (or inserts it, the primary key deciding between racing inserts), never a
- * table lock. The store owns its driver (close() closes it) unless created with
+ * it replaced exactly once, even when uploads of one key race: it inserts the row (the primary
+ * key deciding between racing inserts) or replaces it with a statement that locks the row, never
+ * the table; each statement is atomic alone, so a commit is one or two round trips without an
+ * explicit transaction. The store owns its driver (close() closes it) unless created with
  * `ownsDriver: false`, for a driver shared with other stores.
  *
  * Limits: listKeys pages by key (keyset), so a page is consistent with its neighbours only as
@@ -124,38 +125,46 @@ function checkUpload(upload: ImageUpload): void {
   }
 }
 
-async function commitIn(tx: SqlExecutor, upload: ImageUpload) {
+// A commit is at most two statements, each atomic by itself, so no explicit transaction (and no
+// BEGIN/COMMIT round trips): on PGlite every statement is WebAssembly on the event loop, and
+// measured there, one single statement doing both (a CTE) cost more than these two. The insert
+// comes first because most uploads are of new keys: then it is the only statement. On a key
+// that exists, the insert still draws a version it does not use: versions have gaps, which is
+// fine (they are only ever compared).
+const INSERT_SQL = `
+  INSERT INTO images (key, object, content_type, size, sha256, version)
+  VALUES ($1, $2, $3, $4, $5, nextval('image_versions'))
+  ON CONFLICT (key) DO NOTHING
+  RETURNING version, created_at, updated_at`;
+// Replaces the row and returns the object it held. The subquery locks the row first (FOR
+// UPDATE: a concurrent commit of the key makes it wait, then read the newest row), so the object
+// it reports is the one this commit really replaces, and the version, taken after the lock, is
+// higher than the one it replaces. PostgreSQL 15 has no `RETURNING old.*`, hence the self-join.
+const REPLACE_SQL = `
+  UPDATE images AS i SET object = $2, content_type = $3, size = $4, sha256 = $5,
+    version = nextval('image_versions'), updated_at = now()
+  FROM (SELECT key, object FROM images WHERE key = $1 FOR UPDATE) AS old
+  WHERE i.key = old.key
+  RETURNING i.version, i.created_at, i.updated_at, old.object AS previous`;
+
+type Stamp = Pick<ImageRow, 'version' | 'created_at' | 'updated_at'>;
+
+async function commitIn(db: SqlExecutor, upload: ImageUpload) {
   const { key, object, contentType, size, sha256 } = upload;
   const values = [key, object, contentType, size, sha256];
-  // A racing insert of the same key makes ours do nothing; its row is committed by then, so the
-  // next round finds and locks it. Only a delete-all landing in between needs yet another round.
+  const record = (stamp: Stamp) =>
+    toRecord({ key, object, content_type: contentType, size, sha256, ...stamp });
+  // The insert finds the key taken → replace it. The replace finds no row (a delete-all came in
+  // between) → insert again. Each step only fails because another writer committed meanwhile.
   for (let round = 0; round < 5; round++) {
-    const current = await tx.query<{ object: string }>(
-      'SELECT object FROM images WHERE key = $1 FOR UPDATE',
-      [key],
-    );
-    const previous = current.rows[0];
-    if (previous) {
-      const updated = await tx.query<ImageRow>(
-        `UPDATE images SET object = $2, content_type = $3, size = $4, sha256 = $5,
-           version = nextval('image_versions'), updated_at = now()
-         WHERE key = $1 RETURNING ${COLUMNS}`,
-        values,
-      );
-      const row = updated.rows[0];
-      if (!row) throw new Error(`the locked row of ${JSON.stringify(key)} vanished`);
-      // Re-committing the same object (a retried request) replaces nothing worth deleting.
-      const previousObject = previous.object === object ? undefined : previous.object;
-      return { record: toRecord(row), previousObject };
-    }
-    const inserted = await tx.query<ImageRow>(
-      `INSERT INTO images (key, object, content_type, size, sha256, version)
-       VALUES ($1, $2, $3, $4, $5, nextval('image_versions'))
-       ON CONFLICT (key) DO NOTHING RETURNING ${COLUMNS}`,
-      values,
-    );
-    const row = inserted.rows[0];
-    if (row) return { record: toRecord(row), previousObject: undefined };
+    const inserted = await db.query<Stamp>(INSERT_SQL, values);
+    if (inserted.rows[0]) return { record: record(inserted.rows[0]), previousObject: undefined };
+    const replaced = await db.query<Stamp & { previous: string }>(REPLACE_SQL, values);
+    const row = replaced.rows[0];
+    if (!row) continue;
+    // Re-committing the same object (a retried request) replaces nothing worth deleting.
+    const previousObject = row.previous === object ? undefined : row.previous;
+    return { record: record(row), previousObject };
   }
   throw new Error(`the commit of ${JSON.stringify(key)} kept racing with other writers`);
 }
@@ -182,9 +191,10 @@ export async function createMetadataStore(
       return rows[0] && toRecord(rows[0]);
     },
 
-    commit(upload) {
+    async commit(upload) {
       checkUpload(upload);
-      return driver.transaction((tx) => commitIn(tx, upload));
+      // Each of commitIn's statements is atomic alone: no BEGIN/COMMIT round trips around them.
+      return commitIn(driver, upload);
     },
 
     async listKeys(options) {

@@ -6,6 +6,14 @@
  * is returned at once and starts the database in the background; the first query waits for it.
  * Limits: one connection, so transactions run one at a time (correct, not concurrent), and one
  * process at a time may open a given dataDir.
+ *
+ * Durability: PGlite 0.5 reaches the disk through Emscripten's NODEFS, whose fsync and fdatasync
+ * do nothing (strace shows WAL pwrites at every commit, never an fsync). A committed row is in
+ * the kernel's page cache when the query resolves, so it survives pixpool crashing or being
+ * killed, but not a power cut or a kernel crash, which may lose the last commits (the objects
+ * themselves are fsynced: such a loss leaves orphan objects, and keys back at an older version).
+ * `relaxedDurability` changes nothing here (it only defers syncToFs, a no-op for NODEFS). Where
+ * that matters, run on PostgreSQL (DATABASE_URL).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
