@@ -1,19 +1,16 @@
 /**
  * The `pixpool` command: one subcommand per service, each flag mirrored by an environment
  * variable (the flag wins). This file and the services' main.ts are the only places that read
- * the process environment.
+ * the process environment. Each command imports its service only when it runs, so a cache node
+ * does not load (or hold in memory) the storage drivers, the AWS SDK or PGlite.
  */
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { runAutoscaler } from './autoscaler/main.ts';
-import { runCacheNode } from './cachenode/main.ts';
 import { MAX_WINDOW_S } from './core/autoscale-state.ts';
 import type { Assignment } from './core/pool-map.ts';
-import { runFrontend } from './frontend/main.ts';
-import { runManager } from './manager/main.ts';
 import { startChildService } from './process/child-service.ts';
 import { closeOnSignals } from './process/signals.ts';
-import { openStorage, type StorageOptions } from './storage/open.ts';
+import type { StorageOptions } from './storage/open.ts';
 
 const program = new Command('pixpool')
   .description('pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.')
@@ -81,7 +78,9 @@ function storageFrom(o: Record<string, unknown>): StorageOptions {
 
 program
   .command('cache-node')
-  .description('an in-memory cache node: key → image bytes with a byte capacity and LRU or RR')
+  .description(
+    'an in-memory cache node: key → image bytes with a byte capacity and LRU, RR or SIEVE',
+  )
   .addOption(hostOption('address to listen on; 0.0.0.0 for other hosts (needs a secret)'))
   .addOption(
     new Option('--port <port>', 'port to listen on; 0 picks a free one')
@@ -95,7 +94,7 @@ program
       .default('100'),
   )
   .addOption(
-    new Option('--policy <policy>', 'replacement policy: LRU or RR (random)')
+    new Option('--policy <policy>', 'replacement policy: LRU, RR (random) or SIEVE')
       .env('PIXPOOL_POLICY')
       .default('LRU'),
   )
@@ -123,6 +122,7 @@ program
   .addOption(secretOption())
   .addOption(logLevelOption())
   .action(async (o) => {
+    const { runCacheNode } = await import('./cachenode/main.ts');
     await runCacheNode({ ...o, capacityMb: o.capacity });
   });
 
@@ -170,9 +170,25 @@ storageOptions(
         .default(64)
         .argParser(Number),
     )
+    .addOption(
+      new Option('--gc-interval-s <seconds>', 'seconds between orphan-object sweeps; 0 = off')
+        .env('PIXPOOL_GC_INTERVAL_S')
+        .default(600)
+        .argParser(secondsOrZero('--gc-interval-s')),
+    )
+    .addOption(
+      new Option(
+        '--gc-grace-s <seconds>',
+        'unreferenced objects younger than this are kept (uploads in flight)',
+      )
+        .env('PIXPOOL_GC_GRACE_S')
+        .default(3600)
+        .argParser(secondsOrZero('--gc-grace-s')),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
+  const { runFrontend } = await import('./frontend/main.ts');
   await runFrontend({
     managerUrl: o.managerUrl,
     advertiseUrl: o.advertiseUrl,
@@ -186,8 +202,49 @@ storageOptions(
     secret: o.secret,
     maxUploadMb: o.maxUploadMb,
     nearCacheMb: o.nearCacheMb,
+    gcIntervalS: o.gcIntervalS,
+    gcGraceS: o.gcGraceS,
     logLevel: o.logLevel,
   });
+});
+
+storageOptions(
+  program
+    .command('gc')
+    .description(
+      'delete image objects no key points to (left by failed or interrupted uploads), once older than the grace',
+    )
+    .addOption(
+      new Option(
+        '--grace-s <seconds>',
+        'keep unreferenced objects younger than this: they may be uploads in flight. Below a few minutes only on a stopped system',
+      )
+        .default(3600)
+        .argParser(secondsOrZero('--grace-s')),
+    )
+    .addOption(new Option('--dry-run', 'count what would be deleted, delete nothing'))
+    .addOption(new Option('--json', 'print the report as one JSON object')),
+).action(async (o) => {
+  if (o.graceS < 300 && !o.dryRun) {
+    console.error(
+      `pixpool gc: a grace of ${o.graceS} s can delete the object of an upload in flight; use it only when no frontend is running.`,
+    );
+  }
+  const { openStorage } = await import('./storage/open.ts');
+  const { collectGarbage, describeGcReport } = await import('./storage/gc.ts');
+  const storage = await openStorage(storageFrom(o));
+  try {
+    const report = await collectGarbage({
+      objects: storage.objects,
+      metadata: storage.metadata,
+      graceMs: o.graceS * 1000,
+      dryRun: Boolean(o.dryRun),
+    });
+    console.log(o.json ? JSON.stringify(report) : describeGcReport(report));
+    if (report.failed > 0) process.exitCode = 1;
+  } finally {
+    await storage.close();
+  }
 });
 
 storageOptions(
@@ -234,6 +291,7 @@ storageOptions(
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
+  const { runManager } = await import('./manager/main.ts');
   await runManager({
     ...storageFrom(o),
     host: o.host,
@@ -287,6 +345,7 @@ program
   )
   .addOption(logLevelOption())
   .action(async (o) => {
+    const { runAutoscaler } = await import('./autoscaler/main.ts');
     await runAutoscaler({ ...o, dryRun: Boolean(o.dryRun) });
   });
 
@@ -318,12 +377,26 @@ storageOptions(
         .default(10)
         .argParser(Number),
     )
+    .addOption(
+      new Option(
+        '--near-cache-mb <mb>',
+        'hot images kept in the frontend, revalidated on every use; 0 = off',
+      )
+        .env('PIXPOOL_NEAR_CACHE_MB')
+        .default(64)
+        .argParser(Number),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o) => {
   // A secret given through the environment stays out of the banner (and out of ps).
   const generated = !o.secret;
   const secret = o.secret || randomBytes(24).toString('base64url');
+  const [{ openStorage }, { runManager, STOP_GRACE_MS }, { runFrontend }] = await Promise.all([
+    import('./storage/open.ts'),
+    import('./manager/main.ts'),
+    import('./frontend/main.ts'),
+  ]);
   const options = storageFrom(o);
   const storage = await openStorage(options);
   const common = { ...options, storage, secret, logLevel: o.logLevel, handleSignals: false };
@@ -342,6 +415,7 @@ storageOptions(
     nodes: [],
     managerUrl: manager.address,
     maxUploadMb: o.maxUploadMb,
+    nearCacheMb: o.nearCacheMb,
   });
   const autoscaler = await startChildService({
     args: [
@@ -355,14 +429,16 @@ storageOptions(
     ],
     label: 'autoscaler',
   });
+  // Uploads finish and the autoscaler stops asking for resizes; then the manager (which drains
+  // a running resize and stops the nodes), then storage. Bounded like the manager alone.
   closeOnSignals(
     async () => {
-      await frontend.app.close();
+      await Promise.all([frontend.app.close(), autoscaler.stop()]);
       await manager.app.close();
-      await autoscaler.stop();
       await storage.close();
     },
     (message) => console.error(message),
+    { graceMs: STOP_GRACE_MS },
   );
   process.once('exit', () => autoscaler.child.kill('SIGTERM'));
   const { map, addresses } = manager.pool.view();
@@ -386,6 +462,19 @@ function seconds(flag: string, max = Number.POSITIVE_INFINITY) {
     if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
       throw new Error(
         `${flag} must be a number of seconds above 0${max < Number.POSITIVE_INFINITY ? ` and at most ${max}` : ''}; got ${JSON.stringify(value)}.`,
+      );
+    }
+    return n;
+  };
+}
+
+/** A commander parser for a number of seconds ≥ 0 (0 meaning off or none, per flag). */
+function secondsOrZero(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+      throw new Error(
+        `${flag} must be a number of seconds, 0 or more; got ${JSON.stringify(value)}.`,
       );
     }
     return n;

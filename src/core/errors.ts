@@ -29,11 +29,10 @@ const statusOf: Record<ErrorCode, number> = {
 
 export class PixpoolError extends Error {
   readonly status: number;
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
     super(message);
+    this.code = code;
     this.name = 'PixpoolError';
     this.status = statusOf[code];
   }

@@ -6,6 +6,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { createService } from '../http/service.ts';
+import { describeGcReport, startGarbageCollector } from '../storage/gc.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { apiRoutes } from './api-routes.ts';
@@ -29,6 +30,8 @@ export interface FrontendDeps {
   nearCacheMb?: number | undefined;
   /** Fetches the current pool view into `routing` when a node says ours is outdated. */
   refreshView?: (() => Promise<unknown>) | undefined;
+  /** Sweep orphan objects periodically while the app runs (src/storage/gc.ts); off when undefined. */
+  gc?: { intervalMs: number; graceMs: number } | undefined;
 }
 
 export async function buildFrontend(deps: FrontendDeps) {
@@ -56,6 +59,28 @@ export async function buildFrontend(deps: FrontendDeps) {
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
+  if (deps.gc) {
+    const gcOptions = deps.gc;
+    let gc: ReturnType<typeof startGarbageCollector> | undefined;
+    app.addHook('onReady', async () => {
+      gc = startGarbageCollector({
+        objects: deps.objects,
+        metadata: deps.metadata,
+        ...gcOptions,
+        onReport: (report) => {
+          metrics.gcSweeps.inc({ outcome: 'ok' });
+          metrics.gcDeleted.inc({ kind: 'orphan' }, report.deleted);
+          metrics.gcDeleted.inc({ kind: 'leftover' }, report.leftovers ?? 0);
+          app.log.info({ gc: { ...report, sample: undefined } }, describeGcReport(report));
+        },
+        onError: (error) => {
+          metrics.gcSweeps.inc({ outcome: 'error' });
+          app.log.warn({ err: error }, 'garbage collection failed; retrying at the next sweep');
+        },
+      });
+    });
+    app.addHook('onClose', async () => gc?.stop());
+  }
   registerPages(app, {
     getImage: (key) => deps.metadata.get(key),
     listKeys: (options) => deps.metadata.listKeys(options),

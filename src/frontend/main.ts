@@ -29,6 +29,10 @@ export interface FrontendOptions extends StorageOptions {
   maxUploadMb: number;
   /** MB of hot images this frontend keeps (default 64; 0 turns the near cache off). */
   nearCacheMb?: number | undefined;
+  /** Seconds between orphan-object sweeps (default 600; 0 turns them off). */
+  gcIntervalS?: number | undefined;
+  /** Seconds an unreferenced object is spared, as an upload may be in flight (default 3600). */
+  gcGraceS?: number | undefined;
   logLevel: string;
 }
 
@@ -66,6 +70,13 @@ export async function runFrontend(options: FrontendOptions) {
     secret: options.secret,
     maxUploadMb: options.maxUploadMb,
     nearCacheMb: options.nearCacheMb,
+    gc:
+      options.gcIntervalS === 0
+        ? undefined
+        : {
+            intervalMs: (options.gcIntervalS ?? 600) * 1000,
+            graceMs: (options.gcGraceS ?? 3600) * 1000,
+          },
     logger: { level: options.logLevel },
   });
   app.addHook('onClose', async () => {

@@ -31,6 +31,18 @@ export function createFrontendMetrics(registry: Registry) {
       help: 'Uploads whose cache invalidation failed after retries',
       registers,
     }),
+    gcSweeps: new Counter({
+      name: 'pixpool_frontend_gc_sweeps_total',
+      help: 'Orphan-object garbage collection sweeps by outcome (ok, error)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    gcDeleted: new Counter({
+      name: 'pixpool_frontend_gc_deleted_total',
+      help: 'Objects deleted by garbage collection: orphans (no row) and leftovers (temp files)',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     fetchSeconds: new Histogram({
       name: 'pixpool_frontend_fetch_seconds',
       help: 'Time to answer an image fetch, by source',

@@ -4,15 +4,23 @@
  * A put writes a temp file under `<dir>/.tmp`, fsyncs it, renames it into place and fsyncs the
  * directory, so an acknowledged put survives a crash and a reader sees the old file, the new file
  * or nothing, never half of one. The temp folder is inside `dir` so the rename stays on one file
- * system. Limits: a crash mid-put leaves a temp file behind (never listed); names are restricted
- * to `[A-Za-z0-9._-]` segments joined by `/`, none starting with a dot, so no name can leave the
- * folder or hide among the temp files. The content type is not stored (the metadata row has it).
+ * system. On the hot path a put makes no mkdir (folders known to exist are remembered) and
+ * concurrent puts into one folder share its fsync (group commit). Limits: a crash mid-put leaves
+ * a temp file behind (never listed; deleteLeftovers removes the old ones, the garbage collector
+ * calls it); names are restricted to `[A-Za-z0-9._-]` segments joined by `/`, none starting
+ * with a dot, so no name can leave the folder or hide among the temp files. The content type is
+ * not stored (the metadata row has it).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { unavailable } from '../core/errors.ts';
-import { type DeleteAllResult, forEachLimited, type ObjectStore } from './object-store.ts';
+import {
+  type DeleteAllResult,
+  forEachLimited,
+  type ObjectInfo,
+  type ObjectStore,
+} from './object-store.ts';
 
 export interface FsObjectStoreOptions {
   /** The folder holding the objects; created on the first put. */
@@ -26,6 +34,7 @@ const segment = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 const outageCodes = new Set(['EIO', 'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE']);
 
 const codeOf = (error: unknown) => (error as NodeJS.ErrnoException | undefined)?.code;
+const noop = () => {};
 
 export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore {
   if (typeof options.dir !== 'string' || options.dir === '') {
@@ -62,8 +71,71 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     }
   }
 
+  // Folders known to exist (the temp folder, the fan-out folders), each with the promise of its
+  // making: a put skips the mkdir, yet still waits while a folder made by another put is not yet
+  // durable (its parent not yet synced). A folder removed behind our back shows up as ENOENT: the
+  // put forgets it and makes it again once.
+  const dirsReady = new Map<string, Promise<void>>();
+
+  function ensureDir(path: string): Promise<void> {
+    let ready = dirsReady.get(path);
+    if (ready === undefined) {
+      ready = makeDir(path);
+      dirsReady.set(path, ready);
+      const made = ready;
+      made.catch(() => {
+        if (dirsReady.get(path) === made) dirsReady.delete(path);
+      });
+    }
+    return ready;
+  }
+
+  async function makeDir(path: string): Promise<void> {
+    const created = await mkdir(path, { recursive: true });
+    if (created === undefined) return;
+    // A directory made just now is only durable once its parent's entry is synced too.
+    for (let dir = dirname(path); dir.startsWith(root); dir = dirname(dir)) {
+      await syncDir(dir);
+      if (dir === root) break;
+    }
+  }
+
+  // Group commit of directory fsyncs: one fsync makes durable every rename done in that folder
+  // before it started. A put that renamed after the running fsync started cannot count on it, so
+  // it waits for the next one, which all such puts share.
+  const dirSyncs = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
+
+  function syncDirShared(path: string): Promise<void> {
+    const state = dirSyncs.get(path);
+    if (state === undefined) return startDirSync(path);
+    state.next ??= state.running.then(noop, noop).then(() => startDirSync(path));
+    return state.next;
+  }
+
+  function startDirSync(path: string): Promise<void> {
+    const state = { running: syncDir(path) };
+    dirSyncs.set(path, state);
+    state.running.then(noop, noop).then(() => {
+      if (dirSyncs.get(path) === state) dirSyncs.delete(path);
+    });
+    return state.running;
+  }
+
   async function write(target: string, bytes: Buffer): Promise<void> {
-    await mkdir(tempDir, { recursive: true });
+    const parent = dirname(target);
+    try {
+      await writeOnce(target, parent, bytes);
+    } catch (error) {
+      if (codeOf(error) !== 'ENOENT') throw error;
+      dirsReady.delete(tempDir);
+      dirsReady.delete(parent);
+      await writeOnce(target, parent, bytes);
+    }
+  }
+
+  /** Temp file (one open, write, fsync, close) → rename into place → fsync of the folder. */
+  async function writeOnce(target: string, parent: string, bytes: Buffer): Promise<void> {
+    await Promise.all([ensureDir(tempDir), ensureDir(parent)]);
     const temp = join(tempDir, randomUUID());
     try {
       const handle = await open(temp, 'wx');
@@ -73,17 +145,8 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       } finally {
         await handle.close();
       }
-      const parent = dirname(target);
-      const created = await mkdir(parent, { recursive: true });
       await rename(temp, target);
-      await syncDir(parent);
-      // A directory made just now is only durable once its own parent's entry is synced too.
-      if (created !== undefined) {
-        for (let dir = dirname(parent); dir.startsWith(root); dir = dirname(dir)) {
-          await syncDir(dir);
-          if (dir === root) break;
-        }
-      }
+      await syncDirShared(parent);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
@@ -103,6 +166,44 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       if (entry.isDirectory()) yield* walk(join(dir, entry.name), `${prefix}${entry.name}/`);
       else if (entry.isFile()) yield `${prefix}${entry.name}`;
     }
+  }
+
+  /** walk() with each file's mtime; a file deleted between the two steps is skipped. */
+  async function* walkWithAge(): AsyncGenerator<ObjectInfo> {
+    for await (const name of walk(root, '')) {
+      try {
+        const { mtime } = await stat(join(root, ...name.split('/')));
+        yield { name, modifiedAt: mtime };
+      } catch (error) {
+        if (codeOf(error) === 'ENOENT') continue;
+        throw outage(error, 'list images');
+      }
+    }
+  }
+
+  /** Deletes temp files of interrupted puts older than `olderThan` (a put in progress is younger). */
+  async function deleteLeftovers(olderThan: Date): Promise<number> {
+    let handle: Awaited<ReturnType<typeof opendir>>;
+    try {
+      handle = await opendir(tempDir);
+    } catch (error) {
+      if (codeOf(error) === 'ENOENT') return 0;
+      throw outage(error, 'list temp files');
+    }
+    let deleted = 0;
+    for await (const entry of handle) {
+      if (!entry.isFile()) continue;
+      const path = join(tempDir, entry.name);
+      try {
+        if ((await stat(path)).mtime >= olderThan) continue;
+        await unlink(path);
+        deleted++;
+      } catch (error) {
+        if (codeOf(error) === 'ENOENT') continue; // its put finished or failed meanwhile
+        throw outage(error, 'delete a temp file');
+      }
+    }
+    return deleted;
   }
 
   async function remove(name: string): Promise<void> {
@@ -139,6 +240,10 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     delete: remove,
 
     list: () => walk(root, ''),
+
+    listWithAge: walkWithAge,
+
+    deleteLeftovers,
 
     async deleteAll(): Promise<DeleteAllResult> {
       const result: DeleteAllResult = { deleted: 0, failed: [] };

@@ -17,9 +17,24 @@ export interface ObjectStore {
   delete(name: string): Promise<void>;
   /** Every object name, across all pages of the backend's listing, in no promised order. */
   list(): AsyncIterable<string>;
+  /**
+   * Every object with its last-modified time (folder: the file's mtime; S3: LastModified, the
+   * server's clock), like list(). The garbage collector uses the age to spare uploads in flight.
+   */
+  listWithAge(): AsyncIterable<ObjectInfo>;
+  /**
+   * Removes what interrupted puts left behind, last modified before `olderThan` (the folder's
+   * temp files); returns how many. Backends whose puts are all-or-nothing have none: 0.
+   */
+  deleteLeftovers(olderThan: Date): Promise<number>;
   /** Deletes every object (all pages); names that could not be deleted are reported, not thrown. */
   deleteAll(): Promise<DeleteAllResult>;
   close(): Promise<void>;
+}
+
+export interface ObjectInfo {
+  name: string;
+  modifiedAt: Date;
 }
 
 export interface DeleteAllResult {

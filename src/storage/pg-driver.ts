@@ -23,13 +23,21 @@ export interface PgDriverOptions {
   maxConnections?: number | undefined;
   /** How long to wait for a connection before answering 503 (default 5000 ms). */
   connectTimeoutMs?: number | undefined;
+  /**
+   * How long one statement may wait for its answer before it fails as 503 (default 30000 ms;
+   * 0 = forever). Without it a black-holed connection (the peer gone without a FIN or RST) would
+   * hold a request until TCP gives up, minutes later. Client-side: the server may still finish.
+   */
+  queryTimeoutMs?: number | undefined;
   /** Told about errors on idle connections (the pool drops such a connection by itself). */
   onIdleError?: ((error: Error) => void) | undefined;
 }
 
 // SQLSTATEs for "the server is not there for you right now", beyond class 08 (connection).
 const outageStates = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
-const droppedConnection = /timeout exceeded when trying to connect|Connection terminated/i;
+// pg's own messages for a lost or unreachable server (its errors carry no code for these).
+const droppedConnection =
+  /timeout exceeded when trying to connect|Connection terminated|Query read timeout|not queryable/i;
 
 /** "PostgreSQL at host:port/database", for messages: never the user or the password. */
 export function describePgServer(connectionString: string): string {
@@ -69,11 +77,33 @@ export function createPgDriver(options: PgDriverOptions): SqlDriver {
     );
   }
   const server = describePgServer(options.connectionString);
+  const queryTimeoutMs = options.queryTimeoutMs ?? 30_000;
+  const urlSets = (setting: string) => {
+    try {
+      return (new URL(options.connectionString).searchParams.get('options') ?? '').includes(
+        setting,
+      );
+    } catch {
+      return false;
+    }
+  };
   const pool = new pg.Pool({
     ...connectionSettings(options.connectionString, schema),
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    query_timeout: queryTimeoutMs,
+    // The same bound on the server's side: a statement, or a transaction whose client vanished
+    // mid-way (holding row locks), ends there too instead of committing or blocking much later.
+    // Settings the URL's own `options` make win (a startup parameter would override them).
+    ...(queryTimeoutMs > 0 &&
+      !urlSets('statement_timeout') && { statement_timeout: queryTimeoutMs }),
+    ...(queryTimeoutMs > 0 &&
+      !urlSets('idle_in_transaction_session_timeout') && {
+        idle_in_transaction_session_timeout: queryTimeoutMs,
+      }),
     idleTimeoutMillis: 30_000,
+    // TCP keepalive notices a vanished server on idle connections without waiting for a query.
+    keepAlive: true,
   });
   // Without a listener an idle connection's error would crash the process.
   pool.on('error', (error) => options.onIdleError?.(error));
@@ -144,6 +174,12 @@ export function createPgDriver(options: PgDriverOptions): SqlDriver {
         throw translate(error);
       }
       let broken: Error | undefined;
+      // A checked-out client has no pool listener: a connection lost mid-transaction would emit
+      // an unhandled 'error' and crash the process. The failing query rejects by itself.
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await run(client, 'BEGIN');
         const tx: SqlExecutor = { query: (text, params) => run(client, text, params) };
@@ -152,11 +188,12 @@ export function createPgDriver(options: PgDriverOptions): SqlDriver {
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
-          broken = rollbackError;
+          broken ??= rollbackError;
         });
         throw error;
       } finally {
-        // A connection that could not even roll back is destroyed instead of reused.
+        client.removeListener('error', onError);
+        // A connection that failed or could not even roll back is destroyed instead of reused.
         client.release(broken);
       }
     },

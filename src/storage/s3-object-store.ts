@@ -20,7 +20,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { unavailable } from '../core/errors.ts';
-import type { DeleteAllResult, ObjectStore } from './object-store.ts';
+import type { DeleteAllResult, ObjectInfo, ObjectStore } from './object-store.ts';
 import { NETWORK_ERROR_CODES } from './outage.ts';
 
 export interface S3ObjectStoreOptions {
@@ -107,6 +107,20 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     }
   }
 
+  /** The listing with LastModified (S3's clock); an object without one counts as brand new. */
+  async function* namesWithAge(): AsyncGenerator<ObjectInfo> {
+    try {
+      for await (const page of paginateListObjectsV2({ client }, { Bucket: bucket })) {
+        for (const object of page.Contents ?? []) {
+          if (object.Key === undefined) continue;
+          yield { name: object.Key, modifiedAt: object.LastModified ?? new Date() };
+        }
+      }
+    } catch (error) {
+      throw translate(error, 'list images');
+    }
+  }
+
   async function deleteBatch(batch: string[], result: DeleteAllResult): Promise<void> {
     try {
       const response = await client.send(
@@ -162,6 +176,12 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     },
 
     list: names,
+
+    listWithAge: namesWithAge,
+
+    // A PutObject is all-or-nothing: nothing is left behind. (pixpool starts no multipart
+    // uploads; a bucket lifecycle rule is the tool for other writers' abandoned ones.)
+    deleteLeftovers: async () => 0,
 
     async deleteAll() {
       const result: DeleteAllResult = { deleted: 0, failed: [] };

@@ -40,11 +40,14 @@ export interface TestS3 {
  * listing past the first page would fail with a 500. The child exits when our stdin pipe closes,
  * so it cannot outlive a crashed test run.
  */
-async function spawnS3rver(directory: string): Promise<{ port: number; stop(): Promise<void> }> {
+export async function spawnS3rver(
+  directory: string,
+  port = 0,
+): Promise<{ port: number; stop(): Promise<void>; kill(): Promise<void> }> {
   const entry = createRequire(import.meta.url).resolve('s3rver');
   const script = `
     const S3rver = require(${JSON.stringify(entry)});
-    const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true,
+    const server = new S3rver({ address: '127.0.0.1', port: ${port}, silent: true,
       directory: ${JSON.stringify(directory)} });
     server.run().then((address) => console.log(JSON.stringify({ port: address.port })));
     process.stdin.on('end', () => process.exit(0)).resume();`;
@@ -58,12 +61,19 @@ async function spawnS3rver(directory: string): Promise<{ port: number; stop(): P
       throw new Error('s3rver exited before it listened');
     }),
   ]);
-  const { port } = JSON.parse(String(line)) as { port: number };
+  const listening = JSON.parse(String(line)) as { port: number };
   return {
-    port,
+    port: listening.port,
     async stop() {
       if (child.exitCode === null) {
         child.stdin.end();
+        await exited;
+      }
+    },
+    /** SIGKILL, for fault tests: the server vanishes mid-request. */
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
         await exited;
       }
     },

@@ -13,8 +13,8 @@ export type ObjectStoreFactory = () => Promise<ObjectStore>;
 /** More names than one ListObjectsV2 page holds. */
 export const MANY_OBJECTS = 1100;
 
-async function collect(names: AsyncIterable<string>): Promise<string[]> {
-  const all: string[] = [];
+async function collect<T>(names: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
   for await (const name of names) all.push(name);
   return all;
 }
@@ -78,11 +78,33 @@ export function objectStoreContract(name: string, open: ObjectStoreFactory): voi
         const listed = await collect(store.list());
         assert.equal(listed.length, MANY_OBJECTS);
         assert.deepEqual(listed.toSorted(), names.toSorted());
+        const withAge = await collect(store.listWithAge());
+        assert.deepEqual(withAge.map((o) => o.name).toSorted(), names.toSorted());
 
         assert.deepEqual(await store.deleteAll(), { deleted: MANY_OBJECTS, failed: [] });
         assert.deepEqual(await collect(store.list()), []);
         assert.equal(await store.get(names[0] as string), undefined);
         assert.equal(await store.get(names.at(-1) as string), undefined);
+      }));
+
+    it('lists each object with its last-modified time, and no leftovers after clean puts', () =>
+      withStore(open, async (store) => {
+        // S3 keeps whole seconds and its own clock: allow a little on both sides.
+        const before = Date.now() - 2000;
+        const names = [newObjectName('a'), newObjectName('b'), newObjectName('c')];
+        for (const n of names) await store.put(n, Buffer.from(n), 'image/png');
+        const after = Date.now() + 2000;
+        const listed = await collect(store.listWithAge());
+        assert.deepEqual(listed.map((o) => o.name).toSorted(), names.toSorted());
+        for (const { name, modifiedAt } of listed) {
+          assert.ok(modifiedAt instanceof Date, name);
+          const t = modifiedAt.getTime();
+          assert.ok(t >= before && t <= after, `${name} modified at ${modifiedAt.toISOString()}`);
+        }
+        // Leftovers are only what interrupted puts leave: the objects themselves stay.
+        assert.equal(await store.deleteLeftovers(new Date(Date.now() + 60_000)), 0);
+        assert.deepEqual((await collect(store.list())).toSorted(), names.toSorted());
+        assert.equal((await collect(store.listWithAge())).length, 3);
       }));
 
     it('keeps other objects when one is deleted', () =>
