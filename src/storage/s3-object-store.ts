@@ -38,7 +38,8 @@ export interface S3ObjectStoreOptions {
   maxAttempts?: number | undefined;
   /** How long to wait for a TCP connection (default 3000 ms). */
   connectTimeoutMs?: number | undefined;
-  /** How long a request may go without any data moving before it fails (default 30000 ms). */
+  /** How long a request may go without any data moving before it fails (default 10000 ms: with
+   * the SDK's 3 tries, a hung S3 holds an upload ~30 s at most before it answers 503). */
   idleTimeoutMs?: number | undefined;
   /** A ready client, e.g. shared or instrumented; the options above are then ignored. */
   client?: S3Client | undefined;
@@ -71,7 +72,7 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       ...(options.maxAttempts !== undefined && { maxAttempts: options.maxAttempts }),
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? 3000,
-        socketTimeout: options.idleTimeoutMs ?? 30_000,
+        socketTimeout: options.idleTimeoutMs ?? 10_000,
       },
     });
   const where = options.endpoint
