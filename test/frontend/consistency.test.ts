@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
+import { createMetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
+import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
 
@@ -25,13 +27,40 @@ function instrumented(store: ObjectStore) {
   return { store: wrapped, state };
 }
 
+/** A real metadata store that counts row reads done (each fetch that missed the node makes one). */
+async function countingMetadata() {
+  const store = await createMetadataStore(createPgliteDriver({}));
+  const state = { gets: 0 };
+  return {
+    state,
+    store: {
+      ...store,
+      async get(key: string) {
+        const row = await store.get(key);
+        state.gets++; // counted once the row is in hand: the fetch then joins the object read
+        return row;
+      },
+    },
+  };
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('frontend consistency under concurrency', () => {
   let fe: TestFrontend;
   let io: ReturnType<typeof instrumented>;
+  let rows: Awaited<ReturnType<typeof countingMetadata>>;
   before(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pixpool-consistency-'));
     io = instrumented(createFsObjectStore({ dir }));
-    fe = await startFrontend({ objects: io.store });
+    rows = await countingMetadata();
+    fe = await startFrontend({ objects: io.store, metadata: rows.store });
   });
   after(() => fe.close());
 
@@ -43,8 +72,12 @@ describe('frontend consistency under concurrency', () => {
       open = resolve;
     });
     const reads = io.state.reads;
+    const gets = rows.state.gets;
     const fetches = Array.from({ length: 20 }, () => fetch(`${fe.url}/images/popular`));
-    await new Promise((r) => setTimeout(r, 200));
+    // Every fetch has missed the node and read the row (then joins the read held at the gate),
+    // however slowly this machine delivers the 20 requests.
+    await until(() => rows.state.gets - gets >= 20, 'the 20 fetches to read the row');
+    await new Promise((r) => setTimeout(r, 20));
     open();
     io.state.gate = undefined;
     const bodies = await Promise.all(
