@@ -9,7 +9,7 @@
  */
 
 import { type NodeClient, nodeUrl } from '../clients/node-client.ts';
-import { encodeBatch } from '../core/entry-batch.ts';
+import { encodeBatchParts } from '../core/entry-batch.ts';
 import { badRequest } from '../core/errors.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
@@ -106,7 +106,9 @@ export async function handOver(
   };
   try {
     for (const batch of batches(entries)) {
-      const encoded = encodeBatch(
+      // The batch's parts (frame prefixes and the cached values themselves), not one joined
+      // copy: the values go from the cache to the socket without being copied here.
+      const parts = encodeBatchParts(
         batch.map(([key, e]) => ({
           key,
           contentType: e.contentType,
@@ -115,7 +117,7 @@ export async function handOver(
           value: e.value,
         })),
       );
-      const { accepted, refused } = await client.importBatch(order.to, encoded);
+      const { accepted, refused } = await client.importBatch(order.to, parts);
       result.accepted += accepted;
       result.refused += refused;
       for (const [key, e] of batch) {

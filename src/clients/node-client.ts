@@ -6,6 +6,7 @@
  * of kept-alive connections, one pool per node origin. Every call has a timeout; failures throw
  * NodeRequestError so callers can treat a failing node as a miss.
  */
+import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
@@ -35,12 +36,12 @@ export const STALE_VIEW_STATUS = 421;
 
 export class NodeRequestError extends Error {
   override name = 'NodeRequestError';
-  constructor(
-    readonly node: string,
-    readonly status: number | undefined,
-    message: string,
-  ) {
+  readonly node: string;
+  readonly status: number | undefined;
+  constructor(node: string, status: number | undefined, message: string) {
     super(`cache node ${node}: ${message}`);
+    this.node = node;
+    this.status = status;
   }
 }
 
@@ -53,7 +54,14 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     const origin = new URL(nodeUrl).origin;
     let pool = pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections, keepAliveTimeout: 30_000 });
+      // A connect that hangs (a host gone from the network) fails as fast as a slow answer, so
+      // a dead node costs a read at most `timeoutMs` before it falls back to storage; undici's
+      // own connect timeout is 10 s.
+      pool = new Pool(origin, {
+        connections,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: timeoutMs },
+      });
       pools.set(origin, pool);
     }
     return pool;
@@ -64,7 +72,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     path: string,
     headers: Record<string, string> = {},
-    body?: Buffer,
+    body?: Buffer | Readable,
     timeout = timeoutMs,
   ) {
     try {
@@ -166,17 +174,23 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       if (response.statusCode !== 204) return failure(nodeUrl, response);
     },
 
-    /** Hand a batch (core/entry-batch.ts) to a node. */
+    /**
+     * Hand a batch (core/entry-batch.ts) to a node: one Buffer, or its parts from
+     * encodeBatchParts, written to the socket one after the other without joining them first.
+     */
     async importBatch(
       nodeUrl: string,
-      batch: Buffer,
+      batch: Buffer | readonly Buffer[],
     ): Promise<{ accepted: number; refused: number }> {
+      const length = Buffer.isBuffer(batch)
+        ? batch.length
+        : batch.reduce((sum, part) => sum + part.length, 0);
       const response = await call(
         nodeUrl,
         'POST',
         '/v1/import',
-        { 'content-type': BATCH_CONTENT_TYPE },
-        batch,
+        { 'content-type': BATCH_CONTENT_TYPE, 'content-length': String(length) },
+        Buffer.isBuffer(batch) ? batch : Readable.from(batch, { objectMode: false }),
       );
       if (response.statusCode !== 200) return failure(nodeUrl, response);
       const { accepted, refused } = (await response.body.json()) as {

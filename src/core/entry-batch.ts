@@ -4,9 +4,17 @@
  * A batch is a sequence of frames, each
  *   u32 BE header length | header JSON {"k": key, "t": content type, "v": version, "m"?: ms}
  *   | u32 BE value length | value bytes
- * Raw bytes, no base64: a hand-over of 100 MB should cost close to a copy of 100 MB. Decoding
- * checks every length against what is left, so a truncated or forged batch fails with a clear
- * error instead of reading out of bounds.
+ * Raw bytes, no base64: a hand-over of 100 MB should cost close to a copy of 100 MB.
+ *
+ * Both ends avoid whole-batch buffers. The sender frames a batch as a list of buffers — each
+ * large cached value itself, uncopied, between small parts that join the frame prefixes (the two
+ * lengths around the header) and small values — that the HTTP client writes to the socket one
+ * after the other (encodeBatchParts). The receiver
+ * decodes the body as it arrives (BatchDecoder): each value is copied exactly once, from the
+ * socket's chunks into a Buffer of its own exact size, so a kept entry never pins a chunk or a
+ * batch, and no 8 MiB body is collected first. Decoding checks every length against the limits
+ * before allocating, and a batch that ends mid-frame is refused, so a truncated or forged batch
+ * fails with a clear error instead of reading out of bounds or allocating what a length claims.
  */
 
 export interface BatchEntry {
@@ -20,59 +28,184 @@ export interface BatchEntry {
 export const BATCH_CONTENT_TYPE = 'application/x-pixpool-entries';
 const MAX_HEADER_BYTES = 64 * 1024;
 
-export function encodeBatch(entries: Iterable<BatchEntry>): Buffer {
+/** A value at least this large is sent as it is; smaller ones are joined with their neighbours. */
+const OWN_PART_BYTES = 16 * 1024;
+/** Joined small pieces are flushed as one part once they reach this size. */
+const JOINED_PART_BYTES = 64 * 1024;
+
+/**
+ * The batch as buffers to send in order. A large value is its own part (the cached Buffer
+ * itself, not a copy); frame prefixes and small values are joined into parts of up to 64 KB, so
+ * a batch of many small images is not thousands of tiny socket writes.
+ */
+export function encodeBatchParts(entries: Iterable<BatchEntry>): Buffer[] {
   const parts: Buffer[] = [];
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = () => {
+    if (pending.length === 1) parts.push(pending[0] as Buffer);
+    else if (pending.length > 1) parts.push(Buffer.concat(pending, pendingBytes));
+    pending = [];
+    pendingBytes = 0;
+  };
   for (const { key, contentType, version, modifiedAt, value } of entries) {
-    const header = Buffer.from(
-      JSON.stringify({ k: key, t: contentType, v: version, m: modifiedAt }),
-    );
-    const lengths = Buffer.allocUnsafe(4);
-    lengths.writeUInt32BE(header.length);
-    const valueLength = Buffer.allocUnsafe(4);
-    valueLength.writeUInt32BE(value.length);
-    parts.push(lengths, header, valueLength, value);
+    const header = JSON.stringify({ k: key, t: contentType, v: version, m: modifiedAt });
+    const headerLength = Buffer.byteLength(header);
+    const prefix = Buffer.allocUnsafe(4 + headerLength + 4);
+    prefix.writeUInt32BE(headerLength, 0);
+    prefix.write(header, 4, 'utf8');
+    prefix.writeUInt32BE(value.length, 4 + headerLength);
+    pending.push(prefix);
+    pendingBytes += prefix.length;
+    if (value.length >= OWN_PART_BYTES) {
+      flush();
+      parts.push(value);
+    } else {
+      pending.push(value);
+      pendingBytes += value.length;
+      if (pendingBytes >= JOINED_PART_BYTES) flush();
+    }
   }
-  return Buffer.concat(parts);
+  flush();
+  return parts;
+}
+
+/** The batch as one buffer (tests, small batches). */
+export function encodeBatch(entries: Iterable<BatchEntry>): Buffer {
+  return Buffer.concat(encodeBatchParts(entries));
 }
 
 export class BatchFormatError extends Error {
   override name = 'BatchFormatError';
 }
 
-export function decodeBatch(batch: Buffer): BatchEntry[] {
-  const entries: BatchEntry[] = [];
-  let at = 0;
-  const need = (bytes: number, what: string) => {
-    if (at + bytes > batch.length) {
-      throw new BatchFormatError(`batch is truncated: ${what} at byte ${at} runs past the end`);
-    }
-  };
-  while (at < batch.length) {
-    need(4, 'a header length');
-    const headerLength = batch.readUInt32BE(at);
-    at += 4;
-    if (headerLength > MAX_HEADER_BYTES) {
-      throw new BatchFormatError(`batch header of ${headerLength} bytes is too long`);
-    }
-    need(headerLength, 'a header');
-    const header = parseHeader(batch.subarray(at, at + headerLength));
-    at += headerLength;
-    need(4, 'a value length');
-    const valueLength = batch.readUInt32BE(at);
-    at += 4;
-    need(valueLength, 'a value');
-    // Copy out of the request buffer so one kept entry does not pin the whole batch in memory.
-    const value = Buffer.from(batch.subarray(at, at + valueLength));
-    at += valueLength;
-    entries.push({
-      key: header.k,
-      contentType: header.t,
-      version: header.v,
-      ...(header.m !== undefined && { modifiedAt: header.m }),
-      value,
-    });
+/** The batch is larger than the receiver accepts (an HTTP 413, not a 400). */
+export class BatchTooLargeError extends BatchFormatError {
+  override name = 'BatchTooLargeError';
+}
+
+/**
+ * Decodes a batch from chunks as they arrive: push() each chunk, then end() for the entries.
+ * Throws BatchFormatError (from push or end) as soon as the bytes cannot be a valid batch.
+ */
+export class BatchDecoder {
+  readonly entries: BatchEntry[] = [];
+  readonly #maxBytes: number;
+  /** Bytes consumed so far (for messages and the size limit). */
+  #at = 0;
+  /** What the next bytes are. */
+  #field: 'header length' | 'header' | 'value length' | 'value' = 'header length';
+  /** Where a length field split across chunks is put together. */
+  readonly #length = Buffer.allocUnsafe(4);
+  /** The current field's bytes (the whole value, or a length or header split across chunks). */
+  #buffer: Buffer = this.#length;
+  #filled = 0;
+  #header: Header | undefined;
+
+  constructor(options: { maxBytes?: number } = {}) {
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
   }
-  return entries;
+
+  push(chunk: Buffer): void {
+    if (this.#at + chunk.length > this.#maxBytes) {
+      throw new BatchTooLargeError(`batch is larger than ${this.#maxBytes} bytes`);
+    }
+    let offset = 0;
+    while (offset < chunk.length) {
+      const want = this.#buffer.length - this.#filled;
+      const take = Math.min(want, chunk.length - offset);
+      const start = offset;
+      offset += take;
+      this.#at += take;
+      if (this.#filled === 0 && take === want && this.#field !== 'value') {
+        // The whole field is in this chunk: read it in place (it is parsed, not kept).
+        this.#complete(chunk.subarray(start, offset));
+      } else {
+        chunk.copy(this.#buffer, this.#filled, start, offset);
+        this.#filled += take;
+        if (this.#filled === this.#buffer.length) this.#complete(this.#buffer);
+      }
+    }
+  }
+
+  /** The entries, once the batch has ended exactly at a frame boundary. */
+  end(): BatchEntry[] {
+    if (this.#field !== 'header length' || this.#filled !== 0) {
+      throw new BatchFormatError(
+        `batch is truncated: a ${this.#field} at byte ${this.#at - this.#filled} runs past the end`,
+      );
+    }
+    return this.entries;
+  }
+
+  /** A field's bytes are all here: act on them and set up the next field. */
+  #complete(bytes: Buffer): void {
+    this.#filled = 0;
+    switch (this.#field) {
+      case 'header length': {
+        const length = bytes.readUInt32BE(0);
+        if (length > MAX_HEADER_BYTES) {
+          throw new BatchFormatError(`batch header of ${length} bytes is too long`);
+        }
+        this.#expect('header', length);
+        break;
+      }
+      case 'header':
+        this.#header = parseHeader(bytes);
+        this.#expect('value length', 4);
+        break;
+      case 'value length': {
+        const length = bytes.readUInt32BE(0);
+        if (this.#at + length > this.#maxBytes) {
+          throw new BatchTooLargeError(
+            `batch value of ${length} bytes at byte ${this.#at} goes past the ${this.#maxBytes}-byte limit`,
+          );
+        }
+        // The value's own memory, exactly its size, outside Node's shared 8 KB pool: it may stay
+        // in the cache for hours and must pin nothing else.
+        this.#field = 'value';
+        this.#buffer = Buffer.allocUnsafeSlow(length);
+        if (length === 0) this.#complete(this.#buffer);
+        break;
+      }
+      case 'value': {
+        const header = this.#header as Header;
+        this.entries.push({
+          key: header.k,
+          contentType: header.t,
+          version: header.v,
+          ...(header.m !== undefined && { modifiedAt: header.m }),
+          value: bytes,
+        });
+        this.#header = undefined;
+        this.#expect('header length', 4);
+        break;
+      }
+    }
+  }
+
+  #expect(field: 'header length' | 'header' | 'value length', bytes: number): void {
+    this.#field = field;
+    this.#buffer = field === 'header' ? Buffer.allocUnsafe(bytes) : this.#length;
+    if (bytes === 0) this.#complete(this.#buffer);
+  }
+}
+
+/** A whole batch in one buffer; values are copied out of it (they do not pin it). */
+export function decodeBatch(batch: Buffer): BatchEntry[] {
+  const decoder = new BatchDecoder();
+  decoder.push(batch);
+  return decoder.end();
+}
+
+/** A batch arriving as a stream of chunks (an HTTP request body), decoded as it comes. */
+export async function decodeBatchStream(
+  chunks: AsyncIterable<Buffer>,
+  options: { maxBytes?: number } = {},
+): Promise<BatchEntry[]> {
+  const decoder = new BatchDecoder(options);
+  for await (const chunk of chunks) decoder.push(chunk);
+  return decoder.end();
 }
 
 interface Header {
@@ -90,7 +223,13 @@ function parseHeader(bytes: Buffer): Header {
     throw new BatchFormatError('batch header is not valid JSON');
   }
   const h = header as Record<string, unknown>;
-  if (typeof h.k !== 'string' || typeof h.t !== 'string' || !Number.isSafeInteger(h.v)) {
+  if (
+    typeof h !== 'object' ||
+    h === null ||
+    typeof h.k !== 'string' ||
+    typeof h.t !== 'string' ||
+    !Number.isSafeInteger(h.v)
+  ) {
     throw new BatchFormatError('batch header needs k (string), t (string) and v (integer)');
   }
   if (h.m !== undefined && !Number.isSafeInteger(h.m)) {
