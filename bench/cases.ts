@@ -11,6 +11,13 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { regionOf } from '../src/core/regions.ts';
+import { hitRatio } from './cases/hit-ratio.ts';
+import { listKeys } from './cases/list-keys.ts';
+import { missPath } from './cases/miss-path.ts';
+import { nodeMemory } from './cases/node-memory.ts';
+import { postKey } from './cases/post-key.ts';
+import { redisCompare } from './cases/redis.ts';
+import { soak } from './cases/soak.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
@@ -111,7 +118,7 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
     fairness: [
       'The cache node is one single-threaded Node process, so nginx runs one worker (worker_processes 1) — with sendfile on, tcp_nopush/tcp_nodelay, keep-alive without a per-connection request limit, access_log off, its own prefix for pid, logs and temp dirs.',
       `Both serve the same ${body.length.toLocaleString('en-US')} random (incompressible) bytes at the same path with Content-Type ${contentType}, no compression; the same Authorization header goes to both (nginx ignores it, the node checks it).`,
-      `The cache node runs on this runner's Node (${process.version}): src/cli.ts cache-node --capacity 256 --policy LRU --log-level warn, via tsx.`,
+      `The cache node runs on this runner's Node (${process.version}): bin/pixpool.js cache-node --capacity 256 --policy LRU --log-level warn (Node strips the TypeScript types itself; no loader).`,
     ],
   });
   const profile = profileNotes(ctx, profileName);
@@ -937,4 +944,16 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
   };
 }
 
-export const cases: BenchCase[] = [nodeGetVsNginx, frontendGetVsNginx, uploads, handover];
+export const cases: BenchCase[] = [
+  nodeGetVsNginx,
+  frontendGetVsNginx,
+  uploads,
+  handover,
+  nodeMemory,
+  redisCompare,
+  soak,
+  hitRatio,
+  postKey,
+  listKeys,
+  missPath,
+];

@@ -27,7 +27,8 @@ const HELP = `Usage: npm run bench -- [options]
   --warmup <s>        seconds of warm-up per side before measuring (default 5)
   --connections <n>   wrk connections (default 32)
   --threads <n>       wrk threads (default 1)
-  --case <id>         run only this case (repeatable); --list shows the ids
+  --case <id>         run only this case (repeatable); --list shows the ids; long cases
+                      (soak: 10 minutes) run only when named
   --cpu-prof          run Node peers under --cpu-prof and summarize where time goes
                       (slows them down: not for the ratio)
   --no-pin            do not pin the server and wrk to CPUs with taskset
@@ -154,11 +155,15 @@ async function main(): Promise<number> {
     return 0;
   }
   if (opts.values.list) {
-    for (const c of cases) process.stdout.write(`${c.id}\t${c.title}\n`);
+    for (const c of cases) {
+      process.stdout.write(`${c.id}\t${c.title}${c.optIn ? ' (only with --case)' : ''}\n`);
+    }
     return 0;
   }
   const wanted = opts.values.case;
-  const selected = wanted ? cases.filter((c) => wanted.includes(c.id)) : cases;
+  const selected = wanted
+    ? cases.filter((c) => wanted.includes(c.id))
+    : cases.filter((c) => !c.optIn);
   const unknown = (wanted ?? []).filter((id) => !cases.some((c) => c.id === id));
   if (unknown.length > 0) throw new Error(`unknown case ${unknown.join(', ')}; see --list`);
   if (process.platform !== 'linux') throw new Error('the benchmark runs on Linux only.');

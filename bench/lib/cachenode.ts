@@ -1,13 +1,13 @@
 /**
- * A pixpool cache node as a benchmark peer: `src/cli.ts cache-node` run on this very Node binary
- * (process.execPath) through tsx, pinned like any peer, ready once GET /health answers 200; plus
- * the binary-API PUT that fills it.
+ * A pixpool cache node as a benchmark peer: `bin/pixpool.js cache-node` on this very Node binary
+ * (process.execPath; Node strips the TypeScript types itself), pinned like any peer, ready once
+ * GET /health answers 200; plus the binary-API PUT that fills it.
  */
 import { join } from 'node:path';
 import { type Child, freePort, type ProcessGroup, waitForHttp } from './processes.ts';
 
 export interface CacheNodeOptions {
-  /** Project root (where src/cli.ts and node_modules/tsx are). */
+  /** Project root (where bin/pixpool.js is). */
   root: string;
   secret: string;
   capacityMb?: number;
@@ -16,6 +16,8 @@ export interface CacheNodeOptions {
   /** Extra flags for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
   nodeFlags?: string[];
   logFile?: string;
+  /** Extra environment for the node (e.g. MALLOC_ARENA_MAX), shown in `command`. */
+  env?: Record<string, string>;
 }
 
 export interface CacheNode {
@@ -36,9 +38,7 @@ export async function startCacheNode(
   const port = await freePort();
   const args = [
     ...(options.nodeFlags ?? []),
-    '--import',
-    'tsx',
-    join('src', 'cli.ts'),
+    join('bin', 'pixpool.js'),
     'cache-node',
     '--port',
     String(port),
@@ -53,7 +53,7 @@ export async function startCacheNode(
   ];
   const child = group.spawn('cache node', process.execPath, args, {
     cwd: options.root,
-    env: { ...process.env, PIXPOOL_SECRET: options.secret },
+    env: { ...process.env, ...options.env, PIXPOOL_SECRET: options.secret },
     cpus: options.cpus,
     ...(options.logFile !== undefined && { logFile: options.logFile }),
   });
@@ -64,7 +64,10 @@ export async function startCacheNode(
     child,
     port,
     baseUrl,
-    command: `PIXPOOL_SECRET=<secret> node ${args.join(' ')}`,
+    command: [
+      ...Object.entries(options.env ?? {}).map(([name, value]) => `${name}=${value}`),
+      `PIXPOOL_SECRET=<secret> node ${args.join(' ')}`,
+    ].join(' '),
     authorization,
     put: async (key, value, contentType, version = 1) => {
       const response = await fetch(`${baseUrl}/v1/entries/${encodeURIComponent(key)}`, {

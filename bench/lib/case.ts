@@ -65,5 +65,7 @@ export interface CaseResult {
 export interface BenchCase {
   id: string;
   title: string;
+  /** Runs only when named with --case (a long case such as the 10-minute soak). */
+  optIn?: boolean;
   run(ctx: BenchContext): Promise<CaseResult>;
 }

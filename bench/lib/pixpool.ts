@@ -34,6 +34,8 @@ export interface PixpoolUp {
   baseUrl: string;
   /** The cache node's URL, as `up` printed it. */
   nodeUrl: string | undefined;
+  /** The manager's URL (API and dashboard), as `up` printed it. */
+  managerUrl: string | undefined;
   /** The command line, as it ran (the secret travels in the environment). */
   command: string;
   /** POST /api/upload; throws unless it answers 200 with success "true". */
@@ -88,12 +90,14 @@ export async function startPixpoolUp(
   const up = await waitForOutput(child, /pixpool is up: open (http:\/\/\S+)/, 120_000);
   const baseUrl = (up[1] as string).replace(/\/$/, '');
   const nodeUrl = /cache nodes?\s+(http:\/\/[\d.:]+)/.exec(child.stdout())?.[1];
+  const managerUrl = /manager\s+(http:\/\/[\d.:]+)/.exec(child.stdout())?.[1];
   const encoder = multipartEncoder();
 
   return {
     child,
     baseUrl,
     nodeUrl,
+    managerUrl,
     command: `node ${args.join(' ')}`,
     async upload(key, file) {
       const { contentType, body } = encoder.encode(key, file);

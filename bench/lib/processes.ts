@@ -46,7 +46,10 @@ export class ProcessGroup {
   #installed = false;
 
   /** `taskset` path when pinning is wanted and possible. */
-  constructor(readonly taskset?: string) {}
+  readonly taskset: string | undefined;
+  constructor(taskset?: string) {
+    this.taskset = taskset;
+  }
 
   /**
    * Kill every child on exit, and on SIGINT/SIGTERM/SIGHUP stop them, run the exit hooks and
@@ -292,4 +295,54 @@ export async function waitForOutput(
   throw new Error(
     `${child.name} did not print ${pattern} within ${timeoutMs} ms:\n${child.tail()}`,
   );
+}
+
+export interface ProcessMemory {
+  pid: number;
+  /** The command line, shortened: enough to tell the frontend from a cache node. */
+  command: string;
+  rssMiB: number;
+}
+
+/** Resident memory of `pid` and each of its living descendants (Linux /proc; [] elsewhere). */
+export function treeMemory(pid: number): ProcessMemory[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const parent = new Map<number, number>();
+  for (const name of entries) {
+    try {
+      const stat = readFileSync(join('/proc', name, 'stat'), 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited while we were looking
+    }
+  }
+  const inTree = (candidate: number) => {
+    for (let p: number | undefined = candidate; p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === pid) return true;
+    }
+    return false;
+  };
+  const out: ProcessMemory[] = [];
+  for (const candidate of parent.keys()) {
+    if (!inTree(candidate)) continue;
+    try {
+      const status = readFileSync(join('/proc', String(candidate), 'status'), 'utf8');
+      const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN);
+      const command = readFileSync(join('/proc', String(candidate), 'cmdline'), 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((part) => part.replace(/^.*\//, ''))
+        .join(' ')
+        .slice(0, 120);
+      if (Number.isFinite(kb)) out.push({ pid: candidate, command, rssMiB: kb / 1024 });
+    } catch {
+      // exited while we were looking
+    }
+  }
+  return out;
 }

@@ -120,6 +120,8 @@ export interface WrkOptions {
   cpus?: string | undefined;
   /** Request timeout; wrk's default is 2 s. */
   timeoutSec?: number;
+  /** A Lua script (wrk -s), e.g. to POST or to pick a random path per request. */
+  script?: string | undefined;
 }
 
 export interface WrkRun {
@@ -141,6 +143,7 @@ export function wrkArgs(options: WrkOptions): string[] {
     '--latency',
   ];
   if (options.timeoutSec !== undefined) args.push('--timeout', `${options.timeoutSec}s`);
+  if (options.script !== undefined) args.push('-s', options.script);
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     args.push('-H', `${name}: ${value}`);
   }

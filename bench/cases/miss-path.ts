@@ -1,0 +1,177 @@
+/**
+ * Bench case `frontend-miss-100k` (issue 7): the frontend's miss path — GET /images/:key answered
+ * from the database row and the object store, then a fill of the cache node — for 100 KB images,
+ * with nginx's static file of 100 KB beside it for scale (no target: a miss does several times
+ * the work of a static file).
+ *
+ * Every request is made a miss for real: MISS_KEYS distinct images are uploaded, wrk asks for one
+ * at random per request (a Lua script, seeded per thread), and the pool's one cache node is set to
+ * 1 MB (POST /api/manager/config), so it holds ~9 of them and each fill evicts another. The
+ * frontend's near cache cannot turn a miss into a hit: it is revalidated with the node on every
+ * use, and a node that no longer holds the key makes it a miss. The miss share is measured from
+ * the frontend's /metrics (cache lookups by result) over the whole load, and checked up front on
+ * x-pixpool-source.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { BenchCase, BenchContext } from '../lib/case.ts';
+import { compareHttp, type HttpTarget } from '../lib/compare.ts';
+import { benchImage } from '../lib/multipart.ts';
+import { nginxBaseline } from '../lib/nginx.ts';
+import { startPixpoolUp } from '../lib/pixpool.ts';
+import { profileFlags, profileNotes, writeWrkScript } from './post-key.ts';
+
+const KB = 1024;
+const MISS_KEYS = 1000;
+const UPLOAD_CONCURRENCY = 8;
+const NODE_CAPACITY_MB = 1;
+
+const keyOf = (i: number) => `miss-${i}`;
+
+/** pixpool_frontend_cache_lookups_total by result, from the frontend's /metrics. */
+async function lookups(baseUrl: string, secret: string): Promise<{ hit: number; miss: number }> {
+  const response = await fetch(`${baseUrl}/metrics`, {
+    headers: { authorization: `Bearer ${secret}` },
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  const count = (result: string) =>
+    Number(
+      new RegExp(
+        `^pixpool_frontend_cache_lookups_total\\{[^}]*result="${result}"[^}]*\\} (\\S+)$`,
+        'm',
+      ).exec(text)?.[1] ?? 0,
+    );
+  return { hit: count('hit'), miss: count('miss') };
+}
+
+export const missPath: BenchCase = {
+  id: 'frontend-miss-100k',
+  title: `Frontend GET /images/:key miss path (database + object store + node fill), 100 KB, random of ${MISS_KEYS} keys, vs nginx static file for scale`,
+  run: (ctx) => runMissPath(ctx, missPath),
+};
+
+async function runMissPath(ctx: BenchContext, self: BenchCase) {
+  const images = Array.from({ length: MISS_KEYS }, () => benchImage(100 * KB));
+  const body = images[0] as Buffer;
+  const secret = randomBytes(24).toString('base64url');
+  const path = `/images/${keyOf(0)}`;
+  const contentType = 'image/jpeg';
+  const www = join(ctx.tmp, 'www-miss');
+  mkdirSync(dirname(join(www, path)), { recursive: true });
+  writeFileSync(join(www, path), body);
+  const profileName = `${self.id}-frontend`;
+  // Each wrk thread seeds its own generator (thread:set before init), so threads differ.
+  const script = writeWrkScript(
+    ctx,
+    self.id,
+    `local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
+function init(args) math.randomseed(os.time() * 1000 + id * 7919) end
+function request()
+  return wrk.format("GET", "/images/miss-" .. math.random(0, ${MISS_KEYS - 1}))
+end
+`,
+  );
+  const missShare = { before: { hit: 0, miss: 0 }, after: { hit: 0, miss: 0 }, probe: 0 };
+
+  const result = await compareHttp(ctx, {
+    id: self.id,
+    title: self.title,
+    body,
+    minRatio: 0,
+    redact: [secret],
+    subject: {
+      label: 'pixpool up',
+      async start(): Promise<HttpTarget> {
+        const up = await startPixpoolUp(ctx.procs, {
+          root: ctx.root,
+          dataDir: join(ctx.tmp, `${self.id}-data`),
+          secret,
+          cpus: ctx.cpus.server,
+          nodeFlags: profileFlags(ctx, profileName),
+          logFile: join(ctx.tmp, `${self.id}-up.log`),
+        });
+        const config = await fetch(`${up.managerUrl}/api/manager/config`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ capacity: NODE_CAPACITY_MB }),
+        });
+        if (config.status !== 200) {
+          throw new Error(
+            `POST /api/manager/config answered ${config.status}: ${await config.text()}`,
+          );
+        }
+        ctx.log(`${self.id}: uploading ${MISS_KEYS} images of 100 KB`);
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
+            for (let i = next++; i < MISS_KEYS; i = next++) {
+              await up.upload(keyOf(i), images[i] as Buffer);
+            }
+          }),
+        );
+        // Probe: 200 random reads, each must come from storage (x-pixpool-source).
+        for (let i = 0; i < 200; i++) {
+          const k = Math.floor(Math.random() * MISS_KEYS);
+          const response = await fetch(`${up.baseUrl}/images/${keyOf(k)}`);
+          const got = Buffer.from(await response.arrayBuffer());
+          if (response.status !== 200 || !got.equals(images[k] as Buffer)) {
+            throw new Error(`GET ${keyOf(k)} answered ${response.status} with other bytes`);
+          }
+          if (response.headers.get('x-pixpool-source') === 'storage') missShare.probe++;
+        }
+        missShare.before = await lookups(up.baseUrl, secret);
+        return {
+          url: `${up.baseUrl}${path}`,
+          headers: {},
+          wrkScript: script,
+          pid: up.child.pid,
+          command: up.command.replace(ctx.tmp, '<tmp>'),
+          stop: async () => {
+            missShare.after = await lookups(up.baseUrl, secret);
+            await up.stop();
+          },
+        };
+      },
+    },
+    baseline: nginxBaseline(ctx, {
+      prefix: 'nginx-miss',
+      root: www,
+      path,
+      contentType,
+      headers: {},
+    }),
+    fairness: [
+      `The server under test is the whole \`pixpool up\` tree (frontend + manager with embedded PGlite, cache node and autoscaler children), pinned to the server CPU like nginx (worker_processes 1). Objects are files in its data folder (in the page cache after the uploads), rows in PGlite.`,
+      `pixpool: wrk asks for a random one of ${MISS_KEYS.toLocaleString('en-US')} distinct 100 KB images per request (Lua script); the cache node's capacity is ${NODE_CAPACITY_MB} MB (≈9 images), so nearly every read is a miss: row → object → answer → fill of the node (which evicts). nginx serves one 100 KB file (GET, no script) for scale only: this is not a like-for-like comparison and has no target.`,
+    ],
+  });
+  const lookupsDuringLoad = {
+    hit: missShare.after.hit - missShare.before.hit,
+    miss: missShare.after.miss - missShare.before.miss,
+  };
+  const lookupsTotal = lookupsDuringLoad.hit + lookupsDuringLoad.miss;
+  if (lookupsTotal === 0) throw new Error('the frontend counted no cache lookups during the load');
+  const share = lookupsDuringLoad.miss / lookupsTotal;
+  // Scale only: the throughput ratio is reported, not judged.
+  for (const check of result.checks) check.advisory = true;
+  result.checks.push({
+    name: 'miss share during the load (frontend /metrics: misses ÷ lookups)',
+    value: share,
+    target: '≥ 0.95',
+    met: share >= 0.95,
+  });
+  result.notes.push(
+    `Cache lookups during warm-up and rounds (frontend /metrics): ${lookupsDuringLoad.miss.toLocaleString('en-US')} misses, ${lookupsDuringLoad.hit.toLocaleString('en-US')} hits (miss share ${(share * 100).toFixed(2)} %); before the load, ${missShare.probe} of 200 random probes said x-pixpool-source: storage.`,
+    "The frontend's near cache stays at its default (`pixpool up` has no --near-cache-mb): it cannot serve a miss, since every use is revalidated with the node.",
+  );
+  result.figures = { ...(result.figures as object), lookupsDuringLoad, missShare: share };
+  const profile = profileNotes(ctx, profileName);
+  result.notes.push(...profile.notes);
+  if (profile.summaries.length > 0) {
+    result.figures = { ...(result.figures as object), profiles: profile.summaries };
+  }
+  return result;
+}

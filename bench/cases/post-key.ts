@@ -1,0 +1,136 @@
+/**
+ * Bench case `frontend-post-key-100k` (issue 7): the originals' JSON read, POST /api/key/:key of a
+ * cached 100 KB image — `{"success":"true","key":…,"content":"data:image/jpeg;base64,…"}`, about
+ * 137 KB — vs nginx sending the raw 100 KB as a static file, under the same wrk load (pixpool's
+ * side POSTs through a one-line wrk Lua script; nginx answers a GET, it does not POST to files).
+ * Target: ≥ 0.3× nginx's req/s.
+ *
+ * Also exports the helpers the other frontend cases share: profile flags/notes for --cpu-prof,
+ * and writing a wrk script.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { BenchCase, BenchContext } from '../lib/case.ts';
+import { compareHttp, type HttpTarget } from '../lib/compare.ts';
+import { formatProfile, summarizeProfile } from '../lib/cpuprofile.ts';
+import { benchImage } from '../lib/multipart.ts';
+import { nginxBaseline } from '../lib/nginx.ts';
+import { startPixpoolUp } from '../lib/pixpool.ts';
+
+const KB = 1024;
+
+/** Node flags for a Node peer: --cpu-prof into the run's profile folder when asked. */
+export function profileFlags(ctx: BenchContext, name: string): string[] {
+  const dir = ctx.settings.cpuProfDir;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+/** Notes (and raw summaries) for the profiles whose names start with `prefix`. */
+export function profileNotes(ctx: BenchContext, prefix: string) {
+  const dir = ctx.settings.cpuProfDir;
+  if (!dir) return { notes: [] as string[], summaries: [] as unknown[] };
+  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.cpuprofile'));
+  const summaries = files.map((f) => summarizeProfile(join(dir, f)));
+  return {
+    notes: [
+      'These figures were taken with the frontend under --cpu-prof, which slows it down: use them for where the time goes, not for the ratio. The profile is of the frontend process only.',
+      ...summaries.flatMap(formatProfile),
+    ],
+    summaries,
+  };
+}
+
+/** Writes a wrk Lua script into the run's temp folder; returns its path. */
+export function writeWrkScript(ctx: BenchContext, name: string, lua: string): string {
+  const file = join(ctx.tmp, `${name}.lua`);
+  writeFileSync(file, lua);
+  return file;
+}
+
+export const postKey: BenchCase = {
+  id: 'frontend-post-key-100k',
+  title:
+    'Frontend POST /api/key/:key (JSON data URL) of a cached 100 KB image vs nginx static file of the 100 KB',
+  run: (ctx) => runPostKey(ctx, postKey),
+};
+
+async function runPostKey(ctx: BenchContext, self: BenchCase) {
+  const body = benchImage(100 * KB);
+  const secret = randomBytes(24).toString('base64url');
+  const key = 'bench-100k';
+  const path = `/api/key/${key}`;
+  const contentType = 'image/jpeg';
+  const expected = JSON.stringify({
+    success: 'true',
+    key,
+    content: `data:${contentType};base64,${body.toString('base64')}`,
+  });
+  const www = join(ctx.tmp, 'www-post-key');
+  mkdirSync(dirname(join(www, path)), { recursive: true });
+  writeFileSync(join(www, path), body);
+  const profileName = `${self.id}-frontend`;
+  const script = writeWrkScript(ctx, self.id, 'wrk.method = "POST"\n');
+
+  const result = await compareHttp(ctx, {
+    id: self.id,
+    title: self.title,
+    body,
+    minRatio: 0.3,
+    redact: [secret],
+    subject: {
+      label: 'pixpool up',
+      async start(): Promise<HttpTarget> {
+        const up = await startPixpoolUp(ctx.procs, {
+          root: ctx.root,
+          dataDir: join(ctx.tmp, `${self.id}-data`),
+          secret,
+          cpus: ctx.cpus.server,
+          nodeFlags: profileFlags(ctx, profileName),
+          logFile: join(ctx.tmp, `${self.id}-up.log`),
+        });
+        await up.upload(key, body);
+        await up.waitForCacheHit(key, body);
+        const url = `${up.baseUrl}${path}`;
+        return {
+          url,
+          headers: {},
+          wrkScript: script,
+          bodyBytes: expected.length,
+          async verify() {
+            const response = await fetch(url, { method: 'POST' });
+            const text = await response.text();
+            if (response.status !== 200 || text !== expected) {
+              throw new Error(
+                `pixpool up: POST ${url} answered ${response.status} with ${text.length} bytes, not the expected JSON.`,
+              );
+            }
+          },
+          pid: up.child.pid,
+          command: up.command.replace(ctx.tmp, '<tmp>'),
+          stop: async () => {
+            await up.stop();
+          },
+        };
+      },
+    },
+    baseline: nginxBaseline(ctx, {
+      prefix: 'nginx-post-key',
+      root: www,
+      path,
+      contentType,
+      headers: {},
+    }),
+    fairness: [
+      'The server under test is the whole `pixpool up` tree (frontend and manager in one process, cache node and autoscaler children), pinned to the server CPU like nginx (worker_processes 1).',
+      `pixpool answers POST ${path} with the originals' JSON: the ${body.length.toLocaleString('en-US')} bytes as a base64 data URL, ${expected.length.toLocaleString('en-US')} bytes of JSON (checked byte for byte before measuring); wrk POSTs via a Lua script (wrk.method = "POST"). nginx answers GET of the same path with the raw ${body.length.toLocaleString('en-US')} bytes from a static file — the "same 100 KB image" reference, with ~27 % fewer bytes to send.`,
+      "Every pixpool request is a cache hit from the frontend's near cache, revalidated with the cache node (304) on every request; the near cache keeps the encoded JSON with its version, so a hot key is base64-encoded once.",
+    ],
+  });
+  const profile = profileNotes(ctx, profileName);
+  result.notes.push(...profile.notes);
+  if (profile.summaries.length > 0) {
+    result.figures = { ...(result.figures as object), profiles: profile.summaries };
+  }
+  return result;
+}
