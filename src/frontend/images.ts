@@ -31,6 +31,8 @@ export interface FetchedImage {
   version: number;
   modifiedAt: number | undefined;
   source: 'cache' | 'storage';
+  /** The POST /api/key answer for this version, once encoded (kept with a near-cached image). */
+  dataUrlJson?: Buffer;
 }
 
 export interface ImageServiceDeps {
@@ -168,6 +170,14 @@ export function createImageService(deps: ImageServiceDeps) {
   }
 
   return {
+    /**
+     * Keeps the encoded POST /api/key answer with the near cache's copy of `image`, so a hot key
+     * is encoded once per version (the copy is revalidated on every use, like the bytes).
+     */
+    keepDataUrlJson(key: string, image: FetchedImage, body: Buffer): void {
+      near.attach(key, image, body);
+    },
+
     async fetch(key: string): Promise<FetchedImage | undefined> {
       let cached: FetchedImage | undefined;
       let owners = routing.ownersOf(key);
@@ -199,21 +209,16 @@ export function createImageService(deps: ImageServiceDeps) {
       }
       const object = newObjectName(key);
       await objects.put(object, bytes, contentType);
-      let committed: Awaited<ReturnType<MetadataStore['commit']>>;
-      try {
-        committed = await metadata.commit({
-          key,
-          object,
-          contentType,
-          size: bytes.length,
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-        });
-      } catch (error) {
-        // Not acknowledged: the new object is garbage, the old row and object stand.
-        objects.delete(object).catch(() => {});
-        throw error;
-      }
-      const { record, previousObject } = committed;
+      // If the commit fails, the object is not deleted here: a connection lost during COMMIT may
+      // have committed it (not acknowledged, yet stored), and deleting it could leave a row
+      // without bytes. The garbage collector (src/storage/gc.ts) checks the rows first.
+      const { record, previousObject } = await metadata.commit({
+        key,
+        object,
+        contentType,
+        size: bytes.length,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
       await invalidate(key, record.version);
       metrics.uploads.inc();
       if (previousObject && previousObject !== object) {

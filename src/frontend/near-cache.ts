@@ -7,6 +7,10 @@
  * acknowledged by any frontend is seen by the next read through every frontend; what the near
  * cache saves is the transfer of the bytes, not the question. A failing node makes a near entry
  * unusable (the read goes to storage), never trusted. Bounded by bytes, LRU.
+ *
+ * An entry may also carry its image's POST /api/key answer (the base64 data URL as JSON, 4/3 of
+ * the bytes), encoded once on the first such request and counted in the entry's size. It belongs
+ * to the entry's version: a newer version is a new entry, so it can never be served stale.
  */
 import { LRUCache } from 'lru-cache';
 import type { FetchedImage } from './images.ts';
@@ -17,11 +21,12 @@ export function createNearCache(maxBytes: number) {
       get: (_key: string) => undefined,
       set: (_key: string, _image: FetchedImage) => {},
       delete: (_key: string) => {},
+      attach: (_key: string, _image: FetchedImage, _body: Buffer) => {},
     };
   }
   const cache = new LRUCache<string, FetchedImage>({
     maxSize: maxBytes,
-    sizeCalculation: (image) => Math.max(1, image.bytes.length),
+    sizeCalculation: (image) => Math.max(1, image.bytes.length + (image.dataUrlJson?.length ?? 0)),
   });
   return {
     get: (key: string) => cache.get(key),
@@ -30,6 +35,12 @@ export function createNearCache(maxBytes: number) {
     },
     delete: (key: string) => {
       cache.delete(key);
+    },
+    /** Adds the encoded answer to `image` if it is still the entry for `key` (and fits). */
+    attach(key: string, image: FetchedImage, body: Buffer) {
+      if (cache.peek(key) !== image || image.bytes.length + body.length > maxBytes) return;
+      // A new object for the same version (lru-cache recounts the size only for a new value).
+      cache.set(key, { ...image, dataUrlJson: body });
     },
   };
 }

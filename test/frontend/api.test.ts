@@ -100,6 +100,48 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
     assert.equal(await countObjects(fe), objectsBefore, 'the replaced object is gone');
   });
 
+  it('POST /api/key answers the originals’ JSON byte for byte, and never a replaced image', async () => {
+    const keys = [
+      'plain',
+      'q"uote',
+      'back\\slash',
+      'ünï-ключ-画像',
+      '😀emoji',
+      '<tag>&amp;',
+      'a+b%c?#',
+    ];
+    for (const [i, key] of keys.entries()) {
+      const first = imageBytes('png', 3000 + i, 20 + i);
+      await upload(fe.url, key, first);
+      const url = `${fe.url}/api/key/${encodeURIComponent(key)}`;
+      const expected = (bytes: Buffer, type: string) =>
+        JSON.stringify({
+          success: 'true',
+          key,
+          content: `data:${type};base64,${bytes.toString('base64')}`,
+        });
+      // Until the node has it (so the near cache keeps the encoded answer), then twice more:
+      // the later answers come from the kept encoding.
+      for (let n = 0; n < 100; n++) {
+        const got = await fetch(`${fe.url}/images/${encodeURIComponent(key)}`);
+        await got.arrayBuffer();
+        if (got.headers.get('x-pixpool-source') === 'cache') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (let n = 0; n < 3; n++) {
+        const response = await fetch(url, { method: 'POST' });
+        assert.equal(response.status, 200);
+        assert.equal(response.headers.get('content-type'), 'application/json; charset=utf-8');
+        assert.equal(await response.text(), expected(first, 'image/png'), key);
+      }
+      const second = imageBytes('jpeg', 2000 + i, 40 + i);
+      await upload(fe.url, key, second);
+      const text = await (await fetch(url, { method: 'POST' })).text();
+      assert.deepEqual(JSON.parse(text), JSON.parse(expected(second, 'image/jpeg')), key);
+      assert.equal(text, expected(second, 'image/jpeg'), key);
+    }
+  });
+
   it('list_keys returns every key, or pages of them with prefix and cursor', async () => {
     for (const key of ['list-a', 'list-b', 'list-c', 'other']) {
       await upload(fe.url, key, imageBytes('png', 64, 6));
