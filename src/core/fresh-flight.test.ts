@@ -19,11 +19,29 @@ function controlled() {
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
+/** After the setImmediate callbacks queued so far (an execution's start among them). */
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+it('callers in one event-loop turn share one execution, started after all of them', async () => {
+  const flight = createFreshFlight<number>();
+  const c = controlled();
+  const first = flight.run('k', c.fn);
+  c.tick();
+  const second = flight.run('k', c.fn);
+  assert.equal(c.started.length, 0, 'it starts after the current turn');
+  await nextTurn();
+  assert.deepEqual(c.started, [1], 'one execution, started after the second caller asked');
+  c.release(0, 10);
+  assert.deepEqual(await Promise.all([first, second]), [10, 10]);
+  await settle();
+  assert.equal(flight.size, 0);
+});
 
 it('callers during a running check wait for the next one, which starts after they asked', async () => {
   const flight = createFreshFlight<number>();
   const c = controlled();
   const first = flight.run('k', c.fn);
+  await nextTurn();
   c.tick();
   const second = flight.run('k', c.fn);
   const third = flight.run('k', c.fn);
@@ -46,6 +64,8 @@ it('a failure goes to the callers of that execution only', async () => {
     n++;
     throw new Error('node down');
   });
+  failing.catch(() => {});
+  await nextTurn(); // the failing execution has started: `next` waits for another
   const next = flight.run('k', async () => ++n);
   await assert.rejects(failing, /node down/);
   assert.equal(await next, 2);

@@ -7,10 +7,29 @@
  * freshness check needs: a read that starts after an upload was acknowledged must not be
  * answered by a check that started before it. The price is up to two round trips of latency;
  * the gain, under load, is one check per round trip instead of one per request.
+ *
+ * An execution starts on setImmediate rather than at once: the callers whose requests were parsed
+ * in the same event-loop turn (a burst from many connections) then all share the first one, which
+ * still starts after each of them asked, instead of all but the first waiting for a second.
  */
 interface Slot<T> {
   running: Promise<T> | undefined;
+  /** Whether `running` has not called its function yet: a caller may still join it. */
+  unstarted: boolean;
   queued: Promise<T> | undefined;
+}
+
+/** `fn()` on the next setImmediate: after every call made in this event-loop turn. */
+function startSoon<T>(fn: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        fn().then(resolve, reject);
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
 }
 
 export function createFreshFlight<T>() {
@@ -20,17 +39,22 @@ export function createFreshFlight<T>() {
   function run(key: string, fn: () => Promise<T>): Promise<T> {
     let slot = slots.get(key);
     if (!slot) {
-      slot = { running: undefined, queued: undefined };
+      slot = { running: undefined, unstarted: false, queued: undefined };
       slots.set(key, slot);
     }
     const s = slot;
     if (!s.running) {
-      s.running = fn().finally(() => {
+      s.unstarted = true;
+      s.running = startSoon(() => {
+        s.unstarted = false;
+        return fn();
+      }).finally(() => {
         s.running = undefined;
         if (!s.queued) slots.delete(key);
       });
       return s.running;
     }
+    if (s.unstarted) return s.running;
     if (!s.queued) {
       s.queued = s.running.then(ignore, ignore).then(() => {
         s.queued = undefined;

@@ -19,20 +19,35 @@ export function staticPoolView(urls: string[]): PoolView {
   return { map: createPoolMap(Object.keys(addresses), 'balanced'), addresses };
 }
 
+/** Keys whose region is remembered: MD5 on every request showed in profiles of hot keys. */
+const REMEMBERED_REGIONS = 10_000;
+
 export function createRouting(initial: PoolView) {
   let view = initial;
+  // A key's region never changes (only which node owns the region does), so it can be kept; the
+  // map is simply emptied when full, which is cheap and keeps the hot keys' cost at one lookup.
+  const regions = new Map<string, number>();
+  const regionOfKey = (key: string): number => {
+    let region = regions.get(key);
+    if (region === undefined) {
+      if (regions.size >= REMEMBERED_REGIONS) regions.clear();
+      region = regionOf(key);
+      regions.set(key, region);
+    }
+    return region;
+  };
   return {
     get view(): PoolView {
       return view;
     },
     /** The URL of the node that owns `key`'s region. */
     ownerOf(key: string): string {
-      const id = view.map.owner[regionOf(key)] as NodeId;
+      const id = view.map.owner[regionOfKey(key)] as NodeId;
       return view.addresses[id] as string;
     },
     /** The owner's URL, then the previous owner's while a resize hands the region over. */
     ownersOf(key: string): string[] {
-      const region = regionOf(key);
+      const region = regionOfKey(key);
       const owner = view.map.owner[region] as NodeId;
       const previous = view.previous?.[region];
       const urls = [view.addresses[owner] as string];

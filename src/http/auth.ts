@@ -37,16 +37,21 @@ export function installSharedSecret(
 ): void {
   if (!secret) return;
   const matches = bearerCheck(secret);
-  app.addHook('onRequest', async (request) => {
+  // A callback hook, not an async one: it runs on every request (image reads included), and
+  // this form costs no promise and no extra microtask turn.
+  app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config;
-    if (config?.public || !(config?.secret || byDefault)) return;
+    if (config?.public || !(config?.secret || byDefault)) return done();
     if (!matches(request.headers.authorization)) {
-      throw unauthorized(
-        request.headers.authorization
-          ? 'The shared secret does not match this pool’s (Authorization: Bearer …).'
-          : 'This endpoint needs the pool’s shared secret: send Authorization: Bearer <PIXPOOL_SECRET>.',
+      return done(
+        unauthorized(
+          request.headers.authorization
+            ? 'The shared secret does not match this pool’s (Authorization: Bearer …).'
+            : 'This endpoint needs the pool’s shared secret: send Authorization: Bearer <PIXPOOL_SECRET>.',
+        ),
       );
     }
+    done();
   });
 }
 
@@ -57,12 +62,15 @@ export function installSharedSecret(
 export function installAdminToken(app: FastifyInstance, token: string | undefined): void {
   if (!token) return;
   const matches = bearerCheck(token);
-  app.addHook('onRequest', async (request) => {
-    if (!request.routeOptions.config?.admin) return;
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!request.routeOptions.config?.admin) return done();
     if (!matches(request.headers.authorization)) {
-      throw unauthorized(
-        'This is an operator endpoint: send Authorization: Bearer <PIXPOOL_ADMIN_TOKEN>.',
+      return done(
+        unauthorized(
+          'This is an operator endpoint: send Authorization: Bearer <PIXPOOL_ADMIN_TOKEN>.',
+        ),
       );
     }
+    done();
   });
 }
