@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { imageBytes } from './helpers/images.ts';
+import { cliEnv } from './helpers/processes.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
@@ -27,7 +28,7 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
       '--log-level',
       'warn',
     ],
-    { env: { ...process.env, PIXPOOL_SECRET: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
   child.stdout.on('data', (chunk) => {

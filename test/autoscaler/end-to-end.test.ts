@@ -14,6 +14,7 @@ import { regionOf } from '../../src/core/regions.ts';
 import { type ChildService, startChildService } from '../../src/process/child-service.ts';
 import { managerCall, startManager, type TestManager } from '../helpers/manager.ts';
 import { png, SECRET } from '../helpers/nodes.ts';
+import { cliEnv } from '../helpers/processes.ts';
 
 const TOKEN = 'autoscaler-e2e-token';
 const admin = { authorization: `Bearer ${TOKEN}` };
@@ -105,7 +106,7 @@ before(async () => {
       '--log-level',
       'warn',
     ],
-    env: { PIXPOOL_ADMIN_TOKEN: TOKEN },
+    env: cliEnv({ PIXPOOL_ADMIN_TOKEN: TOKEN }),
     label: 'autoscaler',
   });
   traffic = drive();

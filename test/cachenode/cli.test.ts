@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { it } from 'node:test';
+import { cliEnv } from '../helpers/processes.ts';
 
 const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 
 /** Runs `pixpool <args>` as a real process and resolves with its URL once it listens. */
 function startProcess(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [bin, ...args], {
-    env: { ...process.env, ...env },
+    env: cliEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

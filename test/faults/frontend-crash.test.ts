@@ -25,6 +25,7 @@ import { createPgDriver } from '../../src/storage/pg-driver.ts';
 import { upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
 import { SECRET, startNode, type TestNode } from '../helpers/nodes.ts';
+import { cliEnv } from '../helpers/processes.ts';
 import {
   databaseUrl,
   dropSchema,
@@ -74,7 +75,7 @@ function startFrontendProcess(extra: string[] = []): Promise<ChildService> {
 /** `pixpool gc …` as a process; resolves with its JSON report. */
 async function runGc(args: string[]): Promise<GcReport> {
   const child = spawn(process.execPath, [bin, 'gc', '--json', ...args], {
-    env: { ...process.env, ...env },
+    env: cliEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -21,6 +21,7 @@ import { freePort } from '../../src/http/listen.ts';
 import { type ChildService, startChildService } from '../../src/process/child-service.ts';
 import { SECRET } from '../helpers/nodes.ts';
 import {
+  cliEnv,
   fetchLoad,
   imageFor,
   pidOf,
@@ -49,7 +50,7 @@ describe('the manager stopped while frontends serve', { timeout: 120_000 }, () =
   let frontend: ChildService;
   const expected = new Map<string, string>();
   const pending = new Map<string, string>();
-  const env = { PIXPOOL_SECRET: SECRET };
+  const env = cliEnv({ PIXPOOL_SECRET: SECRET });
 
   const startManager = () =>
     startChildService({

@@ -1,11 +1,14 @@
 /**
  * Shared by the SIGTERM fault tests (process-sigterm*.test.ts): sending the signal and timing
- * the exit, a large test image, and the cache-node processes a manager started.
+ * the exit, a large test image, the cache-node processes a manager started, and a harness that
+ * starts services as real processes in a temp folder and stops whatever is left at the end.
  */
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { ChildService } from '../../src/process/child-service.ts';
-import { pidsWithArgs } from '../helpers/processes.ts';
+import { type ChildService, startChildService } from '../../src/process/child-service.ts';
+import { SECRET } from '../helpers/nodes.ts';
+import { cliEnv, pidsWithArgs } from '../helpers/processes.ts';
+import { tempDir } from '../helpers/storage.ts';
 
 /** SIGTERM; resolves with the exit code and how long the exit took. */
 export async function terminate(
@@ -38,4 +41,39 @@ export function nodePids(managerUrl: string): number[] {
       return false;
     }
   });
+}
+
+/**
+ * `pixpool <service>` child processes for one describe block: `setUp` makes the temp folder,
+ * `start` runs a service with the shared secret and a generous start limit (a manager opening
+ * embedded PostgreSQL on a loaded 2-core machine has taken more than the default 30 s),
+ * `tearDown` stops every service still running and removes the folder.
+ */
+export function serviceHarness(name: string) {
+  const started: ChildService[] = [];
+  let folder: Awaited<ReturnType<typeof tempDir>> | undefined;
+  return {
+    get dir(): string {
+      if (!folder) throw new Error('serviceHarness: setUp() first');
+      return folder.dir;
+    },
+    async setUp() {
+      folder = await tempDir(name);
+    },
+    async start(args: string[], label: string): Promise<ChildService> {
+      const service = await startChildService({
+        args: [...args, '--log-level', 'warn'],
+        env: cliEnv({ PIXPOOL_SECRET: SECRET }),
+        label,
+        quiet: true,
+        timeoutMs: 90_000,
+      });
+      started.push(service);
+      return service;
+    },
+    async tearDown() {
+      await Promise.all(started.map((s) => s.stop()));
+      await folder?.remove();
+    },
+  };
 }

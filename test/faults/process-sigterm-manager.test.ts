@@ -6,45 +6,20 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ChildService, startChildService } from '../../src/process/child-service.ts';
-import { auth, SECRET } from '../helpers/nodes.ts';
+import { auth } from '../helpers/nodes.ts';
 import { refuses, waitFor } from '../helpers/processes.ts';
-import { tempDir } from '../helpers/storage.ts';
-import { nodePids, terminate } from './process-sigterm-helpers.ts';
-
-const env = { PIXPOOL_SECRET: SECRET };
-// A generous start limit: a manager opening embedded PostgreSQL on a loaded 2-core machine
-// has taken more than the default 30 s.
-const start = (args: string[], label: string) =>
-  startChildService({
-    args: [...args, '--log-level', 'warn'],
-    env,
-    label,
-    quiet: true,
-    timeoutMs: 90_000,
-  });
+import { nodePids, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 describe('SIGTERM on the manager and the autoscaler', { timeout: 300_000 }, () => {
-  let folder: Awaited<ReturnType<typeof tempDir>>;
-  const started: ChildService[] = [];
-  const track = async (service: Promise<ChildService>) => {
-    const s = await service;
-    started.push(s);
-    return s;
-  };
-
-  before(async () => {
-    folder = await tempDir('sigterm-manager');
-  });
-  after(async () => {
-    await Promise.all(started.map((s) => s.stop()));
-    await folder.remove();
-  });
+  const services = serviceHarness('sigterm-manager');
+  before(() => services.setUp());
+  after(() => services.tearDown());
 
   it('manager and autoscaler: a grow in flight completes, the nodes stop with the manager, both exit 0', async () => {
-    const dataDir = join(folder.dir, 'manager');
-    const manager = await track(
-      start(['manager', '--port', '0', '--data-dir', dataDir], 'manager'),
+    const dataDir = join(services.dir, 'manager');
+    const manager = await services.start(
+      ['manager', '--port', '0', '--data-dir', dataDir],
+      'manager',
     );
     let output = '';
     manager.child.stderr?.on('data', (chunk) => {
@@ -53,8 +28,9 @@ describe('SIGTERM on the manager and the autoscaler', { timeout: 300_000 }, () =
     manager.child.stdout?.on('data', (chunk) => {
       output += chunk;
     });
-    const autoscaler = await track(
-      start(['autoscaler', '--port', '0', '--manager-url', manager.url], 'autoscaler'),
+    const autoscaler = await services.start(
+      ['autoscaler', '--port', '0', '--manager-url', manager.url],
+      'autoscaler',
     );
     const grow = fetch(`${manager.url}/api/manager/poolsize/manual`, {
       method: 'POST',

@@ -9,23 +9,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ChildService, startChildService } from '../../src/process/child-service.ts';
-import { auth, SECRET } from '../helpers/nodes.ts';
+import type { ChildService } from '../../src/process/child-service.ts';
+import { auth } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/processes.ts';
-import { tempDir } from '../helpers/storage.ts';
-import { nodePids, terminate } from './process-sigterm-helpers.ts';
-
-const env = { PIXPOOL_SECRET: SECRET };
-// A generous start limit: a manager opening embedded PostgreSQL on a loaded 2-core machine
-// has taken more than the default 30 s.
-const start = (args: string[], label: string) =>
-  startChildService({
-    args: [...args, '--log-level', 'warn'],
-    env,
-    label,
-    quiet: true,
-    timeoutMs: 90_000,
-  });
+import { nodePids, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 /** Everything the process prints from now on. */
 function output(service: ChildService): () => string {
@@ -47,18 +34,10 @@ const grow = (managerUrl: string) =>
   });
 
 describe('SIGTERM on the manager with a resize that cannot finish', { timeout: 300_000 }, () => {
-  let folder: Awaited<ReturnType<typeof tempDir>>;
-  const started: ChildService[] = [];
   const frozen: number[] = [];
-  const track = async (service: Promise<ChildService>) => {
-    const s = await service;
-    started.push(s);
-    return s;
-  };
 
-  before(async () => {
-    folder = await tempDir('sigterm-resize');
-  });
+  const services = serviceHarness('sigterm-resize');
+  before(() => services.setUp());
   after(async () => {
     // A failed test must not leave a frozen node behind.
     for (const pid of frozen) {
@@ -66,13 +45,12 @@ describe('SIGTERM on the manager with a resize that cannot finish', { timeout: 3
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
-    await Promise.all(started.map((s) => s.stop()));
-    await folder.remove();
+    await services.tearDown();
   });
 
   it('manager: a grow that cannot finish is answered 503 before the bound, a queued one at once; its nodes stop; exit 0', async () => {
-    const args = ['manager', '--port', '0', '--data-dir', join(folder.dir, 'manager')];
-    const manager = await track(start(args, 'manager'));
+    const args = ['manager', '--port', '0', '--data-dir', join(services.dir, 'manager')];
+    const manager = await services.start(args, 'manager');
     const printed = output(manager);
     const [first] = nodePids(manager.url);
     assert.ok(first, 'the first node runs');
@@ -115,7 +93,7 @@ describe('SIGTERM on the manager with a resize that cannot finish', { timeout: 3
     assert.deepEqual(nodePids(manager.url), [], 'every node stopped, the frozen one too');
 
     // The same data: the pool is the one from before the grow, one node.
-    const again = await track(start(args, 'manager again'));
+    const again = await services.start(args, 'manager again');
     const health = await fetch(`${again.url}/health`);
     assert.equal(((await health.json()) as { nodes: number }).nodes, 1);
     assert.equal((await terminate(again)).code, 0);

@@ -8,23 +8,9 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ChildService, startChildService } from '../../src/process/child-service.ts';
-import { SECRET } from '../helpers/nodes.ts';
+import type { ChildService } from '../../src/process/child-service.ts';
 import { sleep, slowUpload, uploadImage } from '../helpers/processes.ts';
-import { tempDir } from '../helpers/storage.ts';
-import { bigImage, terminate } from './process-sigterm-helpers.ts';
-
-const env = { PIXPOOL_SECRET: SECRET };
-// A generous start limit: a manager opening embedded PostgreSQL on a loaded 2-core machine
-// has taken more than the default 30 s.
-const start = (args: string[], label: string) =>
-  startChildService({
-    args: [...args, '--log-level', 'warn'],
-    env,
-    label,
-    quiet: true,
-    timeoutMs: 90_000,
-  });
+import { bigImage, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 /** Files under `dir` outside the temp folder (the fs object store's final names). */
 async function finalObjects(dir: string): Promise<string[]> {
@@ -47,30 +33,18 @@ function output(service: ChildService): () => string {
 }
 
 describe('SIGTERM on a frontend with a stalled upload', { timeout: 300_000 }, () => {
-  let folder: Awaited<ReturnType<typeof tempDir>>;
-  const started: ChildService[] = [];
-  const track = async (service: Promise<ChildService>) => {
-    const s = await service;
-    started.push(s);
-    return s;
-  };
-
-  before(async () => {
-    folder = await tempDir('sigterm-stall');
-  });
-  after(async () => {
-    await Promise.all(started.map((s) => s.stop()));
-    await folder.remove();
-  });
+  const services = serviceHarness('sigterm-stall');
+  before(() => services.setUp());
+  after(() => services.tearDown());
 
   it('frontend: a client that stalls mid-upload cannot keep it alive: exit 1 after the 10 s bound, no half object', async () => {
-    const node = await track(start(['cache-node', '--port', '0'], 'node'));
-    const args = ['frontend', '--port', '0', '--nodes', node.url, '--data-dir', folder.dir];
-    const frontend = await track(start(args, 'frontend'));
+    const node = await services.start(['cache-node', '--port', '0'], 'node');
+    const args = ['frontend', '--port', '0', '--nodes', node.url, '--data-dir', services.dir];
+    const frontend = await services.start(args, 'frontend');
     const printed = output(frontend);
     const kept = bigImage(1);
     assert.equal((await uploadImage(frontend.url, 'kept', kept)).status, 200);
-    const objects = join(folder.dir, 'objects');
+    const objects = join(services.dir, 'objects');
     const before = await finalObjects(objects);
     const upload = slowUpload(frontend.url, 'stalled', bigImage(4));
     await upload.sendPart(0.3);
@@ -82,7 +56,7 @@ describe('SIGTERM on a frontend with a stalled upload', { timeout: 300_000 }, ()
     assert.ok(ms >= 9000 && ms < 30_000, `exited after ${ms} ms`);
     assert.deepEqual(await finalObjects(objects), before, 'nothing new under a final name');
 
-    const again = await track(start(args, 'frontend again'));
+    const again = await services.start(args, 'frontend again');
     assert.equal((await fetch(`${again.url}/images/stalled`)).status, 404, 'never acknowledged');
     assert.equal((await fetch(`${again.url}/images/kept`)).status, 200);
     await terminate(again);

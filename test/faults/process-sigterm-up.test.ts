@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { after, before, it } from 'node:test';
 import { auth, SECRET } from '../helpers/nodes.ts';
 import {
+  cliEnv,
   pidsWithArgs,
   processAlive,
   refuses,
@@ -29,7 +30,7 @@ async function up(dataDir: string) {
   const child = spawn(
     process.execPath,
     [bin, ...args, '--data-dir', dataDir, '--log-level', 'warn'],
-    { env: { ...process.env, PIXPOOL_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: cliEnv({ PIXPOOL_SECRET: SECRET }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
   child.stdout.on('data', (chunk) => {

@@ -7,43 +7,17 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { type ChildService, startChildService } from '../../src/process/child-service.ts';
-import { auth, SECRET } from '../helpers/nodes.ts';
+import { auth } from '../helpers/nodes.ts';
 import { refuses, sha256, sleep, slowUpload, waitFor } from '../helpers/processes.ts';
-import { tempDir } from '../helpers/storage.ts';
-import { bigImage, terminate } from './process-sigterm-helpers.ts';
-
-const env = { PIXPOOL_SECRET: SECRET };
-// A generous start limit: a manager opening embedded PostgreSQL on a loaded 2-core machine
-// has taken more than the default 30 s.
-const start = (args: string[], label: string) =>
-  startChildService({
-    args: [...args, '--log-level', 'warn'],
-    env,
-    label,
-    quiet: true,
-    timeoutMs: 90_000,
-  });
+import { bigImage, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 describe('SIGTERM on every service', { timeout: 300_000 }, () => {
-  let folder: Awaited<ReturnType<typeof tempDir>>;
-  const started: ChildService[] = [];
-  const track = async (service: Promise<ChildService>) => {
-    const s = await service;
-    started.push(s);
-    return s;
-  };
-
-  before(async () => {
-    folder = await tempDir('sigterm');
-  });
-  after(async () => {
-    await Promise.all(started.map((s) => s.stop()));
-    await folder.remove();
-  });
+  const services = serviceHarness('sigterm');
+  before(() => services.setUp());
+  after(() => services.tearDown());
 
   it('cache node: a slow reader of a 16 MB value gets every byte; then exit 0', async () => {
-    const node = await track(start(['cache-node', '--port', '0'], 'node'));
+    const node = await services.start(['cache-node', '--port', '0'], 'node');
     const value = bigImage(16);
     const put = await fetch(`${node.url}/v1/entries/big`, {
       method: 'PUT',
@@ -78,9 +52,9 @@ describe('SIGTERM on every service', { timeout: 300_000 }, () => {
   });
 
   it('frontend: an upload streamed across the SIGTERM is acknowledged and durable; then exit 0', async () => {
-    const node = await track(start(['cache-node', '--port', '0'], 'node'));
-    const args = ['frontend', '--port', '0', '--nodes', node.url, '--data-dir', folder.dir];
-    const frontend = await track(start(args, 'frontend'));
+    const node = await services.start(['cache-node', '--port', '0'], 'node');
+    const args = ['frontend', '--port', '0', '--nodes', node.url, '--data-dir', services.dir];
+    const frontend = await services.start(args, 'frontend');
     const image = bigImage(4);
     const upload = slowUpload(frontend.url, 'slow', image);
     await upload.sendPart(0.5);
@@ -92,7 +66,7 @@ describe('SIGTERM on every service', { timeout: 300_000 }, () => {
     assert.deepEqual(JSON.parse(answer.body), { success: 'true', key: 'slow' });
     assert.equal((await exit).code, 0);
 
-    const again = await track(start(args, 'frontend again'));
+    const again = await services.start(args, 'frontend again');
     const read = await fetch(`${again.url}/images/slow`);
     assert.equal(read.status, 200);
     assert.equal(sha256(Buffer.from(await read.arrayBuffer())), sha256(image));

@@ -15,6 +15,23 @@ export const sha256 = (bytes: Buffer | Uint8Array) =>
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Environment variables the pixpool CLI reads (src/cli.ts), storage and secrets among them. */
+const CLI_VARIABLES = /^(PIXPOOL_|DATABASE_URL$|S3_|AWS_|MAX_UPLOAD_MB$)/;
+
+/**
+ * The environment for a `pixpool` child process: this one's, without any variable the CLI reads
+ * (CI exports DATABASE_URL for the storage tests; a child inheriting it would share one pool
+ * registry with every other test's manager), plus `extra`. Unset variables are `undefined`,
+ * which child_process leaves out, so it also works merged over process.env.
+ */
+export function cliEnv(
+  extra: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of Object.keys(env)) if (CLI_VARIABLES.test(name)) env[name] = undefined;
+  return { ...env, ...extra };
+}
+
 /** Polls `check` every `everyMs` until it returns a truthy value, which it resolves with. */
 export async function waitFor<T>(
   what: string,
