@@ -17,10 +17,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BenchCase, BenchContext } from '../lib/case.ts';
 import { compareHttp, type HttpTarget } from '../lib/compare.ts';
+import { profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { nginxBaseline } from '../lib/nginx.ts';
-import { startPixpoolUp } from '../lib/pixpool.ts';
-import { profileFlags, profileNotes, writeWrkScript } from './post-key.ts';
+import { startCaseUp } from '../lib/pixpool.ts';
+import { writeWrkScript } from './post-key.ts';
 
 const KB = 1024;
 const MISS_KEYS = 1000;
@@ -85,14 +86,7 @@ end
     subject: {
       label: 'pixpool up',
       async start(): Promise<HttpTarget> {
-        const up = await startPixpoolUp(ctx.procs, {
-          root: ctx.root,
-          dataDir: join(ctx.tmp, `${self.id}-data`),
-          secret,
-          cpus: ctx.cpus.server,
-          nodeFlags: profileFlags(ctx, profileName),
-          logFile: join(ctx.tmp, `${self.id}-up.log`),
-        });
+        const up = await startCaseUp(ctx, self.id, secret, profileName);
         const config = await fetch(`${up.managerUrl}/api/manager/config`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -165,10 +159,10 @@ end
   });
   result.notes.push(
     `Cache lookups during warm-up and rounds (frontend /metrics): ${lookupsDuringLoad.miss.toLocaleString('en-US')} misses, ${lookupsDuringLoad.hit.toLocaleString('en-US')} hits (miss share ${(share * 100).toFixed(2)} %); before the load, ${missShare.probe} of 200 random probes said x-pixpool-source: storage.`,
-    "The frontend's near cache stays at its default (`pixpool up` has no --near-cache-mb): it cannot serve a miss, since every use is revalidated with the node.",
+    "The frontend's near cache stays at its default (64 MiB): it cannot serve a miss, since every use is revalidated with the node.",
   );
   result.figures = { ...(result.figures as object), lookupsDuringLoad, missShare: share };
-  const profile = profileNotes(ctx, profileName);
+  const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');
   result.notes.push(...profile.notes);
   if (profile.summaries.length > 0) {
     result.figures = { ...(result.figures as object), profiles: profile.summaries };

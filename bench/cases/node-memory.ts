@@ -44,12 +44,13 @@ export interface MemoryConfig {
   env?: Record<string, string>;
 }
 
-const ARENAS_2 = { MALLOC_ARENA_MAX: '2' };
+/** The node without the memory-lean runtime bin/pixpool.js gives `cache-node` (Node's defaults). */
+const UNTUNED = { PIXPOOL_NODE_TUNED: '1' };
 
 /**
  * Both capacities and policies through the binary path; the seed path (slow: base64 JSON) at
- * 256 MB with both policies and at 1024 MB with LRU; and the binary path again with glibc's
- * malloc limited to 2 arenas (MALLOC_ARENA_MAX=2 in the node's environment), to measure that fix.
+ * 256 MB with both policies and at 1024 MB with LRU; and the binary path again without the
+ * memory-lean runtime (PIXPOOL_NODE_TUNED=1: Node's and glibc's defaults), to show what it saves.
  */
 const CONFIGS: MemoryConfig[] = [
   ...[256, 1024].flatMap((capacityMb) =>
@@ -58,8 +59,8 @@ const CONFIGS: MemoryConfig[] = [
   { capacityMb: 256, policy: 'LRU', path: 'seed' },
   { capacityMb: 256, policy: 'RR', path: 'seed' },
   { capacityMb: 1024, policy: 'LRU', path: 'seed' },
-  { capacityMb: 256, policy: 'LRU', path: 'binary', env: ARENAS_2 },
-  { capacityMb: 1024, policy: 'LRU', path: 'binary', env: ARENAS_2 },
+  { capacityMb: 256, policy: 'LRU', path: 'binary', env: UNTUNED },
+  { capacityMb: 1024, policy: 'LRU', path: 'binary', env: UNTUNED },
 ];
 
 /** Allowed RSS for a capacity, bytes. */
@@ -245,7 +246,7 @@ async function runNodeMemory(ctx: BenchContext): Promise<CaseResult> {
     id: nodeMemory.id,
     title: nodeMemory.title,
     fairness: [
-      `Each configuration runs on a fresh node process (${runs[0]?.command.replace(/--capacity \d+ --policy \w+/, '--capacity <MB> --policy <LRU|RR>') ?? ''}), pinned to CPU ${ctx.cpus.server ?? '(not pinned)'}, with Node's default heap settings and no forced GC.`,
+      `Each configuration runs on a fresh node process (${runs[0]?.command.replace(/--capacity \d+ --policy \w+/, '--capacity <MB> --policy <LRU|RR>') ?? ''}), pinned to CPU ${ctx.cpus.server ?? '(not pinned)'}, which re-executes itself with --max-semi-space-size=1 --optimize-for-size and MALLOC_ARENA_MAX=2 (bin/pixpool.js) unless PIXPOOL_NODE_TUNED=1; no forced GC.`,
       `Fill: ${FILL_FACTOR} × capacity of distinct ${VALUE_BYTES.toLocaleString('en-US')}-byte values, ${FILL_CONCURRENCY} requests in flight from the runner over kept-alive loopback connections; binary = PUT /v1/entries/<key> (raw body, x-pixpool-version 1), seed = POST /api/cache/content with a JSON body {key, value: data URL, base64}.`,
       `Memory from /proc/<pid>/status: VmRSS right after the last answer, after ${SETTLE_MS / 1000} s without requests (checked), after ${IDLE_MS / 1000} s (idle); VmHWM is the process's peak RSS. MiB = 1,048,576 bytes; the capacity's MB is MiB too (the node's unit).`,
     ],

@@ -9,37 +9,16 @@
  * and writing a wrk script.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BenchCase, BenchContext } from '../lib/case.ts';
 import { compareHttp, type HttpTarget } from '../lib/compare.ts';
-import { formatProfile, summarizeProfile } from '../lib/cpuprofile.ts';
+import { profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { nginxBaseline } from '../lib/nginx.ts';
-import { startPixpoolUp } from '../lib/pixpool.ts';
+import { startCaseUp } from '../lib/pixpool.ts';
 
 const KB = 1024;
-
-/** Node flags for a Node peer: --cpu-prof into the run's profile folder when asked. */
-export function profileFlags(ctx: BenchContext, name: string): string[] {
-  const dir = ctx.settings.cpuProfDir;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-}
-
-/** Notes (and raw summaries) for the profiles whose names start with `prefix`. */
-export function profileNotes(ctx: BenchContext, prefix: string) {
-  const dir = ctx.settings.cpuProfDir;
-  if (!dir) return { notes: [] as string[], summaries: [] as unknown[] };
-  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.cpuprofile'));
-  const summaries = files.map((f) => summarizeProfile(join(dir, f)));
-  return {
-    notes: [
-      'These figures were taken with the frontend under --cpu-prof, which slows it down: use them for where the time goes, not for the ratio. The profile is of the frontend process only.',
-      ...summaries.flatMap(formatProfile),
-    ],
-    summaries,
-  };
-}
 
 /** Writes a wrk Lua script into the run's temp folder; returns its path. */
 export function writeWrkScript(ctx: BenchContext, name: string, lua: string): string {
@@ -81,14 +60,7 @@ async function runPostKey(ctx: BenchContext, self: BenchCase) {
     subject: {
       label: 'pixpool up',
       async start(): Promise<HttpTarget> {
-        const up = await startPixpoolUp(ctx.procs, {
-          root: ctx.root,
-          dataDir: join(ctx.tmp, `${self.id}-data`),
-          secret,
-          cpus: ctx.cpus.server,
-          nodeFlags: profileFlags(ctx, profileName),
-          logFile: join(ctx.tmp, `${self.id}-up.log`),
-        });
+        const up = await startCaseUp(ctx, self.id, secret, profileName);
         await up.upload(key, body);
         await up.waitForCacheHit(key, body);
         const url = `${up.baseUrl}${path}`;
@@ -127,7 +99,7 @@ async function runPostKey(ctx: BenchContext, self: BenchCase) {
       "Every pixpool request is a cache hit from the frontend's near cache, revalidated with the cache node (304) on every request; the near cache keeps the encoded JSON with its version, so a hot key is base64-encoded once.",
     ],
   });
-  const profile = profileNotes(ctx, profileName);
+  const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');
   result.notes.push(...profile.notes);
   if (profile.summaries.length > 0) {
     result.figures = { ...(result.figures as object), profiles: profile.summaries };

@@ -53,11 +53,11 @@ async function runSoak(ctx: BenchContext): Promise<CaseResult> {
   const client: Omit<SoakClientOptions, 'baseUrl'> = {
     durationSec: minutes * 60,
     windowSec: 10,
-    fetchRate: 1000,
-    uploadRate: 20,
+    fetchRate: 600,
+    uploadRate: 15,
     keys: 2000,
     sizeBytes: 100 * 1024,
-    maxInFlight: 64,
+    maxInFlight: 256,
     skew: 0.9,
   };
   const up = await startPixpoolUp(ctx.procs, {

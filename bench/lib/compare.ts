@@ -42,6 +42,10 @@ export interface HttpComparison {
   body: Uint8Array;
   /** subject req/s ÷ baseline req/s must reach this. */
   minRatio: number;
+  /** The subject's p99 (median of rounds) must stay within this many times the baseline's. */
+  maxP99Ratio?: number;
+  /** The subject's p99 (median of rounds) must stay within this many ms. */
+  maxP99Ms?: number;
   fairness: string[];
   /** Text that must not appear in reports (the shared secret). */
   redact?: string[];
@@ -299,6 +303,26 @@ export async function compareHttp(ctx: BenchContext, spec: HttpComparison): Prom
         target: `≥ ${spec.minRatio}`,
         met: ratio >= spec.minRatio,
       },
+      ...(spec.maxP99Ratio === undefined
+        ? []
+        : [
+            {
+              name: `${subject.side} p99 ÷ ${baseline.side} p99`,
+              value: subject.p99Ms / baseline.p99Ms,
+              target: `≤ ${spec.maxP99Ratio}`,
+              met: subject.p99Ms / baseline.p99Ms <= spec.maxP99Ratio,
+            },
+          ]),
+      ...(spec.maxP99Ms === undefined
+        ? []
+        : [
+            {
+              name: `${subject.side} p99, ms`,
+              value: subject.p99Ms,
+              target: `≤ ${spec.maxP99Ms}`,
+              met: subject.p99Ms <= spec.maxP99Ms,
+            },
+          ]),
     ],
     notes,
     figures: {

@@ -3,7 +3,9 @@
  * (node core, each npm package, pixpool's src/, GC, native), the top functions by self time, and
  * pixpool's own functions by inclusive time.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchContext } from './case.ts';
 
 interface ProfileNode {
   id: number;
@@ -125,4 +127,25 @@ export function formatProfile(summary: ProfileSummary): string[] {
     "pixpool's own functions, inclusive time:",
     ...summary.projectInclusive.map(line),
   ];
+}
+
+/** Node flags for a Node peer: --cpu-prof into the run's profile folder when asked. */
+export function profileFlags(ctx: BenchContext, name: string): string[] {
+  const dir = ctx.settings.cpuProfDir;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+/** Notes (and raw summaries) for the profiles a case's Node peers wrote (none without --cpu-prof). */
+export function profileNotes(ctx: BenchContext, prefix: string, what = 'the cache node') {
+  const dir = ctx.settings.cpuProfDir;
+  if (!dir) return { notes: [] as string[], summaries: [] as unknown[] };
+  const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.cpuprofile'));
+  const summaries = files.map((f) => summarizeProfile(join(dir, f)));
+  return {
+    notes: [
+      `These figures were taken with ${what} under --cpu-prof, which slows it down: use them for where the time goes, not for the ratio.`,
+      ...summaries.flatMap(formatProfile),
+    ],
+    summaries,
+  };
 }

@@ -8,6 +8,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { BenchContext } from './case.ts';
+import { profileFlags } from './cpuprofile.ts';
 import { multipartEncoder } from './multipart.ts';
 import { type Child, freePort, type ProcessGroup, waitForOutput } from './processes.ts';
 
@@ -137,4 +139,24 @@ export async function startPixpoolUp(
     // asked) and so does the cache node.
     stop: () => child.stop(15_000),
   };
+}
+
+/**
+ * `pixpool up` as a case's server under test: data and log in the run's temp folder (named after
+ * the case), pinned to the server CPU, under --cpu-prof as `profileName` when the run asks.
+ */
+export function startCaseUp(
+  ctx: BenchContext,
+  id: string,
+  secret: string,
+  profileName: string,
+): Promise<PixpoolUp> {
+  return startPixpoolUp(ctx.procs, {
+    root: ctx.root,
+    dataDir: join(ctx.tmp, `${id}-data`),
+    secret,
+    cpus: ctx.cpus.server,
+    nodeFlags: profileFlags(ctx, profileName),
+    logFile: join(ctx.tmp, `${id}-up.log`),
+  });
 }
