@@ -22,7 +22,7 @@ import type { BenchCase, BenchContext, CaseResult } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
 import { type Child, freePort, treeCpuSeconds } from '../lib/processes.ts';
 import { which } from '../lib/tools.ts';
-import { runWrk } from '../lib/wrk.ts';
+import { parseTimes, runWrk } from '../lib/wrk.ts';
 
 const KB = 1024;
 const MiB = 1024 * 1024;
@@ -182,12 +182,7 @@ async function runRedisCompare(ctx: BenchContext): Promise<CaseResult> {
       .find((l) => l.startsWith('"GET"'));
     if (!row) throw new Error(`redis-benchmark printed no GET row:\n${child.stdout()}`);
     const cells = row.split(',').map((c) => Number(c.replaceAll('"', '')));
-    const times = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s/m.exec(
-      child.stderr(),
-    );
-    const loadCpu = times
-      ? Number(times[5]) * 60 + Number(times[6]) + Number(times[7]) * 60 + Number(times[8])
-      : undefined;
+    const loadCpu = parseTimes(child.stderr());
     return {
       requestsPerSec: cells[1] as number,
       p50Ms: cells[4] as number,
@@ -196,7 +191,7 @@ async function runRedisCompare(ctx: BenchContext): Promise<CaseResult> {
         before && after
           ? ((after.user + after.system - before.user - before.system) / wallSec) * 100
           : undefined,
-      loadCpuPct: loadCpu === undefined ? undefined : (loadCpu / wallSec) * 100,
+      loadCpuPct: loadCpu ? ((loadCpu.user + loadCpu.system) / wallSec) * 100 : undefined,
       command: `redis-benchmark ${args.join(' ')}`,
     };
   };

@@ -4,12 +4,11 @@
  * A put writes a temp file under `<dir>/.tmp`, fsyncs it, renames it into place and fsyncs the
  * directory, so an acknowledged put survives a crash and a reader sees the old file, the new file
  * or nothing, never half of one. The temp folder is inside `dir` so the rename stays on one file
- * system. On the hot path a put makes no mkdir (folders known to exist are remembered) and
- * concurrent puts into one folder share its fsync (group commit). Limits: a crash mid-put leaves
- * a temp file behind (never listed; deleteLeftovers removes the old ones, the garbage collector
- * calls it); names are restricted to `[A-Za-z0-9._-]` segments joined by `/`, none starting
- * with a dot, so no name can leave the folder or hide among the temp files. The content type is
- * not stored (the metadata row has it).
+ * system. On the hot path a put makes no mkdir (folders known to exist are remembered). Limits:
+ * a crash mid-put leaves a temp file behind (never listed; deleteLeftovers removes the old ones,
+ * the garbage collector calls it); names are restricted to `[A-Za-z0-9._-]` segments joined by
+ * `/`, none starting with a dot, so no name can leave the folder or hide among the temp files.
+ * The content type is not stored (the metadata row has it).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
@@ -34,7 +33,6 @@ const segment = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 const outageCodes = new Set(['EIO', 'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE']);
 
 const codeOf = (error: unknown) => (error as NodeJS.ErrnoException | undefined)?.code;
-const noop = () => {};
 
 export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore {
   if (typeof options.dir !== 'string' || options.dir === '') {
@@ -100,27 +98,6 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     }
   }
 
-  // Group commit of directory fsyncs: one fsync makes durable every rename done in that folder
-  // before it started. A put that renamed after the running fsync started cannot count on it, so
-  // it waits for the next one, which all such puts share.
-  const dirSyncs = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
-
-  function syncDirShared(path: string): Promise<void> {
-    const state = dirSyncs.get(path);
-    if (state === undefined) return startDirSync(path);
-    state.next ??= state.running.then(noop, noop).then(() => startDirSync(path));
-    return state.next;
-  }
-
-  function startDirSync(path: string): Promise<void> {
-    const state = { running: syncDir(path) };
-    dirSyncs.set(path, state);
-    state.running.then(noop, noop).then(() => {
-      if (dirSyncs.get(path) === state) dirSyncs.delete(path);
-    });
-    return state.running;
-  }
-
   async function write(target: string, bytes: Buffer): Promise<void> {
     const parent = dirname(target);
     try {
@@ -146,7 +123,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
         await handle.close();
       }
       await rename(temp, target);
-      await syncDirShared(parent);
+      await syncDir(parent);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
