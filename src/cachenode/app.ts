@@ -6,8 +6,9 @@
 import formbody from '@fastify/formbody';
 import type { FastifyServerOptions } from 'fastify';
 import { createNodeClient, type NodeClient } from '../clients/node-client.ts';
+import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
-import { binaryRoutes } from './binary-routes.ts';
+import { binaryRoutes, entryFastLane } from './binary-routes.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
 import { seedRoutes } from './seed-routes.ts';
@@ -31,6 +32,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   const { cache, nodeId, secret } = deps;
   // Hand-over batches are up to 8 MiB: give them far more than an entry request's 2 s.
   const client = deps.client ?? createNodeClient({ secret, timeoutMs: 30_000 });
+  const view = createNodeView(nodeId, cache);
   const { app, registry } = createService({
     service: 'cache-node',
     secret,
@@ -38,12 +40,12 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     logger: deps.logger,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
+    fastLane: entryFastLane(cache, view, secret ? connectionCheck(secret) : () => true),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
-  const view = createNodeView(nodeId, cache);
   binaryRoutes(app, cache, view);
   seedRoutes(app, { cache, client, nodeId, view });
   if (!deps.client) app.addHook('onClose', () => client.close());

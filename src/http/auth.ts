@@ -8,6 +8,8 @@
  * main.ts files only allow that on loopback.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../core/errors.ts';
 
@@ -30,19 +32,39 @@ export function bearerCheck(secret: string): (header: string | undefined) => boo
   return (header) => timingSafeEqual(digest(header ?? ''), expected);
 }
 
+/**
+ * A checker for requests that remembers, per connection, the header it last accepted there: a
+ * kept-alive connection (frontends keep a few to each node) pays for the two digests once, not
+ * on every request. A request on that connection with the very same header is accepted without
+ * hashing; any other header is checked in full. The plain comparison is only ever against what
+ * this same connection already proved it knows, so it tells a prober on another connection
+ * nothing.
+ */
+export function connectionCheck(secret: string): (request: IncomingMessage) => boolean {
+  const matches = bearerCheck(secret);
+  const accepted = new WeakMap<Socket, string>();
+  return (request) => {
+    const header = request.headers.authorization;
+    if (header !== undefined && accepted.get(request.socket) === header) return true;
+    if (!matches(header)) return false;
+    accepted.set(request.socket, header as string);
+    return true;
+  };
+}
+
 export function installSharedSecret(
   app: FastifyInstance,
   secret: string | undefined,
   byDefault = true,
 ): void {
   if (!secret) return;
-  const matches = bearerCheck(secret);
+  const admitted = connectionCheck(secret);
   // A callback hook, not an async one: it runs on every request (image reads included), and
   // this form costs no promise and no extra microtask turn.
   app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config;
     if (config?.public || !(config?.secret || byDefault)) return done();
-    if (!matches(request.headers.authorization)) {
+    if (!admitted(request.raw)) {
       return done(
         unauthorized(
           request.headers.authorization

@@ -16,7 +16,7 @@
  * - bodies: Fastify's 1 MiB unless the service says otherwise (uploads and node values).
  */
 
-import { STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
@@ -66,7 +66,16 @@ export interface ServiceOptions {
   notFoundPage?: Parameters<typeof installErrorHandling>[1];
   /** Extra fields for /health. */
   health?: () => Record<string, unknown>;
+  /**
+   * A handler that sees each request before Fastify and answers the ones it can (returning
+   * true); the rest go through Fastify's routes and hooks as usual. Only for a hot path whose
+   * answers a route registered in Fastify gives too (see cachenode/binary-routes.ts).
+   */
+  fastLane?: FastLane;
 }
+
+/** Answers `request` and returns true, or leaves it untouched and returns false. */
+export type FastLane = (request: IncomingMessage, response: ServerResponse) => boolean;
 
 /** A route as registered, with the auth it needs: what test/security checks every route by. */
 export interface RouteRecord {
@@ -112,6 +121,7 @@ function clientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket
 
 export function createService(options: ServiceOptions) {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  let closing = false;
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -119,9 +129,6 @@ export function createService(options: ServiceOptions) {
     // Per-request log lines cost more than serving a cached image; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
-    keepAliveTimeout: 65_000,
-    requestTimeout: timeouts.requestMs,
-    http: { connectionsCheckingInterval: timeouts.checkEveryMs },
     clientErrorHandler: clientError,
     // A URL the router cannot take apart (bad percent-encoding, an overlong parameter) is
     // answered before any route runs: in the envelope too.
@@ -136,9 +143,29 @@ export function createService(options: ServiceOptions) {
     },
     // A 128-character key, percent-encoded, can be 128 × 12 bytes long in a URL path.
     routerOptions: { maxParamLength: 2048 },
+    // The server Fastify would make (lib/server.js), with the fast lane in front when there is
+    // one. Once closing, every request goes to Fastify, which answers 503 (Connection: close).
+    serverFactory: (handler) => {
+      const lane = options.fastLane;
+      const server = createServer(
+        { connectionsCheckingInterval: timeouts.checkEveryMs },
+        lane
+          ? (request, response) => {
+              if (closing || !lane(request, response)) handler(request, response);
+            }
+          : handler,
+      );
+      server.keepAliveTimeout = 65_000;
+      server.requestTimeout = timeouts.requestMs;
+      server.headersTimeout = timeouts.headersMs;
+      server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+      return server;
+    },
   });
-  app.server.headersTimeout = timeouts.headersMs;
-  app.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
 
   const routes: RouteRecord[] = [];
   inventories.set(app, routes);
