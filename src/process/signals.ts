@@ -6,8 +6,9 @@
  * The wait is bounded: a client that stalls mid-request (or a close that hangs) must not keep a
  * service alive forever, so after `graceMs` (10 s) the process exits 1 with a line saying so.
  * What that cuts is safe by construction: an upload is acknowledged only once its object and row
- * are durable, and the folder store writes through a temp file and a rename, so a cut write
- * leaves a temp file, never half an object under its name. A second signal exits at once (1).
+ * are durable, and no row points at an object before its put completed, so a cut write leaves
+ * only an orphan (a partial new object, or a temp file of a replacement) for the garbage
+ * collector. A second signal exits at once (1).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

@@ -54,7 +54,10 @@ it('folder store lists neither temp files nor stray dot files, and leaves no tem
   const store = createFsObjectStore({ dir });
   const name = newObjectName('k');
   await store.put(name, Buffer.from('x'), 'image/png');
+  // A new name is written in place; a replacement goes through the temp folder.
+  await store.put(name, Buffer.from('y'), 'image/png');
   assert.deepEqual(await readdir(join(dir, '.tmp')), []);
+  assert.deepEqual(await store.get(name), Buffer.from('y'));
   await mkdir(join(dir, '.tmp'), { recursive: true });
   await writeFile(join(dir, '.tmp', 'leftover'), 'half');
   await writeFile(join(dir, '.DS_Store'), 'x');
