@@ -66,6 +66,8 @@ describe('the corpus of nasty requests', { timeout: 180_000 }, () => {
     form.append('key', 'corpus-svg-browser');
     form.append('file', new Blob([new Uint8Array(SCRIPTED_SVG)]), 'x.svg');
     assert.equal((await fetch(`${url}/api/upload`, { method: 'POST', body: form })).status, 200);
+    // First, so that a missing Chromium fails the test without leaving a server open.
+    const browser = await launchBrowser();
     // The control: the same bytes from a server without the sandbox, where the script does run.
     const bare = createServer((_request, response) => {
       response.setHeader('content-type', 'image/svg+xml');
@@ -73,7 +75,6 @@ describe('the corpus of nasty requests', { timeout: 180_000 }, () => {
     });
     await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
     const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/x.svg`;
-    const browser = await launchBrowser();
     try {
       const page = await browser.newPage();
       const ran = () =>
