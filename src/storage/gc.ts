@@ -4,9 +4,10 @@
  *
  * Where orphans come from: an upload writes its object BEFORE it commits the row (so a row never
  * points to missing bytes), so an upload that fails, is refused or dies with its process between
- * the two steps leaves an object nobody references. So does a replaced object whose delete failed,
- * and an upload whose COMMIT was cut off (it may or may not have committed: images.ts leaves its
- * object here rather than risk deleting bytes a row points to).
+ * the two steps leaves an object nobody references (in the folder store possibly a partial one,
+ * as a new object is written in place). So does a replaced object whose delete failed, and an
+ * upload whose COMMIT was cut off (it may or may not have committed: images.ts leaves its object
+ * here rather than risk deleting bytes a row points to).
  *
  * Why the order is safe (list, THEN read the rows, delete only old AND unreferenced):
  * 1. The sweep starts at time T and lists every object with its last-modified time. Objects
@@ -165,7 +166,8 @@ export function describeGcReport(r: GcReport): string {
   );
 }
 
-export interface GcTimerOptions extends Omit<GcOptions, 'signal' | 'dryRun'> {
+export interface GcTimerOptions extends Omit<GcOptions, 'signal' | 'dryRun' | 'metadata'> {
+  metadata: Pick<MetadataStore, 'referencedObjects' | 'maintain'>;
   /** Time between the end of one sweep and the start of the next (default 10 min), ±25 % jitter. */
   intervalMs?: number | undefined;
   /** Delay of the first sweep (default: a random time in the first minute, at most intervalMs). */
@@ -198,6 +200,8 @@ export function startGarbageCollector(options: GcTimerOptions): { stop(): Promis
     try {
       const report = await collectGarbage({ ...options, signal: controller.signal });
       options.onReport?.(report);
+      // The embedded database's vacuum rides along (a no-op on PostgreSQL).
+      if (!controller.signal.aborted) await options.metadata.maintain();
     } catch (error) {
       if (!controller.signal.aborted) options.onError?.(error);
     }

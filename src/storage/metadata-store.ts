@@ -55,6 +55,12 @@ export interface MetadataStore {
   referencedObjects(): AsyncIterable<string>;
   /** Deletes every row; returns how many, and the objects they pointed to (to delete after). */
   deleteAll(): Promise<{ rows: number; objects: string[] }>;
+  /**
+   * Housekeeping a database server would do by itself: on PGlite, VACUUM (ANALYZE) of the images
+   * table when it is due (see maintainEmbedded); nothing on PostgreSQL (autovacuum). Returns
+   * whether it vacuumed.
+   */
+  maintain(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -169,6 +175,30 @@ async function commitIn(db: SqlExecutor, upload: ImageUpload) {
   throw new Error(`the commit of ${JSON.stringify(key)} kept racing with other writers`);
 }
 
+/**
+ * PGlite runs PostgreSQL in single-user mode, where no autovacuum runs: without this, re-uploads
+ * and delete-alls would leave dead rows forever, and no page would ever be marked all-visible, so
+ * every listing reads the table beside its index (list_keys over 1M keys: 3.4 ms of execution per
+ * page with 1,001 heap fetches, 0.85 ms with none). VACUUM is due when pages are not marked
+ * all-visible (a table filled before or elsewhere) or when this process has written as many rows
+ * as 10 % of the table (at least 1,000) since it last vacuumed. It blocks the process while it
+ * runs (~0.4 s for 1M rows here), so it runs at open and with the garbage collector's sweeps.
+ */
+async function maintainEmbedded(driver: SqlDriver, writesSince: number): Promise<boolean> {
+  const { rows } = await driver.query<{ pages: unknown; visible: unknown; tuples: unknown }>(
+    `SELECT relpages AS pages, relallvisible AS visible, reltuples AS tuples
+       FROM pg_class WHERE oid = 'images'::regclass`,
+  );
+  const pages = Number(rows[0]?.pages ?? 0);
+  const visible = Number(rows[0]?.visible ?? 0);
+  const tuples = Math.max(0, Number(rows[0]?.tuples ?? 0));
+  const unmarked = pages > 0 && visible < 0.9 * pages;
+  const written = writesSince >= Math.max(1000, 0.1 * tuples);
+  if (!unmarked && !written) return false;
+  await driver.query('VACUUM (ANALYZE) images');
+  return true;
+}
+
 export interface MetadataStoreOptions {
   /** Whether close() closes the driver (default true); false when the driver is shared. */
   ownsDriver?: boolean | undefined;
@@ -181,6 +211,16 @@ export async function createMetadataStore(
 ): Promise<MetadataStore> {
   const ownsDriver = options.ownsDriver ?? true;
   await prepareStore(driver, ownsDriver);
+  // Rows written by this process since its last VACUUM (PGlite only; see maintainEmbedded).
+  let writesSince = 0;
+  const maintain = async () => {
+    if (driver.kind !== 'pglite') return false;
+    const written = writesSince;
+    const vacuumed = await maintainEmbedded(driver, written);
+    if (vacuumed) writesSince -= written;
+    return vacuumed;
+  };
+  await maintain();
 
   return {
     async get(key) {
@@ -194,7 +234,9 @@ export async function createMetadataStore(
     async commit(upload) {
       checkUpload(upload);
       // Each of commitIn's statements is atomic alone: no BEGIN/COMMIT round trips around them.
-      return commitIn(driver, upload);
+      const committed = await commitIn(driver, upload);
+      writesSince++;
+      return committed;
     },
 
     async listKeys(options) {
@@ -246,8 +288,11 @@ export async function createMetadataStore(
       const { rows } = await driver.query<{ object: string }>(
         'DELETE FROM images RETURNING object',
       );
+      writesSince += rows.length;
       return { rows: rows.length, objects: rows.map((row) => row.object) };
     },
+
+    maintain,
 
     close: ownsDriver ? () => driver.close() : async () => {},
   };
