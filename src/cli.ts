@@ -10,6 +10,7 @@ import { MAX_WINDOW_S } from './core/autoscale-state.ts';
 import type { Assignment } from './core/pool-map.ts';
 import { startChildService } from './process/child-service.ts';
 import { closeOnSignals } from './process/signals.ts';
+import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
 import type { StorageOptions } from './storage/open.ts';
 
 const program = new Command('pixpool')
@@ -76,6 +77,49 @@ function storageFrom(o: Record<string, unknown>): StorageOptions {
   };
 }
 
+/** What tunes a frontend, for `frontend` and `up` alike: upload limit, near cache, orphan sweeps. */
+function frontendOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
+        .env('MAX_UPLOAD_MB')
+        .default(10)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option(
+        '--near-cache-mb <mb>',
+        'hot images kept in the frontend, revalidated on every use; 0 = off',
+      )
+        .env('PIXPOOL_NEAR_CACHE_MB')
+        .default(64)
+        .argParser(Number),
+    )
+    .addOption(
+      new Option('--gc-interval-s <seconds>', 'seconds between orphan-object sweeps; 0 = off')
+        .env('PIXPOOL_GC_INTERVAL_S')
+        .default(DEFAULT_INTERVAL_MS / 1000)
+        .argParser(secondsOrZero('--gc-interval-s')),
+    )
+    .addOption(
+      new Option(
+        '--gc-grace-s <seconds>',
+        'unreferenced objects younger than this are kept (uploads in flight)',
+      )
+        .env('PIXPOOL_GC_GRACE_S')
+        .default(DEFAULT_GRACE_MS / 1000)
+        .argParser(secondsOrZero('--gc-grace-s')),
+    );
+}
+
+/** The frontend's part of the options above, as runFrontend takes it. */
+const frontendTuning = (o: Record<string, unknown>) => ({
+  maxUploadMb: o.maxUploadMb as number,
+  nearCacheMb: o.nearCacheMb as number,
+  gcIntervalS: o.gcIntervalS as number,
+  gcGraceS: o.gcGraceS as number,
+});
+
 program
   .command('cache-node')
   .description(
@@ -126,67 +170,39 @@ program
     await runCacheNode({ ...o, capacityMb: o.capacity });
   });
 
-storageOptions(
-  program
-    .command('frontend')
-    .description(
-      'the public service: upload, fetch and list images, web pages; routes to cache nodes',
-    )
-    .addOption(hostOption('address to listen on'))
-    .addOption(
-      new Option('--port <port>', 'port to listen on')
-        .env('PIXPOOL_FRONTEND_PORT')
-        .default(5000)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--nodes <urls>', 'cache node URLs, comma-separated')
-        .env('PIXPOOL_NODES')
-        .default('http://127.0.0.1:5001'),
-    )
-    .addOption(
-      new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
-        .env('MAX_UPLOAD_MB')
-        .default(10)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--manager-url <url>', 'the manager that owns the pool (replaces --nodes)').env(
-        'PIXPOOL_MANAGER_URL',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--advertise-url <url>',
-        'how the manager reaches this frontend; default from host and port',
-      ).env('PIXPOOL_ADVERTISE_URL'),
-    )
-    .addOption(
-      new Option(
-        '--near-cache-mb <mb>',
-        'hot images kept in the frontend, revalidated on every use; 0 = off',
+frontendOptions(
+  storageOptions(
+    program
+      .command('frontend')
+      .description(
+        'the public service: upload, fetch and list images, web pages; routes to cache nodes',
       )
-        .env('PIXPOOL_NEAR_CACHE_MB')
-        .default(64)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--gc-interval-s <seconds>', 'seconds between orphan-object sweeps; 0 = off')
-        .env('PIXPOOL_GC_INTERVAL_S')
-        .default(600)
-        .argParser(secondsOrZero('--gc-interval-s')),
-    )
-    .addOption(
-      new Option(
-        '--gc-grace-s <seconds>',
-        'unreferenced objects younger than this are kept (uploads in flight)',
+      .addOption(hostOption('address to listen on'))
+      .addOption(
+        new Option('--port <port>', 'port to listen on')
+          .env('PIXPOOL_FRONTEND_PORT')
+          .default(5000)
+          .argParser(Number),
       )
-        .env('PIXPOOL_GC_GRACE_S')
-        .default(3600)
-        .argParser(secondsOrZero('--gc-grace-s')),
-    )
-    .addOption(secretOption())
-    .addOption(logLevelOption()),
+      .addOption(
+        new Option('--nodes <urls>', 'cache node URLs, comma-separated')
+          .env('PIXPOOL_NODES')
+          .default('http://127.0.0.1:5001'),
+      )
+      .addOption(
+        new Option('--manager-url <url>', 'the manager that owns the pool (replaces --nodes)').env(
+          'PIXPOOL_MANAGER_URL',
+        ),
+      )
+      .addOption(
+        new Option(
+          '--advertise-url <url>',
+          'how the manager reaches this frontend; default from host and port',
+        ).env('PIXPOOL_ADVERTISE_URL'),
+      )
+      .addOption(secretOption())
+      .addOption(logLevelOption()),
+  ),
 ).action(async (o) => {
   const { runFrontend } = await import('./frontend/main.ts');
   await runFrontend({
@@ -200,10 +216,7 @@ storageOptions(
       .map((s) => s.trim())
       .filter(Boolean),
     secret: o.secret,
-    maxUploadMb: o.maxUploadMb,
-    nearCacheMb: o.nearCacheMb,
-    gcIntervalS: o.gcIntervalS,
-    gcGraceS: o.gcGraceS,
+    ...frontendTuning(o),
     logLevel: o.logLevel,
   });
 });
@@ -219,7 +232,7 @@ storageOptions(
         '--grace-s <seconds>',
         'keep unreferenced objects younger than this: they may be uploads in flight. Below a few minutes only on a stopped system',
       )
-        .default(3600)
+        .default(DEFAULT_GRACE_MS / 1000)
         .argParser(secondsOrZero('--grace-s')),
     )
     .addOption(new Option('--dry-run', 'count what would be deleted, delete nothing'))
@@ -349,45 +362,32 @@ program
     await runAutoscaler({ ...o, dryRun: Boolean(o.dryRun) });
   });
 
-storageOptions(
-  program
-    .command('up')
-    .description('run the whole system on this machine with embedded defaults')
-    .addOption(
-      new Option('--port <port>', 'frontend port')
-        .env('PIXPOOL_FRONTEND_PORT')
-        .default(5000)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--manager-port <port>', 'manager port')
-        .env('PIXPOOL_MANAGER_PORT')
-        .default(5002)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--autoscaler-port <port>', 'autoscaler port')
-        .env('PIXPOOL_AUTOSCALER_PORT')
-        .default(5003)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
-        .env('MAX_UPLOAD_MB')
-        .default(10)
-        .argParser(Number),
-    )
-    .addOption(
-      new Option(
-        '--near-cache-mb <mb>',
-        'hot images kept in the frontend, revalidated on every use; 0 = off',
+frontendOptions(
+  storageOptions(
+    program
+      .command('up')
+      .description('run the whole system on this machine with embedded defaults')
+      .addOption(
+        new Option('--port <port>', 'frontend port')
+          .env('PIXPOOL_FRONTEND_PORT')
+          .default(5000)
+          .argParser(Number),
       )
-        .env('PIXPOOL_NEAR_CACHE_MB')
-        .default(64)
-        .argParser(Number),
-    )
-    .addOption(secretOption())
-    .addOption(logLevelOption()),
+      .addOption(
+        new Option('--manager-port <port>', 'manager port')
+          .env('PIXPOOL_MANAGER_PORT')
+          .default(5002)
+          .argParser(Number),
+      )
+      .addOption(
+        new Option('--autoscaler-port <port>', 'autoscaler port')
+          .env('PIXPOOL_AUTOSCALER_PORT')
+          .default(5003)
+          .argParser(Number),
+      )
+      .addOption(secretOption())
+      .addOption(logLevelOption()),
+  ),
 ).action(async (o) => {
   // A secret given through the environment stays out of the banner (and out of ps).
   const generated = !o.secret;
@@ -414,8 +414,7 @@ storageOptions(
     port: o.port,
     nodes: [],
     managerUrl: manager.address,
-    maxUploadMb: o.maxUploadMb,
-    nearCacheMb: o.nearCacheMb,
+    ...frontendTuning(o),
   });
   const autoscaler = await startChildService({
     args: [

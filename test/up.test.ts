@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -100,4 +100,26 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
   const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output)?.[1] as string;
   await new Promise((resolve) => setTimeout(resolve, 500));
   await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node stopped with it');
+});
+
+it('pixpool up takes the same frontend options as pixpool frontend (upload limit, near cache, orphan sweeps)', () => {
+  const help = (command: string) =>
+    execFileSync(process.execPath, [bin, command, '--help'], { env: cliEnv(), encoding: 'utf8' });
+  // One line per option: help text wraps descriptions onto indented continuation lines.
+  const optionLine = (text: string, flag: string) =>
+    text
+      .replace(/\n\s+(?=[^\s-])/g, ' ')
+      .split('\n')
+      .find((line) => line.trimStart().startsWith(flag))
+      ?.replace(/\s+/g, ' ')
+      .trim();
+  const up = help('up');
+  const frontend = help('frontend');
+  for (const flag of ['--max-upload-mb', '--near-cache-mb', '--gc-interval-s', '--gc-grace-s']) {
+    const line = optionLine(up, flag);
+    assert.ok(line, `up has no ${flag}`);
+    assert.equal(line, optionLine(frontend, flag), flag);
+  }
+  assert.match(optionLine(up, '--gc-interval-s') ?? '', /default: 600/);
+  assert.match(optionLine(up, '--gc-grace-s') ?? '', /default: 3600/);
 });

@@ -31,7 +31,7 @@ export interface FrontendDeps {
   /** Fetches the current pool view into `routing` when a node says ours is outdated. */
   refreshView?: (() => Promise<unknown>) | undefined;
   /** Sweep orphan objects periodically while the app runs (src/storage/gc.ts); off when undefined. */
-  gc?: { intervalMs: number; graceMs: number } | undefined;
+  gc?: { intervalMs?: number | undefined; graceMs?: number | undefined } | undefined;
 }
 
 export async function buildFrontend(deps: FrontendDeps) {

@@ -36,6 +36,8 @@ export interface FrontendOptions extends StorageOptions {
   logLevel: string;
 }
 
+const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
+
 export async function runFrontend(options: FrontendOptions) {
   if (options.nodes.length === 0 && !options.managerUrl) {
     throw new Error('The frontend needs a manager (--manager-url) or cache nodes (--nodes …).');
@@ -74,8 +76,9 @@ export async function runFrontend(options: FrontendOptions) {
       options.gcIntervalS === 0
         ? undefined
         : {
-            intervalMs: (options.gcIntervalS ?? 600) * 1000,
-            graceMs: (options.gcGraceS ?? 3600) * 1000,
+            // Unset: gc.ts's defaults.
+            intervalMs: seconds(options.gcIntervalS),
+            graceMs: seconds(options.gcGraceS),
           },
     logger: { level: options.logLevel },
   });
