@@ -198,16 +198,6 @@ export function decodeBatch(batch: Buffer): BatchEntry[] {
   return decoder.end();
 }
 
-/** A batch arriving as a stream of chunks (an HTTP request body), decoded as it comes. */
-export async function decodeBatchStream(
-  chunks: AsyncIterable<Buffer>,
-  options: { maxBytes?: number } = {},
-): Promise<BatchEntry[]> {
-  const decoder = new BatchDecoder(options);
-  for await (const chunk of chunks) decoder.push(chunk);
-  return decoder.end();
-}
-
 interface Header {
   k: string;
   t: string;

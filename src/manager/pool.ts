@@ -61,7 +61,7 @@ export interface PoolDeps {
   publish: (view: PoolView) => Promise<void>;
   /** Between health checks of every node, ms (default 1000). */
   healthIntervalMs?: number;
-  /** Failed health checks in a row that make a node dead (default 3). */
+  /** Failed health checks in a row that make a node dead (default 2). */
   healthFailures?: number;
 }
 

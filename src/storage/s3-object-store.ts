@@ -96,18 +96,6 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     return failure;
   }
 
-  async function* names(): AsyncGenerator<string> {
-    try {
-      for await (const page of paginateListObjectsV2({ client }, { Bucket: bucket })) {
-        for (const object of page.Contents ?? []) {
-          if (object.Key !== undefined) yield object.Key;
-        }
-      }
-    } catch (error) {
-      throw translate(error, 'list images');
-    }
-  }
-
   /** The listing with LastModified (S3's clock); an object without one counts as brand new. */
   async function* namesWithAge(): AsyncGenerator<ObjectInfo> {
     try {
@@ -120,6 +108,10 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     } catch (error) {
       throw translate(error, 'list images');
     }
+  }
+
+  async function* names(): AsyncGenerator<string> {
+    for await (const { name } of namesWithAge()) yield name;
   }
 
   async function deleteBatch(batch: string[], result: DeleteAllResult): Promise<void> {
