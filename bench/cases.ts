@@ -7,8 +7,7 @@
  * pool grow 4 → 5 vs a loopback copy of the same bytes.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { regionOf } from '../src/core/regions.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
@@ -21,11 +20,11 @@ import { soak } from './cases/soak.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
-import { profileFlags, profileNotes } from './lib/cpuprofile.ts';
+import { addProfile, profileFlags, profileNotes } from './lib/cpuprofile.ts';
 import { runLoopbackCopy, startLoopbackReceiver } from './lib/loopback.ts';
 import { type PoolViewAnswer, type ResizeDetails, startManagerPeer } from './lib/manager.ts';
 import { benchImage } from './lib/multipart.ts';
-import { nginxBaseline } from './lib/nginx.ts';
+import { nginxBaseline, staticRoot } from './lib/nginx.ts';
 import { type PixpoolUp, startCaseUp, startPixpoolUp } from './lib/pixpool.ts';
 import { treeCpuSeconds } from './lib/processes.ts';
 import {
@@ -51,10 +50,8 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
   const path = `/v1/entries/${key}`;
   const headers = { Authorization: `Bearer ${secret}` };
   const contentType = 'image/jpeg';
-  const www = join(ctx.tmp, 'www');
   // nginx serves the identical bytes at the identical path.
-  mkdirSync(dirname(join(www, path)), { recursive: true });
-  writeFileSync(join(www, path), body);
+  const www = staticRoot(ctx, 'www', path, body);
   const profileName = `${self.id}-cache-node`;
 
   const result = await compareHttp(ctx, {
@@ -102,10 +99,7 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
     ],
   });
   const profile = profileNotes(ctx, profileName);
-  result.notes.push(...profile.notes);
-  if (profile.summaries.length > 0) {
-    result.figures = { ...(result.figures as object), profiles: profile.summaries };
-  }
+  addProfile(result, profile);
   return result;
 }
 
@@ -128,9 +122,7 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
   const key = 'bench-100k';
   const path = `/images/${key}`;
   const contentType = 'image/jpeg';
-  const www = join(ctx.tmp, 'www-frontend');
-  mkdirSync(dirname(join(www, path)), { recursive: true });
-  writeFileSync(join(www, path), body);
+  const www = staticRoot(ctx, 'www-frontend', path, body);
   const profileName = `${self.id}-frontend`;
   let fillGets = 0;
 
@@ -181,10 +173,7 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
       'The profile below is of the frontend process only (node flags before bin/pixpool.js are not passed on to the cache node or autoscaler children; the node-get-100k case profiles a cache node).',
     );
   }
-  result.notes.push(...profile.notes);
-  if (profile.summaries.length > 0) {
-    result.figures = { ...(result.figures as object), profiles: profile.summaries };
-  }
+  addProfile(result, profile);
   return result;
 }
 

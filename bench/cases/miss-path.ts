@@ -13,13 +13,11 @@
  * x-pixpool-source.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type { BenchCase, BenchContext } from '../lib/case.ts';
 import { compareHttp, type HttpTarget } from '../lib/compare.ts';
-import { profileNotes } from '../lib/cpuprofile.ts';
+import { addProfile, profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
-import { nginxBaseline } from '../lib/nginx.ts';
+import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
 import { startCaseUp } from '../lib/pixpool.ts';
 import { writeWrkScript } from './post-key.ts';
 
@@ -59,9 +57,7 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
   const secret = randomBytes(24).toString('base64url');
   const path = `/images/${keyOf(0)}`;
   const contentType = 'image/jpeg';
-  const www = join(ctx.tmp, 'www-miss');
-  mkdirSync(dirname(join(www, path)), { recursive: true });
-  writeFileSync(join(www, path), body);
+  const www = staticRoot(ctx, 'www-miss', path, body);
   const profileName = `${self.id}-frontend`;
   // Each wrk thread seeds its own generator (thread:set before init), so threads differ.
   const script = writeWrkScript(
@@ -163,9 +159,6 @@ end
   );
   result.figures = { ...(result.figures as object), lookupsDuringLoad, missShare: share };
   const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');
-  result.notes.push(...profile.notes);
-  if (profile.summaries.length > 0) {
-    result.figures = { ...(result.figures as object), profiles: profile.summaries };
-  }
+  addProfile(result, profile);
   return result;
 }

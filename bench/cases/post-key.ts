@@ -9,13 +9,13 @@
  * and writing a wrk script.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BenchCase, BenchContext } from '../lib/case.ts';
 import { compareHttp, type HttpTarget } from '../lib/compare.ts';
-import { profileNotes } from '../lib/cpuprofile.ts';
+import { addProfile, profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
-import { nginxBaseline } from '../lib/nginx.ts';
+import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
 import { startCaseUp } from '../lib/pixpool.ts';
 
 const KB = 1024;
@@ -45,9 +45,7 @@ async function runPostKey(ctx: BenchContext, self: BenchCase) {
     key,
     content: `data:${contentType};base64,${body.toString('base64')}`,
   });
-  const www = join(ctx.tmp, 'www-post-key');
-  mkdirSync(dirname(join(www, path)), { recursive: true });
-  writeFileSync(join(www, path), body);
+  const www = staticRoot(ctx, 'www-post-key', path, body);
   const profileName = `${self.id}-frontend`;
   const script = writeWrkScript(ctx, self.id, 'wrk.method = "POST"\n');
 
@@ -100,9 +98,6 @@ async function runPostKey(ctx: BenchContext, self: BenchCase) {
     ],
   });
   const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');
-  result.notes.push(...profile.notes);
-  if (profile.summaries.length > 0) {
-    result.figures = { ...(result.figures as object), profiles: profile.summaries };
-  }
+  addProfile(result, profile);
   return result;
 }

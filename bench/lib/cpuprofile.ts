@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BenchContext } from './case.ts';
+import type { BenchContext, CaseResult } from './case.ts';
 
 interface ProfileNode {
   id: number;
@@ -148,4 +148,12 @@ export function profileNotes(ctx: BenchContext, prefix: string, what = 'the cach
     ],
     summaries,
   };
+}
+
+/** Adds a case's profile notes to its result, and the raw summaries to its figures. */
+export function addProfile(result: CaseResult, profile: ReturnType<typeof profileNotes>): void {
+  result.notes.push(...profile.notes);
+  if (profile.summaries.length > 0) {
+    result.figures = { ...(result.figures as object), profiles: profile.summaries };
+  }
 }

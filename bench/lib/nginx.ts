@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { BenchContext } from './case.ts';
 import type { HttpSide, HttpTarget } from './compare.ts';
 import { type Child, freePort, type ProcessGroup, waitForHttp } from './processes.ts';
@@ -34,6 +34,22 @@ export interface Nginx {
 }
 
 /** nginx's version ("nginx/1.22.1") and configure arguments, from `nginx -V` (printed on stderr). */
+/**
+ * A folder under the run's temp dir holding `body` at `path`, for nginx to serve as the same
+ * bytes at the same path as the server under test; returns the folder.
+ */
+export function staticRoot(
+  ctx: BenchContext,
+  name: string,
+  path: string,
+  body: Uint8Array,
+): string {
+  const root = join(ctx.tmp, name);
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), body);
+  return root;
+}
+
 export function nginxBuild(nginx: string): { version: string; configure: string } {
   const text = execFileSync('sh', ['-c', '"$0" -V 2>&1', nginx], { encoding: 'utf8' });
   return { version: /nginx version: (\S+)/.exec(text)?.[1] ?? 'nginx', configure: text };

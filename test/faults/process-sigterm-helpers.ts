@@ -10,6 +10,18 @@ import { SECRET } from '../helpers/nodes.ts';
 import { cliEnv, pidsWithArgs } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/storage.ts';
 
+/** Everything the process prints from now on. */
+export function output(service: ChildService): () => string {
+  let text = '';
+  service.child.stdout?.on('data', (chunk) => {
+    text += chunk;
+  });
+  service.child.stderr?.on('data', (chunk) => {
+    text += chunk;
+  });
+  return () => text;
+}
+
 /** SIGTERM; resolves with the exit code and how long the exit took. */
 export async function terminate(
   service: ChildService,

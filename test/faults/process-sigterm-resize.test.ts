@@ -9,22 +9,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ChildService } from '../../src/process/child-service.ts';
 import { auth } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/processes.ts';
-import { nodePids, serviceHarness, terminate } from './process-sigterm-helpers.ts';
-
-/** Everything the process prints from now on. */
-function output(service: ChildService): () => string {
-  let text = '';
-  service.child.stdout?.on('data', (chunk) => {
-    text += chunk;
-  });
-  service.child.stderr?.on('data', (chunk) => {
-    text += chunk;
-  });
-  return () => text;
-}
+import { nodePids, output, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 const grow = (managerUrl: string) =>
   fetch(`${managerUrl}/api/manager/poolsize/manual`, {

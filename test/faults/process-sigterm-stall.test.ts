@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ChildService } from '../../src/process/child-service.ts';
 import { sleep, slowUpload, uploadImage } from '../helpers/processes.ts';
-import { bigImage, serviceHarness, terminate } from './process-sigterm-helpers.ts';
+import { bigImage, output, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 /** Files under `dir` outside the temp folder (the fs object store's final names). */
 async function finalObjects(dir: string): Promise<string[]> {
@@ -18,18 +17,6 @@ async function finalObjects(dir: string): Promise<string[]> {
   return entries
     .filter((e) => e.isFile() && !join(e.parentPath, e.name).includes(`${dir}/.tmp`))
     .map((e) => join(e.parentPath, e.name));
-}
-
-/** Everything the process prints from now on. */
-function output(service: ChildService): () => string {
-  let text = '';
-  service.child.stdout?.on('data', (chunk) => {
-    text += chunk;
-  });
-  service.child.stderr?.on('data', (chunk) => {
-    text += chunk;
-  });
-  return () => text;
 }
 
 describe('SIGTERM on a frontend with a stalled upload', { timeout: 300_000 }, () => {

@@ -139,6 +139,38 @@ function assertUnavailable(result: UploadResult) {
 }
 
 /**
+ * Restores the backend, waits for an upload to succeed after it and stops the load; then checks
+ * the outage's answers: every refused upload a proper 503 within 20 s, every cached fetch 200
+ * with the right bytes. Returns the refusals, the slowest of them and the recovery time.
+ */
+async function restoreAndCheck(
+  load: ReturnType<typeof startLoad>,
+  restore: () => Promise<unknown>,
+  what: string,
+) {
+  load.state.phase = 'restored';
+  await restore();
+  const restoredAt = Date.now();
+  await until(
+    `an upload to succeed after ${what}`,
+    () => load.uploads.some((u) => u.phase === 'restored' && u.status === 200),
+    30_000,
+  );
+  const recoveryMs = Date.now() - restoredAt;
+  await load.stop();
+
+  // Uploads: acknowledged or a proper 503, nothing else, each in bounded time.
+  const refused = load.uploads.filter((u) => u.status !== 200);
+  for (const u of refused) assertUnavailable(u);
+  const slowest = Math.max(...refused.map((u) => u.ms));
+  assert.ok(slowest < 20_000, `a refused upload took ${slowest} ms`);
+  // Cached fetches: always 200 with the right bytes, outage or not.
+  const bad = load.fetches.filter((f) => f.status !== 200 || !f.exact);
+  assert.deepEqual(bad, [], 'a cached fetch failed or returned other bytes');
+  return { refused, slowest, recoveryMs };
+}
+
+/**
  * The after-the-fact rule: acknowledged → byte-exact through the API and in storage; refused →
  * absent, or (its commit got through before the break) byte-exact. Returns how many refused
  * uploads turned out committed.
@@ -236,25 +268,11 @@ describe('PostgreSQL unreachable under load', { timeout: 120_000 }, () => {
         const coldAnswer = await fetch(`${fe.url}/images/${cold}`);
         assert.equal(coldAnswer.status, 503, await coldAnswer.text());
 
-        load.state.phase = 'restored';
-        await proxy.restore();
-        const restoredAt = Date.now();
-        await until(
-          'an upload to succeed after the restore',
-          () => load.uploads.some((u) => u.phase === 'restored' && u.status === 200),
-          30_000,
+        const { refused, slowest, recoveryMs } = await restoreAndCheck(
+          load,
+          () => proxy.restore(),
+          'the restore',
         );
-        const recoveryMs = Date.now() - restoredAt;
-        await load.stop();
-
-        // Uploads: acknowledged or a proper 503, nothing else, each in bounded time.
-        const refused = load.uploads.filter((u) => u.status !== 200);
-        for (const u of refused) assertUnavailable(u);
-        const slowest = Math.max(...refused.map((u) => u.ms));
-        assert.ok(slowest < 20_000, `a refused upload took ${slowest} ms`);
-        // Cached fetches: always 200 with the right bytes, outage or not.
-        const bad = load.fetches.filter((f) => f.status !== 200 || !f.exact);
-        assert.deepEqual(bad, [], 'a cached fetch failed or returned other bytes');
         const committedAnyway = await checkOutcomes(fe, metadata, fe.objects, load.uploads);
         console.log(
           `PostgreSQL ${fault}: ${load.uploads.length} uploads (${refused.length} refused with 503, ` +
@@ -375,23 +393,13 @@ describe('the S3 server killed under load', { timeout: 120_000 }, () => {
         assert.deepEqual([body.success, body.error.code], ['false', 503]);
       }
 
-      load.state.phase = 'restored';
-      s3 = await spawnS3rver(s3dir.dir, s3.port);
-      const restoredAt = Date.now();
-      await until(
-        'an upload to succeed after the restart',
-        () => load.uploads.some((u) => u.phase === 'restored' && u.status === 200),
-        30_000,
+      const { refused, slowest, recoveryMs } = await restoreAndCheck(
+        load,
+        async () => {
+          s3 = await spawnS3rver(s3dir.dir, s3.port);
+        },
+        'the restart',
       );
-      const recoveryMs = Date.now() - restoredAt;
-      await load.stop();
-
-      const refused = load.uploads.filter((u) => u.status !== 200);
-      for (const u of refused) assertUnavailable(u);
-      const slowest = Math.max(...refused.map((u) => u.ms));
-      assert.ok(slowest < 20_000, `a refused upload took ${slowest} ms`);
-      const bad = load.fetches.filter((f) => f.status !== 200 || !f.exact);
-      assert.deepEqual(bad, [], 'a cached fetch failed or returned other bytes');
       for (const [i, key] of cold.entries()) {
         const answer = await fetch(`${fe.url}/images/${key}`);
         assert.equal(answer.status, 200);
