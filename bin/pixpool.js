@@ -3,27 +3,34 @@
 // stripping the types itself; there is no build step and no loader in the running services.
 // On an older Node, tsx does the stripping instead.
 
-// A cache node's memory is what it sells, so `cache-node` restarts itself in place (execve: same
-// pid, same stdio) with a leaner runtime: V8 sized for memory rather than peak speed (a 1 MB
-// young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. Filled with
-// 100 KB values to 1.5 × a 256 MB capacity, that took RSS from ~420 to ~375 MB here (bench
-// case node-memory), at the cost of ~15 % slower fills. Flags and MALLOC_* variables given by
-// the user win; PIXPOOL_NODE_TUNED=1 skips this.
-if (
-  process.argv[2] === 'cache-node' &&
-  process.env.PIXPOOL_NODE_TUNED === undefined &&
-  typeof process.execve === 'function'
-) {
+// Some commands restart themselves in place (execve: same pid, same stdio) with V8 and glibc
+// settings that suit what they do. Flags and MALLOC_* variables given by the user win; setting
+// the command's variable (PIXPOOL_NODE_TUNED=1, PIXPOOL_FRONTEND_TUNED=1) skips the restart.
+//
+// - A cache node's memory is what it sells: V8 sized for memory rather than peak speed (a 1 MB
+//   young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. Filled with
+//   100 KB values to 1.5 × a 256 MB capacity, that took RSS from ~420 to ~375 MB here (bench
+//   case node-memory), at the cost of ~15 % more CPU per cached GET.
+// - The frontend (`frontend`, and `up`, which runs it) gets a floor under V8's old-generation
+//   limit. Its JavaScript heap is small (~35 MB live) while its uploads churn through buffers,
+//   and V8 sizes the limit so close above a small heap that a full mark-compact started about
+//   every 200 ms under upload load (measured with --trace-gc: ~80 in 16 s), each ~30 ms of CPU.
+//   With the floor: ~20 in the same run, and 30–40 % more uploads per second (bench/RESULTS.md).
+const tuning = {
+  'cache-node': {
+    skip: 'PIXPOOL_NODE_TUNED',
+    flags: ['--max-semi-space-size=1', '--optimize-for-size'],
+    env: { MALLOC_ARENA_MAX: '2' },
+  },
+  frontend: { skip: 'PIXPOOL_FRONTEND_TUNED', flags: ['--initial-heap-size=128'], env: {} },
+};
+tuning.up = tuning.frontend;
+const tune = Object.hasOwn(tuning, process.argv[2] ?? '') ? tuning[process.argv[2]] : undefined;
+if (tune && process.env[tune.skip] === undefined && typeof process.execve === 'function') {
   process.execve(
     process.execPath,
-    [
-      process.execPath,
-      '--max-semi-space-size=1',
-      '--optimize-for-size',
-      ...process.execArgv,
-      ...process.argv.slice(1),
-    ],
-    { MALLOC_ARENA_MAX: '2', ...process.env, PIXPOOL_NODE_TUNED: '1' },
+    [process.execPath, ...tune.flags, ...process.execArgv, ...process.argv.slice(1)],
+    { ...tune.env, ...process.env, [tune.skip]: '1' },
   );
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +73,21 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
       [status.running, status.mode, status.consecutive_failures],
       [true, 'manual', 0],
       JSON.stringify(status),
+    );
+
+    // bin/pixpool.js restarted `up` in place with the frontend's heap floor, and the cache node
+    // it started still took its own memory-lean settings (the marker `up` set is not the node's).
+    const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.ok(cmdline(child.pid as number).includes('--initial-heap-size=128'));
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const node = children.map(cmdline).find((args) => args.includes('cache-node'));
+    assert.ok(node?.includes('--optimize-for-size'), JSON.stringify(node));
+    assert.ok(
+      !node?.includes('--initial-heap-size=128'),
+      'the frontend flags stay in the frontend',
     );
 
     assert.equal((await fetch(`${url}/`)).status, 200, 'the home page');
