@@ -398,7 +398,15 @@ frontendOptions(
     import('./frontend/main.ts'),
   ]);
   const options = storageFrom(o);
+  // What has started so far, stopped in reverse if a later part cannot start (a port taken,
+  // say): the manager's cache nodes are child processes that would otherwise outlive us.
+  const started: (() => Promise<unknown>)[] = [];
+  const abandon = async (error: unknown): Promise<never> => {
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    throw error;
+  };
   const storage = await openStorage(options);
+  started.push(() => storage.close());
   const common = { ...options, storage, secret, logLevel: o.logLevel, handleSignals: false };
   const manager = await runManager({
     ...common,
@@ -407,7 +415,8 @@ frontendOptions(
     provider: 'local',
     nodeUrls: [],
     assignment: 'balanced',
-  });
+  }).catch(abandon);
+  started.push(() => manager.app.close());
   const frontend = await runFrontend({
     ...common,
     host: '127.0.0.1',
@@ -415,7 +424,8 @@ frontendOptions(
     nodes: [],
     managerUrl: manager.address,
     ...frontendTuning(o),
-  });
+  }).catch(abandon);
+  started.push(() => frontend.app.close());
   const autoscaler = await startChildService({
     args: [
       'autoscaler',
@@ -427,7 +437,7 @@ frontendOptions(
       'warn',
     ],
     label: 'autoscaler',
-  });
+  }).catch(abandon);
   // Uploads finish and the autoscaler stops asking for resizes; then the manager (which drains
   // a running resize and stops the nodes), then storage. Bounded like the manager alone.
   closeOnSignals(

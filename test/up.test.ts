@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -138,4 +139,46 @@ it('pixpool up takes the same frontend options as pixpool frontend (upload limit
   }
   assert.match(optionLine(up, '--gc-interval-s') ?? '', /default: 600/);
   assert.match(optionLine(up, '--gc-grace-s') ?? '', /default: 3600/);
+});
+
+it('pixpool up that cannot start a part (a port taken) stops what it had started, cache node included', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as AddressInfo).port;
+  const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
+  try {
+    // The autoscaler starts last: storage, the manager with its node and the frontend are up.
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'up',
+        '--data-dir',
+        dataDir,
+        '--port',
+        '0',
+        '--manager-port',
+        '0',
+        '--autoscaler-port',
+        String(port),
+      ],
+      { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 1, output);
+    assert.match(output, new RegExp(`EADDRINUSE.*${port}`));
+    const nodeUrl = /cache node \S+ listening on (http:\/\/[\d.:]+)/.exec(output)?.[1];
+    assert.ok(nodeUrl, output);
+    await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node was stopped');
+  } finally {
+    taken.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
