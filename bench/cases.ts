@@ -13,6 +13,7 @@ import { regionOf } from '../src/core/regions.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
 import { listKeys } from './cases/list-keys.ts';
 import { missPath } from './cases/miss-path.ts';
+import { nodeCeiling } from './cases/node-ceiling.ts';
 import { nodeMemory } from './cases/node-memory.ts';
 import { postKey } from './cases/post-key.ts';
 import { redisCompare } from './cases/redis.ts';
@@ -909,6 +910,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
 
 export const cases: BenchCase[] = [
   nodeGetVsNginx,
+  nodeCeiling,
   frontendGetVsNginx,
   uploads,
   handover,
