@@ -12,44 +12,46 @@ import { cliEnv } from './helpers/processes.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
+/** `pixpool up` with these flags, its stdout and stderr gathered into one text. */
+function spawnUp(args: string[]) {
+  const child = spawn(process.execPath, [bin, 'up', ...args], {
+    env: cliEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const gather = (chunk: Buffer) => {
+    text += chunk;
+  };
+  child.stdout.on('data', gather);
+  child.stderr.on('data', gather);
+  return { child, output: () => text };
+}
+
 it('pixpool up runs the whole system on embedded defaults, prints where to open it, and stops cleanly', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      'up',
-      '--port',
-      '0',
-      '--manager-port',
-      '0',
-      '--autoscaler-port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--log-level',
-      'warn',
-    ],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
+  const { child, output } = spawnUp([
+    '--port',
+    '0',
+    '--manager-port',
+    '0',
+    '--autoscaler-port',
+    '0',
+    '--data-dir',
+    dataDir,
+    '--log-level',
+    'warn',
+  ]);
   try {
-    for (let i = 0; i < 600 && !/Stop with Ctrl-C/.test(output); i++) {
-      assert.equal(child.exitCode, null, output);
+    for (let i = 0; i < 600 && !/Stop with Ctrl-C/.test(output()); i++) {
+      assert.equal(child.exitCode, null, output());
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const url = /pixpool is up: open (http:\/\/\S+)/.exec(output)?.[1];
-    const managerUrl = /manager +(http:\/\/\S+)/.exec(output)?.[1];
-    const autoscalerUrl = /autoscaler +(http:\/\/\S+)/.exec(output)?.[1];
-    const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output)?.[1];
-    const secret = /Bearer ([\w-]+)/.exec(output)?.[1];
-    assert.ok(url && managerUrl && autoscalerUrl && nodeUrl && secret, output);
+    const url = /pixpool is up: open (http:\/\/\S+)/.exec(output())?.[1];
+    const managerUrl = /manager +(http:\/\/\S+)/.exec(output())?.[1];
+    const autoscalerUrl = /autoscaler +(http:\/\/\S+)/.exec(output())?.[1];
+    const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output())?.[1];
+    const secret = /Bearer ([\w-]+)/.exec(output())?.[1];
+    assert.ok(url && managerUrl && autoscalerUrl && nodeUrl && secret, output());
     assert.equal((await fetch(`${managerUrl}/`)).status, 200, 'the dashboard');
     const size = await (await fetch(`${managerUrl}/api/manager/poolsize`)).json();
     assert.deepEqual(size, { success: 'true', content: { size: 1 } });
@@ -110,11 +112,11 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
       const exited = once(child, 'exit');
       child.kill('SIGINT');
       const [code] = await exited;
-      assert.equal(code, 0, output);
+      assert.equal(code, 0, output());
     }
     await rm(dataDir, { recursive: true, force: true });
   }
-  const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output)?.[1] as string;
+  const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output())?.[1] as string;
   await new Promise((resolve) => setTimeout(resolve, 500));
   await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node stopped with it');
 });
@@ -148,34 +150,21 @@ it('pixpool up that cannot start a part (a port taken) stops what it had started
   const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
   try {
     // The autoscaler starts last: storage, the manager with its node and the frontend are up.
-    const child = spawn(
-      process.execPath,
-      [
-        bin,
-        'up',
-        '--data-dir',
-        dataDir,
-        '--port',
-        '0',
-        '--manager-port',
-        '0',
-        '--autoscaler-port',
-        String(port),
-      ],
-      { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
+    const { child, output } = spawnUp([
+      '--data-dir',
+      dataDir,
+      '--port',
+      '0',
+      '--manager-port',
+      '0',
+      '--autoscaler-port',
+      String(port),
+    ]);
     const [code] = await once(child, 'exit');
-    assert.equal(code, 1, output);
-    assert.match(output, new RegExp(`EADDRINUSE.*${port}`));
-    const nodeUrl = /cache node \S+ listening on (http:\/\/[\d.:]+)/.exec(output)?.[1];
-    assert.ok(nodeUrl, output);
+    assert.equal(code, 1, output());
+    assert.match(output(), new RegExp(`EADDRINUSE.*${port}`));
+    const nodeUrl = /cache node \S+ listening on (http:\/\/[\d.:]+)/.exec(output())?.[1];
+    assert.ok(nodeUrl, output());
     await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node was stopped');
   } finally {
     taken.close();
