@@ -5,7 +5,7 @@
 
 import formbody from '@fastify/formbody';
 import type { FastifyServerOptions } from 'fastify';
-import { createNodeClient, type NodeClient } from '../clients/node-client.ts';
+import type { NodeClient } from '../clients/node-client.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
 import { binaryRoutes, entryFastLane } from './binary-routes.ts';
@@ -30,8 +30,15 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export async function buildCacheNode(deps: CacheNodeDeps) {
   const { cache, nodeId, secret } = deps;
+  // The client is only for hand-overs, so it (and its HTTP library) loads on the first one.
   // Hand-over batches are up to 8 MiB: give them far more than an entry request's 2 s.
-  const client = deps.client ?? createNodeClient({ secret, timeoutMs: 30_000 });
+  let client: Promise<NodeClient> | undefined = deps.client && Promise.resolve(deps.client);
+  const getClient = () => {
+    client ??= import('../clients/node-client.ts').then(({ createNodeClient }) =>
+      createNodeClient({ secret, timeoutMs: 30_000 }),
+    );
+    return client;
+  };
   const view = createNodeView(nodeId, cache);
   const { app, registry } = createService({
     service: 'cache-node',
@@ -47,7 +54,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
   binaryRoutes(app, cache, view);
-  seedRoutes(app, { cache, client, nodeId, view });
-  if (!deps.client) app.addHook('onClose', () => client.close());
+  seedRoutes(app, { cache, client: getClient, nodeId, view });
+  if (!deps.client) app.addHook('onClose', async () => (await client)?.close());
   return app;
 }

@@ -15,12 +15,6 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  IF_VERSION_HEADER,
-  MAP_VERSION_HEADER,
-  MODIFIED_HEADER,
-  VERSION_HEADER,
-} from '../clients/node-client.ts';
-import {
   BATCH_CONTENT_TYPE,
   BatchDecoder,
   type BatchEntry,
@@ -30,6 +24,12 @@ import {
 } from '../core/entry-batch.ts';
 import { badRequest, conflict, failure, tooLarge } from '../core/errors.ts';
 import { keyProblem } from '../core/keys.ts';
+import {
+  IF_VERSION_HEADER,
+  MAP_VERSION_HEADER,
+  MODIFIED_HEADER,
+  VERSION_HEADER,
+} from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { FastLane } from '../http/service.ts';

@@ -8,9 +8,10 @@
  * stay here and the order reports the failure.
  */
 
-import { type NodeClient, nodeUrl } from '../clients/node-client.ts';
+import type { NodeClient } from '../clients/node-client.ts';
 import { encodeBatchParts } from '../core/entry-batch.ts';
 import { badRequest } from '../core/errors.ts';
+import { nodeUrl } from '../core/node-address.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { NodeCache } from './node-cache.ts';

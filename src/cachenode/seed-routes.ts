@@ -30,7 +30,13 @@ const ok = (content: unknown = '') => ({ success: 'true', content });
 
 export function seedRoutes(
   app: FastifyInstance,
-  deps: { cache: NodeCache; client: NodeClient; nodeId: string; view: NodeView },
+  deps: {
+    cache: NodeCache;
+    /** The client for hand-overs, made on first use. */
+    client: () => Promise<NodeClient>;
+    nodeId: string;
+    view: NodeView;
+  },
 ): void {
   const { cache, client, nodeId, view } = deps;
 
@@ -118,7 +124,10 @@ export function seedRoutes(
     }
     const keep = f.keep === true || f.keep === 'true';
     const results = [];
-    for (const order of orders) results.push(await handOver(cache, client, order, { keep }));
+    const handOverClient = await client();
+    for (const order of orders) {
+      results.push(await handOver(cache, handOverClient, order, { keep }));
+    }
     const failed = results.filter((r) => r.error);
     if (failed.length > 0) {
       const message = failed.map((r) => `to ${r.to}: ${r.error}`).join('; ');

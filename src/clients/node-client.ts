@@ -9,16 +9,16 @@
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
+import {
+  IF_VERSION_HEADER,
+  MAP_VERSION_HEADER,
+  MODIFIED_HEADER,
+  VERSION_HEADER,
+} from '../core/node-protocol.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 
-export const VERSION_HEADER = 'x-pixpool-version';
-export const MODIFIED_HEADER = 'x-pixpool-modified';
-/** The pool map version a request was routed with; a node that knows a newer one answers 421. */
-export const MAP_VERSION_HEADER = 'x-pixpool-map-version';
-/** On a GET: "I hold this version"; the node answers 304 without a body if it is current. */
-export const IF_VERSION_HEADER = 'x-pixpool-if-version';
-
 export { nodeUrl, SEED_NODE_PORT } from '../core/node-address.ts';
+export { IF_VERSION_HEADER, MAP_VERSION_HEADER, MODIFIED_HEADER, VERSION_HEADER };
 
 export interface NodeClientOptions {
   /** The pool's shared secret, sent as a bearer token. */
