@@ -86,12 +86,12 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
       .trim()
       .split(/\s+/)
       .map(Number);
-    const node = children.map(cmdline).find((args) => args.includes('cache-node'));
-    assert.ok(node?.includes('--optimize-for-size'), JSON.stringify(node));
-    assert.ok(
-      !node?.includes('--initial-heap-size=128'),
-      'the frontend flags stay in the frontend',
-    );
+    const nodePid = children.find((pid) => cmdline(pid).includes('cache-node')) as number;
+    const node = cmdline(nodePid);
+    assert.ok(node.includes('--optimize-for-size'), JSON.stringify(node));
+    const environ = readFileSync(`/proc/${nodePid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=65536'), 'values get their own mappings');
+    assert.ok(!node.includes('--initial-heap-size=128'), 'the frontend flags stay in the frontend');
 
     assert.equal((await fetch(`${url}/`)).status, 200, 'the home page');
     const form = new FormData();

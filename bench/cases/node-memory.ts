@@ -246,7 +246,7 @@ async function runNodeMemory(ctx: BenchContext): Promise<CaseResult> {
     id: nodeMemory.id,
     title: nodeMemory.title,
     fairness: [
-      `Each configuration runs on a fresh node process (${runs[0]?.command.replace(/--capacity \d+ --policy \w+/, '--capacity <MB> --policy <LRU|RR>') ?? ''}), pinned to CPU ${ctx.cpus.server ?? '(not pinned)'}, which re-executes itself with --max-semi-space-size=1 --optimize-for-size and MALLOC_ARENA_MAX=2 (bin/pixpool.js) unless PIXPOOL_NODE_TUNED=1; no forced GC.`,
+      `Each configuration runs on a fresh node process (${runs[0]?.command.replace(/--capacity \d+ --policy \w+/, '--capacity <MB> --policy <LRU|RR>') ?? ''}), pinned to CPU ${ctx.cpus.server ?? '(not pinned)'}, which re-executes itself with --max-semi-space-size=1 --optimize-for-size, MALLOC_ARENA_MAX=2 and MALLOC_MMAP_THRESHOLD_=65536 (bin/pixpool.js) unless PIXPOOL_NODE_TUNED=1; no forced GC.`,
       `Fill: ${FILL_FACTOR} × capacity of distinct ${VALUE_BYTES.toLocaleString('en-US')}-byte values, ${FILL_CONCURRENCY} requests in flight from the runner over kept-alive loopback connections; binary = PUT /v1/entries/<key> (raw body, x-pixpool-version 1), seed = POST /api/cache/content with a JSON body {key, value: data URL, base64}.`,
       `Memory from /proc/<pid>/status: VmRSS right after the last answer, after ${SETTLE_MS / 1000} s without requests (checked), after ${IDLE_MS / 1000} s (idle); VmHWM is the process's peak RSS. MiB = 1,048,576 bytes; the capacity's MB is MiB too (the node's unit).`,
     ],
