@@ -20,15 +20,16 @@
 //   and V8 sizes the limit so close above a small heap that a full mark-compact started about
 //   every 200 ms under upload load (measured with --trace-gc: ~80 in 16 s), each ~30 ms of CPU.
 //   With the floor: ~20 in the same run, and 30–40 % more uploads per second (bench/RESULTS.md).
+const frontend = { skip: 'PIXPOOL_FRONTEND_TUNED', flags: ['--initial-heap-size=128'], env: {} };
 const tuning = {
   'cache-node': {
     skip: 'PIXPOOL_NODE_TUNED',
     flags: ['--max-semi-space-size=1', '--optimize-for-size'],
     env: { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536' },
   },
-  frontend: { skip: 'PIXPOOL_FRONTEND_TUNED', flags: ['--initial-heap-size=128'], env: {} },
+  frontend,
+  up: frontend,
 };
-tuning.up = tuning.frontend;
 const tune = Object.hasOwn(tuning, process.argv[2] ?? '') ? tuning[process.argv[2]] : undefined;
 if (tune && process.env[tune.skip] === undefined && typeof process.execve === 'function') {
   process.execve(

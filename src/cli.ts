@@ -398,11 +398,23 @@ frontendOptions(
     import('./frontend/main.ts'),
   ]);
   const options = storageFrom(o);
-  // What has started so far, stopped in reverse if a later part cannot start (a port taken,
-  // say): the manager's cache nodes are child processes that would otherwise outlive us.
+  // What has started so far, stopped last first: on a signal, and when a later part cannot
+  // start (a port taken, say), since the manager's cache nodes are child processes that would
+  // otherwise outlive us. The order: the autoscaler stops asking for resizes, uploads finish,
+  // then the manager (which drains a running resize and stops the nodes), then storage.
   const started: (() => Promise<unknown>)[] = [];
+  // Every part is stopped even if one fails to; the first failure is thrown afterwards.
+  const stopAll = async () => {
+    let failure: unknown;
+    for (const stop of started.splice(0).reverse()) {
+      await stop().catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
+    if (failure !== undefined) throw failure;
+  };
   const abandon = async (error: unknown): Promise<never> => {
-    for (const stop of started.reverse()) await stop().catch(() => {});
+    await stopAll().catch(() => {});
     throw error;
   };
   const storage = await openStorage(options);
@@ -438,17 +450,9 @@ frontendOptions(
     ],
     label: 'autoscaler',
   }).catch(abandon);
-  // Uploads finish and the autoscaler stops asking for resizes; then the manager (which drains
-  // a running resize and stops the nodes), then storage. Bounded like the manager alone.
-  closeOnSignals(
-    async () => {
-      await Promise.all([frontend.app.close(), autoscaler.stop()]);
-      await manager.app.close();
-      await storage.close();
-    },
-    (message) => console.error(message),
-    { graceMs: STOP_GRACE_MS },
-  );
+  started.push(() => autoscaler.stop());
+  // Bounded like the manager alone.
+  closeOnSignals(stopAll, (message) => console.error(message), { graceMs: STOP_GRACE_MS });
   process.once('exit', () => autoscaler.child.kill('SIGTERM'));
   const { map, addresses } = manager.pool.view();
   console.log(`

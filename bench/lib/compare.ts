@@ -40,8 +40,8 @@ export interface HttpComparison {
   baseline: HttpSide;
   /** Both sides must answer 200 with exactly these bytes. */
   body: Uint8Array;
-  /** subject req/s ÷ baseline req/s must reach this. */
-  minRatio: number;
+  /** subject req/s ÷ baseline req/s must reach this; undefined: reported, not judged. */
+  minRatio?: number;
   /** The subject's p99 (median of rounds) must stay within this many times the baseline's. */
   maxP99Ratio?: number;
   /** The subject's p99 (median of rounds) must stay within this many ms. */
@@ -297,12 +297,16 @@ export async function compareHttp(ctx: BenchContext, spec: HttpComparison): Prom
       ]),
     },
     checks: [
-      {
-        name: `${subject.side} ÷ ${baseline.side} throughput (req/s, ratio of medians)`,
-        value: ratio,
-        target: `≥ ${spec.minRatio}`,
-        met: ratio >= spec.minRatio,
-      },
+      ...(spec.minRatio === undefined
+        ? []
+        : [
+            {
+              name: `${subject.side} ÷ ${baseline.side} throughput (req/s, ratio of medians)`,
+              value: ratio,
+              target: `≥ ${spec.minRatio}`,
+              met: ratio >= spec.minRatio,
+            },
+          ]),
       ...(spec.maxP99Ratio === undefined
         ? []
         : [

@@ -33,7 +33,6 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-/** nginx's version ("nginx/1.22.1") and configure arguments, from `nginx -V` (printed on stderr). */
 /**
  * A folder under the run's temp dir holding `body` at `path`, for nginx to serve as the same
  * bytes at the same path as the server under test; returns the folder.
@@ -50,6 +49,7 @@ export function staticRoot(
   return root;
 }
 
+/** nginx's version ("nginx/1.22.1") and configure arguments, from `nginx -V` (printed on stderr). */
 export function nginxBuild(nginx: string): { version: string; configure: string } {
   const text = execFileSync('sh', ['-c', '"$0" -V 2>&1', nginx], { encoding: 'utf8' });
   return { version: /nginx version: (\S+)/.exec(text)?.[1] ?? 'nginx', configure: text };
