@@ -89,7 +89,7 @@ function frontendOptions(command: Command): Command {
     .addOption(
       new Option(
         '--near-cache-mb <mb>',
-        'hot images kept in the frontend, revalidated on every use; 0 = off',
+        "hot images kept in the frontend, served within the node's read lease, else revalidated; 0 = off",
       )
         .env('PIXPOOL_NEAR_CACHE_MB')
         .default(64)
@@ -162,6 +162,14 @@ program
       .env('PIXPOOL_STATS_INTERVAL_S')
       .default(5)
       .argParser(seconds('--stats-interval-s')),
+  )
+  .addOption(
+    new Option(
+      '--lease-ms <ms>',
+      'read leases for frontends, ms: a frontend serves its copy that long without asking; an upload of a key read that recently waits as long (0: none)',
+    )
+      .env('PIXPOOL_LEASE_MS')
+      .default('100'),
   )
   .addOption(secretOption())
   .addOption(logLevelOption())

@@ -9,6 +9,7 @@ import type { NodeClient } from '../clients/node-client.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
 import { binaryRoutes, entryFastLane } from './binary-routes.ts';
+import { createLeases, DEFAULT_LEASE_MS } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
 import { seedRoutes } from './seed-routes.ts';
@@ -24,6 +25,8 @@ export interface CacheNodeDeps {
   /** Largest request body, bytes (JSON values are base64, so ~4/3 of the image). */
   bodyLimit?: number;
   logger?: FastifyServerOptions['logger'];
+  /** Read leases granted to frontends, ms (leases.ts; 0: none, every read revalidates). */
+  leaseMs?: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -39,7 +42,8 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     );
     return client;
   };
-  const view = createNodeView(nodeId, cache);
+  const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
+  const view = createNodeView(nodeId, cache, leases);
   const { app, registry } = createService({
     service: 'cache-node',
     secret,
@@ -47,14 +51,14 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     logger: deps.logger,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
-    fastLane: entryFastLane(cache, view, secret ? connectionCheck(secret) : () => true),
+    fastLane: entryFastLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
-  binaryRoutes(app, cache, view);
-  seedRoutes(app, { cache, client: getClient, nodeId, view });
+  binaryRoutes(app, cache, view, leases);
+  seedRoutes(app, { cache, client: getClient, nodeId, view, leases });
   if (!deps.client) app.addHook('onClose', async () => (await client)?.close());
   return app;
 }

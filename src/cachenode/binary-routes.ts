@@ -2,9 +2,11 @@
  * The binary path: what frontends and other nodes use. Values travel as raw bytes with their
  * content type and version in headers; no JSON, no base64.
  *
- *   GET    /v1/entries/:key   200 bytes | 404 | 304 when x-pixpool-if-version names the cached one
+ *   GET    /v1/entries/:key   200 bytes | 404 | 304 when x-pixpool-if-version names the cached one;
+ *                             with x-pixpool-lease: 1, a 200 or 304 may grant a read lease
  *   PUT    /v1/entries/:key   204 stored | 409 a newer version is cached (body: raw bytes)
- *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after)
+ *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after),
+ *                             answered once no read lease on the key remains (leases.ts)
  *   POST   /v1/import         200 {accepted, refused} (body: an entry batch from a hand-over)
  *   POST   /v1/pool-view      200 {version, dropped} (the manager pushes each new pool view)
  *
@@ -26,13 +28,16 @@ import { badRequest, conflict, failure, tooLarge } from '../core/errors.ts';
 import { keyProblem } from '../core/keys.ts';
 import {
   IF_VERSION_HEADER,
+  LEASE_HEADER,
   MAP_VERSION_HEADER,
   MODIFIED_HEADER,
   VERSION_HEADER,
 } from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
+import { regionOf } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { FastLane } from '../http/service.ts';
+import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 import type { NodeView } from './view.ts';
 
@@ -84,6 +89,11 @@ function entryHeaders(entry: CacheEntry): OutgoingHttpHeaders {
 
 const ENTRY_PATH = '/v1/entries/';
 
+/** The lease to grant on a read of `key`, when its request asked for one (0: none). */
+function leaseFor(leases: Leases, request: IncomingMessage, key: string): number {
+  return request.headers[LEASE_HEADER] === undefined ? 0 : leases.grant(key, regionOf(key));
+}
+
 /**
  * GET /v1/entries/:key for a cached value, answered before Fastify sees the request: the reads
  * frontends make for every image (bench node-get-100k: Fastify's routing, hooks and reply cost
@@ -96,6 +106,7 @@ const ENTRY_PATH = '/v1/entries/';
 export function entryFastLane(
   cache: NodeCache,
   view: NodeView,
+  leases: Leases,
   admitted: (request: IncomingMessage) => boolean,
 ): FastLane {
   return (request, response) => {
@@ -113,19 +124,26 @@ export function entryFastLane(
     if (!view.admits(tagged) || !admitted(request) || !cache.peek(key)) return false;
     // Counted as a hit, and the policy told, exactly as the route's read would.
     const entry = cache.get(key) as CacheEntry;
+    const lease = leaseFor(leases, request, key);
     const held = request.headers[IF_VERSION_HEADER];
     if (held !== undefined && held === String(entry.version)) {
-      response.writeHead(304).end();
+      response.writeHead(304, lease ? { [LEASE_HEADER]: lease } : undefined).end();
       return true;
     }
     const headers = entryHeaders(entry);
     headers['content-length'] = entry.value.length;
+    if (lease) headers[LEASE_HEADER] = lease;
     response.writeHead(200, headers).end(entry.value);
     return true;
   };
 }
 
-export function binaryRoutes(app: FastifyInstance, cache: NodeCache, view: NodeView): void {
+export function binaryRoutes(
+  app: FastifyInstance,
+  cache: NodeCache,
+  view: NodeView,
+  leases: Leases,
+): void {
   // A callback hook (no promise, no extra microtask turn): every revalidation runs it.
   const fenced = {
     onRequest: (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
@@ -151,8 +169,11 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache, view: NodeV
   };
 
   app.get<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
-    const entry = cache.get(checkKey(request.params.key));
+    const key = checkKey(request.params.key);
+    const entry = cache.get(key);
     if (!entry) return reply.code(404).send(failure(404, 'Not in this cache.'));
+    const lease = leaseFor(leases, request.raw, key);
+    if (lease) reply.header(LEASE_HEADER, lease);
     const held = request.headers[IF_VERSION_HEADER];
     if (held !== undefined && held === String(entry.version)) return reply.code(304).send();
     return reply.headers(entryHeaders(entry)).send(entry.value);
@@ -183,7 +204,10 @@ export function binaryRoutes(app: FastifyInstance, cache: NodeCache, view: NodeV
   );
 
   app.delete<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
-    cache.invalidate(checkKey(request.params.key), parseVersion(request.headers[VERSION_HEADER]));
+    const key = checkKey(request.params.key);
+    cache.invalidate(key, parseVersion(request.headers[VERSION_HEADER]));
+    // The entry is gone now; the answer (the upload's acknowledgement) waits for the leases.
+    await leases.settle(key, regionOf(key));
     return reply.code(204).send();
   });
 

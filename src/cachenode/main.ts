@@ -7,6 +7,7 @@ import { hostname, totalmem } from 'node:os';
 import { isLoopback } from '../http/listen.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
+import { DEFAULT_LEASE_MS, parseLeaseMs } from './leases.ts';
 import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
 import { createPublisher } from './publisher.ts';
 
@@ -23,6 +24,8 @@ export interface CacheNodeOptions {
   managerUrl?: string | undefined;
   /** Seconds between statistics samples (default 5; tests of the autoscaler use 1). */
   statsIntervalS?: number | undefined;
+  /** Read leases for frontends, ms (leases.ts); default 100, 0 for none. */
+  leaseMs?: string | number | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
@@ -30,6 +33,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
   const maxCapacityMb = Math.floor((totalmem() / MB) * 0.9);
   const capacityMb = parseCapacityMb(options.capacityMb, maxCapacityMb);
   const policy = parsePolicy(options.policy);
+  const leaseMs = parseLeaseMs(options.leaseMs ?? DEFAULT_LEASE_MS);
   const secret = options.secret || undefined;
   if (!secret && !isLoopback(options.host)) {
     throw new Error(
@@ -46,6 +50,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
     cache,
     secret,
     bodyLimit: Math.floor(Number(options.maxBodyMb) * MB),
+    leaseMs,
     logger: { level: options.logLevel },
   });
   const publisher = options.managerUrl

@@ -7,10 +7,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { badRequest, notFound, PixpoolError } from '../core/errors.ts';
-import { REGION_COUNT } from '../core/regions.ts';
+import { REGION_COUNT, regionOf } from '../core/regions.ts';
 import { rate } from '../core/stats.ts';
 import { checkKey, parseVersion } from './binary-routes.ts';
 import { handOver, parseOrders } from './hand-over.ts';
+import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 import { parseValue, toDataUrl } from './values.ts';
 import type { NodeView } from './view.ts';
@@ -36,9 +37,10 @@ export function seedRoutes(
     client: () => Promise<NodeClient>;
     nodeId: string;
     view: NodeView;
+    leases: Leases;
   },
 ): void {
-  const { cache, client, nodeId, view } = deps;
+  const { cache, client, nodeId, view, leases } = deps;
 
   app.post('/api/cache/key', async (request) => {
     const key = checkKey(fields(request).key);
@@ -48,7 +50,9 @@ export function seedRoutes(
   });
 
   app.delete('/api/cache/key', async (request) => {
-    cache.invalidate(checkKey(fields(request).key));
+    const key = checkKey(fields(request).key);
+    cache.invalidate(key);
+    await leases.settle(key, regionOf(key));
     return ok();
   });
 
@@ -84,8 +88,10 @@ export function seedRoutes(
     return ok({ ...configView(), evicted });
   });
 
+  // Delete-all clears every node: answered once no frontend trusts a copy of anything.
   app.delete('/api/cache', async () => {
     cache.clear();
+    await leases.settleAll();
     return ok();
   });
 

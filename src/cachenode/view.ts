@@ -10,17 +10,21 @@
  * starts to serve again: those are left from an earlier time it owned them, and uploads since
  * then invalidated another node. The hand-over then brings that region's current entries.
  *
+ * Leases (leases.ts) follow the view: a node leases only regions it owns with no hand-over in
+ * progress, and fences each region that becomes leasable.
+ *
  * Membership: once in a pool, a node hands entries only to the nodes its current view names
  * (`isMember`), so a move order (move_keys) cannot send cached images to an arbitrary address,
  * whoever holds the secret. Before any view the node is standalone (the seed API's users, whose
  * managers never push views) and any well-formed node address is accepted.
  */
 import type { NodeId } from '../core/pool-map.ts';
-import { type PoolView, regionsServedBy } from '../core/pool-view.ts';
+import { type PoolView, regionsLeasableBy, regionsServedBy } from '../core/pool-view.ts';
 import { REGION_COUNT } from '../core/regions.ts';
+import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 
-export function createNodeView(ownId: NodeId, cache: NodeCache) {
+export function createNodeView(ownId: NodeId, cache: NodeCache, leases?: Leases) {
   // The manager names nodes itself (a node started elsewhere does not know its pool id): a push
   // says which id is this node's, and that name wins over the node's own.
   let nodeId = ownId;
@@ -55,6 +59,7 @@ export function createNodeView(ownId: NodeId, cache: NodeCache) {
       }
       version = view.map.version;
       served = next;
+      leases?.adopt(regionsLeasableBy(view, nodeId));
       members = new Set(Object.values(view.addresses));
       return cache.dropRegions(drop);
     },

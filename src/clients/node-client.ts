@@ -11,7 +11,9 @@ import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
 import {
   IF_VERSION_HEADER,
+  LEASE_HEADER,
   MAP_VERSION_HEADER,
+  MAX_LEASE_MS,
   MODIFIED_HEADER,
   VERSION_HEADER,
 } from '../core/node-protocol.ts';
@@ -111,7 +113,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   return {
     /** The cached entry, or undefined on a miss. */
     async get(nodeUrl: string, key: string): Promise<CacheEntry | undefined> {
-      return (await this.revalidate(nodeUrl, key, undefined)) as CacheEntry | undefined;
+      return (await this.read(nodeUrl, key, undefined)).entry as CacheEntry | undefined;
     },
 
     /**
@@ -123,25 +125,46 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       key: string,
       version: number | undefined,
     ): Promise<CacheEntry | 'current' | undefined> {
+      return (await this.read(nodeUrl, key, version)).entry;
+    },
+
+    /**
+     * revalidate, asking for a read lease when `lease` is set (src/cachenode/leases.ts):
+     * `leaseMs` is what the node granted (0: none), to be counted from before this call.
+     */
+    async read(
+      nodeUrl: string,
+      key: string,
+      version: number | undefined,
+      lease = false,
+    ): Promise<{ entry: CacheEntry | 'current' | undefined; leaseMs: number }> {
       const headers: Record<string, string> =
         version === undefined ? {} : { [IF_VERSION_HEADER]: String(version) };
+      if (lease) headers[LEASE_HEADER] = '1';
       const response = await call(nodeUrl, 'GET', entryPath(key), fence(headers));
+      const granted = lease ? Number(response.headers[LEASE_HEADER] ?? 0) : 0;
+      // Anything but a whole number of ms within the protocol's bound is no lease at all.
+      const leaseMs =
+        Number.isInteger(granted) && granted > 0 && granted <= MAX_LEASE_MS ? granted : 0;
       if (response.statusCode === 304) {
         await response.body.dump();
-        return 'current';
+        return { entry: 'current', leaseMs };
       }
       if (response.statusCode === 404) {
         await response.body.dump();
-        return undefined;
+        return { entry: undefined, leaseMs: 0 };
       }
       if (response.statusCode !== 200) return failure(nodeUrl, response);
       const value = Buffer.from(await response.body.arrayBuffer());
       const modified = response.headers[MODIFIED_HEADER];
       return {
-        value,
-        contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
-        version: Number(response.headers[VERSION_HEADER] ?? 0),
-        ...(modified !== undefined && { modifiedAt: Number(modified) }),
+        entry: {
+          value,
+          contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
+          version: Number(response.headers[VERSION_HEADER] ?? 0),
+          ...(modified !== undefined && { modifiedAt: Number(modified) }),
+        },
+        leaseMs,
       };
     },
 

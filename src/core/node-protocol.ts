@@ -10,3 +10,14 @@ export const MODIFIED_HEADER = 'x-pixpool-modified';
 export const MAP_VERSION_HEADER = 'x-pixpool-map-version';
 /** On a GET: "I hold this version"; the node answers 304 without a body if it is current. */
 export const IF_VERSION_HEADER = 'x-pixpool-if-version';
+/**
+ * Read leases (src/cachenode/leases.ts). On a GET, "1" asks for one; on the answer (200 or 304),
+ * the lease the node granted, in milliseconds, counted by the frontend from when it sent the GET.
+ */
+export const LEASE_HEADER = 'x-pixpool-lease';
+/**
+ * The longest lease a node grants (and a frontend accepts): under a frontend's 1 s node timeout
+ * (an invalidation may wait this long) and its 1.5 s of invalidation retries, so a node that
+ * dies cannot leave a lease that outlives an upload acknowledged without reaching it.
+ */
+export const MAX_LEASE_MS = 500;

@@ -55,3 +55,16 @@ export function regionsServedBy(view: PoolView, id: NodeId): Set<number> {
   });
   return regions;
 }
+
+/**
+ * The regions a node may grant read leases on (src/cachenode/leases.ts): those it owns with no
+ * hand-over in progress, so no other node serves them too.
+ */
+export function regionsLeasableBy(view: PoolView, id: NodeId): Set<number> {
+  const regions = new Set<number>();
+  view.map.owner.forEach((owner, region) => {
+    const previous = view.previous?.[region];
+    if (owner === id && (previous === undefined || previous === id)) regions.add(region);
+  });
+  return regions;
+}

@@ -4,8 +4,8 @@
  * POST /api/notify through which the manager pushes pool views.
  *
  * Two answers are written as bytes rather than through Fastify's serializer, identical to what
- * it would give: POST /api/key (a 100 KB image is a 137 KB JSON string; the near cache keeps the
- * encoded answer with its version, so a hot key is encoded once), and the full POST /api/list_keys
+ * it would give: POST /api/key (a 100 KB image is a 137 KB JSON string: images.ts dataUrlJson,
+ * kept with the near copy's version, so a hot key is encoded once), and the full POST /api/list_keys
  * (no limit), streamed a page at a time with backpressure so a million keys never sit in memory.
  * A streamed listing that fails after its first page cannot turn into an error envelope (the 200
  * is out): the response is cut short instead, and the failure logged.
@@ -37,23 +37,6 @@ function queryText(query: Record<string, unknown>, name: string): string | undef
     throw badRequest(`${name} may have at most ${MAX_KEY_LENGTH} characters.`);
   }
   return value;
-}
-
-/**
- * The POST /api/key answer as bytes: exactly what JSON.stringify of
- * `{success: 'true', key, content: 'data:<type>;base64,<bytes>'}` gives (base64 and a MIME type
- * need no escaping), built without a 133 KB string going through the serializer's escape scan.
- */
-export function dataUrlJson(key: string, contentType: string, bytes: Buffer): Buffer {
-  const head = Buffer.from(
-    `{"success":"true","key":${JSON.stringify(key)},"content":${JSON.stringify(`data:${contentType};base64,`).slice(0, -1)}`,
-  );
-  const base64Length = Math.ceil(bytes.length / 3) * 4;
-  const body = Buffer.allocUnsafe(head.length + base64Length + 2);
-  head.copy(body, 0);
-  body.write(bytes.toString('base64'), head.length, base64Length, 'latin1');
-  body.write('"}', head.length + base64Length, 'latin1');
-  return body;
 }
 
 /**
@@ -155,12 +138,7 @@ export function apiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const key = checkKey(request.params.key);
     const image = await images.fetch(key);
     if (!image) throw notFound(`No image is stored under the key ${JSON.stringify(key)}.`);
-    let body = image.dataUrlJson;
-    if (!body) {
-      body = dataUrlJson(key, image.contentType, image.bytes);
-      images.keepDataUrlJson(key, image, body);
-    }
-    return reply.type('application/json; charset=utf-8').send(body);
+    return reply.type('application/json; charset=utf-8').send(images.dataUrlJsonOf(key, image));
   });
 
   app.post<{ Querystring: Record<string, unknown> }>('/api/list_keys', async (request, reply) => {

@@ -5,7 +5,9 @@
  * the owning node with that version → acknowledge → delete the replaced object. The node keeps a
  * tombstone of the version, so a fill of an older version that was already in flight is refused.
  *
- * Fetch: owning node (revalidating the near cache's copy when there is one: near-cache.ts) → on
+ * Fetch: the near cache's copy while a read lease from its owning node vouches for it
+ * (src/cachenode/leases.ts) → owning node (revalidating the near copy when there is one, and
+ * asking for a lease: near-cache.ts) → on
  * a miss or a node failure, the row → the object → fill the node with the row's version
  * (conditional) → answer. Concurrent misses for the same key *and version*
  * share one object read; keying the flight by version means a fetch that starts after an upload
@@ -33,6 +35,11 @@ export interface FetchedImage {
   source: 'cache' | 'storage';
   /** The POST /api/key answer for this version, once encoded (kept with a near-cached image). */
   dataUrlJson?: Buffer;
+  /**
+   * A near-cached image's read lease (src/cachenode/leases.ts): until `until` (performance.now()),
+   * `node` will not acknowledge an invalidation of this key, so the copy is served without asking.
+   */
+  lease?: { node: string; until: number };
 }
 
 export interface ImageServiceDeps {
@@ -48,6 +55,23 @@ export interface ImageServiceDeps {
   refreshView?: (() => Promise<unknown>) | undefined;
 }
 
+/**
+ * The POST /api/key answer as bytes: exactly what JSON.stringify of
+ * `{success: 'true', key, content: 'data:<type>;base64,<bytes>'}` gives (base64 and a MIME type
+ * need no escaping), built without a 133 KB string going through the serializer's escape scan.
+ */
+export function dataUrlJson(key: string, contentType: string, bytes: Buffer): Buffer {
+  const head = Buffer.from(
+    `{"success":"true","key":${JSON.stringify(key)},"content":${JSON.stringify(`data:${contentType};base64,`).slice(0, -1)}`,
+  );
+  const base64Length = Math.ceil(bytes.length / 3) * 4;
+  const body = Buffer.allocUnsafe(head.length + base64Length + 2);
+  head.copy(body, 0);
+  body.write(bytes.toString('base64'), head.length, base64Length, 'latin1');
+  body.write('"}', head.length + base64Length, 'latin1');
+  return body;
+}
+
 /** Tries over ~1.5 s: long enough for the manager to publish a restarted node's new address. */
 const INVALIDATE_ATTEMPTS = 6;
 
@@ -56,7 +80,8 @@ export function createImageService(deps: ImageServiceDeps) {
   const reads = createSingleFlight<Buffer | undefined>();
   const near = createNearCache(deps.nearCacheBytes ?? 64 * 1024 * 1024);
   // Concurrent reads of one hot key share a node check that started after each of them arrived.
-  const checks = createFreshFlight<CacheEntry | 'current' | undefined>();
+  type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number };
+  const checks = createFreshFlight<Answer>();
 
   const isStaleView = (error: unknown) =>
     error instanceof NodeRequestError && error.status === STALE_VIEW_STATUS;
@@ -64,10 +89,20 @@ export function createImageService(deps: ImageServiceDeps) {
   /** One node's answer for `key`, revalidating the near cache's copy; throws on node failure. */
   async function askNode(node: string, key: string): Promise<FetchedImage | undefined> {
     const held = near.get(key);
-    const entry = await checks.run(`${node}\u0000${held?.version ?? ''}\u0000${key}`, () =>
-      nodes.revalidate(node, key, held?.version),
+    const { entry, leaseUntil } = await checks.run(
+      `${node}\u0000${held?.version ?? ''}\u0000${key}`,
+      async () => {
+        // The lease counts from before the request left: it ends before the node's record of it.
+        const sent = performance.now();
+        const answer = await nodes.read(node, key, held?.version, true);
+        return { entry: answer.entry, leaseUntil: answer.leaseMs && sent + answer.leaseMs };
+      },
     );
-    if (entry === 'current') return held;
+    const lease = leaseUntil ? { node, until: leaseUntil } : undefined;
+    if (entry === 'current') {
+      if (held && lease) held.lease = lease;
+      return held;
+    }
     if (!entry) return undefined;
     const image: FetchedImage = {
       bytes: entry.value,
@@ -75,9 +110,18 @@ export function createImageService(deps: ImageServiceDeps) {
       version: entry.version,
       modifiedAt: entry.modifiedAt,
       source: 'cache',
+      ...(lease && { lease }),
     };
     near.set(key, image);
     return image;
+  }
+
+  /** The near copy of `key`, when a lease from its only owner still vouches for it. */
+  function leased(key: string, owners: string[]): FetchedImage | undefined {
+    if (owners.length !== 1) return undefined;
+    const held = near.get(key);
+    const lease = held?.lease;
+    return lease && lease.node === owners[0] && lease.until > performance.now() ? held : undefined;
   }
 
   /**
@@ -171,16 +215,30 @@ export function createImageService(deps: ImageServiceDeps) {
 
   return {
     /**
-     * Keeps the encoded POST /api/key answer with the near cache's copy of `image`, so a hot key
-     * is encoded once per version (the copy is revalidated on every use, like the bytes).
+     * The POST /api/key answer for `image`, encoded once per version: kept with the near cache's
+     * copy (which is revalidated or leased like the bytes).
      */
-    keepDataUrlJson(key: string, image: FetchedImage, body: Buffer): void {
+    dataUrlJsonOf(key: string, image: FetchedImage): Buffer {
+      if (image.dataUrlJson) return image.dataUrlJson;
+      const body = dataUrlJson(key, image.contentType, image.bytes);
       near.attach(key, image, body);
+      return body;
+    },
+
+    /** The near copy of `key` while a read lease vouches for it (no I/O), counted as a hit. */
+    leasedCopy(key: string): FetchedImage | undefined {
+      const image = leased(key, routing.ownersOf(key));
+      if (image) metrics.lookups.inc({ result: 'hit' });
+      return image;
     },
 
     async fetch(key: string): Promise<FetchedImage | undefined> {
-      let cached: FetchedImage | undefined;
       let owners = routing.ownersOf(key);
+      let cached = leased(key, owners);
+      if (cached) {
+        metrics.lookups.inc({ result: 'hit' });
+        return cached;
+      }
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           cached = await fromCache(key, owners);

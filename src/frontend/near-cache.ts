@@ -2,11 +2,14 @@
  * The frontend's near cache: recently served images kept in this process, so a hot image does
  * not cross the frontend → node hop on every request.
  *
- * It never answers on its own authority: every use asks the owning node "is version V still
- * current?" (a bodiless 304 when it is). The node is where uploads invalidate, so an upload
- * acknowledged by any frontend is seen by the next read through every frontend; what the near
- * cache saves is the transfer of the bytes, not the question. A failing node makes a near entry
- * unusable (the read goes to storage), never trusted. Bounded by bytes, LRU.
+ * It never answers on its own authority. A use either asks the owning node "is version V still
+ * current?" (a bodiless 304 when it is), or, within a read lease the node granted on its last
+ * answer (src/cachenode/leases.ts), trusts the copy because the node will not acknowledge an
+ * invalidation of the key until the lease has run out. The node is where uploads invalidate, so
+ * an upload acknowledged by any frontend is seen by the next read through every frontend; what
+ * the near cache saves is the transfer of the bytes, and within a lease the question too. A
+ * failing node makes a near entry unusable once its lease ends (the read goes to storage).
+ * Bounded by bytes, LRU.
  *
  * An entry may also carry its image's POST /api/key answer (the base64 data URL as JSON, 4/3 of
  * the bytes), encoded once on the first such request and counted in the entry's size. It belongs

@@ -57,13 +57,15 @@ it('pixpool cache-node refuses to listen beyond loopback without a secret', asyn
   assert.equal(child.exitCode, 1);
 });
 
-it('pixpool cache-node refuses an absurd capacity or an unknown policy at start', async () => {
+it('pixpool cache-node refuses an absurd capacity, an unknown policy or lease at start', async () => {
   for (const args of [
     ['--capacity', '0'],
     ['--capacity', '99999999'],
     ['--policy', 'fifo'],
+    ['--lease-ms', '5000'],
+    ['--lease-ms', 'long'],
   ]) {
     const { listening } = startProcess(['cache-node', '--port', '0', ...args]);
-    await assert.rejects(listening, /Capacity|policy/, args.join(' '));
+    await assert.rejects(listening, /Capacity|policy|lease must be/, args.join(' '));
   }
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
+import { startNode, type TestNode } from '../helpers/nodes.ts';
 
 const read = async (fe: TestFrontend, key: string) => {
   const response = await fetch(`${fe.url}/images/${key}`);
@@ -62,5 +63,44 @@ describe('two frontends sharing storage and a cache node', () => {
     await Promise.all([writer, ...Array.from({ length: 16 }, reader)]);
     assert.equal(stale, 0, `stale reads out of ${reads}`);
     assert.ok(reads > 100, `only ${reads} reads`);
+  });
+});
+
+describe('a frontend within a read lease', () => {
+  const LEASE_MS = 400;
+  let node: TestNode;
+  let fe: TestFrontend;
+  before(async () => {
+    node = await startNode({ capacityMb: 16, leaseMs: LEASE_MS });
+    fe = await startFrontend({ nodes: [node] });
+  });
+  after(async () => {
+    await fe.close();
+    await node.close();
+  });
+
+  it('serves its near copy without asking the node, at most one question per lease', async () => {
+    const bytes = imageBytes('png', 40_000, 7);
+    await upload(fe.url, 'hot', bytes);
+    // The first read fills the node from storage; then one read from the node brings a lease.
+    while (!node.cache.peek('hot')) {
+      await read(fe, 'hot');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.ok((await read(fe, 'hot')).bytes.equals(bytes));
+    const asked = node.cache.stats.totals.gets;
+    const started = performance.now();
+    const reads = 20;
+    for (let i = 0; i < reads; i++) {
+      const answer = await read(fe, 'hot');
+      assert.ok(answer.bytes.equals(bytes));
+      assert.equal(answer.source, 'cache');
+    }
+    const questions = node.cache.stats.totals.gets - asked;
+    const leases = Math.floor((performance.now() - started) / LEASE_MS) + 1;
+    assert.ok(
+      questions <= leases,
+      `${questions} node reads for ${reads} reads in ${leases} lease(s)`,
+    );
   });
 });

@@ -20,6 +20,8 @@ export async function startNode(
     secret?: string | undefined;
     bodyLimit?: number;
     random?: () => number;
+    /** Read leases granted to frontends, ms (the node's default when absent). */
+    leaseMs?: number;
   } = {},
 ): Promise<TestNode> {
   const cache = createNodeCache({
@@ -34,6 +36,7 @@ export async function startNode(
     cache,
     secret,
     ...(options.bodyLimit && { bodyLimit: options.bodyLimit }),
+    ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
