@@ -5,12 +5,12 @@
 import multipart from '@fastify/multipart';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
-import { createService } from '../http/service.ts';
+import { createService, type FastLane } from '../http/service.ts';
 import { describeGcReport, startGarbageCollector } from '../storage/gc.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { apiRoutes } from './api-routes.ts';
-import { imageRoutes } from './image-routes.ts';
+import { imageFastLane, imageRoutes } from './image-routes.ts';
 import { createImageService } from './images.ts';
 import { createFrontendMetrics } from './metrics.ts';
 import { registerPages, sendPageNotFound } from './pages/index.ts';
@@ -26,7 +26,7 @@ export interface FrontendDeps {
   /** Largest image accepted, MB (SPEC: MAX_UPLOAD_MB, default 10). */
   maxUploadMb?: number;
   logger?: FastifyServerOptions['logger'];
-  /** MB of hot images kept in this frontend (revalidated on every use); 0 turns it off. */
+  /** MB of hot images kept in this frontend (revalidated, or leased: images.ts); 0: off. */
   nearCacheMb?: number | undefined;
   /** Fetches the current pool view into `routing` when a node says ours is outdated. */
   refreshView?: (() => Promise<unknown>) | undefined;
@@ -37,6 +37,8 @@ export interface FrontendDeps {
 export async function buildFrontend(deps: FrontendDeps) {
   const maxUploadMb = deps.maxUploadMb ?? 10;
   const maxUploadBytes = Math.floor(maxUploadMb * 1024 * 1024);
+  // The lane needs the image service, which needs the service's metrics registry: bound below.
+  let lane: FastLane = () => false;
   const { app, registry } = createService({
     service: 'frontend',
     secret: deps.secret,
@@ -44,6 +46,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
+    fastLane: (request, response) => lane(request, response),
   });
   await app.register(multipart, {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
@@ -59,6 +62,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
+  lane = imageFastLane({ images, metrics });
   if (deps.gc) {
     const gcOptions = deps.gc;
     let gc: ReturnType<typeof startGarbageCollector> | undefined;
