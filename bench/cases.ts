@@ -105,8 +105,8 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
 }
 
 /**
- * The frontend's GET /images/:key of a cached 100 KB image (frontend → cache node revalidation →
- * answer from the frontend's near cache) vs nginx sending the same bytes as a static file at the
+ * The frontend's GET /images/:key of a cached 100 KB image (answered from the frontend's near
+ * cache within the cache node's read lease, revalidated with the node when it runs out) vs nginx sending the same bytes as a static file at the
  * same path. The whole `pixpool up` tree (frontend and manager in one process, its cache node and
  * autoscaler children) is the server under test, on one CPU.
  */
@@ -160,7 +160,7 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
     }),
     fairness: [
       `The server under test is the whole system as \`pixpool up\` runs it: the frontend and the manager (with its embedded PGlite registry) in the up process, the cache node and the autoscaler as child processes. All are pinned to the server CPU: taskset pins the up process and its children inherit its affinity, and the CPU time counted is the whole process tree's (the manager and autoscaler mostly idle: the node's statistics every 5 s, an autoscaler tick every 60 s, manual mode). nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
-      "Every pixpool request is a cache hit served from the frontend's near cache: the frontend revalidates its copy with the cache node (a GET with x-pixpool-if-version over kept-alive loopback HTTP, answered 304 without a body; concurrent requests for the key share one check) and sends its own copy of the bytes; the image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).",
+      "Every pixpool request is a cache hit served from the frontend's near cache: within the cache node's read lease (100 ms, the default) the frontend's fast lane sends its own copy of the bytes without asking the node; when the lease runs out the next request revalidates the copy with the node (a GET with x-pixpool-if-version over kept-alive loopback HTTP, answered 304 without a body, with a new lease; concurrent requests for the key share one check). The image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).",
       `Both serve the same ${body.length.toLocaleString('en-US')} bytes (random after a JPEG signature, incompressible) at the same path ${path} with Content-Type ${contentType}, no compression; the runner checked both answer exactly those bytes. pixpool's answer carries a few more headers (ETag, Last-Modified, Cache-Control, CSP, nosniff, x-pixpool-source), a few hundred bytes.`,
       `pixpool runs on this runner's Node (${process.version}): bin/pixpool.js up --data-dir <tmp> --port <p> --manager-port <p> --autoscaler-port <p> --log-level warn (embedded storage; one cache node at the manager's default 100 MB, LRU; the frontend's near cache at its default 64 MiB).`,
     ],
