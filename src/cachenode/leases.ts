@@ -53,8 +53,15 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     sweepAt = Math.max(1024, granted.size * 2);
   };
 
-  const sleep = (ms: number): Promise<void> | undefined =>
-    ms > 0 ? new Promise((resolve) => setTimeout(resolve, Math.ceil(ms))) : undefined;
+  /**
+   * Resolves once `left()` is 0. A timer can fire early by as much as the event loop's cached
+   * time is behind (a long turn), so the time left is read again after each one.
+   */
+  const until0 = async (left: () => number) => {
+    for (let ms = left(); ms > 0; ms = left()) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)));
+    }
+  };
   const remaining = (key: string, region: number) =>
     Math.max(0, Math.max(granted.get(key) ?? 0, fences[region] ?? 0) - now());
   const remainingAll = () => Math.max(0, latest - now());
@@ -76,9 +83,9 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     remaining,
     remainingAll,
     /** Resolves once no lease on `key` and no fence of its region can still be trusted. */
-    settle: (key: string, region: number) => sleep(remaining(key, region)),
+    settle: (key: string, region: number) => until0(() => remaining(key, region)),
     /** Resolves once every lease and fence has run out. */
-    settleAll: () => sleep(remainingAll()),
+    settleAll: () => until0(remainingAll),
     /** Keys whose lease record is kept (expired ones are swept as the map grows). */
     get size() {
       return granted.size;

@@ -116,12 +116,19 @@ export function createImageService(deps: ImageServiceDeps) {
     return image;
   }
 
-  /** The near copy of `key`, when a lease from its only owner still vouches for it. */
-  function leased(key: string, owners: string[]): FetchedImage | undefined {
+  /**
+   * The near copy of `key` while a lease from its only owner still vouches for it (no I/O),
+   * counted as a hit. Not during a hand-over (two owners), and not from a node that is no
+   * longer the owner in this frontend's view.
+   */
+  function leasedCopy(key: string): FetchedImage | undefined {
+    const owners = routing.ownersOf(key);
     if (owners.length !== 1) return undefined;
     const held = near.get(key);
     const lease = held?.lease;
-    return lease && lease.node === owners[0] && lease.until > performance.now() ? held : undefined;
+    if (!lease || lease.node !== owners[0] || lease.until <= performance.now()) return undefined;
+    metrics.lookups.inc({ result: 'hit' });
+    return held;
   }
 
   /**
@@ -225,20 +232,13 @@ export function createImageService(deps: ImageServiceDeps) {
       return body;
     },
 
-    /** The near copy of `key` while a read lease vouches for it (no I/O), counted as a hit. */
-    leasedCopy(key: string): FetchedImage | undefined {
-      const image = leased(key, routing.ownersOf(key));
-      if (image) metrics.lookups.inc({ result: 'hit' });
-      return image;
-    },
+    leasedCopy,
 
     async fetch(key: string): Promise<FetchedImage | undefined> {
+      const leased = leasedCopy(key);
+      if (leased) return leased;
+      let cached: FetchedImage | undefined;
       let owners = routing.ownersOf(key);
-      let cached = leased(key, owners);
-      if (cached) {
-        metrics.lookups.inc({ result: 'hit' });
-        return cached;
-      }
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           cached = await fromCache(key, owners);
