@@ -62,12 +62,20 @@ describe('frontend fast lane', () => {
   }
 
   it('answers a GET of a leased copy as the route does, without the route', async () => {
-    await leased('lane-kép');
-    const before = await fetchTime(fe);
-    const lane = await send(`${fe.url}/images/lane-k%C3%A9p`);
-    const after = await fetchTime(fe);
-    assert.equal(after.count, before.count + 1);
-    assert.equal(after.sum, before.sum, 'observed as 0 s: answered by the lane');
+    // A stall longer than the lease between the two steps would send the read to the route:
+    // the lane must answer at least one of three tries.
+    let lane: Answer | undefined;
+    let after = { count: 0, sum: 0 };
+    for (let attempt = 0; attempt < 3 && !lane; attempt++) {
+      await leased('lane-kép');
+      const before = await fetchTime(fe);
+      const answer = await send(`${fe.url}/images/lane-k%C3%A9p`);
+      after = await fetchTime(fe);
+      assert.equal(after.count, before.count + 1);
+      // The lane observes 0 s; the route the time its fetch took.
+      if (after.sum === before.sum) lane = answer;
+    }
+    assert.ok(lane, 'the lane answered none of three reads of a leased copy');
     // A query string sends the same read to the route.
     const route = await send(`${fe.url}/images/lane-k%C3%A9p?via=route`);
     assert.ok((await fetchTime(fe)).sum > after.sum, 'the route answered this one');
