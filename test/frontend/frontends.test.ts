@@ -104,3 +104,36 @@ describe('a frontend within a read lease', () => {
     );
   });
 });
+
+it('a node restarted at the same address holds invalidations until its predecessor’s leases have run out', async () => {
+  const LEASE_MS = 500;
+  let node = await startNode({ capacityMb: 16, leaseMs: LEASE_MS });
+  const port = Number(new URL(node.url).port);
+  const reader = await startFrontend({ nodes: [node] });
+  const writer = await startFrontend({
+    nodes: reader.nodes,
+    metadata: reader.metadata,
+    objects: reader.objects,
+  });
+  try {
+    const v1 = imageBytes('png', 20_000, 21);
+    await upload(writer.url, 'restarted', v1);
+    while (!node.cache.peek('restarted')) {
+      await read(reader, 'restarted');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // This read brings the reader a lease from the first node.
+    assert.ok((await read(reader, 'restarted')).bytes.equals(v1));
+    await node.close();
+    node = await startNode({ capacityMb: 16, leaseMs: LEASE_MS, port });
+    // The new node knows nothing of the lease: only its start fence keeps the upload from being
+    // acknowledged while the reader may still serve v1 on the first node's word.
+    const v2 = imageBytes('png', 20_000, 22);
+    assert.equal((await upload(writer.url, 'restarted', v2)).status, 200);
+    assert.ok((await read(reader, 'restarted')).bytes.equals(v2), 'the reader served v1 after v2');
+  } finally {
+    await writer.close();
+    await reader.close();
+    await node.close();
+  }
+});

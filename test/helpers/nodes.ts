@@ -22,6 +22,8 @@ export async function startNode(
     random?: () => number;
     /** Read leases granted to frontends, ms (the node's default when absent). */
     leaseMs?: number;
+    /** A fixed port (to restart a node at the same address); 0, any free one, by default. */
+    port?: number;
   } = {},
 ): Promise<TestNode> {
   const cache = createNodeCache({
@@ -38,7 +40,7 @@ export async function startNode(
     ...(options.bodyLimit && { bodyLimit: options.bodyLimit }),
     ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const { port } = app.server.address() as AddressInfo;
   return { url: `http://127.0.0.1:${port}`, cache, close: () => app.close() };
 }
