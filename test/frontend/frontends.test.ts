@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createPoolMap, resizePoolMap } from '../../src/core/pool-map.ts';
+import type { PoolView } from '../../src/core/pool-view.ts';
+import { regionOf } from '../../src/core/regions.ts';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
-import { startNode, type TestNode } from '../helpers/nodes.ts';
+import { call, startNode, type TestNode } from '../helpers/nodes.ts';
 
 const read = async (fe: TestFrontend, key: string) => {
   const response = await fetch(`${fe.url}/images/${key}`);
@@ -135,5 +138,62 @@ it('a node restarted at the same address holds invalidations until its predecess
     await writer.close();
     await reader.close();
     await node.close();
+  }
+});
+
+it('a region taken over in a resize holds invalidations until its old owner’s leases have run out', async () => {
+  const LEASE_MS = 500;
+  const [a, b] = [await startNode({ leaseMs: LEASE_MS }), await startNode({ leaseMs: LEASE_MS })];
+  const reader = await startFrontend({ nodes: [a, b] });
+  const writer = await startFrontend({
+    nodes: reader.nodes,
+    metadata: reader.metadata,
+    objects: reader.objects,
+  });
+  const addresses = { [a.url]: a.url, [b.url]: b.url };
+  const push = async (view: PoolView) => {
+    for (const [node, id] of [
+      [a, a.url],
+      [b, b.url],
+    ] as const) {
+      assert.equal(
+        (await call(node.url, 'POST', '/v1/pool-view', { ...view, self: id })).status,
+        200,
+      );
+    }
+  };
+  try {
+    // Map 2: a owns every region; both frontends route with it.
+    const one = createPoolMap([a.url], 'balanced', 2);
+    await push({ map: one, addresses });
+    for (const fe of [reader, writer]) fe.routing.update({ map: one, addresses });
+    const grown = resizePoolMap(one, [a.url, b.url]);
+    let key = '';
+    for (let i = 0; !key; i++)
+      if (grown.owner[regionOf(`moving-${i}`)] === b.url) key = `moving-${i}`;
+    const v1 = imageBytes('png', 20_000, 31);
+    await upload(writer.url, key, v1);
+    while (!a.cache.peek(key)) {
+      await read(reader, key);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // The reader now holds a lease on v1 from a.
+    assert.ok((await read(reader, key)).bytes.equals(v1));
+    // The pool grows: the transitional map, then the final one (nothing to hand over here), and
+    // only the writer hears of it; the reader still routes with map 2.
+    await push({ map: grown, addresses, previous: one.owner });
+    const final = resizePoolMap(grown, [a.url, b.url]);
+    await push({ map: final, addresses });
+    writer.routing.update({ map: final, addresses });
+    // The writer invalidates b only; b has never leased the key, so only its fence on the
+    // region it took over keeps the upload from being acknowledged while a's lease may be used.
+    const v2 = imageBytes('png', 20_000, 32);
+    assert.equal((await upload(writer.url, key, v2)).status, 200);
+    assert.ok((await read(reader, key)).bytes.equals(v2), 'the reader served v1 after v2');
+  } finally {
+    await writer.close();
+    await reader.close();
+    await a.close();
+    await b.close();
   }
 });
