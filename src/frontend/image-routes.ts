@@ -9,7 +9,8 @@
  *
  * This is the hot path: the constant headers are one object built once, and an image's ETag and
  * Last-Modified strings are built once per near-cached version (a WeakMap on the image object),
- * not per request.
+ * not per request. A near-cached image under a read lease is answered by imageFastLane, before
+ * Fastify, with the same headers (imageAnswer builds them for both).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -143,8 +144,8 @@ export function imageFastLane(deps: { images: ImageService; metrics: FrontendMet
         return false;
       const key = keyIn(url, KEY_PATH);
       const image = key === undefined ? undefined : deps.images.leasedCopy(key);
-      if (!image || key === undefined) return false;
-      const body = deps.images.dataUrlJsonOf(key, image);
+      if (!image) return false;
+      const body = deps.images.dataUrlJsonOf(key as string, image);
       response
         .writeHead(200, {
           'content-type': 'application/json; charset=utf-8',

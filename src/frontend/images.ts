@@ -122,11 +122,13 @@ export function createImageService(deps: ImageServiceDeps) {
    * longer the owner in this frontend's view.
    */
   function leasedCopy(key: string): FetchedImage | undefined {
-    const owners = routing.ownersOf(key);
-    if (owners.length !== 1) return undefined;
+    // The near cache first: it holds only checked keys, while the fast lane passes any key of
+    // any length (routing remembers the regions of the keys it is asked about).
     const held = near.get(key);
     const lease = held?.lease;
-    if (!lease || lease.node !== owners[0] || lease.until <= performance.now()) return undefined;
+    if (!lease || lease.until <= performance.now()) return undefined;
+    const owners = routing.ownersOf(key);
+    if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
     metrics.lookups.inc({ result: 'hit' });
     return held;
   }

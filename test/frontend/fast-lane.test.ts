@@ -138,6 +138,15 @@ describe('frontend fast lane', () => {
     const broken = await send(`${fe.url}/images/%E0%A4%A`);
     assert.equal(broken.status, 400);
     assert.equal(JSON.parse(broken.body.toString()).success, 'false');
+    for (const [bad, status] of [
+      ['x'.repeat(5000), 414],
+      ['x'.repeat(300), 400],
+      ['a%2Fb', 400],
+    ] as const) {
+      const answer = await send(`${fe.url}/images/${bad}`);
+      assert.equal(answer.status, status, bad.slice(0, 20));
+      assert.equal(JSON.parse(answer.body.toString()).success, 'false');
+    }
     const missing = await send(`${fe.url}/images/nobody-stored-this`);
     assert.equal(missing.status, 404);
     assert.match(JSON.parse(missing.body.toString()).error.message, /No image is stored/);
