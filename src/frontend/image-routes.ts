@@ -7,10 +7,10 @@
  * Every image is served with nosniff and a sandboxing CSP, so an SVG with script in it cannot run
  * in this origin even when opened directly.
  *
- * This is the hot path: the constant headers are one object built once, and an image's ETag and
- * Last-Modified strings are built once per near-cached version (a WeakMap on the image object),
- * not per request. A near-cached image under a read lease is answered by imageFastLane, before
- * Fastify, with the same headers (imageAnswer builds them for both).
+ * This is the hot path: an image's ETag, Last-Modified and whole answer headers are built once per
+ * near-cached version (a WeakMap on the image object), not per request. A near-cached image under
+ * a read lease is answered by imageFastLane, before Fastify, with the same headers (imageAnswer
+ * gives them to both).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -27,24 +27,41 @@ const CONSTANT_HEADERS = {
   'content-security-policy': IMAGE_CSP,
 };
 
-interface Validators {
+interface Answers {
   etag: string;
   lastModified: string | undefined;
+  /** The headers of a 304 and of a 200 for this image (Node does not change what it is given). */
+  notModified: OutgoingHttpHeaders;
+  ok: OutgoingHttpHeaders;
 }
-const validators = new WeakMap<FetchedImage, Validators>();
+const answers = new WeakMap<FetchedImage, Answers>();
 
-/** The image's ETag and Last-Modified, built on its first answer and kept with it. */
-function validatorsOf(image: FetchedImage): Validators {
-  let v = validators.get(image);
-  if (!v) {
-    v = {
-      etag: `"v${image.version}"`,
-      lastModified:
-        image.modifiedAt === undefined ? undefined : new Date(image.modifiedAt).toUTCString(),
+/** The image's validators and answer headers, built on its first answer and kept with it. */
+function answersOf(image: FetchedImage): Answers {
+  let a = answers.get(image);
+  if (!a) {
+    const etag = `"v${image.version}"`;
+    const lastModified =
+      image.modifiedAt === undefined ? undefined : new Date(image.modifiedAt).toUTCString();
+    const notModified: OutgoingHttpHeaders = {
+      ...CONSTANT_HEADERS,
+      etag,
+      'x-pixpool-source': image.source,
+      ...(lastModified !== undefined && { 'last-modified': lastModified }),
     };
-    validators.set(image, v);
+    a = {
+      etag,
+      lastModified,
+      notModified,
+      ok: {
+        ...notModified,
+        'content-type': image.contentType,
+        'content-length': image.bytes.length,
+      },
+    };
+    answers.set(image, a);
   }
-  return v;
+  return a;
 }
 
 /** Whether the request's validators (If-None-Match, else If-Modified-Since) match the image. */
@@ -66,12 +83,11 @@ function notModified(headers: IncomingHttpHeaders, etag: string, modifiedAt: num
 
 /** The answer to a GET of `image`: 304 (headers only) or 200 with its bytes and type. */
 function imageAnswer(headers: IncomingHttpHeaders, image: FetchedImage) {
-  const { etag, lastModified } = validatorsOf(image);
-  const out: OutgoingHttpHeaders = { ...CONSTANT_HEADERS, etag, 'x-pixpool-source': image.source };
-  if (lastModified !== undefined) out['last-modified'] = lastModified;
-  if (notModified(headers, etag, image.modifiedAt)) return { status: 304, headers: out };
-  out['content-type'] = image.contentType;
-  return { status: 200, headers: out, body: image.bytes };
+  const a = answersOf(image);
+  if (notModified(headers, a.etag, image.modifiedAt)) {
+    return { status: 304, headers: a.notModified, body: undefined };
+  }
+  return { status: 200, headers: a.ok, body: image.bytes };
 }
 
 export function imageRoutes(
@@ -126,12 +142,7 @@ export function imageFastLane(deps: { images: ImageService; metrics: FrontendMet
       if (!image) return false;
       observeCache.observe(0);
       const answer = imageAnswer(request.headers, image);
-      if (!answer.body) {
-        response.writeHead(304, answer.headers).end();
-        return true;
-      }
-      answer.headers['content-length'] = answer.body.length;
-      response.writeHead(200, answer.headers).end(answer.body);
+      response.writeHead(answer.status, answer.headers).end(answer.body);
       return true;
     }
     if (request.method === 'POST' && url.startsWith(KEY_PATH)) {

@@ -83,6 +83,9 @@ export function createImageService(deps: ImageServiceDeps) {
   type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number };
   const checks = createFreshFlight<Answer>();
 
+  // Bound once: a labelled inc() hashes its labels on every call, and a leased hit is all lookup.
+  const leasedHits = metrics.lookups.labels('hit');
+
   const isStaleView = (error: unknown) =>
     error instanceof NodeRequestError && error.status === STALE_VIEW_STATUS;
 
@@ -129,7 +132,7 @@ export function createImageService(deps: ImageServiceDeps) {
     if (!lease || lease.until <= performance.now()) return undefined;
     const owners = routing.ownersOf(key);
     if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
-    metrics.lookups.inc({ result: 'hit' });
+    leasedHits.inc();
     return held;
   }
 
