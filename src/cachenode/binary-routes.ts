@@ -34,7 +34,6 @@ import {
   VERSION_HEADER,
 } from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
-import { regionOf } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { FastLane } from '../http/service.ts';
 import type { Leases } from './leases.ts';
@@ -71,27 +70,32 @@ export function parseVersion(value: unknown): number | undefined {
   return version;
 }
 
+const ENTRY_PATH = '/v1/entries/';
+
 /**
- * The headers of a 200 with a value. A value's type is whatever its writer said: should anyone
- * open one in a browser, it is a sandboxed document that cannot run script, and never sniffed
- * into something else.
+ * The answer to a GET of a cached entry, for the fast lane and the route alike: 304 when the
+ * request names the cached version, else 200 with the bytes; a read lease (leases.ts) on either
+ * when the request asked for one. A value's type is whatever its writer said: should anyone open
+ * one in a browser, it is a sandboxed document that cannot run script, and never sniffed into
+ * something else.
  */
-function entryHeaders(entry: CacheEntry): OutgoingHttpHeaders {
+function entryAnswer(request: IncomingMessage, key: string, entry: CacheEntry, leases: Leases) {
+  const lease = request.headers[LEASE_HEADER] === undefined ? 0 : leases.grant(key);
+  const held = request.headers[IF_VERSION_HEADER];
+  if (held !== undefined && held === String(entry.version)) {
+    const headers: OutgoingHttpHeaders = lease ? { [LEASE_HEADER]: lease } : {};
+    return { status: 304, headers, body: undefined };
+  }
   const headers: OutgoingHttpHeaders = {
     'content-type': entry.contentType,
+    'content-length': entry.value.length,
     [VERSION_HEADER]: entry.version,
     'x-content-type-options': 'nosniff',
     'content-security-policy': VALUE_CSP,
   };
   if (entry.modifiedAt !== undefined) headers[MODIFIED_HEADER] = entry.modifiedAt;
-  return headers;
-}
-
-const ENTRY_PATH = '/v1/entries/';
-
-/** The lease to grant on a read of `key`, when its request asked for one (0: none). */
-function leaseFor(leases: Leases, request: IncomingMessage, key: string): number {
-  return request.headers[LEASE_HEADER] === undefined ? 0 : leases.grant(key, regionOf(key));
+  if (lease) headers[LEASE_HEADER] = lease;
+  return { status: 200, headers, body: entry.value };
 }
 
 /**
@@ -123,17 +127,8 @@ export function entryFastLane(
     }
     if (!view.admits(tagged) || !admitted(request) || !cache.peek(key)) return false;
     // Counted as a hit, and the policy told, exactly as the route's read would.
-    const entry = cache.get(key) as CacheEntry;
-    const lease = leaseFor(leases, request, key);
-    const held = request.headers[IF_VERSION_HEADER];
-    if (held !== undefined && held === String(entry.version)) {
-      response.writeHead(304, lease ? { [LEASE_HEADER]: lease } : undefined).end();
-      return true;
-    }
-    const headers = entryHeaders(entry);
-    headers['content-length'] = entry.value.length;
-    if (lease) headers[LEASE_HEADER] = lease;
-    response.writeHead(200, headers).end(entry.value);
+    const answer = entryAnswer(request, key, cache.get(key) as CacheEntry, leases);
+    response.writeHead(answer.status, answer.headers).end(answer.body);
     return true;
   };
 }
@@ -172,11 +167,9 @@ export function binaryRoutes(
     const key = checkKey(request.params.key);
     const entry = cache.get(key);
     if (!entry) return reply.code(404).send(failure(404, 'Not in this cache.'));
-    const lease = leaseFor(leases, request.raw, key);
-    if (lease) reply.header(LEASE_HEADER, lease);
-    const held = request.headers[IF_VERSION_HEADER];
-    if (held !== undefined && held === String(entry.version)) return reply.code(304).send();
-    return reply.headers(entryHeaders(entry)).send(entry.value);
+    const answer = entryAnswer(request.raw, key, entry, leases);
+    reply.code(answer.status).headers(answer.headers);
+    return answer.body ? reply.send(answer.body) : reply.send();
   });
 
   app.put<{ Params: KeyParams; Body: Buffer }>(
@@ -207,7 +200,7 @@ export function binaryRoutes(
     const key = checkKey(request.params.key);
     cache.invalidate(key, parseVersion(request.headers[VERSION_HEADER]));
     // The entry is gone now; the answer (the upload's acknowledgement) waits for the leases.
-    await leases.settle(key, regionOf(key));
+    await leases.settle(key);
     return reply.code(204).send();
   });
 

@@ -23,34 +23,34 @@ it('an invalidation waits for the lease granted on its key, and only on its key'
   const { leases, advance } = clocked(100);
   advance(100); // past the start fence
   const [a, b] = [keyIn(3), keyIn(3, 1)];
-  assert.equal(leases.remaining(a, 3), 0);
-  assert.equal(leases.grant(a, 3), 100);
+  assert.equal(leases.remaining(a), 0);
+  assert.equal(leases.grant(a), 100);
   advance(30);
-  assert.equal(leases.remaining(a, 3), 70);
-  assert.equal(leases.remaining(b, 3), 0, 'another key of the region is not held');
+  assert.equal(leases.remaining(a), 70);
+  assert.equal(leases.remaining(b), 0, 'another key of the region is not held');
   assert.equal(leases.remainingAll(), 70);
   advance(20);
-  assert.equal(leases.grant(a, 3), 100, 'a later read renews the lease');
-  assert.equal(leases.remaining(a, 3), 100);
+  assert.equal(leases.grant(a), 100, 'a later read renews the lease');
+  assert.equal(leases.remaining(a), 100);
   advance(100);
-  assert.equal(leases.remaining(a, 3), 0);
+  assert.equal(leases.remaining(a), 0);
   assert.equal(leases.remainingAll(), 0, 'nothing to wait for');
 });
 
 it('a node that starts fences every region for one lease: its predecessor may have granted some', () => {
   const { leases, advance } = clocked(200);
-  assert.equal(leases.remaining(keyIn(0), 0), 200);
-  assert.equal(leases.remaining(keyIn(15), 15), 200);
+  assert.equal(leases.remaining(keyIn(0)), 200);
+  assert.equal(leases.remaining(keyIn(15)), 200);
   advance(150);
-  assert.equal(leases.remaining(keyIn(7), 7), 50);
+  assert.equal(leases.remaining(keyIn(7)), 50);
   advance(50);
   assert.equal(leases.remainingAll(), 0);
 });
 
 it('with leases off nothing is granted and nothing waits', () => {
   const { leases } = clocked(0);
-  assert.equal(leases.grant(keyIn(1), 1), 0);
-  assert.equal(leases.remaining(keyIn(1), 1), 0);
+  assert.equal(leases.grant(keyIn(1)), 0);
+  assert.equal(leases.remaining(keyIn(1)), 0);
   assert.equal(leases.remainingAll(), 0);
 });
 
@@ -68,30 +68,30 @@ it('the pool view decides what is leased: no lease during a hand-over, and a fen
   const kept = two.owner.indexOf('a');
   const moved = two.owner.indexOf('b');
   const movedKey = keyIn(moved);
-  assert.equal(leases.grant(movedKey, moved), 100, 'a owns every region before the grow');
+  assert.equal(leases.grant(movedKey), 100, 'a owns every region before the grow');
   // Transitional view: b owns the moved regions, a still serves them; neither leases them.
   t = 520;
   view.adopt({ map: two, addresses, previous: one.owner });
-  assert.equal(leases.grant(movedKey, moved), 0, 'a no longer owns it');
-  assert.equal(leases.grant(keyIn(kept), kept), 100, 'a region a keeps is still leased');
-  assert.equal(leases.remaining(movedKey, moved), 80, 'the lease granted before still holds here');
+  assert.equal(leases.grant(movedKey), 0, 'a no longer owns it');
+  assert.equal(leases.grant(keyIn(kept)), 100, 'a region a keeps is still leased');
+  assert.equal(leases.remaining(movedKey), 80, 'the lease granted before still holds here');
 
   // b's side of the same grow: nothing leased while it hands over, fenced once it ends.
   const leasesB = createLeases({ leaseMs: 100, now: () => t });
   const viewB = createNodeView('b', cache, leasesB);
   t = 1_000;
   viewB.adopt({ map: two, addresses, previous: one.owner }, 'b');
-  assert.equal(leasesB.grant(movedKey, moved), 0, 'no lease while a still serves the region');
+  assert.equal(leasesB.grant(movedKey), 0, 'no lease while a still serves the region');
   t = 1_300;
-  assert.equal(leasesB.remaining(movedKey, moved), 0);
+  assert.equal(leasesB.remaining(movedKey), 0);
   viewB.adopt({ map: resizePoolMap(two, ['a', 'b']), addresses });
   assert.equal(
-    leasesB.remaining(movedKey, moved),
+    leasesB.remaining(movedKey),
     100,
     'an invalidation on the new owner waits out any lease the old owner granted',
   );
-  assert.equal(leasesB.remaining(keyIn(kept), kept), 0, 'a region b does not own is not fenced');
-  assert.equal(leasesB.grant(movedKey, moved), 100, 'b leases the region now');
+  assert.equal(leasesB.remaining(keyIn(kept)), 0, 'a region b does not own is not fenced');
+  assert.equal(leasesB.grant(movedKey), 100, 'b leases the region now');
 });
 
 it('lease lengths outside 0..500 ms are refused with a message', () => {
@@ -107,8 +107,8 @@ it('lease lengths outside 0..500 ms are refused with a message', () => {
 
 it('expired lease records are swept as the map grows', () => {
   const { leases, advance } = clocked(100);
-  for (let i = 0; i < 1_000; i++) leases.grant(`old${i}`, regionOf(`old${i}`));
+  for (let i = 0; i < 1_000; i++) leases.grant(`old${i}`);
   advance(200);
-  for (let i = 0; i < 100; i++) leases.grant(`new${i}`, regionOf(`new${i}`));
+  for (let i = 0; i < 100; i++) leases.grant(`new${i}`);
   assert.ok(leases.size <= 100, `${leases.size} records kept`);
 });

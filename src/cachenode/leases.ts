@@ -22,7 +22,7 @@
  * Clearing a node (the data of every key deleted) waits for every lease and fence.
  */
 import { MAX_LEASE_MS } from '../core/node-protocol.ts';
-import { REGION_COUNT } from '../core/regions.ts';
+import { REGION_COUNT, regionOf } from '../core/regions.ts';
 
 export const DEFAULT_LEASE_MS = 100;
 
@@ -43,7 +43,7 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
   const granted = new Map<string, number>();
   /** region → until when invalidations of its keys wait (see the module comment). */
   const fences = new Float64Array(REGION_COUNT).fill(now() + leaseMs);
-  let leasable = new Set(Array.from({ length: REGION_COUNT }, (_, r) => r));
+  let leasable: ReadonlySet<number> = new Set(Array.from({ length: REGION_COUNT }, (_, r) => r));
   let latest = now() + leaseMs;
 
   /** Forgets leases that have run out, once the map has grown (kept bounded by recent reads). */
@@ -62,15 +62,14 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)));
     }
   };
-  const remaining = (key: string, region: number) =>
-    Math.max(0, Math.max(granted.get(key) ?? 0, fences[region] ?? 0) - now());
+  const remaining = (key: string) =>
+    Math.max(0, Math.max(granted.get(key) ?? 0, fences[regionOf(key)] ?? 0) - now());
   const remainingAll = () => Math.max(0, latest - now());
 
   return {
-    leaseMs,
-    /** Grants a lease on `key` (in `region`); returns its length in ms, 0 when none is granted. */
-    grant(key: string, region: number): number {
-      if (leaseMs === 0 || !leasable.has(region)) return 0;
+    /** Grants a lease on `key`; returns its length in ms, 0 when none is granted. */
+    grant(key: string): number {
+      if (leaseMs === 0 || !leasable.has(regionOf(key))) return 0;
       const t = now();
       const until = t + leaseMs;
       granted.set(key, until);
@@ -83,7 +82,7 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     remaining,
     remainingAll,
     /** Resolves once no lease on `key` and no fence of its region can still be trusted. */
-    settle: (key: string, region: number) => until0(() => remaining(key, region)),
+    settle: (key: string) => until0(() => remaining(key)),
     /** Resolves once every lease and fence has run out. */
     settleAll: () => until0(remainingAll),
     /** Keys whose lease record is kept (expired ones are swept as the map grows). */
@@ -102,7 +101,7 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
         fences[region] = Math.max(fences[region] ?? 0, until);
         latest = Math.max(latest, until);
       }
-      leasable = new Set(next);
+      leasable = next;
     },
   };
 }

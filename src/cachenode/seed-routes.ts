@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { badRequest, notFound, PixpoolError } from '../core/errors.ts';
-import { REGION_COUNT, regionOf } from '../core/regions.ts';
+import { REGION_COUNT } from '../core/regions.ts';
 import { rate } from '../core/stats.ts';
 import { checkKey, parseVersion } from './binary-routes.ts';
 import { handOver, parseOrders } from './hand-over.ts';
@@ -52,7 +52,7 @@ export function seedRoutes(
   app.delete('/api/cache/key', async (request) => {
     const key = checkKey(fields(request).key);
     cache.invalidate(key);
-    await leases.settle(key, regionOf(key));
+    await leases.settle(key);
     return ok();
   });
 

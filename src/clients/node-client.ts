@@ -117,20 +117,10 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     },
 
     /**
-     * Like get, but the caller holds `version` already: 'current' (a 304, no body crossed the
-     * wire) when the node's entry is that version, else the node's entry or undefined.
-     */
-    async revalidate(
-      nodeUrl: string,
-      key: string,
-      version: number | undefined,
-    ): Promise<CacheEntry | 'current' | undefined> {
-      return (await this.read(nodeUrl, key, version)).entry;
-    },
-
-    /**
-     * revalidate, asking for a read lease when `lease` is set (src/cachenode/leases.ts):
-     * `leaseMs` is what the node granted (0: none), to be counted from before this call.
+     * The node's entry when the caller holds no `version` or another one, 'current' (a 304, no
+     * body crossed the wire) when it holds the node's version, undefined on a miss; with
+     * `lease`, asks for a read lease (src/cachenode/leases.ts): `leaseMs` is what the node
+     * granted (0: none), to be counted from before this call.
      */
     async read(
       nodeUrl: string,

@@ -113,15 +113,20 @@ export function imageRoutes(
 const IMAGE_PATH = '/images/';
 const KEY_PATH = '/api/key/';
 
-/** The key in `url` after `prefix`, or undefined for anything the routes must word themselves. */
-function keyIn(url: string, prefix: string): string | undefined {
-  const key = url.slice(prefix.length);
+/**
+ * The key in `url` after `prefix` with its near copy, when a read lease vouches for it; undefined
+ * for anything else (odd URLs included), which the routes answer and word themselves.
+ */
+function leasedAt(images: ImageService, url: string, prefix: string) {
+  let key = url.slice(prefix.length);
   if (key === '' || key.includes('/') || key.includes('?')) return undefined;
   try {
-    return key.includes('%') ? decodeURIComponent(key) : key;
+    if (key.includes('%')) key = decodeURIComponent(key);
   } catch {
     return undefined;
   }
+  const image = images.leasedCopy(key);
+  return image && { key, image };
 }
 
 /**
@@ -137,11 +142,10 @@ export function imageFastLane(deps: { images: ImageService; metrics: FrontendMet
   return (request, response) => {
     const url = request.url ?? '';
     if (request.method === 'GET' && url.startsWith(IMAGE_PATH)) {
-      const key = keyIn(url, IMAGE_PATH);
-      const image = key === undefined ? undefined : deps.images.leasedCopy(key);
-      if (!image) return false;
+      const leased = leasedAt(deps.images, url, IMAGE_PATH);
+      if (!leased) return false;
       observeCache.observe(0);
-      const answer = imageAnswer(request.headers, image);
+      const answer = imageAnswer(request.headers, leased.image);
       response.writeHead(answer.status, answer.headers).end(answer.body);
       return true;
     }
@@ -153,10 +157,9 @@ export function imageFastLane(deps: { images: ImageService; metrics: FrontendMet
       }
       if (headers['content-length'] !== undefined && headers['content-length'] !== '0')
         return false;
-      const key = keyIn(url, KEY_PATH);
-      const image = key === undefined ? undefined : deps.images.leasedCopy(key);
-      if (!image) return false;
-      const body = deps.images.dataUrlJsonOf(key as string, image);
+      const leased = leasedAt(deps.images, url, KEY_PATH);
+      if (!leased) return false;
+      const body = deps.images.dataUrlJsonOf(leased.key, leased.image);
       response
         .writeHead(200, {
           'content-type': 'application/json; charset=utf-8',

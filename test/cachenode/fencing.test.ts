@@ -47,13 +47,13 @@ describe('cache node entry hooks: secret and map-version fence', () => {
     await client.put(node.url, 'k', { value: png(10), contentType: 'image/png', version: 1 });
 
     mapVersion = 3;
-    await assert.rejects(client.revalidate(node.url, 'k', 1), (error: unknown) => {
+    await assert.rejects(client.read(node.url, 'k', 1), (error: unknown) => {
       assert.ok(error instanceof NodeRequestError);
       assert.equal(error.status, 421);
       return true;
     });
     mapVersion = 4;
-    assert.equal(await client.revalidate(node.url, 'k', 1), 'current');
+    assert.equal((await client.read(node.url, 'k', 1)).entry, 'current');
     mapVersion = undefined;
     assert.equal((await client.get(node.url, 'k'))?.version, 1);
 
