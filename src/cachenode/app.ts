@@ -8,7 +8,7 @@ import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
-import { binaryRoutes, entryFastLane } from './binary-routes.ts';
+import { binaryRoutes, entrySocketLane } from './binary-routes.ts';
 import { createLeases, DEFAULT_LEASE_MS } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
@@ -51,7 +51,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     logger: deps.logger,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
-    fastLane: entryFastLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
+    socketLane: entrySocketLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).

@@ -13,7 +13,8 @@
  * Requests to /v1/entries may carry x-pixpool-map-version; one older than the node's view is
  * turned away with 421 (view.ts).
  */
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -35,7 +36,7 @@ import {
 } from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
-import type { FastLane } from '../http/service.ts';
+import type { SocketLane } from '../http/socket-lane.ts';
 import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 import type { NodeView } from './view.ts';
@@ -73,15 +74,20 @@ export function parseVersion(value: unknown): number | undefined {
 const ENTRY_PATH = '/v1/entries/';
 
 /**
- * The answer to a GET of a cached entry, for the fast lane and the route alike: 304 when the
+ * The answer to a GET of a cached entry, for the socket lane and the route alike: 304 when the
  * request names the cached version, else 200 with the bytes; a read lease (leases.ts) on either
  * when the request asked for one. A value's type is whatever its writer said: should anyone open
  * one in a browser, it is a sandboxed document that cannot run script, and never sniffed into
  * something else.
  */
-function entryAnswer(request: IncomingMessage, key: string, entry: CacheEntry, leases: Leases) {
-  const lease = request.headers[LEASE_HEADER] === undefined ? 0 : leases.grant(key);
-  const held = request.headers[IF_VERSION_HEADER];
+function entryAnswer(
+  requestHeaders: Readonly<Record<string, string | string[] | undefined>>,
+  key: string,
+  entry: CacheEntry,
+  leases: Leases,
+) {
+  const lease = requestHeaders[LEASE_HEADER] === undefined ? 0 : leases.grant(key);
+  const held = requestHeaders[IF_VERSION_HEADER];
   if (held !== undefined && held === String(entry.version)) {
     const headers: OutgoingHttpHeaders = lease ? { [LEASE_HEADER]: lease } : {};
     return { status: 304, headers, body: undefined };
@@ -98,38 +104,54 @@ function entryAnswer(request: IncomingMessage, key: string, entry: CacheEntry, l
   return { status: 200, headers, body: entry.value };
 }
 
+const NOT_CACHED = failure(404, 'Not in this cache.');
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
+
+/** Why a request routed with an older pool map than the node's is turned away (421). */
+const misrouted = (tagged: number | undefined, version: number) =>
+  failure(
+    421,
+    `This request was routed with pool map ${tagged}; this node is at map ${version}. Refresh the pool view.`,
+  );
+
 /**
- * GET /v1/entries/:key for a cached value, answered before Fastify sees the request: the reads
- * frontends make for every image (bench node-get-100k: Fastify's routing, hooks and reply cost
- * about a quarter of the CPU of a 100 KB hit). It serves only what the route below would
- * answer 200 or 304 — the secret matches, the map version is admitted, the key is cached — with
- * the same headers, and leaves everything else (misses, refusals, odd URLs) to the route, which
- * stays the one place that words errors. A key is not checked here: only checked keys are
- * ever stored, so a cached one is valid.
+ * GET /v1/entries/:key, answered on the socket before node:http parses it (http/socket-lane.ts):
+ * the reads frontends make for every image, and what bench node-get-100k measures. It answers
+ * what the route below answers 200, 304, 404 or 421, with the same headers and envelopes, and
+ * declines the rest (a wrong secret, a bad key or map version, a query string), which the route
+ * then words. A cached key was checked when it was stored; only a miss checks the key.
  */
-export function entryFastLane(
+export function entrySocketLane(
   cache: NodeCache,
   view: NodeView,
   leases: Leases,
-  admitted: (request: IncomingMessage) => boolean,
-): FastLane {
-  return (request, response) => {
-    const url = request.url;
-    if (request.method !== 'GET' || !url?.startsWith(ENTRY_PATH)) return false;
-    let key = url.slice(ENTRY_PATH.length);
-    if (key.includes('/') || key.includes('?')) return false;
+  admitted: (socket: Socket, authorization: string | undefined) => boolean,
+): SocketLane {
+  const notCached = JSON.stringify(NOT_CACHED);
+  return ({ target, headers, socket }) => {
+    if (!target.startsWith(ENTRY_PATH)) return undefined;
+    let key = target.slice(ENTRY_PATH.length);
+    if (key.includes('/') || key.includes('?')) return undefined;
     let tagged: number | undefined;
     try {
       if (key.includes('%')) key = decodeURIComponent(key);
-      tagged = parseVersion(request.headers[MAP_VERSION_HEADER]);
+      tagged = parseVersion(headers[MAP_VERSION_HEADER]);
     } catch {
-      return false;
+      return undefined;
     }
-    if (!view.admits(tagged) || !admitted(request) || !cache.peek(key)) return false;
-    // Counted as a hit, and the policy told, exactly as the route's read would.
-    const answer = entryAnswer(request, key, cache.get(key) as CacheEntry, leases);
-    response.writeHead(answer.status, answer.headers).end(answer.body);
-    return true;
+    if (!admitted(socket, headers.authorization)) return undefined;
+    if (!cache.peek(key) && keyProblem(key)) return undefined;
+    if (!view.admits(tagged)) {
+      return {
+        status: 421,
+        headers: JSON_TYPE,
+        body: JSON.stringify(misrouted(tagged, view.version)),
+      };
+    }
+    // Counted as a hit or a miss, and the policy told, exactly as the route's read would.
+    const entry = cache.get(key);
+    if (!entry) return { status: 404, headers: JSON_TYPE, body: notCached };
+    return entryAnswer(headers, key, entry, leases);
   };
 }
 
@@ -149,14 +171,7 @@ export function binaryRoutes(
         return done(error as Error);
       }
       if (!view.admits(tagged)) {
-        reply
-          .code(421)
-          .send(
-            failure(
-              421,
-              `This request was routed with pool map ${tagged}; this node is at map ${view.version}. Refresh the pool view.`,
-            ),
-          );
+        reply.code(421).send(misrouted(tagged, view.version));
         return;
       }
       done();
@@ -166,8 +181,8 @@ export function binaryRoutes(
   app.get<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
     const key = checkKey(request.params.key);
     const entry = cache.get(key);
-    if (!entry) return reply.code(404).send(failure(404, 'Not in this cache.'));
-    const answer = entryAnswer(request.raw, key, entry, leases);
+    if (!entry) return reply.code(404).send(NOT_CACHED);
+    const answer = entryAnswer(request.headers, key, entry, leases);
     reply.code(answer.status).headers(answer.headers);
     return answer.body ? reply.send(answer.body) : reply.send();
   });

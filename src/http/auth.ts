@@ -8,7 +8,6 @@
  * main.ts files only allow that on loopback.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../core/errors.ts';
@@ -33,21 +32,22 @@ export function bearerCheck(secret: string): (header: string | undefined) => boo
 }
 
 /**
- * A checker for requests that remembers, per connection, the header it last accepted there: a
- * kept-alive connection (frontends keep a few to each node) pays for the two digests once, not
- * on every request. A request on that connection with the very same header is accepted without
- * hashing; any other header is checked in full. The plain comparison is only ever against what
- * this same connection already proved it knows, so it tells a prober on another connection
- * nothing.
+ * A checker for a connection's `Authorization` headers that remembers, per connection, the
+ * header it last accepted there: a kept-alive connection (frontends keep a few to each node)
+ * pays for the two digests once, not on every request. A request on that connection with the
+ * very same header is accepted without hashing; any other header is checked in full. The plain
+ * comparison is only ever against what this same connection already proved it knows, so it
+ * tells a prober on another connection nothing.
  */
-export function connectionCheck(secret: string): (request: IncomingMessage) => boolean {
+export function connectionCheck(
+  secret: string,
+): (socket: Socket, header: string | undefined) => boolean {
   const matches = bearerCheck(secret);
   const accepted = new WeakMap<Socket, string>();
-  return (request) => {
-    const header = request.headers.authorization;
-    if (header !== undefined && accepted.get(request.socket) === header) return true;
+  return (socket, header) => {
+    if (header !== undefined && accepted.get(socket) === header) return true;
     if (!matches(header)) return false;
-    accepted.set(request.socket, header as string);
+    accepted.set(socket, header as string);
     return true;
   };
 }
@@ -64,7 +64,7 @@ export function installSharedSecret(
   app.addHook('onRequest', (request, _reply, done) => {
     const config = request.routeOptions.config;
     if (config?.public || !(config?.secret || byDefault)) return done();
-    if (!admitted(request.raw)) {
+    if (!admitted(request.raw.socket, request.headers.authorization)) {
       return done(
         unauthorized(
           request.headers.authorization

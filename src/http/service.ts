@@ -31,6 +31,7 @@ import { keepResponsesOnClose } from '../process/signals.ts';
 import { installAdminToken, installSharedSecret } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { createRegistry, installMetrics } from './metrics.ts';
+import { installSocketLane, type SocketLane } from './socket-lane.ts';
 
 export interface ServiceTimeouts {
   /** Time for a request's headers to arrive, ms. */
@@ -72,6 +73,11 @@ export interface ServiceOptions {
    * answers a route registered in Fastify gives too (see cachenode/binary-routes.ts).
    */
   fastLane?: FastLane;
+  /**
+   * The hottest request of all, answered on the socket before node:http parses it
+   * (socket-lane.ts); whatever it does not answer goes to node:http and the fast lane.
+   */
+  socketLane?: SocketLane;
 }
 
 /** Answers `request` and returns true, or leaves it untouched and returns false. */
@@ -159,6 +165,7 @@ export function createService(options: ServiceOptions) {
       server.requestTimeout = timeouts.requestMs;
       server.headersTimeout = timeouts.headersMs;
       server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+      if (options.socketLane) installSocketLane(server, options.socketLane, () => closing);
       return server;
     },
   });

@@ -1,4 +1,5 @@
 /** Starts cache nodes on real sockets (port 0) inside the test process, and talks to them. */
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildCacheNode } from '../../src/cachenode/app.ts';
 import { createNodeCache } from '../../src/cachenode/node-cache.ts';
@@ -10,6 +11,8 @@ export const auth = { authorization: `Bearer ${SECRET}` };
 export interface TestNode {
   url: string;
   cache: ReturnType<typeof createNodeCache>;
+  /** The node's HTTP server (its connections, its keepAliveTimeout). */
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -42,7 +45,12 @@ export async function startNode(
   });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const { port } = app.server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, cache, close: () => app.close() };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cache,
+    server: app.server,
+    close: () => app.close(),
+  };
 }
 
 /** JSON request with the shared secret; returns status and parsed body. */

@@ -1,7 +1,9 @@
 /**
- * The entry fast lane (cachenode/binary-routes.ts entryFastLane) answers cached GETs before
- * Fastify sees them. These tests hold it to the route it stands in front of: the same status,
- * headers and bytes for hits and revalidations, and every refusal still worded by the route.
+ * The node's socket lane (cachenode/binary-routes.ts entrySocketLane) answers entry GETs before
+ * node:http and Fastify see them. These tests hold it to the route it stands in front of, through
+ * an ordinary HTTP client: the same status, headers and bytes for hits and revalidations, and
+ * every refusal worded as the route words it. test/cachenode/socket-lane.test.ts tests it on
+ * the wire.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -39,7 +41,7 @@ function raw(
 
 const value = Buffer.from('\x89PNG\r\n\x1a\n fast lane test value');
 
-describe('cache node fast lane', () => {
+describe('cache node entry lane', () => {
   let node: TestNode;
   before(async () => {
     node = await startNode();
@@ -77,7 +79,7 @@ describe('cache node fast lane', () => {
     assert.deepEqual(other.body, value);
   });
 
-  it('leaves misses, refusals and odd requests to the route, which words them', async () => {
+  it('words misses, refusals and odd requests as the route does', async () => {
     const path = `/v1/entries/${encodeURIComponent('kép-1')}`;
     const cases: [string, string, Record<string, string>, number][] = [
       ['GET', '/v1/entries/absent', auth, 404],

@@ -1,0 +1,223 @@
+/**
+ * A socket lane: a service's hottest request, answered on the socket before node:http parses it.
+ *
+ * Why: a cache node's GET of a cached 100 KB value costs ~45 µs of CPU through node:http, where
+ * the bytes into the socket are a fraction of it and the rest is node:http's per-request
+ * machinery (IncomingMessage, header objects, ServerResponse, its write path). No HTTP library
+ * on the npm registry does that part cheaper on Node (uWebSockets.js is not published there).
+ * A server that reads requests off the socket itself answers the same GET at nginx's speed here
+ * (bench/RESULTS.md).
+ *
+ * How it stays safe: the lane only answers what it positively recognises, and everything else
+ * goes to node:http unchanged. A connection starts in the lane. Each complete request head in
+ * what arrived is checked strictly — `GET <visible ASCII target> HTTP/1.1`, header lines that are
+ * `token: value` with no control characters, each name at most once, a Host, no Content-Length,
+ * Transfer-Encoding, Expect or Upgrade (so no body can follow) — and handed to the service's
+ * `lane` function, which answers it or declines. At the first request that fails any of this
+ * (a PUT, a body, a HEAD, HTTP/1.0, a duplicated header, a head cut across reads, one the
+ * service declines), the connection, with that request's bytes put back in front, is given to
+ * node:http for good: its parser, limits and timeouts (headers within 20 s, 16 KiB heads) then
+ * apply as they always do, and Fastify answers. Requests the lane answered were written in
+ * order before the hand-over, so pipelining keeps its order.
+ *
+ * What the lane itself keeps: an idle connection closes after the server's keepAliveTimeout;
+ * when what it wrote is not yet taken by the reader, it reads no further requests until it is
+ * (a pipelining client that does not read cannot make it buffer without bound); `Connection:
+ * close` is honoured; once the service is closing, the next request goes to node:http (which
+ * answers 503) and keepResponsesOnClose (process/signals.ts) ends the lane's idle connections.
+ */
+import { type OutgoingHttpHeaders, type Server, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface LaneRequest {
+  /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
+  target: string;
+  /** Header values by lower-case name; each name occurs once (else the lane declines). */
+  headers: Readonly<Record<string, string>>;
+  socket: Socket;
+}
+
+export interface LaneAnswer {
+  status: number;
+  /** Content-Length is added from `body` when absent. */
+  headers: OutgoingHttpHeaders;
+  body?: Buffer | string | undefined;
+}
+
+/** Answers a GET, or returns undefined to leave it (and its connection) to node:http. */
+export type SocketLane = (request: LaneRequest) => LaneAnswer | undefined;
+
+/** node:http's default limit on a request head; a longer one is left to it (a 431). */
+const MAX_HEAD_BYTES = 16 * 1024;
+const REQUEST_LINE = /^GET (\/[!-~]*) HTTP\/1\.1$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value: visible ASCII, spaces, tabs and obs-text; no CR, LF or other controls. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const OWS = /^[ \t]+|[ \t]+$/g;
+const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+/** Headers after which a body may follow, or the connection may change protocol. */
+const NOT_LANE = ['content-length', 'transfer-encoding', 'expect', 'upgrade'];
+
+/** A request head (latin1 text up to its blank line), or undefined if it is not a plain GET. */
+export function parseHead(
+  head: string,
+): { target: string; headers: Record<string, string> } | undefined {
+  const lines = head.split('\r\n');
+  const target = REQUEST_LINE.exec(lines[0] as string)?.[1];
+  if (target === undefined) return undefined;
+  const headers: Record<string, string> = Object.create(null);
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    if (colon <= 0 || !TOKEN.test(name)) return undefined;
+    const value = line.slice(colon + 1).replace(OWS, '');
+    if (!FIELD_VALUE.test(value)) return undefined;
+    const lower = name.toLowerCase();
+    if (lower in headers) return undefined;
+    headers[lower] = value;
+  }
+  if (headers.host === undefined) return undefined;
+  for (const name of NOT_LANE) if (headers[name] !== undefined) return undefined;
+  return { target, headers };
+}
+
+/** Date header text, made at most once a second. */
+let dateSecond = -1;
+let dateText = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * Puts `lane` in front of `server`'s own connection handling. Call it right after creating the
+ * server, before anything else listens for its connections.
+ */
+export function installSocketLane(server: Server, lane: SocketLane, closing: () => boolean): void {
+  const http = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    if (closing()) {
+      for (const listener of http) listener.call(server, socket);
+      return;
+    }
+    laneConnection(server, socket, lane, closing, http);
+  });
+}
+
+function laneConnection(
+  server: Server,
+  socket: Socket,
+  lane: SocketLane,
+  closing: () => boolean,
+  http: ((socket: Socket) => void)[],
+): void {
+  let pending: Buffer | undefined;
+  let left = false;
+  /** The reader half-closed: once what it sent is answered, so do we. */
+  let ended = false;
+
+  const onError = () => socket.destroy();
+  const onTimeout = () => socket.destroy();
+  const onDrain = () => {
+    socket.resume();
+    serve();
+  };
+  const onEnd = () => {
+    ended = true;
+    if (!pending) socket.end();
+  };
+  const onData = (chunk: Buffer) => {
+    pending = pending ? Buffer.concat([pending, chunk]) : chunk;
+    serve();
+  };
+  const leave = () => {
+    left = true;
+    socket.removeListener('data', onData);
+    socket.removeListener('error', onError);
+    socket.removeListener('timeout', onTimeout);
+    socket.removeListener('drain', onDrain);
+    socket.removeListener('end', onEnd);
+    socket.setTimeout(0);
+  };
+  /** Gives the connection, and `rest` (unparsed bytes, a request's first), to node:http. */
+  const handOff = (rest: Buffer) => {
+    leave();
+    socket.pause();
+    if (rest.length > 0) socket.unshift(rest);
+    for (const listener of http) listener.call(server, socket);
+    process.nextTick(() => socket.resume());
+  };
+
+  function serve(): void {
+    let buffer = pending;
+    pending = undefined;
+    while (buffer && buffer.length > 0 && !left) {
+      const end = buffer.indexOf('\r\n\r\n', 0, 'latin1');
+      // A head cut across reads, or too long: node:http's parser and its timeouts take it.
+      if (end === -1 || end > MAX_HEAD_BYTES || closing()) {
+        handOff(buffer);
+        return;
+      }
+      const head = parseHead(buffer.toString('latin1', 0, end));
+      const answer = head && answerOf(head);
+      if (!head || !answer) {
+        handOff(buffer);
+        return;
+      }
+      buffer = buffer.subarray(end + 4);
+      const close = CLOSE.test(head.headers.connection ?? '');
+      write(answer, close);
+      if (close) {
+        leave();
+        socket.end();
+        return;
+      }
+      // What was written is not yet taken: read no further until it is.
+      if (socket.writableNeedDrain) {
+        if (buffer.length > 0) pending = buffer;
+        socket.pause();
+        socket.once('drain', onDrain);
+        return;
+      }
+    }
+    if (ended && !left) socket.end();
+  }
+
+  /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
+  function answerOf(head: { target: string; headers: Record<string, string> }) {
+    try {
+      return lane({ target: head.target, headers: head.headers, socket });
+    } catch {
+      return undefined;
+    }
+  }
+
+  function write(answer: LaneAnswer, close: boolean): void {
+    const { status, headers, body } = answer;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+    if (body !== undefined && headers['content-length'] === undefined) {
+      head += `content-length: ${Buffer.byteLength(body)}\r\n`;
+    }
+    head += close
+      ? `date: ${httpDate()}\r\nconnection: close\r\n\r\n`
+      : `date: ${httpDate()}\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(server.keepAliveTimeout / 1000)}\r\n\r\n`;
+    socket.cork();
+    socket.write(head, 'latin1');
+    if (body !== undefined) socket.write(body);
+    socket.uncork();
+  }
+
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('timeout', onTimeout);
+  socket.on('end', onEnd);
+  socket.setTimeout(server.keepAliveTimeout);
+}

@@ -1,0 +1,299 @@
+/**
+ * The cache node's socket lane (http/socket-lane.ts, cachenode/binary-routes.ts entrySocketLane)
+ * over raw TCP: requests are written byte for byte as a client could send them (pipelined, cut
+ * in two, malformed), and the answers are read back as bytes.
+ *
+ * Who answered: the lane writes its own header names in lower case (`date:`), node:http writes
+ * `Date:`. That is how these tests tell the lane's answers from node:http's.
+ */
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { auth, startNode, type TestNode } from '../helpers/nodes.ts';
+
+interface RawAnswer {
+  status: number;
+  /** Header lines as sent. */
+  lines: string[];
+  /** Header values by lower-case name. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+const byLane = (answer: RawAnswer) => answer.lines.some((line) => line.startsWith('date: '));
+
+/** Splits what a server sent into responses (bodies by Content-Length; none for 204 and 304). */
+function parseAnswers(bytes: Buffer): RawAnswer[] {
+  const answers: RawAnswer[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const end = bytes.indexOf('\r\n\r\n', at, 'latin1');
+    assert.notEqual(end, -1, `an incomplete response head: ${bytes.subarray(at).toString()}`);
+    const [statusLine, ...lines] = bytes.toString('latin1', at, end).split('\r\n');
+    const status = Number(statusLine?.split(' ')[1]);
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = status === 204 || status === 304 ? 0 : Number(headers['content-length'] ?? 0);
+    const body = bytes.subarray(end + 4, end + 4 + length);
+    assert.equal(body.length, length, 'a response body was cut short');
+    answers.push({ status, lines, headers, body });
+    at = end + 4 + length;
+  }
+  return answers;
+}
+
+/**
+ * Writes `parts` on one connection (each part one write, `pauseMs` apart) and reads until the
+ * server closes it: the last request should say Connection: close.
+ */
+async function exchange(url: string, parts: (string | Buffer)[], pauseMs = 0) {
+  const socket = await open(url);
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  for (const [i, part] of parts.entries()) {
+    if (i > 0 && pauseMs) await sleep(pauseMs);
+    socket.write(part);
+  }
+  await closed;
+  return parseAnswers(Buffer.concat(received));
+}
+
+function open(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+const AUTH = `Authorization: ${auth.authorization}\r\n`;
+const get = (path: string, extra = '') =>
+  `GET ${path} HTTP/1.1\r\nHost: node\r\n${AUTH}${extra}\r\n`;
+const last = (path: string, extra = '') => get(path, `${extra}Connection: close\r\n`);
+
+const value = Buffer.from('\x89PNG\r\n\x1a\n socket lane test value');
+const KEY = 'kép-lane';
+const PATH = `/v1/entries/${encodeURIComponent(KEY)}`;
+
+// A lane that forgets to answer or to close would otherwise hang the run.
+describe('cache node socket lane', { timeout: 30_000 }, () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode({ capacityMb: 128 });
+    node.cache.put(KEY, { value, contentType: 'image/png', version: 7, modifiedAt: 1234 }, true);
+  });
+  after(() => node.close());
+
+  it('answers pipelined GETs in order: a hit, a revalidation, a miss', async () => {
+    const before = { ...node.cache.stats.totals };
+    const answers = await exchange(node.url, [
+      get(PATH) + get(PATH, 'x-pixpool-if-version: 7\r\n') + last('/v1/entries/absent'),
+    ]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 304, 404],
+    );
+    assert.ok(answers.every(byLane), 'the lane answered all three');
+    assert.deepEqual(answers[0]?.body, value);
+    assert.equal(answers[0]?.headers.connection, 'keep-alive');
+    assert.deepEqual(JSON.parse(answers[2]?.body.toString() ?? ''), {
+      success: 'false',
+      error: { code: 404, message: 'Not in this cache.' },
+    });
+    assert.equal(answers[2]?.headers.connection, 'close');
+    const after = node.cache.stats.totals;
+    assert.equal(after.hits - before.hits, 2);
+    assert.equal(after.misses - before.misses, 1);
+  });
+
+  it('gives the route’s answers: the same status, headers and bytes', async () => {
+    // A request for another path first hands the connection to node:http, so the GETs after
+    // it reach the route.
+    const requests = [
+      get(PATH),
+      get(PATH, 'x-pixpool-if-version: 7\r\nx-pixpool-lease: 1\r\n'),
+      last('/v1/entries/absent'),
+    ];
+    const lane = await exchange(node.url, [requests.join('')]);
+    const route = await exchange(node.url, [get('/health') + requests.join('')]);
+    assert.equal(route.shift()?.status, 200);
+    assert.ok(lane.every(byLane));
+    assert.ok(!route.some(byLane));
+    const comparable = (a: RawAnswer) => {
+      const { date, connection, 'keep-alive': _alive, ...headers } = a.headers;
+      return { status: a.status, headers, body: a.body.toString('latin1') };
+    };
+    assert.deepEqual(lane.map(comparable), route.map(comparable));
+  });
+
+  it('hands the connection to node:http at the first request it does not take, in order', async () => {
+    const fresh = Buffer.from('a newer value, put through the handed-over connection');
+    const put =
+      `PUT /v1/entries/lane-put HTTP/1.1\r\nHost: node\r\n${AUTH}` +
+      `Content-Type: image/png\r\nx-pixpool-version: 3\r\nContent-Length: ${fresh.length}\r\n\r\n`;
+    // node:http runs pipelined requests' handlers side by side (clients should not pipeline
+    // after a PUT), so the GETs after it read a key the PUT does not touch.
+    const answers = await exchange(node.url, [
+      Buffer.concat([
+        Buffer.from(get(PATH) + put),
+        fresh,
+        Buffer.from(get('/v1/entries/absent') + last(PATH)),
+      ]),
+    ]);
+    assert.deepEqual(
+      answers.map((a) => [a.status, byLane(a)]),
+      [
+        [200, true],
+        [204, false],
+        [404, false],
+        [200, false],
+      ],
+    );
+    assert.deepEqual(answers[0]?.body, value);
+    assert.deepEqual(answers[3]?.body, value);
+    const stored = await exchange(node.url, [last('/v1/entries/lane-put')]);
+    assert.deepEqual(stored[0]?.body, fresh);
+  });
+
+  it('never reads a request’s body as another request', async () => {
+    const smuggled = get('/v1/entries/absent');
+    for (const framing of [
+      `Content-Length: ${smuggled.length}\r\n`,
+      `Transfer-Encoding: chunked\r\n`,
+    ]) {
+      const body = framing.startsWith('Content-Length')
+        ? smuggled
+        : `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+      const answers = await exchange(node.url, [
+        `GET ${PATH} HTTP/1.1\r\nHost: node\r\n${AUTH}${framing}Connection: close\r\n\r\n${body}`,
+      ]);
+      assert.equal(answers.length, 1, `${framing}: one request, one answer`);
+      assert.equal(answers[0]?.status, 200);
+      assert.ok(!byLane(answers[0] as RawAnswer));
+    }
+  });
+
+  it('a head cut across two writes is still answered, and so is the next request', async () => {
+    const request = get(PATH);
+    const answers = await exchange(
+      node.url,
+      [request.slice(0, 20), request.slice(20), last(PATH)],
+      30,
+    );
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200],
+    );
+    assert.deepEqual(answers[1]?.body, value);
+  });
+
+  it('leaves requests of any other shape to node:http', async () => {
+    const shapes: [string, string][] = [
+      ['HTTP/1.0', `GET ${PATH} HTTP/1.0\r\nHost: node\r\n${AUTH}\r\n`],
+      ['a folded header', `GET ${PATH} HTTP/1.1\r\nHost: node\r\n${AUTH}x-a: 1\r\n 2\r\n\r\n`],
+      ['a header twice', `GET ${PATH} HTTP/1.1\r\nHost: node\r\nHost: other\r\n${AUTH}\r\n`],
+      ['no Host', `GET ${PATH} HTTP/1.1\r\n${AUTH}\r\n`],
+      ['a control character', `GET ${PATH} HTTP/1.1\r\nHost: no\x01de\r\n${AUTH}\r\n`],
+      ['bare line feeds', `GET ${PATH} HTTP/1.1\nHost: node\n${AUTH.trim()}\n\n`],
+      ['a query string', `GET ${PATH}?x=1 HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
+      ['a wrong secret', `GET ${PATH} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer no\r\n\r\n`],
+      ['a bad key', `GET /v1/entries/a%20b HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
+      ['another path', `GET /health HTTP/1.1\r\nHost: node\r\n\r\n`],
+    ];
+    for (const [shape, request] of shapes) {
+      const socket = await open(node.url);
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.write(request);
+      // node:http answers, or refuses and closes; either way the lane must not have answered.
+      const answered = () => Buffer.concat(received).includes('\r\n\r\n');
+      for (let waited = 0; !answered() && !socket.destroyed && waited < 2000; waited += 10) {
+        await sleep(10);
+      }
+      socket.destroy();
+      await closed;
+      const text = Buffer.concat(received).toString('latin1');
+      assert.match(text, /^HTTP\/1\.1 \d{3} /, `${shape}: answered`);
+      assert.ok(!text.includes('\r\ndate: '), `${shape}: not by the lane:\n${text}`);
+    }
+  });
+
+  it('stops reading requests while a client does not take its answers', async () => {
+    const big = Buffer.alloc(1024 * 1024, 1);
+    node.cache.put('lane-big', { value: big, contentType: 'image/png', version: 1 }, true);
+    const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+    const socket = await open(node.url);
+    const server = await serverSide;
+    socket.pause();
+    // 32 pipelined GETs of 1 MiB: 32 MiB of answers if the lane wrote them all at once.
+    socket.write(get('/v1/entries/lane-big').repeat(31) + last('/v1/entries/lane-big'));
+    await sleep(300);
+    assert.ok(
+      server.writableLength < 4 * 1024 * 1024,
+      `the node buffered ${server.writableLength} bytes for a client that does not read`,
+    );
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.resume();
+    await closed;
+    const answers = parseAnswers(Buffer.concat(received));
+    assert.equal(answers.length, 32);
+    assert.ok(answers.every((a) => a.status === 200 && a.body.equals(big)));
+  });
+
+  it('answers a client that half-closes, then closes too', async () => {
+    const socket = await open(node.url);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.end(get(PATH) + get(PATH));
+    await closed;
+    assert.deepEqual(
+      parseAnswers(Buffer.concat(received)).map((a) => a.status),
+      [200, 200],
+    );
+  });
+
+  it('closes a connection idle for longer than the keep-alive timeout', async () => {
+    const previous = node.server.keepAliveTimeout;
+    node.server.keepAliveTimeout = 200;
+    try {
+      const socket = await open(node.url);
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.resume();
+      socket.write(get(PATH));
+      const started = Date.now();
+      const outcome = await Promise.race([closed.then(() => 'closed'), sleep(3000)]);
+      assert.equal(outcome, 'closed', 'the idle connection was not closed');
+      assert.ok(Date.now() - started >= 150, 'closed before the timeout');
+      socket.destroy();
+    } finally {
+      node.server.keepAliveTimeout = previous;
+    }
+  });
+});
+
+describe('closing a cache node with connections in its socket lane', { timeout: 30_000 }, () => {
+  it('ends them at once instead of waiting for the keep-alive timeout', async () => {
+    const node = await startNode();
+    node.cache.put(KEY, { value, contentType: 'image/png', version: 7 }, true);
+    const socket = await open(node.url);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const ended = new Promise((resolve) => socket.once('end', resolve));
+    socket.write(get(PATH));
+    while (!Buffer.concat(received).includes(value)) await sleep(5);
+    const started = Date.now();
+    await node.close();
+    await ended;
+    assert.ok(Date.now() - started < 3000, `close took ${Date.now() - started} ms`);
+    socket.destroy();
+  });
+});
