@@ -3,8 +3,11 @@
  * frontend's reads and fills, the manager's commands, a node's hand-over to another node).
  *
  * It speaks the binary path (raw bytes, content type and version in headers) over undici pools
- * of kept-alive connections, one pool per node origin. Every call has a timeout; failures throw
- * NodeRequestError so callers can treat a failing node as a miss.
+ * of kept-alive connections, two per node origin: one for entry reads, one for everything else.
+ * A node answers entry reads on the socket while a connection has carried nothing else; the
+ * first request of another kind moves that connection to node:http for good
+ * (http/socket-lane.ts), so writes on connections of their own keep the reads on the fast path. Every call has a timeout;
+ * failures throw NodeRequestError so callers can treat a failing node as a miss.
  */
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
@@ -33,6 +36,8 @@ export interface NodeClientOptions {
   connections?: number;
 }
 
+const ENTRY_PATH = '/v1/entries/';
+
 /** HTTP status a node answers when a request was routed with an outdated pool view. */
 export const STALE_VIEW_STATUS = 421;
 
@@ -49,12 +54,14 @@ export class NodeRequestError extends Error {
 
 export function createNodeClient(options: NodeClientOptions = {}) {
   const { secret, timeoutMs = 2000, connections = 32, mapVersion } = options;
+  /** By `read <origin>` (GET /v1/entries/…) or `other <origin>`. */
   const pools = new Map<string, Pool>();
   const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
 
-  function poolFor(nodeUrl: string): Pool {
+  function poolFor(nodeUrl: string, read: boolean): Pool {
     const origin = new URL(nodeUrl).origin;
-    let pool = pools.get(origin);
+    const name = `${read ? 'read' : 'other'} ${origin}`;
+    let pool = pools.get(name);
     if (!pool) {
       // A connect that hangs (a host gone from the network) fails as fast as a slow answer, so
       // a dead node costs a read at most `timeoutMs` before it falls back to storage; undici's
@@ -64,7 +71,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         keepAliveTimeout: 30_000,
         connect: { timeout: timeoutMs },
       });
-      pools.set(origin, pool);
+      pools.set(name, pool);
     }
     return pool;
   }
@@ -78,7 +85,8 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     timeout = timeoutMs,
   ) {
     try {
-      return await poolFor(nodeUrl).request({
+      const read = method === 'GET' && path.startsWith(ENTRY_PATH);
+      return await poolFor(nodeUrl, read).request({
         method,
         path,
         headers: { ...auth, ...headers },
@@ -103,7 +111,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     throw new NodeRequestError(nodeUrl, response.statusCode, `${response.statusCode} ${message}`);
   }
 
-  const entryPath = (key: string) => `/v1/entries/${encodeURIComponent(key)}`;
+  const entryPath = (key: string) => `${ENTRY_PATH}${encodeURIComponent(key)}`;
   /** Headers for an entry request: the map version it was routed with, when there is one. */
   const fence = (headers: Record<string, string> = {}) => {
     const version = mapVersion?.();

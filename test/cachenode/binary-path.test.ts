@@ -156,4 +156,25 @@ describe('cache node binary path over a real socket', () => {
     await assert.rejects(dead.get('http://127.0.0.1:1', 'k'), NodeRequestError);
     await dead.close();
   });
+
+  it('reads stay on connections of their own, which the node answers in its socket lane', async () => {
+    // One connection per pool: were reads and writes to share it, the PUT would move it to
+    // node:http (http/socket-lane.ts) and every read after it would be a node:http request.
+    const one = createNodeClient({ secret: SECRET, connections: 1 });
+    let viaNodeHttp = 0;
+    const count = () => viaNodeHttp++;
+    node.server.on('request', count);
+    try {
+      const value = png(1000);
+      await one.put(node.url, 'lane-read', { value, contentType: 'image/png', version: 1 });
+      for (let i = 0; i < 5; i++)
+        assert.ok((await one.get(node.url, 'lane-read'))?.value.equals(value));
+      await one.invalidate(node.url, 'lane-read');
+      assert.equal(await one.get(node.url, 'lane-read'), undefined);
+      assert.equal(viaNodeHttp, 2, 'only the PUT and the DELETE reached node:http');
+    } finally {
+      node.server.off('request', count);
+      await one.close();
+    }
+  });
 });
