@@ -1,8 +1,8 @@
 /**
  * The bare Node HTTP server of the node-ceiling case: `node bench/ceiling-server.ts <port> <file>
  * <content-type>` answers every request with the file's bytes, read once into a Buffer, through
- * node:http alone (no framework, no routing, no checks). What a cache node does on a hit, minus
- * everything pixpool adds: the most any Node server can get out of this machine.
+ * node:http alone (no framework, no routing, no checks): the most a server answering through
+ * node:http gets out of this machine. (The cache node answers its GETs below node:http.)
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
