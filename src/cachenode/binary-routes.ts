@@ -81,13 +81,13 @@ const ENTRY_PATH = '/v1/entries/';
  * something else.
  */
 function entryAnswer(
-  requestHeaders: Readonly<Record<string, string | string[] | undefined>>,
+  asked: { lease: boolean; held: unknown },
   key: string,
   entry: CacheEntry,
   leases: Leases,
 ) {
-  const lease = requestHeaders[LEASE_HEADER] === undefined ? 0 : leases.grant(key);
-  const held = requestHeaders[IF_VERSION_HEADER];
+  const lease = asked.lease ? leases.grant(key) : 0;
+  const held = asked.held;
   if (held !== undefined && held === String(entry.version)) {
     const headers: OutgoingHttpHeaders = lease ? { [LEASE_HEADER]: lease } : {};
     return { status: 304, headers, body: undefined };
@@ -135,11 +135,11 @@ export function entrySocketLane(
     let tagged: number | undefined;
     try {
       if (key.includes('%')) key = decodeURIComponent(key);
-      tagged = parseVersion(headers[MAP_VERSION_HEADER]);
+      tagged = parseVersion(headers.get(MAP_VERSION_HEADER));
     } catch {
       return undefined;
     }
-    if (!admitted(socket, headers.authorization)) return undefined;
+    if (!admitted(socket, headers.get('authorization'))) return undefined;
     if (!cache.peek(key) && keyProblem(key)) return undefined;
     if (!view.admits(tagged)) {
       return {
@@ -151,7 +151,8 @@ export function entrySocketLane(
     // Counted as a hit or a miss, and the policy told, exactly as the route's read would.
     const entry = cache.get(key);
     if (!entry) return { status: 404, headers: JSON_TYPE, body: notCached };
-    return entryAnswer(headers, key, entry, leases);
+    const asked = { lease: headers.has(LEASE_HEADER), held: headers.get(IF_VERSION_HEADER) };
+    return entryAnswer(asked, key, entry, leases);
   };
 }
 
@@ -182,7 +183,9 @@ export function binaryRoutes(
     const key = checkKey(request.params.key);
     const entry = cache.get(key);
     if (!entry) return reply.code(404).send(NOT_CACHED);
-    const answer = entryAnswer(request.headers, key, entry, leases);
+    const { headers } = request;
+    const asked = { lease: headers[LEASE_HEADER] !== undefined, held: headers[IF_VERSION_HEADER] };
+    const answer = entryAnswer(asked, key, entry, leases);
     reply.code(answer.status).headers(answer.headers);
     return answer.body ? reply.send(answer.body) : reply.send();
   });

@@ -21,9 +21,9 @@
  * order before the hand-over, so pipelining keeps its order.
  *
  * What the lane itself keeps: an idle connection closes after the server's keepAliveTimeout;
- * when what it wrote is not yet taken by the reader, it reads no further requests until it is
- * (a pipelining client that does not read cannot make it buffer without bound); `Connection:
- * close` is honoured; once the service is closing, the next request goes to node:http (which
+ * while more than 1 MiB it wrote is not yet taken by the reader, it reads no further requests (a
+ * pipelining client that does not read cannot make it buffer without bound); `Connection: close`
+ * is honoured; once the service is closing, the next request goes to node:http (which
  * answers 503) and keepResponsesOnClose (process/signals.ts) ends the lane's idle connections.
  */
 import { type OutgoingHttpHeaders, type Server, STATUS_CODES } from 'node:http';
@@ -33,7 +33,7 @@ export interface LaneRequest {
   /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
   target: string;
   /** Header values by lower-case name; each name occurs once (else the lane declines). */
-  headers: Readonly<Record<string, string>>;
+  headers: ReadonlyMap<string, string>;
   socket: Socket;
 }
 
@@ -49,37 +49,48 @@ export type SocketLane = (request: LaneRequest) => LaneAnswer | undefined;
 
 /** node:http's default limit on a request head; a longer one is left to it (a 431). */
 const MAX_HEAD_BYTES = 16 * 1024;
-const REQUEST_LINE = /^GET (\/[!-~]*) HTTP\/1\.1$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A field value: visible ASCII, spaces, tabs and obs-text; no CR, LF or other controls. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const OWS = /^[ \t]+|[ \t]+$/g;
+/** Bytes of answers the lane lets wait in memory for a slow reader before it reads no more. */
+const MAX_UNSENT_BYTES = 1024 * 1024;
+/**
+ * A plain GET head, whole: the request line, then header lines of a token, a colon and a value of
+ * visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF, and no
+ * folded lines). Group 1 is the target, group 2 the header lines, each led by its CRLF.
+ */
+const PLAIN_GET =
+  /^GET (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /** Headers after which a body may follow, or the connection may change protocol. */
 const NOT_LANE = ['content-length', 'transfer-encoding', 'expect', 'upgrade'];
 
-/** A request head (latin1 text up to its blank line), or undefined if it is not a plain GET. */
+const isOws = (c: number) => c === 32 || c === 9;
+
+/**
+ * A request head (latin1 text up to its blank line), or undefined if it is not a plain GET: any
+ * header twice, no Host, or one that lets a body follow, and it is not.
+ */
 export function parseHead(
   head: string,
-): { target: string; headers: Record<string, string> } | undefined {
-  const lines = head.split('\r\n');
-  const target = REQUEST_LINE.exec(lines[0] as string)?.[1];
-  if (target === undefined) return undefined;
-  const headers: Record<string, string> = Object.create(null);
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon);
-    if (colon <= 0 || !TOKEN.test(name)) return undefined;
-    const value = line.slice(colon + 1).replace(OWS, '');
-    if (!FIELD_VALUE.test(value)) return undefined;
-    const lower = name.toLowerCase();
-    if (lower in headers) return undefined;
-    headers[lower] = value;
+): { target: string; headers: Map<string, string> } | undefined {
+  const match = PLAIN_GET.exec(head);
+  if (!match) return undefined;
+  const lines = match[2] as string;
+  const headers = new Map<string, string>();
+  for (let at = 2; at < lines.length; ) {
+    let end = lines.indexOf('\r\n', at);
+    if (end === -1) end = lines.length;
+    const colon = lines.indexOf(':', at);
+    const name = lines.slice(at, colon).toLowerCase();
+    if (headers.has(name)) return undefined;
+    let from = colon + 1;
+    let to = end;
+    while (from < to && isOws(lines.charCodeAt(from))) from++;
+    while (to > from && isOws(lines.charCodeAt(to - 1))) to--;
+    headers.set(name, lines.slice(from, to));
+    at = end + 2;
   }
-  if (headers.host === undefined) return undefined;
-  for (const name of NOT_LANE) if (headers[name] !== undefined) return undefined;
-  return { target, headers };
+  if (!headers.has('host')) return undefined;
+  for (const name of NOT_LANE) if (headers.has(name)) return undefined;
+  return { target: match[1] as string, headers };
 }
 
 /** Date header text, made at most once a second. */
@@ -156,32 +167,38 @@ function laneConnection(
   };
 
   function serve(): void {
-    let buffer = pending;
+    const buffer = pending;
     pending = undefined;
-    while (buffer && buffer.length > 0 && !left) {
-      const end = buffer.indexOf('\r\n\r\n', 0, 'latin1');
+    if (!buffer) return;
+    // latin1: one character per byte, so offsets in the text are offsets in the buffer.
+    const text = buffer.toString('latin1');
+    let at = 0;
+    while (at < text.length && !left) {
+      const end = text.indexOf('\r\n\r\n', at);
       // A head cut across reads, or too long: node:http's parser and its timeouts take it.
-      if (end === -1 || end > MAX_HEAD_BYTES || closing()) {
-        handOff(buffer);
+      if (end === -1 || end - at > MAX_HEAD_BYTES || closing()) {
+        handOff(buffer.subarray(at));
         return;
       }
-      const head = parseHead(buffer.toString('latin1', 0, end));
+      const head = parseHead(text.slice(at, end));
       const answer = head && answerOf(head);
       if (!head || !answer) {
-        handOff(buffer);
+        handOff(buffer.subarray(at));
         return;
       }
-      buffer = buffer.subarray(end + 4);
-      const close = CLOSE.test(head.headers.connection ?? '');
+      at = end + 4;
+      const close = CLOSE.test(head.headers.get('connection') ?? '');
       write(answer, close);
       if (close) {
         leave();
         socket.end();
         return;
       }
-      // What was written is not yet taken: read no further until it is.
-      if (socket.writableNeedDrain) {
-        if (buffer.length > 0) pending = buffer;
+      // Much of what was written is not yet taken: read no further until it is. (Not at every
+      // answer the kernel could not take at once: a 100 KB one rarely fits, and stopping and
+      // restarting the reads for each would cost more than the answer.)
+      if (socket.writableLength > MAX_UNSENT_BYTES) {
+        if (at < text.length) pending = buffer.subarray(at);
         socket.pause();
         socket.once('drain', onDrain);
         return;
@@ -191,7 +208,7 @@ function laneConnection(
   }
 
   /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
-  function answerOf(head: { target: string; headers: Record<string, string> }) {
+  function answerOf(head: { target: string; headers: Map<string, string> }) {
     try {
       return lane({ target: head.target, headers: head.headers, socket });
     } catch {
@@ -215,6 +232,9 @@ function laneConnection(
     socket.uncork();
   }
 
+  // As node:http does for its sockets (its noDelay option, on by default): an answer's last
+  // segment goes out at once instead of waiting for the reader's acknowledgement.
+  socket.setNoDelay(true);
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('timeout', onTimeout);
