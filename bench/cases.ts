@@ -96,7 +96,7 @@ async function runNodeGetVsNginx(ctx: BenchContext, self: BenchCase) {
     fairness: [
       'The cache node is one single-threaded Node process, so nginx runs one worker (worker_processes 1) — with sendfile on, tcp_nopush/tcp_nodelay, keep-alive without a per-connection request limit, access_log off, its own prefix for pid, logs and temp dirs.',
       `Both serve the same ${body.length.toLocaleString('en-US')} random (incompressible) bytes at the same path with Content-Type ${contentType}, no compression; the same Authorization header goes to both (nginx ignores it, the node checks it).`,
-      `The cache node runs on this runner's Node (${process.version}): bin/pixpool.js cache-node --capacity 256 --policy LRU --log-level warn (Node strips the TypeScript types itself; no loader).`,
+      `The cache node runs on this runner's Node (${process.version}): bin/pixpool.js cache-node --capacity 256 --policy LRU --log-level warn (Node strips the TypeScript types itself; no loader). It answers these GETs in its socket lane (src/http/socket-lane.ts), below node:http; node-ceiling-100k shows what node:http alone gets.`,
     ],
   });
   const profile = profileNotes(ctx, profileName);
