@@ -105,6 +105,7 @@ function entryAnswer(
 }
 
 const NOT_CACHED = failure(404, 'Not in this cache.');
+const NOT_IN_KEY_SEGMENT = /[/?#]/;
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
 /** Why a request routed with an older pool map than the node's is turned away (421). */
@@ -131,7 +132,8 @@ export function entrySocketLane(
   return ({ target, headers, socket }) => {
     if (!target.startsWith(ENTRY_PATH)) return undefined;
     let key = target.slice(ENTRY_PATH.length);
-    if (key.includes('/') || key.includes('?')) return undefined;
+    // What the router would cut off or split at (a query, a fragment, another segment).
+    if (NOT_IN_KEY_SEGMENT.test(key)) return undefined;
     let tagged: number | undefined;
     try {
       if (key.includes('%')) key = decodeURIComponent(key);

@@ -201,6 +201,7 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
       ['a control character', `GET ${PATH} HTTP/1.1\r\nHost: no\x01de\r\n${AUTH}\r\n`],
       ['bare line feeds', `GET ${PATH} HTTP/1.1\nHost: node\n${AUTH.trim()}\n\n`],
       ['a query string', `GET ${PATH}?x=1 HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
+      ['a fragment', `GET ${PATH}#x HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
       ['a wrong secret', `GET ${PATH} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer no\r\n\r\n`],
       ['a bad key', `GET /v1/entries/a%20b HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
       ['another path', `GET /health HTTP/1.1\r\nHost: node\r\n\r\n`],
