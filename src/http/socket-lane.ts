@@ -20,7 +20,8 @@
  * apply as they always do, and Fastify answers. Requests the lane answered were written in
  * order before the hand-over, so pipelining keeps its order.
  *
- * What the lane itself keeps: an idle connection closes after the server's keepAliveTimeout;
+ * What the lane itself keeps: a new connection that sends no request within the server's
+ * headersTimeout is closed, and so is one idle for longer than its keepAliveTimeout;
  * while more than 1 MiB it wrote is not yet taken by the reader, it reads no further requests (a
  * pipelining client that does not read cannot make it buffer without bound); `Connection: close`
  * is honoured; once the service is closing, the next request goes to node:http (which
@@ -131,6 +132,8 @@ function laneConnection(
 ): void {
   let pending: Buffer | undefined;
   let left = false;
+  /** Until the first answer, a connection has the server's headersTimeout to send a request. */
+  let answered = false;
   /** The reader half-closed: once what it sent is answered, so do we. */
   let ended = false;
 
@@ -189,6 +192,10 @@ function laneConnection(
       at = end + 4;
       const close = CLOSE.test(head.headers.get('connection') ?? '');
       write(answer, close);
+      if (!answered) {
+        answered = true;
+        socket.setTimeout(server.keepAliveTimeout);
+      }
       if (close) {
         leave();
         socket.end();
@@ -239,5 +246,9 @@ function laneConnection(
   socket.on('error', onError);
   socket.on('timeout', onTimeout);
   socket.on('end', onEnd);
-  socket.setTimeout(server.keepAliveTimeout);
+  socket.setTimeout(
+    server.headersTimeout > 0
+      ? Math.min(server.headersTimeout, server.keepAliveTimeout || Infinity)
+      : server.keepAliveTimeout,
+  );
 }

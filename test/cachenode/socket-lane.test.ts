@@ -262,6 +262,23 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
     );
   });
 
+  it('closes a new connection that sends no request within the headers timeout', async () => {
+    const previous = node.server.headersTimeout;
+    node.server.headersTimeout = 200;
+    try {
+      const socket = await open(node.url);
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.resume();
+      const started = Date.now();
+      const outcome = await Promise.race([closed.then(() => 'closed'), sleep(3000)]);
+      assert.equal(outcome, 'closed', 'the silent connection was not closed');
+      assert.ok(Date.now() - started >= 150, 'closed before the timeout');
+      socket.destroy();
+    } finally {
+      node.server.headersTimeout = previous;
+    }
+  });
+
   it('closes a connection idle for longer than the keep-alive timeout', async () => {
     const previous = node.server.keepAliveTimeout;
     node.server.keepAliveTimeout = 200;
