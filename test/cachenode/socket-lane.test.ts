@@ -262,40 +262,30 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
     );
   });
 
-  it('closes a new connection that sends no request within the headers timeout', async () => {
-    const previous = node.server.headersTimeout;
-    node.server.headersTimeout = 200;
+  /** With `timeout` set to 200 ms, a connection that sends `requests` is closed, not sooner. */
+  async function closedAfter(timeout: 'headersTimeout' | 'keepAliveTimeout', requests: string) {
+    const previous = node.server[timeout];
+    node.server[timeout] = 200;
     try {
       const socket = await open(node.url);
       const closed = new Promise((resolve) => socket.once('close', resolve));
       socket.resume();
+      if (requests) socket.write(requests);
       const started = Date.now();
       const outcome = await Promise.race([closed.then(() => 'closed'), sleep(3000)]);
-      assert.equal(outcome, 'closed', 'the silent connection was not closed');
+      assert.equal(outcome, 'closed', `the connection was not closed after the ${timeout}`);
       assert.ok(Date.now() - started >= 150, 'closed before the timeout');
       socket.destroy();
     } finally {
-      node.server.headersTimeout = previous;
+      node.server[timeout] = previous;
     }
-  });
+  }
 
-  it('closes a connection idle for longer than the keep-alive timeout', async () => {
-    const previous = node.server.keepAliveTimeout;
-    node.server.keepAliveTimeout = 200;
-    try {
-      const socket = await open(node.url);
-      const closed = new Promise((resolve) => socket.once('close', resolve));
-      socket.resume();
-      socket.write(get(PATH));
-      const started = Date.now();
-      const outcome = await Promise.race([closed.then(() => 'closed'), sleep(3000)]);
-      assert.equal(outcome, 'closed', 'the idle connection was not closed');
-      assert.ok(Date.now() - started >= 150, 'closed before the timeout');
-      socket.destroy();
-    } finally {
-      node.server.keepAliveTimeout = previous;
-    }
-  });
+  it('closes a new connection that sends no request within the headers timeout', () =>
+    closedAfter('headersTimeout', ''));
+
+  it('closes a connection idle for longer than the keep-alive timeout', () =>
+    closedAfter('keepAliveTimeout', get(PATH)));
 });
 
 describe('closing a cache node with connections in its socket lane', { timeout: 30_000 }, () => {
