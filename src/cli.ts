@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { MAX_WINDOW_S } from './core/autoscale-state.ts';
+import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import type { Assignment } from './core/pool-map.ts';
 import { startChildService } from './process/child-service.ts';
 import { closeOnSignals } from './process/signals.ts';
@@ -169,7 +170,7 @@ program
       'read leases for frontends, ms: a frontend serves its copy that long without asking; an upload of a key read that recently waits as long (0: none)',
     )
       .env('PIXPOOL_LEASE_MS')
-      .default('100'),
+      .default(String(DEFAULT_LEASE_MS)),
   )
   .addOption(secretOption())
   .addOption(logLevelOption())

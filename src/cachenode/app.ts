@@ -6,10 +6,11 @@
 import formbody from '@fastify/formbody';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
+import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
 import { binaryRoutes, entrySocketLane } from './binary-routes.ts';
-import { createLeases, DEFAULT_LEASE_MS } from './leases.ts';
+import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
 import { seedRoutes } from './seed-routes.ts';

@@ -26,7 +26,7 @@ import {
   decodeBatch,
 } from '../core/entry-batch.ts';
 import { badRequest, conflict, failure, tooLarge } from '../core/errors.ts';
-import { keyProblem } from '../core/keys.ts';
+import { keyInPath, keyProblem } from '../core/keys.ts';
 import {
   IF_VERSION_HEADER,
   LEASE_HEADER,
@@ -105,7 +105,6 @@ function entryAnswer(
 }
 
 const NOT_CACHED = failure(404, 'Not in this cache.');
-const NOT_IN_KEY_SEGMENT = /[/?#]/;
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
 /** Why a request routed with an older pool map than the node's is turned away (421). */
@@ -130,13 +129,10 @@ export function entrySocketLane(
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
   return ({ target, headers, socket }) => {
-    if (!target.startsWith(ENTRY_PATH)) return undefined;
-    let key = target.slice(ENTRY_PATH.length);
-    // What the router would cut off or split at (a query, a fragment, another segment).
-    if (NOT_IN_KEY_SEGMENT.test(key)) return undefined;
+    const key = keyInPath(target, ENTRY_PATH);
+    if (key === undefined) return undefined;
     let tagged: number | undefined;
     try {
-      if (key.includes('%')) key = decodeURIComponent(key);
       tagged = parseVersion(headers.get(MAP_VERSION_HEADER));
     } catch {
       return undefined;

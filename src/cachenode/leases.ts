@@ -24,8 +24,6 @@
 import { MAX_LEASE_MS } from '../core/node-protocol.ts';
 import { REGION_COUNT, regionOf } from '../core/regions.ts';
 
-export const DEFAULT_LEASE_MS = 100;
-
 export function parseLeaseMs(value: unknown): number {
   const ms = Number(value);
   if (value === '' || !Number.isInteger(ms) || ms < 0 || ms > MAX_LEASE_MS) {

@@ -4,10 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
+import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { isLoopback } from '../http/listen.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
-import { DEFAULT_LEASE_MS, parseLeaseMs } from './leases.ts';
+import { parseLeaseMs } from './leases.ts';
 import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
 import { createPublisher } from './publisher.ts';
 

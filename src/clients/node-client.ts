@@ -6,8 +6,9 @@
  * of kept-alive connections, two per node origin: one for entry reads, one for everything else.
  * A node answers entry reads on the socket while a connection has carried nothing else; the
  * first request of another kind moves that connection to node:http for good
- * (http/socket-lane.ts), so writes on connections of their own keep the reads on the fast path. Every call has a timeout;
- * failures throw NodeRequestError so callers can treat a failing node as a miss.
+ * (http/socket-lane.ts), so writes on connections of their own keep the reads on the fast path.
+ * Every call has a timeout; failures throw NodeRequestError so callers can treat a failing node
+ * as a miss.
  */
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';

@@ -28,3 +28,25 @@ export function keyProblem(key: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** What ends a key's path segment for the router: another segment, a query, a fragment. */
+const SEGMENT_END = /[/?#]/;
+
+/**
+ * The key in a request target after `prefix` (`/images/`, `/v1/entries/`), percent-decoded, as
+ * the router would give it to the route; undefined where it would give none or another one (the
+ * target does not start with `prefix`, the segment is empty, a `/`, `?` or `#` follows, the
+ * percent-encoding is broken). For the fast lanes, which answer before the router runs: whether
+ * the key is valid is keyProblem's question.
+ */
+export function keyInPath(target: string, prefix: string): string | undefined {
+  if (!target.startsWith(prefix)) return undefined;
+  const raw = target.slice(prefix.length);
+  if (raw === '' || SEGMENT_END.test(raw)) return undefined;
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}

@@ -21,3 +21,5 @@ export const LEASE_HEADER = 'x-pixpool-lease';
  * dies cannot leave a lease that outlives an upload acknowledged without reaching it.
  */
 export const MAX_LEASE_MS = 500;
+/** The lease a node grants unless told otherwise (--lease-ms). */
+export const DEFAULT_LEASE_MS = 100;

@@ -15,6 +15,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../core/errors.ts';
+import { keyInPath } from '../core/keys.ts';
 import type { FastLane } from '../http/service.ts';
 import { checkKey } from './api-routes.ts';
 import type { FetchedImage, ImageService } from './images.ts';
@@ -118,13 +119,8 @@ const KEY_PATH = '/api/key/';
  * for anything else (odd URLs included), which the routes answer and word themselves.
  */
 function leasedAt(images: ImageService, url: string, prefix: string) {
-  let key = url.slice(prefix.length);
-  if (key === '' || key.includes('/') || key.includes('?')) return undefined;
-  try {
-    if (key.includes('%')) key = decodeURIComponent(key);
-  } catch {
-    return undefined;
-  }
+  const key = keyInPath(url, prefix);
+  if (key === undefined) return undefined;
   const image = images.leasedCopy(key);
   return image && { key, image };
 }

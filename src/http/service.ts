@@ -70,7 +70,7 @@ export interface ServiceOptions {
   /**
    * A handler that sees each request before Fastify and answers the ones it can (returning
    * true); the rest go through Fastify's routes and hooks as usual. Only for a hot path whose
-   * answers a route registered in Fastify gives too (see cachenode/binary-routes.ts).
+   * answers a route registered in Fastify gives too (see frontend/image-routes.ts).
    */
   fastLane?: FastLane;
   /**

@@ -217,7 +217,7 @@ function laneConnection(
   /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
   function answerOf(head: { target: string; headers: Map<string, string> }) {
     try {
-      return lane({ target: head.target, headers: head.headers, socket });
+      return lane({ ...head, socket });
     } catch {
       return undefined;
     }
