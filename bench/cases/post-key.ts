@@ -94,7 +94,7 @@ async function runPostKey(ctx: BenchContext, self: BenchCase) {
     fairness: [
       'The server under test is the whole `pixpool up` tree (frontend and manager in one process, cache node and autoscaler children), pinned to the server CPU like nginx (worker_processes 1).',
       `pixpool answers POST ${path} with the originals' JSON: the ${body.length.toLocaleString('en-US')} bytes as a base64 data URL, ${expected.length.toLocaleString('en-US')} bytes of JSON (checked byte for byte before measuring); wrk POSTs via a Lua script (wrk.method = "POST"). nginx answers GET of the same path with the raw ${body.length.toLocaleString('en-US')} bytes from a static file — the "same 100 KB image" reference, with ~27 % fewer bytes to send.`,
-      "Every pixpool request is a cache hit from the frontend's near cache, served by its fast lane within the cache node's read lease (100 ms) and revalidated with the node (304, a new lease) when the lease runs out; the near cache keeps the encoded JSON with its version, so a hot key is base64-encoded once.",
+      "Every pixpool request is a cache hit from the frontend's near cache, answered on the socket (the frontend's socket lane) within the cache node's read lease (100 ms) and revalidated with the node (304, a new lease) when the lease runs out; the near cache keeps the encoded JSON with its version, so a hot key is base64-encoded once.",
     ],
   });
   const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');

@@ -128,8 +128,8 @@ export function entrySocketLane(
   admitted: (socket: Socket, authorization: string | undefined) => boolean,
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
-  return ({ target, headers, socket }) => {
-    const key = keyInPath(target, ENTRY_PATH);
+  return ({ method, target, headers, socket }) => {
+    const key = method === 'GET' ? keyInPath(target, ENTRY_PATH) : undefined;
     if (key === undefined) return undefined;
     let tagged: number | undefined;
     try {

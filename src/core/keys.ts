@@ -36,7 +36,7 @@ const SEGMENT_END = /[/?#]/;
  * The key in a request target after `prefix` (`/images/`, `/v1/entries/`), percent-decoded, as
  * the router would give it to the route; undefined where it would give none or another one (the
  * target does not start with `prefix`, the segment is empty, a `/`, `?` or `#` follows, the
- * percent-encoding is broken). For the fast lanes, which answer before the router runs: whether
+ * percent-encoding is broken). For the socket lanes, which answer before the router runs: whether
  * the key is valid is keyProblem's question.
  */
 export function keyInPath(target: string, prefix: string): string | undefined {

@@ -5,12 +5,13 @@
 import multipart from '@fastify/multipart';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
-import { createService, type FastLane } from '../http/service.ts';
+import { createService } from '../http/service.ts';
+import type { SocketLane } from '../http/socket-lane.ts';
 import { describeGcReport, startGarbageCollector } from '../storage/gc.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { apiRoutes } from './api-routes.ts';
-import { imageFastLane, imageRoutes } from './image-routes.ts';
+import { imageRoutes, imageSocketLane } from './image-routes.ts';
 import { createImageService } from './images.ts';
 import { createFrontendMetrics } from './metrics.ts';
 import { registerPages, sendPageNotFound } from './pages/index.ts';
@@ -38,7 +39,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   const maxUploadMb = deps.maxUploadMb ?? 10;
   const maxUploadBytes = Math.floor(maxUploadMb * 1024 * 1024);
   // The lane needs the image service, which needs the service's metrics registry: bound below.
-  let lane: FastLane = () => false;
+  let lane: SocketLane = () => undefined;
   const { app, registry } = createService({
     service: 'frontend',
     secret: deps.secret,
@@ -46,7 +47,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
-    fastLane: (request, response) => lane(request, response),
+    socketLane: (request) => lane(request),
   });
   await app.register(multipart, {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
@@ -62,7 +63,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
-  lane = imageFastLane({ images, metrics });
+  lane = imageSocketLane({ images, metrics });
   if (deps.gc) {
     const gcOptions = deps.gc;
     let gc: ReturnType<typeof startGarbageCollector> | undefined;

@@ -8,15 +8,15 @@
  * in this origin even when opened directly.
  *
  * This is the hot path: an image's ETag, Last-Modified and whole answer headers are built once per
- * near-cached version (a WeakMap on the image object), not per request. A near-cached image under
- * a read lease is answered by imageFastLane, before Fastify, with the same headers (imageAnswer
- * gives them to both).
+ * near-cached version (a WeakMap on the image object), not per request. Most reads are answered
+ * by imageSocketLane, on the socket before node:http and Fastify, with the same headers
+ * (imageAnswer gives them to both).
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../core/errors.ts';
-import { keyInPath } from '../core/keys.ts';
-import type { FastLane } from '../http/service.ts';
+import { keyInPath, keyProblem } from '../core/keys.ts';
+import type { LaneAnswer, SocketLane } from '../http/socket-lane.ts';
 import { checkKey } from './api-routes.ts';
 import type { FetchedImage, ImageService } from './images.ts';
 import type { FrontendMetrics } from './metrics.ts';
@@ -65,16 +65,20 @@ function answersOf(image: FetchedImage): Answers {
   return a;
 }
 
+/** A request's validators, as sent. */
+interface Validators {
+  inm: string | undefined;
+  ims: string | undefined;
+}
+
 /** Whether the request's validators (If-None-Match, else If-Modified-Since) match the image. */
-function notModified(headers: IncomingHttpHeaders, etag: string, modifiedAt: number | undefined) {
-  const inm = headers['if-none-match'];
+function notModified({ inm, ims }: Validators, etag: string, modifiedAt: number | undefined) {
   if (inm !== undefined) {
     return inm
       .split(',')
       .map((t) => t.trim().replace(/^W\//, ''))
       .some((t) => t === etag || t === '*');
   }
-  const ims = headers['if-modified-since'];
   if (ims !== undefined && modifiedAt !== undefined) {
     const since = Date.parse(ims);
     return !Number.isNaN(since) && Math.floor(modifiedAt / 1000) * 1000 <= since;
@@ -83,9 +87,9 @@ function notModified(headers: IncomingHttpHeaders, etag: string, modifiedAt: num
 }
 
 /** The answer to a GET of `image`: 304 (headers only) or 200 with its bytes and type. */
-function imageAnswer(headers: IncomingHttpHeaders, image: FetchedImage) {
+function imageAnswer(validators: Validators, image: FetchedImage): LaneAnswer {
   const a = answersOf(image);
-  if (notModified(headers, a.etag, image.modifiedAt)) {
+  if (notModified(validators, a.etag, image.modifiedAt)) {
     return { status: 304, headers: a.notModified, body: undefined };
   }
   return { status: 200, headers: a.ok, body: image.bytes };
@@ -105,7 +109,9 @@ export function imageRoutes(
     const image = await deps.images.fetch(key);
     if (!image) throw notFound(`No image is stored under the key ${JSON.stringify(key)}.`);
     observe[image.source].observe((performance.now() - started) / 1000);
-    const answer = imageAnswer(request.headers, image);
+    const { headers } = request;
+    const validators = { inm: headers['if-none-match'], ims: headers['if-modified-since'] };
+    const answer = imageAnswer(validators, image);
     reply.code(answer.status).headers(answer.headers);
     return answer.body ? reply.send(answer.body) : reply.send();
   });
@@ -113,57 +119,63 @@ export function imageRoutes(
 
 const IMAGE_PATH = '/images/';
 const KEY_PATH = '/api/key/';
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
 /**
- * The key in `url` after `prefix` with its near copy, when a read lease vouches for it; undefined
- * for anything else (odd URLs included), which the routes answer and word themselves.
+ * GET /images/:key and bodiless POST /api/key/:key, answered on the socket (http/socket-lane.ts)
+ * as the routes above answer them 200 or 304, with the same headers and bytes: a near copy under
+ * a read lease at once, without any I/O; any other stored image once images.fetch has it (the
+ * lane waits for it, and the connection with it). Whatever the routes would refuse or word
+ * themselves (an odd URL, a bad key, a key nobody stored, a failing store, a query string, a POST
+ * with a content type that Fastify would parse) is declined, and the connection goes to them.
+ *
+ * Why on the socket: a leased answer is a lookup and a write, and node:http's per-request
+ * machinery, then Fastify's routing and reply, were most of its CPU (bench/RESULTS.md). Why the
+ * lane also waits for fetches: a connection it declines leaves the lane for good, so a lane that
+ * only took leased copies would lose every connection at the first lease that ran out.
  */
-function leasedAt(images: ImageService, url: string, prefix: string) {
-  const key = keyInPath(url, prefix);
-  if (key === undefined) return undefined;
-  const image = images.leasedCopy(key);
-  return image && { key, image };
-}
-
-/**
- * GET /images/:key and POST /api/key/:key for an image the near cache holds under a read lease,
- * answered before Fastify sees the request (as the cache node's entry lane does): such an answer
- * needs no I/O at all, and Fastify's routing and reply were most of its CPU. It answers only what
- * the routes would answer 200 or 304 from the same copy, with the same headers and bytes; anything
- * else (no lease, a query string, a POST with a body that Fastify would parse, odd URLs) goes to
- * the routes. A key is not checked here: only checked keys are ever near-cached.
- */
-export function imageFastLane(deps: { images: ImageService; metrics: FrontendMetrics }): FastLane {
-  const observeCache = deps.metrics.fetchSeconds.labels('cache');
-  return (request, response) => {
-    const url = request.url ?? '';
-    if (request.method === 'GET' && url.startsWith(IMAGE_PATH)) {
-      const leased = leasedAt(deps.images, url, IMAGE_PATH);
-      if (!leased) return false;
-      observeCache.observe(0);
-      const answer = imageAnswer(request.headers, leased.image);
-      response.writeHead(answer.status, answer.headers).end(answer.body);
-      return true;
+export function imageSocketLane(deps: {
+  images: ImageService;
+  metrics: FrontendMetrics;
+}): SocketLane {
+  const { images } = deps;
+  const observe = {
+    cache: deps.metrics.fetchSeconds.labels('cache'),
+    storage: deps.metrics.fetchSeconds.labels('storage'),
+  };
+  /** `answer` for the key in `target` after `prefix`: now, later, or (undefined) by the route. */
+  function answerAt(
+    target: string,
+    prefix: string,
+    answer: (key: string, image: FetchedImage) => LaneAnswer,
+  ): LaneAnswer | Promise<LaneAnswer | undefined> | undefined {
+    const key = keyInPath(target, prefix);
+    if (key === undefined) return undefined;
+    // The near cache holds only checked keys: a leased copy needs no check.
+    const leased = images.leasedCopy(key);
+    if (leased) return answer(key, leased);
+    if (keyProblem(key) !== undefined) return undefined;
+    return images.fetch(key).then((image) => image && answer(key, image));
+  }
+  return ({ method, target, headers }) => {
+    if (method === 'GET') {
+      if (!target.startsWith(IMAGE_PATH)) return undefined;
+      const started = performance.now();
+      const validators = {
+        inm: headers.get('if-none-match'),
+        ims: headers.get('if-modified-since'),
+      };
+      return answerAt(target, IMAGE_PATH, (_key, image) => {
+        observe[image.source].observe((performance.now() - started) / 1000);
+        return imageAnswer(validators, image);
+      });
     }
-    if (request.method === 'POST' && url.startsWith(KEY_PATH)) {
-      // Only a bodiless POST: Fastify would parse (and might refuse) any body or content type.
-      const { headers } = request;
-      if (headers['content-type'] !== undefined || headers['transfer-encoding'] !== undefined) {
-        return false;
-      }
-      if (headers['content-length'] !== undefined && headers['content-length'] !== '0')
-        return false;
-      const leased = leasedAt(deps.images, url, KEY_PATH);
-      if (!leased) return false;
-      const body = deps.images.dataUrlJsonOf(leased.key, leased.image);
-      response
-        .writeHead(200, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': body.length,
-        })
-        .end(body);
-      return true;
-    }
-    return false;
+    // Fastify parses a body of any content type, and may refuse an empty one.
+    if (!target.startsWith(KEY_PATH) || headers.has('content-type')) return undefined;
+    return answerAt(target, KEY_PATH, (key, image) => ({
+      status: 200,
+      headers: JSON_TYPE,
+      body: images.dataUrlJsonOf(key, image),
+    }));
   };
 }

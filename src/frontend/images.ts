@@ -125,7 +125,7 @@ export function createImageService(deps: ImageServiceDeps) {
    * longer the owner in this frontend's view.
    */
   function leasedCopy(key: string): FetchedImage | undefined {
-    // The near cache first: it holds only checked keys, while the fast lane passes any key of
+    // The near cache first: it holds only checked keys, while the socket lane passes any key of
     // any length (routing remembers the regions of the keys it is asked about).
     const held = near.get(key);
     const lease = held?.lease;

@@ -16,7 +16,7 @@
  * - bodies: Fastify's 1 MiB unless the service says otherwise (uploads and node values).
  */
 
-import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
@@ -68,20 +68,12 @@ export interface ServiceOptions {
   /** Extra fields for /health. */
   health?: () => Record<string, unknown>;
   /**
-   * A handler that sees each request before Fastify and answers the ones it can (returning
-   * true); the rest go through Fastify's routes and hooks as usual. Only for a hot path whose
-   * answers a route registered in Fastify gives too (see frontend/image-routes.ts).
-   */
-  fastLane?: FastLane;
-  /**
-   * The hottest request of all, answered on the socket before node:http parses it
-   * (socket-lane.ts); whatever it does not answer goes to node:http and the fast lane.
+   * The hottest requests, answered on the socket before node:http parses them (socket-lane.ts);
+   * whatever it does not answer goes to node:http and Fastify's routes and hooks as usual. Only
+   * for a hot path whose answers a route registered in Fastify gives too.
    */
   socketLane?: SocketLane;
 }
-
-/** Answers `request` and returns true, or leaves it untouched and returns false. */
-export type FastLane = (request: IncomingMessage, response: ServerResponse) => boolean;
 
 /** A route as registered, with the auth it needs: what test/security checks every route by. */
 export interface RouteRecord {
@@ -149,18 +141,10 @@ export function createService(options: ServiceOptions) {
     },
     // A 128-character key, percent-encoded, can be 128 × 12 bytes long in a URL path.
     routerOptions: { maxParamLength: 2048 },
-    // The server Fastify would make (lib/server.js), with the fast lane in front when there is
+    // The server Fastify would make (lib/server.js), with the socket lane in front when there is
     // one. Once closing, every request goes to Fastify, which answers 503 (Connection: close).
     serverFactory: (handler) => {
-      const lane = options.fastLane;
-      const server = createServer(
-        { connectionsCheckingInterval: timeouts.checkEveryMs },
-        lane
-          ? (request, response) => {
-              if (closing || !lane(request, response)) handler(request, response);
-            }
-          : handler,
-      );
+      const server = createServer({ connectionsCheckingInterval: timeouts.checkEveryMs }, handler);
       server.keepAliveTimeout = 65_000;
       server.requestTimeout = timeouts.requestMs;
       server.headersTimeout = timeouts.headersMs;

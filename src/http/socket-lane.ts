@@ -10,15 +10,22 @@
  *
  * How it stays safe: the lane only answers what it positively recognises, and everything else
  * goes to node:http unchanged. A connection starts in the lane. Each complete request head in
- * what arrived is checked strictly — `GET <visible ASCII target> HTTP/1.1`, header lines that are
- * `token: value` with no control characters, each name at most once, a Host, no Content-Length,
- * Transfer-Encoding, Expect or Upgrade (so no body can follow) — and handed to the service's
- * `lane` function, which answers it or declines. At the first request that fails any of this
- * (a PUT, a body, a HEAD, HTTP/1.0, a duplicated header, a head cut across reads, one the
- * service declines), the connection, with that request's bytes put back in front, is given to
- * node:http for good: its parser, limits and timeouts (headers within 20 s, 16 KiB heads) then
- * apply as they always do, and Fastify answers. Requests the lane answered were written in
- * order before the hand-over, so pipelining keeps its order.
+ * what arrived is checked strictly — `GET` or `POST <visible ASCII target> HTTP/1.1`, header lines
+ * that are `token: value` with no control characters, each name at most once, a Host, no
+ * Transfer-Encoding, Expect or Upgrade and no Content-Length but 0 (so no body can follow) — and
+ * handed to the service's `lane` function, which answers it, declines, or promises an answer. At
+ * the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated header,
+ * a head cut across reads, one the service declines), the connection, with that request's bytes
+ * put back in front, is given to node:http for good: its parser, limits and timeouts (headers
+ * within 20 s, 16 KiB heads) then apply as they always do, and Fastify answers. Requests the lane
+ * answered were written in order before the hand-over, so pipelining keeps its order.
+ *
+ * A promised answer (one that needs I/O: the frontend revalidating an image with its node) stops
+ * the connection's reads until it settles, so later requests wait their turn; it is written when
+ * it comes, and a promise that settles with no answer, or fails, hands the connection over with
+ * that request first, as a declined request would. While a connection waits, no idle timeout
+ * runs (node:http has none for an answer either), and a graceful close leaves it be
+ * (isLaneBusy): the answer is written, then the connection ended.
  *
  * What the lane itself keeps: a new connection that sends no request within the server's
  * headersTimeout is closed, and so is one idle for longer than its keepAliveTimeout;
@@ -31,6 +38,7 @@ import { type OutgoingHttpHeaders, type Server, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 
 export interface LaneRequest {
+  method: 'GET' | 'POST';
   /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
   target: string;
   /** Header values by lower-case name; each name occurs once (else the lane declines). */
@@ -45,36 +53,47 @@ export interface LaneAnswer {
   body?: Buffer | string | undefined;
 }
 
-/** Answers a GET, or returns undefined to leave it (and its connection) to node:http. */
-export type SocketLane = (request: LaneRequest) => LaneAnswer | undefined;
+/**
+ * Answers a bodiless GET or POST, now or later (a promise), or returns undefined (or a promise of
+ * undefined) to leave it, and its connection, to node:http.
+ */
+export type SocketLane = (
+  request: LaneRequest,
+) => LaneAnswer | undefined | Promise<LaneAnswer | undefined>;
 
 /** node:http's default limit on a request head; a longer one is left to it (a 431). */
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Bytes of answers the lane lets wait in memory for a slow reader before it reads no more. */
 const MAX_UNSENT_BYTES = 1024 * 1024;
 /**
- * A plain GET head, whole: the request line, then header lines of a token, a colon and a value of
+ * A plain GET or POST head, whole: the request line, then header lines of a token, a colon and a value of
  * visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF, and no
- * folded lines). Group 1 is the target, group 2 the header lines, each led by its CRLF.
+ * folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by its CRLF.
  */
-const PLAIN_GET =
-  /^GET (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
+const PLAIN_HEAD =
+  /^(GET|POST) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /** Headers after which a body may follow, or the connection may change protocol. */
-const NOT_LANE = ['content-length', 'transfer-encoding', 'expect', 'upgrade'];
+const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade'];
+
+/** Connections waiting for a promised answer (a graceful close must not end them yet). */
+const waiting = new WeakSet<Socket>();
+
+/** Whether the lane owes `socket` an answer it is waiting for (process/signals.ts asks). */
+export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
+
+type Head = Omit<LaneRequest, 'socket'>;
 
 const isOws = (c: number) => c === 32 || c === 9;
 
 /**
- * A request head (latin1 text up to its blank line), or undefined if it is not a plain GET: any
- * header twice, no Host, or one that lets a body follow, and it is not.
+ * A request head (latin1 text up to its blank line), or undefined if it is not a plain bodiless
+ * GET or POST: any header twice, no Host, or one that lets a body follow, and it is not.
  */
-export function parseHead(
-  head: string,
-): { target: string; headers: Map<string, string> } | undefined {
-  const match = PLAIN_GET.exec(head);
+export function parseHead(head: string): Head | undefined {
+  const match = PLAIN_HEAD.exec(head);
   if (!match) return undefined;
-  const lines = match[2] as string;
+  const lines = match[3] as string;
   const headers = new Map<string, string>();
   for (let at = 2; at < lines.length; ) {
     let end = lines.indexOf('\r\n', at);
@@ -91,7 +110,9 @@ export function parseHead(
   }
   if (!headers.has('host')) return undefined;
   for (const name of NOT_LANE) if (headers.has(name)) return undefined;
-  return { target: match[1] as string, headers };
+  const length = headers.get('content-length');
+  if (length !== undefined && length !== '0') return undefined;
+  return { method: match[1] as Head['method'], target: match[2] as string, headers };
 }
 
 /** Date header text, made at most once a second. */
@@ -130,8 +151,8 @@ function laneConnection(
   closing: () => boolean,
   http: ((socket: Socket) => void)[],
 ): void {
+  /** Bytes read and not yet served: while waiting, the awaited request's head first. */
   let pending: Buffer | undefined;
-  let left = false;
   /** Until the first answer, a connection has the server's headersTimeout to send a request. */
   let answered = false;
   /** The reader half-closed: once what it sent is answered, so do we. */
@@ -145,14 +166,14 @@ function laneConnection(
   };
   const onEnd = () => {
     ended = true;
-    if (!pending) socket.end();
+    if (!pending && !waiting.has(socket)) socket.end();
   };
   const onData = (chunk: Buffer) => {
     pending = pending ? Buffer.concat([pending, chunk]) : chunk;
-    serve();
+    // Reads are paused while an answer is awaited; should a chunk come anyway, it waits too.
+    if (!waiting.has(socket)) serve();
   };
   const leave = () => {
-    left = true;
     socket.removeListener('data', onData);
     socket.removeListener('error', onError);
     socket.removeListener('timeout', onTimeout);
@@ -176,7 +197,7 @@ function laneConnection(
     // latin1: one character per byte, so offsets in the text are offsets in the buffer.
     const text = buffer.toString('latin1');
     let at = 0;
-    while (at < text.length && !left) {
+    while (at < text.length) {
       const end = text.indexOf('\r\n\r\n', at);
       // A head cut across reads, or too long: node:http's parser and its timeouts take it.
       if (end === -1 || end - at > MAX_HEAD_BYTES || closing()) {
@@ -189,33 +210,82 @@ function laneConnection(
         handOff(buffer.subarray(at));
         return;
       }
-      at = end + 4;
       const close = CLOSE.test(head.headers.get('connection') ?? '');
-      write(answer, close);
+      if (answer instanceof Promise) {
+        wait(answer, buffer.subarray(at), end + 4 - at, close);
+        return;
+      }
+      at = end + 4;
       if (!answered) {
         answered = true;
         socket.setTimeout(server.keepAliveTimeout);
       }
-      if (close) {
-        leave();
-        socket.end();
-        return;
-      }
-      // Much of what was written is not yet taken: read no further until it is. (Not at every
-      // answer the kernel could not take at once: a 100 KB one rarely fits, and stopping and
-      // restarting the reads for each would cost more than the answer.)
-      if (socket.writableLength > MAX_UNSENT_BYTES) {
-        if (at < text.length) pending = buffer.subarray(at);
-        socket.pause();
-        socket.once('drain', onDrain);
-        return;
-      }
+      if (!sent(answer, close, at < text.length ? buffer.subarray(at) : undefined)) return;
     }
-    if (ended && !left) socket.end();
+    if (ended) socket.end();
+  }
+
+  /**
+   * Waits for `answer` to the request at the start of `bytes` (its head `headLength` long) with
+   * reads stopped, then writes it and serves on, or hands the connection over with it.
+   */
+  function wait(
+    answer: Promise<LaneAnswer | undefined>,
+    bytes: Buffer,
+    headLength: number,
+    close: boolean,
+  ): void {
+    pending = bytes;
+    waiting.add(socket);
+    socket.pause();
+    socket.setTimeout(0);
+    const settled = (result: LaneAnswer | undefined) => {
+      waiting.delete(socket);
+      if (socket.destroyed) return;
+      const rest = pending as Buffer;
+      pending = undefined;
+      if (!result) {
+        handOff(rest);
+        return;
+      }
+      answered = true;
+      socket.setTimeout(server.keepAliveTimeout);
+      const more = rest.length > headLength ? rest.subarray(headLength) : undefined;
+      if (!sent(result, close, more)) return;
+      socket.resume();
+      pending = more;
+      if (pending) serve();
+      // Nothing more to answer: a half-closed reader, or a graceful close that passed this
+      // connection by while it waited, ends it.
+      else if (ended || closing()) socket.end();
+    };
+    answer.then(settled, () => settled(undefined));
+  }
+
+  /**
+   * Writes an answer; whether to go on serving. Not when the request said Connection: close, nor
+   * while much of what was written is not yet taken: then `more` waits for the reader to drain.
+   */
+  function sent(answer: LaneAnswer, close: boolean, more: Buffer | undefined): boolean {
+    write(answer, close);
+    if (close) {
+      leave();
+      socket.end();
+      return false;
+    }
+    // (Not at every answer the kernel could not take at once: a 100 KB one rarely fits, and
+    // stopping and restarting the reads for each would cost more than the answer.)
+    if (socket.writableLength > MAX_UNSENT_BYTES) {
+      pending = more;
+      socket.pause();
+      socket.once('drain', onDrain);
+      return false;
+    }
+    return true;
   }
 
   /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
-  function answerOf(head: { target: string; headers: Map<string, string> }) {
+  function answerOf(head: Head) {
     try {
       return lane({ ...head, socket });
     } catch {

@@ -12,6 +12,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { isLaneBusy } from '../http/socket-lane.ts';
 
 export const DEFAULT_GRACE_MS = 10_000;
 
@@ -82,6 +83,7 @@ export function keepResponsesOnClose(server: Server): void {
   });
   server.closeIdleConnections = () => {
     closing = true;
-    for (const socket of sockets) if (!writing.has(socket)) socket.end();
+    // A socket lane waiting for an answer ends its connection once it has written it.
+    for (const socket of sockets) if (!writing.has(socket) && !isLaneBusy(socket)) socket.end();
   };
 }

@@ -38,7 +38,7 @@ describe('read leases', () => {
         lease: String(LEASE_MS),
       },
     );
-    // The same read through the route behind the fast lane (a query string sends it there).
+    // The same read through the route behind the socket lane (a query string sends it there).
     assert.deepEqual(await get(node, '/v1/entries/leased?via=route', ask), {
       status: 200,
       lease: String(LEASE_MS),

@@ -1,75 +1,15 @@
 /**
  * The cache node's socket lane (http/socket-lane.ts, cachenode/binary-routes.ts entrySocketLane)
  * over raw TCP: requests are written byte for byte as a client could send them (pipelined, cut
- * in two, malformed), and the answers are read back as bytes.
- *
- * Who answered: the lane writes its own header names in lower case (`date:`), node:http writes
- * `Date:`. That is how these tests tell the lane's answers from node:http's.
+ * in two, malformed), and the answers are read back as bytes. Who answered is told by the
+ * lane's lower-case `date:` (test/helpers/raw-http.ts).
  */
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { auth, startNode, type TestNode } from '../helpers/nodes.ts';
-
-interface RawAnswer {
-  status: number;
-  /** Header lines as sent. */
-  lines: string[];
-  /** Header values by lower-case name. */
-  headers: Record<string, string>;
-  body: Buffer;
-}
-
-const byLane = (answer: RawAnswer) => answer.lines.some((line) => line.startsWith('date: '));
-
-/** Splits what a server sent into responses (bodies by Content-Length; none for 204 and 304). */
-function parseAnswers(bytes: Buffer): RawAnswer[] {
-  const answers: RawAnswer[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    const end = bytes.indexOf('\r\n\r\n', at, 'latin1');
-    assert.notEqual(end, -1, `an incomplete response head: ${bytes.subarray(at).toString()}`);
-    const [statusLine, ...lines] = bytes.toString('latin1', at, end).split('\r\n');
-    const status = Number(statusLine?.split(' ')[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const length = status === 204 || status === 304 ? 0 : Number(headers['content-length'] ?? 0);
-    const body = bytes.subarray(end + 4, end + 4 + length);
-    assert.equal(body.length, length, 'a response body was cut short');
-    answers.push({ status, lines, headers, body });
-    at = end + 4 + length;
-  }
-  return answers;
-}
-
-/**
- * Writes `parts` on one connection (each part one write, `pauseMs` apart) and reads until the
- * server closes it: the last request should say Connection: close.
- */
-async function exchange(url: string, parts: (string | Buffer)[], pauseMs = 0) {
-  const socket = await open(url);
-  const received: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => received.push(chunk));
-  const closed = new Promise((resolve) => socket.once('close', resolve));
-  for (const [i, part] of parts.entries()) {
-    if (i > 0 && pauseMs) await sleep(pauseMs);
-    socket.write(part);
-  }
-  await closed;
-  return parseAnswers(Buffer.concat(received));
-}
-
-function open(url: string): Promise<Socket> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
+import { byLane, exchange, open, parseAnswers, type RawAnswer } from '../helpers/raw-http.ts';
 
 const AUTH = `Authorization: ${auth.authorization}\r\n`;
 const get = (path: string, extra = '') =>
@@ -205,6 +145,7 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
       ['a wrong secret', `GET ${PATH} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer no\r\n\r\n`],
       ['a bad key', `GET /v1/entries/a%20b HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
       ['another path', `GET /health HTTP/1.1\r\nHost: node\r\n\r\n`],
+      ['a POST', `POST ${PATH} HTTP/1.1\r\nHost: node\r\n${AUTH}Content-Length: 0\r\n\r\n`],
     ];
     for (const [shape, request] of shapes) {
       const socket = await open(node.url);

@@ -1,0 +1,197 @@
+/**
+ * The frontend's socket lane (frontend/image-routes.ts imageSocketLane) answers GET /images/:key
+ * and bodiless POST /api/key/:key on the socket: a leased near copy at once, anything else once
+ * the image service has it. These tests hold it to the routes it stands in front of (same status,
+ * headers and bytes), to the order of pipelined requests across its waits, and check that what it
+ * must not take still goes to the routes. Requests go over raw TCP; the lane's answers are the
+ * ones with a lower-case `date:` (test/helpers/raw-http.ts).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
+import { imageBytes } from '../helpers/images.ts';
+import { startNode, type TestNode } from '../helpers/nodes.ts';
+import { byLane, exchange, type RawAnswer } from '../helpers/raw-http.ts';
+
+const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: fe\r\n${extra}\r\n`;
+const post = (path: string, extra = '') => `POST ${path} HTTP/1.1\r\nHost: fe\r\n${extra}\r\n`;
+const close = 'Connection: close\r\n';
+
+/** An answer without what differs between two writers of the same answer. */
+function comparable(a: RawAnswer) {
+  const { date, connection, 'keep-alive': _alive, ...headers } = a.headers;
+  return { status: a.status, headers, body: a.body.toString('latin1') };
+}
+
+/** The frontend's fetch-time histogram's count: every answered read observes one. */
+async function fetchCount(fe: TestFrontend): Promise<number> {
+  const text = await (await fetch(`${fe.url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('pixpool_frontend_fetch_seconds_count{'))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
+describe('frontend socket lane', { timeout: 60_000 }, () => {
+  let node: TestNode;
+  let fe: TestFrontend;
+  const KEY = 'lane-kép';
+  const PATH = '/images/lane-k%C3%A9p';
+  const bytes = imageBytes('png', 30_000, 11);
+  before(async () => {
+    node = await startNode({ capacityMb: 16, leaseMs: 300 });
+    fe = await startFrontend({ nodes: [node] });
+    assert.equal((await upload(fe.url, KEY, bytes)).status, 200);
+    // From storage, then from the node: near-cached with a lease.
+    await exchange(fe.url, [get(PATH) + get(PATH, close)]);
+    assert.ok(node.cache.peek(KEY), 'the node was filled');
+  });
+  after(async () => {
+    await fe.close();
+    await node.close();
+  });
+
+  it('answers GETs, revalidations and bodiless POSTs as the routes do', async () => {
+    const [first] = await exchange(fe.url, [get(PATH, close)]);
+    const { etag = '', 'last-modified': modified = '' } = first?.headers ?? {};
+    const requests = [
+      get(PATH),
+      get(PATH, `If-None-Match: ${etag}\r\n`),
+      get(PATH, `If-None-Match: "v0", W/${etag}\r\n`),
+      get(PATH, `If-Modified-Since: ${modified}\r\n`),
+      get(PATH, 'If-None-Match: "v0"\r\n'),
+      post('/api/key/lane-k%C3%A9p'),
+      post('/api/key/lane-k%C3%A9p', `Content-Length: 0\r\n${close}`),
+    ];
+    const counted = await fetchCount(fe);
+    const lane = await exchange(fe.url, [requests.join('')]);
+    assert.equal(await fetchCount(fe), counted + 5, 'each GET the lane answered was observed');
+    // A query string is the routes' to answer: that request hands the connection over.
+    const route = await exchange(fe.url, [get(`${PATH}?handover`) + requests.join('')]);
+    assert.equal(route.shift()?.status, 200);
+    assert.ok(lane.every(byLane), 'the lane answered all of them');
+    assert.ok(!route.some(byLane), 'the routes answered all of them');
+    assert.deepEqual(
+      lane.map((a) => a.status),
+      [200, 304, 304, 304, 200, 200, 200],
+    );
+    assert.deepEqual(lane.map(comparable), route.map(comparable));
+    assert.deepEqual(lane[0]?.body, bytes);
+    assert.equal(lane[0]?.headers['content-type'], 'image/png');
+    assert.equal(lane[0]?.headers['x-pixpool-source'], 'cache');
+    const json = JSON.parse(lane[5]?.body.toString() ?? '');
+    assert.equal(json.key, KEY);
+    assert.equal(json.content, `data:image/png;base64,${bytes.toString('base64')}`);
+  });
+
+  it('asks the node when the lease has run out, and keeps the connection', async () => {
+    const hits = node.cache.stats.totals.hits;
+    // 400 ms apart: the 300 ms lease runs out before each of the later two.
+    const answers = await exchange(fe.url, [get(PATH), get(PATH), get(PATH, close)], 400);
+    assert.ok(answers.every(byLane), 'the lane answered every read');
+    assert.ok(answers.every((a) => a.status === 200 && a.body.equals(bytes)));
+    assert.ok(
+      node.cache.stats.totals.hits - hits >= 2,
+      'each read after a lease ran out revalidated the copy with the node',
+    );
+  });
+
+  it('answers a first read from storage, and keeps pipelined reads in order', async () => {
+    const cold = [imageBytes('png', 20_000, 21), imageBytes('gif', 25_000, 22)];
+    for (const [i, image] of cold.entries()) {
+      assert.equal((await upload(fe.url, `lane-cold-${i}`, image)).status, 200);
+    }
+    const answers = await exchange(fe.url, [
+      get(PATH) +
+        get('/images/lane-cold-0') +
+        get(PATH) +
+        get('/images/lane-cold-1') +
+        post('/api/key/lane-cold-0') +
+        get(PATH, close),
+    ]);
+    assert.ok(answers.every(byLane), 'the lane answered every read');
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.headers['x-pixpool-source']]),
+      [
+        [200, 'cache'],
+        [200, 'storage'],
+        [200, 'cache'],
+        [200, 'storage'],
+        [200, undefined],
+        [200, 'cache'],
+      ],
+    );
+    assert.deepEqual(answers[1]?.body, cold[0]);
+    assert.deepEqual(answers[3]?.body, cold[1]);
+    assert.equal(answers[3]?.headers['content-type'], 'image/gif');
+    assert.equal(
+      JSON.parse(answers[4]?.body.toString() ?? '').content,
+      `data:image/png;base64,${cold[0]?.toString('base64')}`,
+    );
+    assert.deepEqual(answers[5]?.body, bytes);
+  });
+
+  it('leaves a key nobody stored to the route, with the requests after it in order', async () => {
+    const answers = await exchange(fe.url, [
+      get(PATH) + get('/images/nobody-stored-this') + post('/api/key/nor-this') + get(PATH, close),
+    ]);
+    assert.deepEqual(
+      answers.map((a) => [a.status, byLane(a)]),
+      [
+        [200, true],
+        [404, false],
+        [404, false],
+        [200, false],
+      ],
+    );
+    assert.match(JSON.parse(answers[1]?.body.toString() ?? '').error.message, /No image is stored/);
+    assert.deepEqual(answers[3]?.body, bytes);
+  });
+
+  it('leaves to the routes what it must not answer', async () => {
+    // A POST with a content type is parsed by Fastify, which refuses an empty JSON body.
+    const [emptyJson] = await exchange(fe.url, [
+      post(
+        '/api/key/lane-k%C3%A9p',
+        `Content-Type: application/json\r\nContent-Length: 0\r\n${close}`,
+      ),
+    ]);
+    assert.equal(emptyJson?.status, 400);
+    assert.ok(emptyJson && !byLane(emptyJson));
+    const withBody = await fetch(`${fe.url}/api/key/lane-k%C3%A9p`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(withBody.status, 200);
+    // HEAD, a broken percent-encoding, keys the routes refuse: the routes word each answer.
+    const head = await fetch(`${fe.url}${PATH}`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-type'), 'image/png');
+    for (const [bad, status] of [
+      ['%E0%A4%A', 400],
+      ['x'.repeat(5000), 414],
+      ['x'.repeat(300), 400],
+      ['a%2Fb', 400],
+      ['a%20b', 400],
+    ] as const) {
+      const [answer] = await exchange(fe.url, [get(`/images/${bad}`, close)]);
+      assert.equal(answer?.status, status, bad.slice(0, 20));
+      assert.ok(answer && !byLane(answer), bad.slice(0, 20));
+      assert.equal(JSON.parse(answer?.body.toString() ?? '').success, 'false');
+    }
+  });
+
+  it('serves a new upload at once: the lane never outlives the lease an upload waits for', async () => {
+    await exchange(fe.url, [get(PATH) + get(PATH, close)]);
+    const next = imageBytes('png', 30_000, 12);
+    assert.equal((await upload(fe.url, KEY, next)).status, 200);
+    const answers = await exchange(fe.url, [get(PATH) + post('/api/key/lane-k%C3%A9p', close)]);
+    assert.ok(answers.every(byLane));
+    assert.deepEqual(answers[0]?.body, next);
+    assert.equal(
+      JSON.parse(answers[1]?.body.toString() ?? '').content,
+      `data:image/png;base64,${next.toString('base64')}`,
+    );
+  });
+});
