@@ -143,31 +143,30 @@ it('pixpool up takes the same frontend options as pixpool frontend (upload limit
   assert.match(optionLine(up, '--gc-grace-s') ?? '', /default: 3600/);
 });
 
-it('pixpool up that cannot start a part (a port taken) stops what it had started, cache node included', async () => {
-  const taken = createServer();
-  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-  const port = (taken.address() as AddressInfo).port;
-  const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
-  try {
-    // The autoscaler starts last: storage, the manager with its node and the frontend are up.
-    const { child, output } = spawnUp([
-      '--data-dir',
-      dataDir,
-      '--port',
-      '0',
-      '--manager-port',
-      '0',
-      '--autoscaler-port',
-      String(port),
-    ]);
-    const [code] = await once(child, 'exit');
-    assert.equal(code, 1, output());
-    assert.match(output(), new RegExp(`EADDRINUSE.*${port}`));
-    const nodeUrl = /cache node \S+ listening on (http:\/\/[\d.:]+)/.exec(output())?.[1];
-    assert.ok(nodeUrl, output());
-    await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node was stopped');
-  } finally {
-    taken.close();
-    await rm(dataDir, { recursive: true, force: true });
-  }
-});
+for (const flag of ['--manager-port', '--port', '--autoscaler-port']) {
+  it(`pixpool up that cannot start a part (${flag} taken) stops what it had started, cache node included`, async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const dataDir = await mkdtemp(join(tmpdir(), 'pixpool-up-'));
+    try {
+      // The manager starts its cache node before it listens; the frontend and the autoscaler
+      // start after the manager.
+      const ports = { '--port': '0', '--manager-port': '0', '--autoscaler-port': '0' };
+      const { child, output } = spawnUp([
+        '--data-dir',
+        dataDir,
+        ...Object.entries({ ...ports, [flag]: String(port) }).flat(),
+      ]);
+      const [code] = await once(child, 'exit');
+      assert.equal(code, 1, output());
+      assert.match(output(), new RegExp(`EADDRINUSE.*${port}`));
+      const nodeUrl = /cache node \S+ listening on (http:\/\/[\d.:]+)/.exec(output())?.[1];
+      assert.ok(nodeUrl, output());
+      await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node was stopped');
+    } finally {
+      taken.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+}

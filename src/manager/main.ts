@@ -98,7 +98,11 @@ export async function runManager(options: ManagerOptions) {
     await nodes.close();
     if (!options.storage) await storage.close();
   });
-  const address = await app.listen({ host: options.host, port });
+  // A port taken: close the app all the same, so the nodes it started do not outlive us.
+  const address = await app.listen({ host: options.host, port }).catch(async (error: unknown) => {
+    await app.close();
+    throw error;
+  });
   // Printed at every log level: supervisors (pixpool up) wait for this line.
   console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
   if (options.handleSignals !== false) {
