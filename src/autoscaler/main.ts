@@ -37,14 +37,15 @@ export async function runAutoscaler(options: AutoscalerOptions) {
   });
   const address = await app.listen({ host: options.host, port: options.port });
   loop.start();
-  // Printed at every log level: supervisors (pixpool up) wait for this line.
-  console.log(
-    `autoscaler listening on ${address} (every ${options.intervalS} s over a ${options.windowS} s window, from the manager at ${options.managerUrl}${options.dryRun ? '; dry run' : ''})`,
-  );
   // app.close() stops the loop and waits for a tick in progress.
   closeOnSignals(
     () => app.close(),
     (message) => app.log.info(message),
+  );
+  // Printed at every log level: supervisors (pixpool up) wait for this line and
+  // may stop us as soon as they read it, so it comes after the signal handlers.
+  console.log(
+    `autoscaler listening on ${address} (every ${options.intervalS} s over a ${options.windowS} s window, from the manager at ${options.managerUrl}${options.dryRun ? '; dry run' : ''})`,
   );
   return { app, address, loop };
 }

@@ -67,11 +67,12 @@ export async function runCacheNode(options: CacheNodeOptions) {
   app.addHook('onClose', async () => publisher?.stop());
   const address = await app.listen({ host: options.host, port: options.port });
   publisher?.start();
-  // Printed at every log level: supervisors (pixpool up, the manager) wait for this line.
-  console.log(`cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`);
   closeOnSignals(
     () => app.close(),
     (message) => app.log.info(message),
   );
+  // Printed at every log level: supervisors (pixpool up, the manager) wait for this line and
+  // may stop us as soon as they read it, so it comes after the signal handlers.
+  console.log(`cache node ${nodeId} listening on ${address} (${policy}, ${capacityMb} MB)`);
   return { app, address };
 }

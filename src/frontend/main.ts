@@ -90,13 +90,14 @@ export async function runFrontend(options: FrontendOptions) {
   const address = await app.listen({ host: options.host, port: options.port });
   const port = (app.server.address() as AddressInfo).port;
   link?.start(options.advertiseUrl ?? urlFor(options.host, port), routing);
-  // Printed at every log level: supervisors (pixpool up) wait for this line.
-  console.log(`frontend listening on ${address} (${storage.description})`);
   if (options.handleSignals !== false) {
     closeOnSignals(
       () => app.close(),
       (message) => app.log.info(message),
     );
   }
+  // Printed at every log level: supervisors (pixpool up) wait for this line and
+  // may stop us as soon as they read it, so it comes after the signal handlers.
+  console.log(`frontend listening on ${address} (${storage.description})`);
   return { app, address };
 }

@@ -103,8 +103,6 @@ export async function runManager(options: ManagerOptions) {
     await app.close();
     throw error;
   });
-  // Printed at every log level: supervisors (pixpool up) wait for this line.
-  console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
   if (options.handleSignals !== false) {
     // Closing the app also stops the nodes the local provider started (an onClose hook).
     closeOnSignals(
@@ -113,5 +111,8 @@ export async function runManager(options: ManagerOptions) {
       { graceMs: STOP_GRACE_MS },
     );
   }
+  // Printed at every log level: supervisors (pixpool up) wait for this line and
+  // may stop us as soon as they read it, so it comes after the signal handlers.
+  console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
   return { app, address, pool, storage };
 }
