@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { it } from 'node:test';
 import { cliEnv } from '../helpers/processes.ts';
 
@@ -47,6 +50,36 @@ it('pixpool cache-node runs as a process, serves, and exits cleanly on SIGTERM',
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
   assert.equal(code, 0);
+});
+
+it('pixpool cache-node keeps its modules in Node’s compile cache: a second start strips no types', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pixpool-compile-cache-'));
+  try {
+    // Node says what its compile cache does on stderr with this debug switch.
+    const env = {
+      PIXPOOL_SECRET: 's3cret',
+      NODE_COMPILE_CACHE: dir,
+      NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+    };
+    const logs: string[] = [];
+    for (let start = 0; start < 2; start++) {
+      const node = startProcess(['cache-node', '--port', '0'], env);
+      await node.listening;
+      node.child.kill('SIGTERM');
+      assert.deepEqual(await once(node.child, 'exit'), [0, null], node.output().slice(-3000));
+      logs.push(node.output());
+    }
+    const [first = '', second = ''] = logs;
+    const stripped = /no transpile cache for StrippedTypeScript \S+/g;
+    assert.ok((first.match(stripped) ?? []).length > 10, 'the first start stripped its modules');
+    assert.deepEqual(second.match(stripped) ?? [], [], 'the second start stripped these');
+    assert.match(
+      second,
+      /retrieving transpile cache for StrippedTypeScript \S+\/src\/cachenode\/app\.ts\.\.\.success/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 it('pixpool cache-node refuses to listen beyond loopback without a secret', async () => {
