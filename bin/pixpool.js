@@ -43,7 +43,7 @@ if (tune && process.env[tune.skip] === undefined && typeof process.execve === 'f
 // (NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns it
 // off). Beyond a faster start, a process that finds all its modules there never loads the type
 // stripper (swc, compiled to WebAssembly), whose memory stays for the process's life: an empty
-// cache node took ~97 MiB of RSS without the cache, ~70 MiB with it (bench case node-memory).
+// cache node took 97–99 MiB of RSS without the cache, 82–84 MiB with it (bench node-memory).
 // The first start on a machine fills it; the cache is flushed at exit and, for services that
 // run until killed, once they are up.
 const { enableCompileCache, flushCompileCache } = await import('node:module');

@@ -28,6 +28,7 @@ import {
 import { badRequest, conflict, failure, tooLarge } from '../core/errors.ts';
 import { keyInPath, keyProblem } from '../core/keys.ts';
 import {
+  ENTRY_PATH,
   IF_VERSION_HEADER,
   LEASE_HEADER,
   MAP_VERSION_HEADER,
@@ -70,8 +71,6 @@ export function parseVersion(value: unknown): number | undefined {
   }
   return version;
 }
-
-const ENTRY_PATH = '/v1/entries/';
 
 /**
  * The answer to a GET of a cached entry, for the socket lane and the route alike: 304 when the

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
 import {
+  ENTRY_PATH,
   IF_VERSION_HEADER,
   LEASE_HEADER,
   MAP_VERSION_HEADER,
@@ -36,8 +37,6 @@ export interface NodeClientOptions {
   /** Connections kept per node. */
   connections?: number;
 }
-
-const ENTRY_PATH = '/v1/entries/';
 
 /** HTTP status a node answers when a request was routed with an outdated pool view. */
 export const STALE_VIEW_STATUS = 421;

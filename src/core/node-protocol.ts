@@ -21,5 +21,7 @@ export const LEASE_HEADER = 'x-pixpool-lease';
  * dies cannot leave a lease that outlives an upload acknowledged without reaching it.
  */
 export const MAX_LEASE_MS = 500;
+/** Where a node's entries live: GET, PUT and DELETE `${ENTRY_PATH}<percent-encoded key>`. */
+export const ENTRY_PATH = '/v1/entries/';
 /** The lease a node grants unless told otherwise (--lease-ms). */
 export const DEFAULT_LEASE_MS = 100;

@@ -75,9 +75,10 @@ const MAX_UNSENT_BYTES = 1024 * 1024;
  */
 const MAX_WRITE_BYTES = 112 * 1024;
 /**
- * A plain GET or POST head, whole: the request line, then header lines of a token, a colon and a value of
- * visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF, and no
- * folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by its CRLF.
+ * A plain GET or POST head, whole: the request line, then header lines of a token, a colon and a
+ * value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF,
+ * and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by
+ * its CRLF.
  */
 const PLAIN_HEAD =
   /^(GET|POST) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
@@ -162,8 +163,11 @@ function laneConnection(
 ): void {
   /** Bytes read and not yet served: while waiting, the awaited request's head first. */
   let pending: Buffer | undefined;
-  /** Until the first answer, a connection has the server's headersTimeout to send a request. */
-  let answered = false;
+  /**
+   * Whether the keep-alive timeout runs: set at each answer when it does not, since a new
+   * connection starts with the headersTimeout and one waiting for an answer has none.
+   */
+  let keptAlive = false;
   /** The reader half-closed: once what it sent is answered, so do we. */
   let ended = false;
 
@@ -225,10 +229,6 @@ function laneConnection(
         return;
       }
       at = end + 4;
-      if (!answered) {
-        answered = true;
-        socket.setTimeout(server.keepAliveTimeout);
-      }
       if (!sent(answer, close, at < text.length ? buffer.subarray(at) : undefined)) return;
     }
     if (ended) socket.end();
@@ -248,6 +248,7 @@ function laneConnection(
     waiting.add(socket);
     socket.pause();
     socket.setTimeout(0);
+    keptAlive = false;
     const settled = (result: LaneAnswer | undefined) => {
       waiting.delete(socket);
       if (socket.destroyed) return;
@@ -257,8 +258,6 @@ function laneConnection(
         handOff(rest);
         return;
       }
-      answered = true;
-      socket.setTimeout(server.keepAliveTimeout);
       const more = rest.length > headLength ? rest.subarray(headLength) : undefined;
       if (!sent(result, close, more)) return;
       socket.resume();
@@ -277,6 +276,10 @@ function laneConnection(
    */
   function sent(answer: LaneAnswer, close: boolean, more: Buffer | undefined): boolean {
     write(answer, close);
+    if (!keptAlive) {
+      keptAlive = true;
+      socket.setTimeout(server.keepAliveTimeout);
+    }
     if (close) {
       leave();
       socket.end();
