@@ -73,6 +73,8 @@ export interface ServiceOptions {
    * for a hot path whose answers a route registered in Fastify gives too.
    */
   socketLane?: SocketLane;
+  /** A registry made before the app (for parts built before it); default: a new one. */
+  registry?: Registry;
 }
 
 /** A route as registered, with the auth it needs: what test/security checks every route by. */
@@ -183,7 +185,7 @@ export function createService(options: ServiceOptions) {
     status: 'ok',
     ...options.health?.(),
   }));
-  const registry: Registry = createRegistry(options.service);
+  const registry: Registry = options.registry ?? createRegistry(options.service);
   installMetrics(app, registry);
   return { app, registry };
 }
