@@ -12,9 +12,8 @@
  * of lifetime counters (§13 items 8, 11), and an idle window reports zero gets rather than a zero
  * miss rate (§13 item 9: the caller must not act on it).
  *
- * Limits: keeping samples for ≥ 24 h is the caller's job (pruneSamples deletes what it is told
- * to); events and maps are never pruned (a few a minute at most); a re-sent sample (same node,
- * same `at`) is ignored, so a publisher may retry safely. By default the store owns its driver
+ * Limits: retention is the caller's job (pruneSamples and pruneHistory delete what they are
+ * told to); a re-sent sample (same node, same `at`) is ignored, so a publisher may retry safely. By default the store owns its driver
  * (close() closes it); with `ownsDriver: false` it shares one (openStorage does) and close() is
  * a no-op.
  */
@@ -117,6 +116,12 @@ export interface PoolStore {
   addSample(nodeId: string, sample: Sample): Promise<void>;
   /** Deletes samples taken before `olderThan`; returns how many. */
   pruneSamples(olderThan: Date): Promise<number>;
+  /**
+   * Deletes the history older than `olderThan`: events, maps no longer in force by then (the
+   * map in force at `olderThan` and every later one stay, so the current map always does), and
+   * frontends not seen since. Returns how many of each.
+   */
+  pruneHistory(olderThan: Date): Promise<{ events: number; maps: number; frontends: number }>;
   /**
    * One bucket per `bucketMs` from `from` (inclusive) to `to` (exclusive), oldest first, every
    * bucket present even when empty (zeros, nodes 0); the last one is cut short at `to` when the
@@ -445,6 +450,24 @@ export async function createPoolStore(
         [iso(time(olderThan, 'olderThan'))],
       );
       return rowCount;
+    },
+
+    async pruneHistory(olderThan) {
+      const params = [iso(time(olderThan, 'olderThan'))];
+      const events = await driver.query(
+        'DELETE FROM pool_events WHERE at < $1::timestamptz',
+        params,
+      );
+      const maps = await driver.query(
+        `DELETE FROM pool_maps WHERE version <
+           (SELECT max(version) FROM pool_maps WHERE created_at < $1::timestamptz)`,
+        params,
+      );
+      const frontends = await driver.query(
+        'DELETE FROM pool_frontends WHERE last_seen < $1::timestamptz',
+        params,
+      );
+      return { events: events.rowCount, maps: maps.rowCount, frontends: frontends.rowCount };
     },
 
     async aggregate(options) {

@@ -533,6 +533,49 @@ export function poolStoreContract(name: string, open: PoolStoreFactory): void {
         );
       }));
 
+    it('prunes history older than a time: events, maps no longer in force, silent frontends', () =>
+      withStore(open, async (store) => {
+        const v1 = createPoolMap(['a', 'b'], 'balanced');
+        const v2 = resizePoolMap(v1, ['a']);
+        await store.saveMap(v1);
+        await store.saveMap(v2);
+        await store.registerFrontend('http://10.0.0.1:5000');
+        const old = await store.addEvent({ kind: 'resize', message: 'old' });
+        // The cut lies after every row so far and before every row to come (the database's
+        // clock has microseconds, ours milliseconds: wait until ours has moved past the rows).
+        while (Date.now() <= old.at.getTime() + 1) await sleep(1);
+        const cut = new Date();
+        while (Date.now() <= cut.getTime() + 1) await sleep(1);
+        const v3 = resizePoolMap(v2, ['a', 'c']);
+        await store.saveMap(v3);
+        await store.registerFrontend('http://10.0.0.2:5000');
+        const recent = await store.addEvent({ kind: 'decision', message: 'recent' });
+        assert.ok(recent.at.getTime() > cut.getTime(), 'the clocks agree closely enough');
+
+        assert.deepEqual(await store.pruneHistory(new Date(cut.getTime() - 3_600_000)), {
+          events: 0,
+          maps: 0,
+          frontends: 0,
+        });
+        // v1 is gone; v2 was in force at the cut, so the charts of that time still find it.
+        assert.deepEqual(await store.pruneHistory(cut), { events: 1, maps: 1, frontends: 1 });
+        assert.deepEqual(
+          (await store.listEvents({ limit: 10 })).map((e) => e.message),
+          ['recent'],
+        );
+        assert.deepEqual(
+          (await store.listFrontends()).map((f) => f.url),
+          ['http://10.0.0.2:5000'],
+        );
+        assert.deepEqual(await store.currentMap(), v3);
+
+        // However far the cut, the map in force stays.
+        const far = new Date(Date.now() + 86_400_000);
+        assert.deepEqual(await store.pruneHistory(far), { events: 1, maps: 1, frontends: 1 });
+        assert.deepEqual(await store.currentMap(), v3);
+        await assert.rejects(store.pruneHistory(new Date(Number.NaN)), TypeError);
+      }));
+
     it('refuses samples that are not whole, non-negative counts at a valid time', () =>
       withStore(open, async (store) => {
         const good = sample(T0, { gets: 1, hits: 1 });
