@@ -151,6 +151,8 @@ it('grows on misses, leaves an idle pool alone, and shrinks on hits', {
   assert.equal(m.pool.resizing || m.pool.queued > 0, false);
 
   // A few hot keys: nearly every get hits, so the pool shrinks, step by step, down to one node.
+  // They are cached first: a window holding only the first gets (all misses) would ask to grow.
+  for (let i = 0; i < 4; i++) await nodes.put(owner(`hot-${i}`) as string, `hot-${i}`, hot);
   phase = 'hot';
   await until('the pool shrank to 1', () => m.pool.size === 1 && !m.pool.resizing, 30_000);
   phase = 'idle';
