@@ -1,17 +1,12 @@
 /**
- * The one client for the cache-node protocol, used by every service that talks to nodes (the
- * frontend's reads and fills, the manager's commands, a node's hand-over to another node).
+ * The client for the cache node's entries, used by every service that reads or writes them (the
+ * frontend's reads, fills and invalidations, a node's hand-over to another node). The manager's
+ * commands have a client of their own (node-admin.ts); both share node-transport.ts.
  *
- * It speaks the binary path (raw bytes, content type and version in headers) over undici pools
- * of kept-alive connections, two per node origin: one for entry reads, one for everything else.
- * A node answers entry reads on the socket while a connection has carried nothing else; the
- * first request of another kind moves that connection to node:http for good
- * (http/socket-lane.ts), so writes on connections of their own keep the reads on the fast path.
- * Every call has a timeout; failures throw NodeRequestError so callers can treat a failing node
- * as a miss.
+ * It speaks the binary path: raw bytes, content type and version in headers. Every call has a
+ * timeout; failures throw NodeRequestError so callers can treat a failing node as a miss.
  */
 import { Readable } from 'node:stream';
-import { Pool } from 'undici';
 import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
 import {
   ENTRY_PATH,
@@ -23,93 +18,25 @@ import {
   VERSION_HEADER,
 } from '../core/node-protocol.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
+import { createNodeTransport, type NodeTransportOptions } from './node-transport.ts';
 
 export { nodeUrl, SEED_NODE_PORT } from '../core/node-address.ts';
+export { NodeRequestError } from './node-transport.ts';
 export { IF_VERSION_HEADER, MAP_VERSION_HEADER, MODIFIED_HEADER, VERSION_HEADER };
 
-export interface NodeClientOptions {
-  /** The pool's shared secret, sent as a bearer token. */
-  secret?: string | undefined;
-  /** Per-request timeout for headers and body, ms. */
-  timeoutMs?: number;
+export interface NodeClientOptions extends NodeTransportOptions {
   /** The pool map version this client routes with; sent on entry requests (fencing). */
   mapVersion?: () => number | undefined;
-  /** Connections kept per node. */
-  connections?: number;
 }
 
 /** HTTP status a node answers when a request was routed with an outdated pool view. */
 export const STALE_VIEW_STATUS = 421;
 
-export class NodeRequestError extends Error {
-  override name = 'NodeRequestError';
-  readonly node: string;
-  readonly status: number | undefined;
-  constructor(node: string, status: number | undefined, message: string) {
-    super(`cache node ${node}: ${message}`);
-    this.node = node;
-    this.status = status;
-  }
-}
-
 export function createNodeClient(options: NodeClientOptions = {}) {
-  const { secret, timeoutMs = 2000, connections = 32, mapVersion } = options;
-  /** By `read <origin>` (GET /v1/entries/…) or `other <origin>`. */
-  const pools = new Map<string, Pool>();
-  const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
-
-  function poolFor(nodeUrl: string, read: boolean): Pool {
-    const origin = new URL(nodeUrl).origin;
-    const name = `${read ? 'read' : 'other'} ${origin}`;
-    let pool = pools.get(name);
-    if (!pool) {
-      // A connect that hangs (a host gone from the network) fails as fast as a slow answer, so
-      // a dead node costs a read at most `timeoutMs` before it falls back to storage; undici's
-      // own connect timeout is 10 s.
-      pool = new Pool(origin, {
-        connections,
-        keepAliveTimeout: 30_000,
-        connect: { timeout: timeoutMs },
-      });
-      pools.set(name, pool);
-    }
-    return pool;
-  }
-
-  async function call(
-    nodeUrl: string,
-    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
-    path: string,
-    headers: Record<string, string> = {},
-    body?: Buffer | Readable,
-    timeout = timeoutMs,
-  ) {
-    try {
-      const read = method === 'GET' && path.startsWith(ENTRY_PATH);
-      return await poolFor(nodeUrl, read).request({
-        method,
-        path,
-        headers: { ...auth, ...headers },
-        ...(body && { body }),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-      });
-    } catch (error) {
-      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
-    }
-  }
-
-  async function failure(
-    nodeUrl: string,
-    response: Awaited<ReturnType<typeof call>>,
-  ): Promise<never> {
-    const text = await response.body.text().catch(() => '');
-    let message = text.slice(0, 300);
-    try {
-      message = JSON.parse(text).error.message ?? message;
-    } catch {}
-    throw new NodeRequestError(nodeUrl, response.statusCode, `${response.statusCode} ${message}`);
-  }
+  const { mapVersion } = options;
+  const transport = createNodeTransport(options);
+  const { call } = transport;
+  const failure = transport.failure;
 
   const entryPath = (key: string) => `${ENTRY_PATH}${encodeURIComponent(key)}`;
   /** Headers for an entry request: the map version it was routed with, when there is one. */
@@ -221,51 +148,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       return { accepted, refused };
     },
 
-    /** A node's seed-style JSON endpoint; resolves with the envelope's `content`. */
-    async command<T = unknown>(
-      nodeUrl: string,
-      method: 'GET' | 'POST' | 'DELETE',
-      path: string,
-      body?: unknown,
-      timeout = timeoutMs,
-    ): Promise<T> {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const headers: Record<string, string> = payload ? { 'content-type': 'application/json' } : {};
-      const response = await call(nodeUrl, method, path, headers, payload, timeout);
-      if (response.statusCode !== 200) return failure(nodeUrl, response);
-      return ((await response.body.json()) as { content: T }).content;
-    },
-
-    /** Tells a node the pool's new view; resolves with whether it was newer than the node's. */
-    async pushView(nodeUrl: string, view: object, self?: string): Promise<boolean> {
-      const payload = Buffer.from(JSON.stringify({ ...view, self }));
-      const response = await call(
-        nodeUrl,
-        'POST',
-        '/v1/pool-view',
-        {
-          'content-type': 'application/json',
-        },
-        payload,
-      );
-      if (response.statusCode !== 200) return failure(nodeUrl, response);
-      return ((await response.body.json()) as { adopted: boolean }).adopted;
-    },
-
-    async healthy(nodeUrl: string): Promise<boolean> {
-      try {
-        const response = await call(nodeUrl, 'GET', '/health', {}, undefined, 1000);
-        await response.body.dump();
-        return response.statusCode === 200;
-      } catch {
-        return false;
-      }
-    },
-
-    async close(): Promise<void> {
-      await Promise.all([...pools.values()].map((pool) => pool.close()));
-      pools.clear();
-    },
+    close: () => transport.close(),
   };
 }
 

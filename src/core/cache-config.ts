@@ -8,6 +8,13 @@ import { POLICIES, type PolicyName } from './stores/store.ts';
 
 export const MB = 1024 * 1024;
 
+/** What every node of a pool is configured with (the manager stores it, nodes apply it). */
+export interface CacheConfig {
+  /** MB (MiB). */
+  capacity: number;
+  replacement_policy: PolicyName;
+}
+
 export function parsePolicy(value: unknown): PolicyName {
   const name = typeof value === 'string' ? value.trim().toUpperCase() : '';
   const policy = name === 'RANDOM' ? 'RR' : name;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   createPoolMap,
+  MAX_NODES,
   minimumRegionMoves,
   type NodeId,
   type PoolMap,
@@ -318,13 +319,13 @@ test('balanced: the same inputs give the same map, and an unchanged node list mo
 });
 
 for (const assignment of ['balanced', 'modulo'] as const) {
-  test(`a 400-step random walk of ${assignment} resizes (1..16 nodes) keeps every invariant`, () => {
+  test(`a 400-step random walk of ${assignment} resizes (1..8 nodes) keeps every invariant`, () => {
     const rand = createSeededRandom(assignment === 'balanced' ? 1 : 2);
     const randInt = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
     let map = createPoolMap(['W0', 'W1', 'W2'], assignment);
     let fresh = 3;
     for (let step = 0; step < 400; step++) {
-      const m = randInt(1, 16);
+      const m = randInt(1, MAX_NODES);
       const keep = randInt(0, Math.min(map.nodes.length, m));
       const kept = map.nodes.filter(() => rand() < 0.5).slice(0, keep);
       while (kept.length < m) kept.push(`W${fresh++}`);
@@ -345,8 +346,8 @@ for (const assignment of ['balanced', 'modulo'] as const) {
 
 test('createPoolMap rejects an empty, oversized, duplicated or blank node list', () => {
   const bad: [NodeId[], RegExp][] = [
-    [[], /nodes must list 1 to 16 node ids \(got 0 ids\)/],
-    [ids('N', 17), /nodes must list 1 to 16 node ids \(got 17 ids\)/],
+    [[], /nodes must list 1 to 8 node ids \(got 0 ids\)/],
+    [ids('N', 9), /nodes must list 1 to 8 node ids \(got 9 ids\)/],
     [['A', 'B', 'A'], /nodes lists node 'A' more than once/],
     [['A', ''], /nodes\[1\] must be a non-empty string/],
   ];
@@ -385,9 +386,9 @@ const malformed: [string, unknown, RegExp][] = [
   ['version as a string', { ...good, version: '3' }, /version .* \(got '3'\)/],
   ['version past 2^53', { ...good, version: 2 ** 53 }, /version must be a positive safe integer/],
   ["assignment 'ring'", { ...good, assignment: 'ring' }, /'modulo' or 'balanced' \(got 'ring'\)/],
-  ['no nodes', { ...good, nodes: undefined }, /nodes must list 1 to 16 node ids/],
-  ['empty nodes', { ...good, nodes: [] }, /nodes must list 1 to 16 node ids \(got 0 ids\)/],
-  ['17 nodes', { ...good, nodes: ids('n', 17) }, /nodes must list 1 to 16 node ids \(got 17 ids\)/],
+  ['no nodes', { ...good, nodes: undefined }, /nodes must list 1 to 8 node ids/],
+  ['empty nodes', { ...good, nodes: [] }, /nodes must list 1 to 8 node ids \(got 0 ids\)/],
+  ['9 nodes', { ...good, nodes: ids('n', 9) }, /nodes must list 1 to 8 node ids \(got 9 ids\)/],
   ['a number as node', { ...good, nodes: [1, 'b'] }, /nodes\[0\] must be a non-empty .*got 1/],
   ['a blank node', { ...good, nodes: ['a', ''] }, /nodes\[1\] must be a non-empty string/],
   ['a repeated node', { ...good, nodes: ['a', 'b', 'a'] }, /nodes lists node 'a' more than once/],

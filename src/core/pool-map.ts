@@ -4,7 +4,7 @@
 // - 'modulo' reproduces the original system (owner[r] = nodes[r % n]) so its seed tables come
 //   out exactly, at the price of moving most regions on every resize.
 // - 'balanced' moves the fewest regions that leave every node with floor or ceil of 16/n.
-// Limits: at most 16 nodes (one region each); node ids are opaque non-empty strings.
+// Limits: at most MAX_NODES (8) nodes; node ids are opaque non-empty strings.
 
 import { REGION_COUNT } from './regions.ts';
 
@@ -27,8 +27,9 @@ export interface RegionMove {
 }
 
 export const ASSIGNMENTS: readonly Assignment[] = ['modulo', 'balanced'];
-/** More nodes than regions would leave some nodes owning nothing. */
-export const MAX_NODES = REGION_COUNT;
+/** A pool's size bounds; a map never names more nodes (and never more than its 16 regions). */
+export const MIN_NODES = 1;
+export const MAX_NODES = 8;
 
 /** A node list or pool map that cannot be used. A TypeError, so it reads as bad input. */
 export class PoolMapError extends TypeError {
@@ -154,9 +155,9 @@ function checkAssignment(a: unknown): asserts a is Assignment {
 }
 
 function checkNodes(nodes: unknown): asserts nodes is NodeId[] {
-  if (!Array.isArray(nodes) || nodes.length < 1 || nodes.length > MAX_NODES) {
+  if (!Array.isArray(nodes) || nodes.length < MIN_NODES || nodes.length > MAX_NODES) {
     const got = Array.isArray(nodes) ? `${nodes.length} ids` : show(nodes);
-    throw new PoolMapError(`nodes must list 1 to ${MAX_NODES} node ids (got ${got})`);
+    throw new PoolMapError(`nodes must list ${MIN_NODES} to ${MAX_NODES} node ids (got ${got})`);
   }
   const seen = new Set<unknown>();
   for (let i = 0; i < nodes.length; i++) {

@@ -17,9 +17,6 @@
  * 409 and the next tick decides again. Resizes are queued one node at a time through the pool's
  * queue. No-action decisions are recorded only when they differ from the last one recorded, so a
  * quiet pool logs "hold" once rather than every minute.
- *
- * Limits: lastResizeAt lives in the pool's memory, so after a manager restart the first decision
- * has no cooldown to wait for.
  */
 import type { FastifyInstance } from 'fastify';
 import { decide, OUTCOMES, type Outcome } from '../core/autoscale-policy.ts';
@@ -30,14 +27,15 @@ import {
   toPolicyInput,
 } from '../core/autoscale-state.ts';
 import { badRequest, conflict } from '../core/errors.ts';
+import { MAX_NODES, MIN_NODES } from '../core/pool-map.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
-import type { Pool } from './pool.ts';
-import { type AutoscalerParams, DEFAULT_AUTOSCALER, MAX_NODES, MIN_NODES } from './settings.ts';
+import type { Pool } from './pool/pool.ts';
+import { type AutoscalerParams, DEFAULT_AUTOSCALER } from './settings.ts';
 
 export interface AutoscalerRouteDeps {
   pool: Pool;
   store: PoolStore;
-  /** Defaults to Date; the pool's lastResizeAt is Date.now()-based, so keep them alike. */
+  /** The pool's clock: its lastResizeAt is measured on it. */
   clock?: { now(): number };
 }
 

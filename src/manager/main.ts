@@ -9,15 +9,14 @@
  */
 import { totalmem } from 'node:os';
 import { pino } from 'pino';
-import { createNodeClient } from '../clients/node-client.ts';
+import { createNodeAdmin } from '../clients/node-admin.ts';
 import { MB } from '../core/cache-config.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { freePort, isLoopback, urlFor } from '../http/listen.ts';
 import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
-import { createNotifier } from './notifier.ts';
-import { createPool } from './pool.ts';
+import type { Retention } from './housekeeping.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -43,7 +42,11 @@ export interface ManagerOptions extends StorageOptions {
   storage?: Storage;
   /** Let the caller handle signals (pixpool up). */
   handleSignals?: boolean;
+  /** How long statistics and history are kept; default DEFAULT_RETENTION. */
+  retention?: Retention;
 }
+
+const managerLine = (message: string) => console.error(`manager: ${message}`);
 
 export async function runManager(options: ManagerOptions) {
   if (!isLoopback(options.host) && !(options.secret && options.adminToken)) {
@@ -54,55 +57,40 @@ export async function runManager(options: ManagerOptions) {
   const storage = options.storage ?? (await openStorage(options));
   const port = options.port || (await freePort(options.host));
   const managerUrl = urlFor(options.host, port);
-  const nodes = createNodeClient({ secret: options.secret, timeoutMs: 5000 });
+  const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000 });
   const provider: NodeProvider =
     options.provider === 'static'
-      ? createStaticProvider({ urls: options.nodeUrls, nodes })
+      ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
       : createLocalProvider({
           secret: options.secret,
           managerUrl,
           args: options.nodeArgs ?? [],
-          log: (message) => console.error(`manager: ${message}`),
+          log: managerLine,
         });
-  const maxCapacityMb = Math.floor((totalmem() / MB) * 0.9);
-  // The pool needs a logger before the app exists, so the app gets this one.
   const log = pino({ level: options.logLevel });
-  const pool = await createPool({
-    store: storage.pool,
-    provider,
-    nodes,
-    assignment: options.assignment,
-    log,
-    publish: createNotifier({ store: storage.pool, secret: options.secret, log }),
-  });
-  const app = await buildManager({
-    pool,
+  const { app, pool, start } = buildManager({
     store: storage.pool,
     metadata: storage.metadata,
     objects: storage.objects,
+    provider,
+    admin,
+    assignment: options.assignment,
     secret: options.secret,
     adminToken: options.adminToken,
-    maxCapacityMb,
+    maxCapacityMb: Math.floor((totalmem() / MB) * 0.9),
     logger: log,
+    drainMs: RESIZE_DRAIN_MS,
+    ...(options.retention && { retention: options.retention }),
+    ...(!options.storage && { closeLast: () => storage.close() }),
   });
-  const prune = setInterval(() => {
-    void storage.pool.pruneSamples(new Date(Date.now() - 25 * 3600_000)).catch(() => {});
-  }, 3600_000);
-  prune.unref();
-  // Before the server closes: it waits for in-flight requests, so a resize must not outlast them.
-  app.addHook('preClose', async () => pool.drain(RESIZE_DRAIN_MS));
-  app.addHook('onClose', async () => {
-    clearInterval(prune);
-    await pool.close();
-    await provider.close();
-    await nodes.close();
-    if (!options.storage) await storage.close();
-  });
-  // A port taken: close the app all the same, so the nodes it started do not outlive us.
-  const address = await app.listen({ host: options.host, port }).catch(async (error: unknown) => {
-    await app.close();
-    throw error;
-  });
+  // A pool that cannot start, or a port taken: close the app all the same, so the nodes it
+  // started do not outlive us.
+  const address = await start()
+    .then(() => app.listen({ host: options.host, port }))
+    .catch(async (error: unknown) => {
+      await app.close();
+      throw error;
+    });
   if (options.handleSignals !== false) {
     // Closing the app also stops the nodes the local provider started (an onClose hook).
     closeOnSignals(

@@ -1,12 +1,13 @@
 /**
  * Pushes each new pool view to every frontend that registered recently (POST /api/notify with
- * the shared secret). A push that fails is only logged: frontends also poll the manager, so a
- * missed push heals itself within one poll interval. Only to bare http(s) origins (node-address.ts).
+ * the shared secret). A push that fails is reported (logged and counted) and the others go on:
+ * frontends also poll the manager, so a missed push heals itself within one poll interval. Only
+ * to bare http(s) origins (node-address.ts).
  */
-import type { FastifyBaseLogger } from 'fastify';
 import { serviceOrigin } from '../core/node-address.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
-import type { PoolView } from './pool.ts';
+import type { Journal } from './pool/journal.ts';
+import type { PoolView } from './pool/pool.ts';
 
 /** Frontends that have not registered or polled for this long are not pushed to. */
 const FORGET_AFTER_MS = 10 * 60_000;
@@ -14,7 +15,7 @@ const FORGET_AFTER_MS = 10 * 60_000;
 export function createNotifier(deps: {
   store: PoolStore;
   secret: string | undefined;
-  log: FastifyBaseLogger;
+  journal: Pick<Journal, 'failed'>;
 }) {
   return async (view: PoolView): Promise<void> => {
     const frontends = await deps.store.listFrontends({
@@ -38,7 +39,7 @@ export function createNotifier(deps: {
           await response.arrayBuffer();
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
         } catch (error) {
-          deps.log.warn({ err: error, frontend: registered }, 'could not push the pool view');
+          deps.journal.failed('publish-view', error, { frontend: registered });
         }
       }),
     );

@@ -10,17 +10,16 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
 import { badRequest } from '../core/errors.ts';
 import { serviceOrigin } from '../core/node-address.ts';
+import { MAX_NODES, MIN_NODES } from '../core/pool-map.ts';
 import type { Sample } from '../core/stats.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
-import type { Pool } from './pool.ts';
+import type { Pool } from './pool/pool.ts';
 import {
   type AutoscalerParams,
   DEFAULT_AUTOSCALER,
   fraction,
-  MAX_NODES,
-  MIN_NODES,
   parseAutoscalerParams,
   parseMode,
 } from './settings.ts';
@@ -82,7 +81,7 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     }
     const { target, done } = await pool.resize(change === 'increase' ? 1 : -1);
     if (wait) await done;
-    else done.catch(() => {});
+    else done.catch(() => {}); // nobody waits: the pool logs and counts a failed resize
     return {
       message: `${change === 'increase' ? 'Growing' : 'Shrinking'} the pool to ${target} node(s)${wait ? ': done' : ': queued'}.`,
       target_size: target,

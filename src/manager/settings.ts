@@ -3,14 +3,11 @@
  * resizing mode, and the autoscaler's parameters. Stored in the database so that a restart of any
  * service loses nothing; defaults here.
  */
-import { badRequest } from '../core/errors.ts';
-import type { PolicyName } from '../core/stores/store.ts';
 
-export interface CacheConfig {
-  /** MB (MiB). */
-  capacity: number;
-  replacement_policy: PolicyName;
-}
+import type { CacheConfig } from '../core/cache-config.ts';
+import { badRequest } from '../core/errors.ts';
+
+export type { CacheConfig };
 
 export type Mode = 'manual' | 'automatic';
 
@@ -29,8 +26,6 @@ export const DEFAULT_AUTOSCALER: AutoscalerParams = {
   expand_ratio: 1.5,
   shrink_ratio: 0.5,
 };
-export const MIN_NODES = 1;
-export const MAX_NODES = 8;
 
 const number = (value: unknown, name: string): number => {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;

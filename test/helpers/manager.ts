@@ -6,12 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createNodeClient } from '../../src/clients/node-client.ts';
+import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import type { Assignment } from '../../src/core/pool-map.ts';
 import { freePort, urlFor } from '../../src/http/listen.ts';
 import { buildManager } from '../../src/manager/app.ts';
-import { createNotifier } from '../../src/manager/notifier.ts';
-import { createPool, type Pool } from '../../src/manager/pool.ts';
+import type { Pool } from '../../src/manager/pool/pool.ts';
 import { createLocalProvider } from '../../src/manager/providers/local.ts';
 import type { NodeProvider } from '../../src/manager/providers/provider.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
@@ -52,7 +51,7 @@ export async function startManager(
   const port = await freePort('127.0.0.1');
   const url = urlFor('127.0.0.1', port);
   const log = pino({ level: 'warn' });
-  const nodes = createNodeClient({ secret: SECRET, timeoutMs: 5000 });
+  const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000 });
   const provider =
     options.provider ??
     createLocalProvider({
@@ -60,24 +59,19 @@ export async function startManager(
       managerUrl: url,
       args: ['--capacity', '32', ...(options.nodeArgs ?? [])],
     });
-  const pool = await createPool({
-    store,
-    provider,
-    nodes,
-    assignment: options.assignment ?? 'balanced',
-    log,
-    publish: createNotifier({ store, secret: SECRET, log }),
-  });
-  const app = await buildManager({
-    pool,
+  const { app, pool, start } = buildManager({
     store,
     metadata,
     objects,
+    provider,
+    admin,
+    assignment: options.assignment ?? 'balanced',
     secret: SECRET,
     adminToken: options.adminToken,
     maxCapacityMb: 4096,
     logger: log,
   });
+  await start();
   await app.listen({ host: '127.0.0.1', port });
   return {
     url,
@@ -87,10 +81,8 @@ export async function startManager(
     objects,
     provider,
     async close(closeOptions = {}) {
+      // Stops the pool, its nodes and the node clients too (the app's onClose).
       await app.close();
-      await pool.close();
-      await provider.close();
-      await nodes.close();
       if (!closeOptions.keepStorage) {
         await store.close();
         await metadata.close();

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createNodeClient } from '../../src/clients/node-client.ts';
 import { regionOf } from '../../src/core/regions.ts';
 import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
@@ -8,6 +10,7 @@ import { managerCall, startManager, type TestManager } from '../helpers/manager.
 import { SECRET } from '../helpers/nodes.ts';
 
 const nodes = createNodeClient({ secret: SECRET });
+const admin = createNodeAdmin({ secret: SECRET });
 const auth = { authorization: `Bearer ${SECRET}` };
 const entry = (version: number) => ({
   value: Buffer.alloc(1000, version),
@@ -15,9 +18,16 @@ const entry = (version: number) => ({
   version,
 });
 
+/** A node's cache config as it reports it. */
+async function configOf(url: string): Promise<{ capacity: number; replacement_policy: string }> {
+  const response = await fetch(`${url}/api/cache/config`, { headers: auth });
+  return ((await response.json()) as { content: { capacity: number; replacement_policy: string } })
+    .content;
+}
+
 async function liveNodes(m: TestManager) {
   const { map, addresses } = m.pool.view();
-  const health = await Promise.all(map.nodes.map((id) => nodes.healthy(addresses[id] as string)));
+  const health = await Promise.all(map.nodes.map((id) => admin.healthy(addresses[id] as string)));
   return health.filter(Boolean).length;
 }
 
@@ -29,6 +39,7 @@ describe('manager with real node processes', () => {
   after(async () => {
     await m.close();
     await nodes.close();
+    await admin.close();
   });
 
   it('starts the pool with one configured node and answers the originals’ shapes', async () => {
@@ -67,11 +78,7 @@ describe('manager with real node processes', () => {
     const { map, addresses } = m.pool.view();
     assert.equal(map.nodes.length, 2);
     const second = addresses[map.nodes[1] as string] as string;
-    const config = await nodes.command<{ capacity: number; replacement_policy: string }>(
-      second,
-      'GET',
-      '/api/cache/config',
-    );
+    const config = await configOf(second);
     assert.deepEqual([config.capacity, config.replacement_policy], [16, 'RR']);
     for (const key of keys) {
       const owner = addresses[map.owner[regionOf(key)] as string] as string;
@@ -168,11 +175,7 @@ describe('manager with real node processes', () => {
       });
       assert.equal(set.status, 200, JSON.stringify(set.body));
       for (const id of map.nodes) {
-        const config = await nodes.command<{ replacement_policy: string }>(
-          addresses[id] as string,
-          'GET',
-          '/api/cache/config',
-        );
+        const config = await configOf(addresses[id] as string);
         assert.equal(config.replacement_policy, policy.toUpperCase());
       }
       assert.ok(await nodes.get(url, 'kept'), `the entry survives the change to ${policy}`);
@@ -294,14 +297,23 @@ describe('manager restart and admin token', () => {
     await (await first.pool.resize(1)).done;
     const ids = first.pool.view().map.nodes;
     const addresses = Object.values(first.pool.view().addresses);
+    // The cooldown's start is saved just after the resize settles.
+    const ended = first.pool.lastResizeAt;
+    const saved = async () =>
+      (await first.store.getSetting<number>('last_resize_end_ms')) === ended;
+    for (let i = 0; i < 100 && !(await saved()); i++) await sleep(20);
+    assert.ok(ended > 0 && (await saved()), 'when the resize ended is in the database');
     await first.close({ keepStorage: true });
-    for (const url of addresses) assert.equal(await nodes.healthy(url), false, `${url} stopped`);
+    for (const url of addresses) assert.equal(await admin.healthy(url), false, `${url} stopped`);
     const second = await startManager({ driver });
     try {
       assert.deepEqual(second.pool.view().map.nodes, ids);
       assert.equal(await liveNodes(second), 2);
       const log = await managerCall(second.url, 'GET', '/api/manager/events?limit=1');
       assert.match(log.body.content[0].message, /Resumed the pool: 2 nodes/);
+      // So the autoscaler's cooldown runs on from the resize, not from zero.
+      const state = await managerCall(second.url, 'GET', '/api/manager/autoscaler/state');
+      assert.equal(state.body.content.pool.last_resize_at_ms, ended);
     } finally {
       await second.close();
       await driver.close();

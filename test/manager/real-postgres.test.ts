@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createNodeClient } from '../../src/clients/node-client.ts';
+import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createPgDriver } from '../../src/storage/pg-driver.ts';
 import type { SqlDriver } from '../../src/storage/sql-driver.ts';
 import { managerCall, startManager } from '../helpers/manager.ts';
 import { SECRET } from '../helpers/nodes.ts';
 import { databaseUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
 
-const nodes = createNodeClient({ secret: SECRET });
+const nodes = createNodeAdmin({ secret: SECRET });
 
 describe('manager on a real PostgreSQL with real node processes', () => {
   const schema = randomSchema();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createNodeClient } from '../../src/clients/node-client.ts';
+import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createStaticProvider } from '../../src/manager/providers/static.ts';
 import { managerCall, startManager, type TestManager } from '../helpers/manager.ts';
 import { SECRET, startNode, type TestNode } from '../helpers/nodes.ts';
@@ -8,13 +8,13 @@ import { SECRET, startNode, type TestNode } from '../helpers/nodes.ts';
 describe('manager with the static provider (nodes started elsewhere)', () => {
   let listed: TestNode[];
   let m: TestManager;
-  const client = createNodeClient({ secret: SECRET });
+  const client = createNodeAdmin({ secret: SECRET });
   before(async () => {
     listed = await Promise.all([startNode(), startNode()]);
     const dead = 'http://127.0.0.1:1';
     const provider = createStaticProvider({
       urls: [dead, ...listed.map((n) => n.url)],
-      nodes: client,
+      admin: client,
     });
     m = await startManager({ provider });
   });

@@ -235,7 +235,7 @@ describe('addresses a service is told to call', { timeout: 120_000 }, () => {
     const notify = createNotifier({
       store: system.store,
       secret: SECRET,
-      log: { warn: () => {} } as never,
+      journal: { failed: () => {} },
     });
     await notify(system.pool.view());
     assert.deepEqual(trap.requests, [{ method: 'POST', url: '/api/notify' }]);

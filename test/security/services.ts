@@ -21,12 +21,12 @@ import { buildAutoscaler } from '../../src/autoscaler/app.ts';
 import { createManagerSource } from '../../src/autoscaler/manager-source.ts';
 import { buildCacheNode } from '../../src/cachenode/app.ts';
 import { createNodeCache, type NodeCache } from '../../src/cachenode/node-cache.ts';
+import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createNodeClient } from '../../src/clients/node-client.ts';
 import { buildFrontend } from '../../src/frontend/app.ts';
 import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
 import { buildManager } from '../../src/manager/app.ts';
-import { createNotifier } from '../../src/manager/notifier.ts';
-import { createPool, type Pool } from '../../src/manager/pool.ts';
+import type { Pool } from '../../src/manager/pool/pool.ts';
 import { createStaticProvider } from '../../src/manager/providers/static.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
@@ -82,12 +82,12 @@ const seedPng = (i: number) => Buffer.concat([Buffer.from(PNG_MAGIC), randomByte
 export async function startSystem(): Promise<System> {
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-security-'));
   const [nodeF, nodeM] = await Promise.all([startNode('node-f'), startNode('node-m')]);
-  const client = createNodeClient({ secret: SECRET, timeoutMs: 5000 });
+  const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000 });
 
   // Node F is in a pool of its own (so move_keys is held to its view); pushed before seeding,
   // since adopting a first view drops what was cached before it.
   const fView = staticPoolView([nodeF.url]);
-  await client.pushView(nodeF.url, fView, nodeF.url);
+  await admin.pushView(nodeF.url, fView, nodeF.url);
 
   // One embedded database for the frontend and the manager, as in `pixpool up` (the manager's
   // delete-all works on the frontend's rows); PGlite takes seconds to start on a loaded machine.
@@ -110,26 +110,25 @@ export async function startSystem(): Promise<System> {
   const frontendUrl = await listen(frontendApp);
 
   const store = await createPoolStore(driver, { ownsDriver: false });
-  const managerClient = createNodeClient({ secret: SECRET, timeoutMs: 5000 });
-  const provider = createStaticProvider({ urls: [nodeM.url], nodes: managerClient });
-  const pool = await createPool({
-    store,
-    provider,
-    nodes: managerClient,
-    assignment: 'balanced',
-    log: quiet,
-    publish: createNotifier({ store, secret: SECRET, log: quiet }),
-  });
-  const managerApp = await buildManager({
+  const managerAdmin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000 });
+  const provider = createStaticProvider({ urls: [nodeM.url], admin: managerAdmin });
+  const {
+    app: managerApp,
     pool,
+    start,
+  } = buildManager({
     store,
     metadata,
     objects,
+    provider,
+    admin: managerAdmin,
+    assignment: 'balanced',
     secret: SECRET,
     adminToken: ADMIN_TOKEN,
     maxCapacityMb: 4096,
     logger: quiet,
   });
+  await start();
   const managerUrl = await listen(managerApp);
   await store.registerFrontend(frontendUrl);
 
@@ -201,11 +200,10 @@ export async function startSystem(): Promise<System> {
     snapshot,
     async close() {
       await autoscalerApp.close();
-      await managerApp.close();
       await pool.idle();
-      await provider.close();
+      await managerApp.close();
       await frontendApp.close();
-      await Promise.all([frontendClient.close(), managerClient.close(), client.close()]);
+      await Promise.all([frontendClient.close(), admin.close()]);
       await Promise.all([nodeF.app.close(), nodeM.app.close()]);
       await Promise.all([store.close(), metadata.close()]);
       await driver.close();

@@ -42,7 +42,7 @@ async function probe(url: string): Promise<{ node_id?: unknown; pid?: unknown } 
       ? ((await response.json()) as { node_id?: unknown; pid?: unknown })
       : undefined;
   } catch {
-    return undefined;
+    return undefined; // nothing answers there: the node is not running
   }
 }
 
@@ -51,7 +51,7 @@ async function stopPid(pid: number, graceMs: number): Promise<void> {
   const signal = (name: NodeJS.Signals) => {
     try {
       process.kill(pid, name);
-    } catch {}
+    } catch {} // gone already: what stopping it wanted
   };
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
@@ -145,7 +145,7 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
     },
     async stop(id) {
       stopping.add(id);
-      await restarting.get(id)?.catch(() => {});
+      await restarting.get(id)?.catch(() => {}); // its failure is logged where it is started
       await children.get(id)?.stop();
       children.delete(id);
       const pid = adopted.get(id);
@@ -182,7 +182,10 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
             options.log?.(`node ${node.id} still runs at ${node.url} (pid ${health.pid}): adopted`);
             return node;
           }
-          return spawnNode(node.id).catch(() => undefined);
+          return spawnNode(node.id).catch((error) => {
+            options.log?.(`node ${node.id} could not be started again: ${error.message}`);
+            return undefined;
+          });
         }),
       ),
     onFailed: (listener) => {

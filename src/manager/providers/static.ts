@@ -8,11 +8,15 @@
  * the manager takes the node out of the map. A node is emptied whenever it is activated, because
  * one that was hung and removed may come back holding entries that were replaced meanwhile.
  */
-import type { NodeClient } from '../../clients/node-client.ts';
-import { nodeUrl } from '../../clients/node-client.ts';
+import type { NodeAdmin } from '../../clients/node-admin.ts';
+import { nodeUrl } from '../../core/node-address.ts';
 import type { NodeProvider, ProvidedNode } from './provider.ts';
 
-export function createStaticProvider(options: { urls: string[]; nodes: NodeClient }): NodeProvider {
+export function createStaticProvider(options: {
+  urls: string[];
+  admin: Pick<NodeAdmin, 'healthy' | 'clear'>;
+  log?: (message: string) => void;
+}): NodeProvider {
   const urls = options.urls.map(nodeUrl);
   const inUse = new Map<string, string>(); // id → url
 
@@ -21,10 +25,11 @@ export function createStaticProvider(options: { urls: string[]; nodes: NodeClien
     const used = new Set(inUse.values());
     for (const url of urls) {
       if (used.has(url) || url === except) continue;
-      if (!(await options.nodes.healthy(url))) continue;
+      if (!(await options.admin.healthy(url))) continue;
       try {
-        await options.nodes.command(url, 'DELETE', '/api/cache');
-      } catch {
+        await options.admin.clear(url);
+      } catch (error) {
+        options.log?.(`listed node ${url} answers but cannot be emptied, skipped: ${error}`);
         continue;
       }
       inUse.set(id, url);
@@ -51,7 +56,7 @@ export function createStaticProvider(options: { urls: string[]; nodes: NodeClien
     async stop(id) {
       const url = inUse.get(id);
       inUse.delete(id);
-      if (url) await options.nodes.command(url, 'DELETE', '/api/cache').catch(() => {});
+      if (url) await options.admin.clear(url);
     },
     async resume(nodes) {
       return nodes.map((node) => {

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createReplacement } from './replacement.ts';
+import { createResizeQueue } from './resize-queue.ts';
+import { createParts } from './testing.ts';
+
+async function parts(size: number, options: { canReplace?: boolean } = {}) {
+  const p = await createParts(size, options);
+  const queue = createResizeQueue({ clock: p.clock });
+  const replacement = createReplacement({ ...p, queue, admin: p.fakes.admin });
+  return { ...p, queue, replacement };
+}
+
+test('a dead node is logged at once, then replaced under its id: same regions, new address, new version', async () => {
+  const { replacement, views, journal, fakes, registry } = await parts(2);
+  const before = views.view();
+  await replacement.nodeFailed('n1', 'failed 2 health checks in a row');
+  const after = views.view();
+  assert.match(journal.events[0]?.message ?? '', /^Node n1 at http:\/\/n1\.1 failed 2 health/);
+  assert.deepEqual(after.map.nodes, before.map.nodes);
+  assert.deepEqual(after.map.owner, before.map.owner);
+  assert.equal(after.map.version, before.map.version + 1);
+  assert.equal(after.addresses.n1, 'http://n1.2');
+  assert.equal(fakes.get('http://n1.2')?.config?.capacity, 64, 'configured');
+  assert.ok(fakes.calls.includes('view n0 v2'), 'every node hears of the new address');
+  assert.match(
+    journal.events.at(-1)?.message ?? '',
+    /Node n1 was replaced by the node at http:\/\/n1\.2/,
+  );
+  assert.equal((await registry.listNodes()).find((n) => n.id === 'n1')?.address, 'http://n1.2');
+});
+
+test('word of the same death twice replaces the node once', async () => {
+  const { replacement, fakes } = await parts(2);
+  await Promise.all([
+    replacement.nodeFailed('n1', 'exited (SIGKILL)'),
+    replacement.nodeFailed('n1', 'failed 2 health checks in a row'),
+  ]);
+  assert.deepEqual(
+    fakes.calls.filter((c) => c.startsWith('replace')),
+    ['replace n1'],
+  );
+});
+
+test('a provider that already restarted the node: its new address is taken, nothing replaced again', async () => {
+  const { replacement, provider, views, fakes, queue } = await parts(2);
+  provider.onReplaced((node) => void replacement.nodeReplaced(node));
+  provider.onFailed?.((id, reason) => void replacement.nodeFailed(id, reason));
+  provider.die('n0');
+  await provider.restartOnItsOwn('n0');
+  await replacement.nodeFailed('n0', 'late word');
+  await queue.idle();
+  assert.equal(views.address('n0'), 'http://n0.2');
+  assert.deepEqual(
+    fakes.calls.filter((c) => c.startsWith('replace')),
+    [],
+  );
+});
+
+test('with no replacement, the node leaves the map and its regions go to the others', async () => {
+  const { replacement, views, journal, fakes } = await parts(3, { canReplace: false });
+  const before = views.map;
+  await replacement.nodeFailed('n2', 'exited (1)');
+  assert.deepEqual(views.map.nodes, ['n0', 'n1']);
+  assert.ok(views.map.owner.every((id) => id !== 'n2'));
+  assert.equal(views.map.version, before.version + 1);
+  assert.equal(views.address('n2'), undefined);
+  assert.ok(fakes.calls.includes('stop n2'));
+  assert.match(
+    journal.events.at(-1)?.message ?? '',
+    /Node n2 could not be replaced \(the fake provider cannot replace nodes\): took it out of the pool; its 5 regions went to the other 2 node\(s\)/,
+  );
+});
+
+test('the last node is never taken out: it stays, and the event says frontends read from storage', async () => {
+  const { replacement, views, journal } = await parts(1, { canReplace: false });
+  await replacement.nodeFailed('n0', 'exited (1)');
+  assert.deepEqual(views.map.nodes, ['n0']);
+  assert.equal(views.map.version, 1);
+  assert.match(journal.events.at(-1)?.message ?? '', /it is the only node, so it stays in the map/);
+});
+
+test('after close, a death is neither logged nor acted on', async () => {
+  const { replacement, journal, fakes } = await parts(2);
+  replacement.close();
+  await replacement.nodeFailed('n1', 'exited (1)');
+  assert.deepEqual(journal.events, []);
+  assert.deepEqual(fakes.calls, []);
+});

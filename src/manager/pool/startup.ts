@@ -1,0 +1,85 @@
+/**
+ * The start of the pool: a manager that finds a saved map resumes that pool (the provider adopts
+ * the nodes that still run and starts the others again under their ids); one that finds none
+ * starts the pool's first node. A node that cannot be brought back is taken out of the map, its
+ * regions going cold to the others, so no view ever names a node without an address.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type Assignment,
+  createPoolMap,
+  type NodeId,
+  type PoolMap,
+  resizePoolMap,
+} from '../../core/pool-map.ts';
+import type { PoolStore } from '../../storage/pool-store.ts';
+import type { NodeProvider, ProvidedNode } from '../providers/provider.ts';
+import type { Journal } from './journal.ts';
+import type { NodeLifecycle } from './node-lifecycle.ts';
+import type { PoolViews } from './views.ts';
+
+export interface StartupDeps {
+  store: Pick<PoolStore, 'currentMap' | 'listNodes'>;
+  provider: Pick<NodeProvider, 'resume'>;
+  lifecycle: Pick<NodeLifecycle, 'bringUp' | 'record' | 'configure'>;
+  views: PoolViews;
+  journal: Journal;
+  assignment: Assignment;
+  newNodeId?: () => NodeId;
+}
+
+export const newNodeId = (): NodeId => `node-${randomUUID().slice(0, 8)}`;
+
+export async function startPool(deps: StartupDeps): Promise<void> {
+  const saved = await deps.store.currentMap();
+  if (saved) await resume(deps, saved);
+  else await startFirst(deps);
+}
+
+async function startFirst(deps: StartupDeps): Promise<void> {
+  const id = (deps.newNodeId ?? newNodeId)();
+  const node = await deps.lifecycle.bringUp(id);
+  deps.views.setAddress(id, node.url);
+  await deps.lifecycle.record(node, 'active');
+  await deps.views.adopt(createPoolMap([id], deps.assignment));
+  await deps.journal.event('resize', `Started the pool with node ${id}`);
+}
+
+async function resume(deps: StartupDeps, saved: PoolMap): Promise<void> {
+  const { views, lifecycle, journal } = deps;
+  views.resume(saved);
+  const known = new Map((await deps.store.listNodes()).map((n) => [n.id, n.address]));
+  const resumed = await deps.provider.resume(
+    saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
+  );
+  const back: NodeId[] = [];
+  let moved = false;
+  for (const [i, id] of saved.nodes.entries()) {
+    let node: ProvidedNode | undefined = resumed[i];
+    if (!node) {
+      try {
+        node = await lifecycle.bringUp(id);
+      } catch (error) {
+        journal.failed('resume-node', error, { node: id });
+        await journal.event('node', `Node ${id} could not be brought back`);
+        continue;
+      }
+    }
+    back.push(id);
+    if (node.url !== known.get(id)) moved = true;
+    views.setAddress(id, node.url);
+    await lifecycle.record(node, 'active');
+    await lifecycle
+      .configure(node.url)
+      .catch((error) => journal.failed('configure-node', error, { node: id }));
+  }
+  if (back.length === 0) {
+    throw new Error(`none of the pool's ${saved.nodes.length} node(s) could be brought back`);
+  }
+  // New addresses or fewer nodes need a new map version, or frontends would ignore the view.
+  if (moved || back.length < saved.nodes.length) await views.adopt(resizePoolMap(saved, back));
+  await journal.event(
+    'node',
+    `Resumed the pool: ${views.map.nodes.length} nodes, map version ${views.map.version}`,
+  );
+}
