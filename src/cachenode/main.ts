@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
+import { capacityLimitMb } from '../core/cache-config.ts';
 import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { isLoopback } from '../http/listen.ts';
 import { closeOnSignals } from '../process/signals.ts';
@@ -30,8 +31,7 @@ export interface CacheNodeOptions {
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
-  // A configured capacity beyond ~90% of this machine's memory cannot be meant.
-  const maxCapacityMb = Math.floor((totalmem() / MB) * 0.9);
+  const maxCapacityMb = capacityLimitMb(totalmem());
   const capacityMb = parseCapacityMb(options.capacityMb, maxCapacityMb);
   const policy = parsePolicy(options.policy);
   const leaseMs = parseLeaseMs(options.leaseMs ?? DEFAULT_LEASE_MS);

@@ -15,6 +15,14 @@ export interface CacheConfig {
   replacement_policy: PolicyName;
 }
 
+/**
+ * The largest capacity a node takes on a machine with `totalBytes` of memory (os.totalmem()):
+ * beyond ~90% of it, a capacity cannot be meant.
+ */
+export function capacityLimitMb(totalBytes: number): number {
+  return Math.floor((totalBytes / MB) * 0.9);
+}
+
 export function parsePolicy(value: unknown): PolicyName {
   const name = typeof value === 'string' ? value.trim().toUpperCase() : '';
   const policy = name === 'RANDOM' ? 'RR' : name;
