@@ -1,22 +1,74 @@
 /**
  * The `pixpool` command: one subcommand per service, each flag mirrored by an environment
  * variable (the flag wins). This file and the services' main.ts are the only places that read
- * the process environment. Each command imports its service only when it runs, so a cache node
+ * the process environment. Every numeric or enumerated flag has a parser (process/flags.ts, or
+ * the check the service itself applies), so a bad value, from a flag or its variable, stops the
+ * command with one line naming the flag before anything starts, and each action hands its
+ * service typed options. Each command imports its service only when it runs, so a cache node
  * does not load (or hold in memory) the storage drivers, the AWS SDK or PGlite.
  */
 import { randomBytes } from 'node:crypto';
+import { totalmem } from 'node:os';
 import { Command, Option } from 'commander';
+import type { AutoscalerOptions } from './autoscaler/main.ts';
+import { parseLeaseMs } from './cachenode/leases.ts';
+import type { CacheNodeOptions } from './cachenode/main.ts';
 import { MAX_WINDOW_S } from './core/autoscale-state.ts';
+import { capacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache-config.ts';
 import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
-import type { Assignment } from './core/pool-map.ts';
+import { ASSIGNMENTS } from './core/pool-map.ts';
+import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
+import type { ManagerOptions } from './manager/main.ts';
 import { startChildService } from './process/child-service.ts';
+import {
+  fromValidator,
+  LOG_LEVELS,
+  type LogLevel,
+  list,
+  megabytes,
+  port,
+  seconds,
+} from './process/flags.ts';
 import { closeOnSignals } from './process/signals.ts';
 import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
 import type { StorageOptions } from './storage/open.ts';
 
-const program = new Command('pixpool')
-  .description('pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.')
-  .showHelpAfterError();
+// What each action receives from commander: plain commander does not infer it, so these state
+// it, and the parser on each numeric or enumerated flag makes it true.
+interface StorageFlags {
+  dataDir: string;
+  databaseUrl?: string;
+  s3Bucket?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3ForcePathStyle?: true;
+}
+type CacheNodeFlags = Omit<CacheNodeOptions, 'capacityMb'> & { capacity: number };
+type FrontendFlags = StorageFlags &
+  Required<FrontendTuning> &
+  Pick<FrontendOptions, 'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret'> & {
+    logLevel: LogLevel;
+  };
+type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
+type ManagerFlags = StorageFlags &
+  Pick<
+    ManagerOptions,
+    'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
+  > & { logLevel: LogLevel };
+type UpFlags = StorageFlags &
+  Required<FrontendTuning> & {
+    port: number;
+    managerPort: number;
+    autoscalerPort: number;
+    secret?: string;
+    logLevel: LogLevel;
+  };
+
+const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
+
+const program = new Command('pixpool').description(
+  'pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.',
+);
 
 const secretOption = () =>
   new Option(
@@ -24,11 +76,14 @@ const secretOption = () =>
     'shared secret between pool services (Authorization: Bearer …); prefer the env variable, flags show in ps. Optional only on loopback',
   ).env('PIXPOOL_SECRET');
 const logLevelOption = () =>
-  new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
+  new Option('--log-level <level>', 'how much to log')
     .env('PIXPOOL_LOG_LEVEL')
-    .default('info');
+    .default('info')
+    .choices(LOG_LEVELS);
 const hostOption = (help: string) =>
   new Option('--host <host>', help).env('PIXPOOL_HOST').default('127.0.0.1');
+const portOption = (flags: string, help: string, env: string, fallback: number) =>
+  new Option(flags, help).env(env).default(fallback).argParser(port);
 
 /** Options choosing the storage backends (SPEC §1): embedded by default, real when configured. */
 function storageOptions(command: Command): Command {
@@ -63,15 +118,15 @@ function storageOptions(command: Command): Command {
     );
 }
 
-function storageFrom(o: Record<string, unknown>): StorageOptions {
+function storageFrom(o: StorageFlags): StorageOptions {
   return {
-    dataDir: String(o.dataDir),
-    databaseUrl: o.databaseUrl as string | undefined,
+    dataDir: o.dataDir,
+    databaseUrl: o.databaseUrl,
     s3: o.s3Bucket
       ? {
-          bucket: String(o.s3Bucket),
-          endpoint: o.s3Endpoint as string | undefined,
-          region: o.s3Region as string | undefined,
+          bucket: o.s3Bucket,
+          endpoint: o.s3Endpoint,
+          region: o.s3Region,
           forcePathStyle: Boolean(o.s3ForcePathStyle),
         }
       : undefined,
@@ -85,7 +140,7 @@ function frontendOptions(command: Command): Command {
       new Option('--max-upload-mb <mb>', 'largest image accepted, MB')
         .env('MAX_UPLOAD_MB')
         .default(10)
-        .argParser(Number),
+        .argParser(megabytes()),
     )
     .addOption(
       new Option(
@@ -94,13 +149,13 @@ function frontendOptions(command: Command): Command {
       )
         .env('PIXPOOL_NEAR_CACHE_MB')
         .default(64)
-        .argParser(Number),
+        .argParser(megabytes({ orZero: true })),
     )
     .addOption(
       new Option('--gc-interval-s <seconds>', 'seconds between orphan-object sweeps; 0 = off')
         .env('PIXPOOL_GC_INTERVAL_S')
         .default(DEFAULT_INTERVAL_MS / 1000)
-        .argParser(secondsOrZero('--gc-interval-s')),
+        .argParser(seconds({ orZero: true })),
     )
     .addOption(
       new Option(
@@ -109,16 +164,16 @@ function frontendOptions(command: Command): Command {
       )
         .env('PIXPOOL_GC_GRACE_S')
         .default(DEFAULT_GRACE_MS / 1000)
-        .argParser(secondsOrZero('--gc-grace-s')),
+        .argParser(seconds({ orZero: true })),
     );
 }
 
 /** The frontend's part of the options above, as runFrontend takes it. */
-const frontendTuning = (o: Record<string, unknown>) => ({
-  maxUploadMb: o.maxUploadMb as number,
-  nearCacheMb: o.nearCacheMb as number,
-  gcIntervalS: o.gcIntervalS as number,
-  gcGraceS: o.gcGraceS as number,
+const frontendTuning = (o: FrontendTuning): FrontendTuning => ({
+  maxUploadMb: o.maxUploadMb,
+  nearCacheMb: o.nearCacheMb,
+  gcIntervalS: o.gcIntervalS,
+  gcGraceS: o.gcGraceS,
 });
 
 program
@@ -128,20 +183,20 @@ program
   )
   .addOption(hostOption('address to listen on; 0.0.0.0 for other hosts (needs a secret)'))
   .addOption(
-    new Option('--port <port>', 'port to listen on; 0 picks a free one')
-      .env('PIXPOOL_NODE_PORT')
-      .default(5001)
-      .argParser(Number),
+    portOption('--port <port>', 'port to listen on; 0 picks a free one', 'PIXPOOL_NODE_PORT', 5001),
   )
   .addOption(
     new Option('--capacity <mb>', 'capacity in MB (MiB) of image bytes')
       .env('PIXPOOL_CAPACITY_MB')
-      .default('100'),
+      .default(100)
+      // The node's own check, with this machine's bound.
+      .argParser(fromValidator((value) => parseCapacityMb(value, capacityLimitMb(totalmem())))),
   )
   .addOption(
     new Option('--policy <policy>', 'replacement policy: LRU, RR (random) or SIEVE')
       .env('PIXPOOL_POLICY')
-      .default('LRU'),
+      .default('LRU')
+      .argParser(fromValidator(parsePolicy)),
   )
   .addOption(
     new Option('--node-id <id>', 'stable id in statistics and logs; default host:port').env(
@@ -151,7 +206,8 @@ program
   .addOption(
     new Option('--max-body-mb <mb>', 'largest request body accepted, MB')
       .env('PIXPOOL_MAX_BODY_MB')
-      .default('64'),
+      .default(64)
+      .argParser(megabytes()),
   )
   .addOption(
     new Option('--manager-url <url>', 'manager to publish statistics to every 5 s').env(
@@ -162,7 +218,7 @@ program
     new Option('--stats-interval-s <seconds>', 'seconds between statistics samples')
       .env('PIXPOOL_STATS_INTERVAL_S')
       .default(5)
-      .argParser(seconds('--stats-interval-s')),
+      .argParser(seconds()),
   )
   .addOption(
     new Option(
@@ -170,13 +226,15 @@ program
       'read leases for frontends, ms: a frontend serves its copy that long without asking; an upload of a key read that recently waits as long (0: none)',
     )
       .env('PIXPOOL_LEASE_MS')
-      .default(String(DEFAULT_LEASE_MS)),
+      .default(DEFAULT_LEASE_MS)
+      .argParser(fromValidator(parseLeaseMs)),
   )
   .addOption(secretOption())
   .addOption(logLevelOption())
-  .action(async (o) => {
+  .action(async (o: CacheNodeFlags) => {
     const { runCacheNode } = await import('./cachenode/main.ts');
-    await runCacheNode({ ...o, capacityMb: o.capacity });
+    const { capacity, ...rest } = o;
+    await runCacheNode({ ...rest, capacityMb: capacity });
   });
 
 frontendOptions(
@@ -187,16 +245,12 @@ frontendOptions(
         'the public service: upload, fetch and list images, web pages; routes to cache nodes',
       )
       .addOption(hostOption('address to listen on'))
-      .addOption(
-        new Option('--port <port>', 'port to listen on')
-          .env('PIXPOOL_FRONTEND_PORT')
-          .default(5000)
-          .argParser(Number),
-      )
+      .addOption(portOption('--port <port>', 'port to listen on', 'PIXPOOL_FRONTEND_PORT', 5000))
       .addOption(
         new Option('--nodes <urls>', 'cache node URLs, comma-separated')
           .env('PIXPOOL_NODES')
-          .default('http://127.0.0.1:5001'),
+          .default(['http://127.0.0.1:5001'], 'http://127.0.0.1:5001')
+          .argParser(list),
       )
       .addOption(
         new Option('--manager-url <url>', 'the manager that owns the pool (replaces --nodes)').env(
@@ -212,7 +266,7 @@ frontendOptions(
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
-).action(async (o) => {
+).action(async (o: FrontendFlags) => {
   const { runFrontend } = await import('./frontend/main.ts');
   await runFrontend({
     managerUrl: o.managerUrl,
@@ -220,10 +274,7 @@ frontendOptions(
     ...storageFrom(o),
     host: o.host,
     port: o.port,
-    nodes: String(o.nodes)
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    nodes: o.nodes,
     secret: o.secret,
     ...frontendTuning(o),
     logLevel: o.logLevel,
@@ -242,11 +293,11 @@ storageOptions(
         'keep unreferenced objects younger than this: they may be uploads in flight. Below a few minutes only on a stopped system',
       )
         .default(DEFAULT_GRACE_MS / 1000)
-        .argParser(secondsOrZero('--grace-s')),
+        .argParser(seconds({ orZero: true })),
     )
     .addOption(new Option('--dry-run', 'count what would be deleted, delete nothing'))
     .addOption(new Option('--json', 'print the report as one JSON object')),
-).action(async (o) => {
+).action(async (o: GcFlags) => {
   if (o.graceS < 300 && !o.dryRun) {
     console.error(
       `pixpool gc: a grace of ${o.graceS} s can delete the object of an upload in flight; use it only when no frontend is running.`,
@@ -278,24 +329,21 @@ storageOptions(
         'address to listen on; beyond loopback it needs PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN',
       ),
     )
-    .addOption(
-      new Option('--port <port>', 'port to listen on')
-        .env('PIXPOOL_MANAGER_PORT')
-        .default(5002)
-        .argParser(Number),
-    )
+    .addOption(portOption('--port <port>', 'port to listen on', 'PIXPOOL_MANAGER_PORT', 5002))
     .addOption(
       new Option(
         '--provider <name>',
         'where nodes come from: local (child processes) or static (--node-urls)',
       )
         .env('PIXPOOL_PROVIDER')
-        .default('local'),
+        .default('local')
+        .choices(PROVIDERS),
     )
     .addOption(
       new Option('--node-urls <urls>', 'static provider: node URLs, comma-separated')
         .env('PIXPOOL_NODE_URLS')
-        .default(''),
+        .default([], 'none')
+        .argParser(list),
     )
     .addOption(
       new Option(
@@ -303,7 +351,8 @@ storageOptions(
         "regions to nodes: balanced (moves the least) or modulo (the originals')",
       )
         .env('PIXPOOL_ASSIGNMENT')
-        .default('balanced'),
+        .default('balanced')
+        .choices(ASSIGNMENTS),
     )
     .addOption(
       new Option('--admin-token <token>', "operators' token for the API and dashboard").env(
@@ -312,7 +361,7 @@ storageOptions(
     )
     .addOption(secretOption())
     .addOption(logLevelOption()),
-).action(async (o) => {
+).action(async (o: ManagerFlags) => {
   const { runManager } = await import('./manager/main.ts');
   await runManager({
     ...storageFrom(o),
@@ -320,9 +369,9 @@ storageOptions(
     port: o.port,
     secret: o.secret,
     adminToken: o.adminToken,
-    provider: parseProvider(o.provider),
-    nodeUrls: splitList(o.nodeUrls),
-    assignment: parseAssignment(o.assignment),
+    provider: o.provider,
+    nodeUrls: o.nodeUrls,
+    assignment: o.assignment,
     logLevel: o.logLevel,
   });
 });
@@ -331,12 +380,7 @@ program
   .command('autoscaler')
   .description('resizes the pool by its miss rate when the manager is in automatic mode')
   .addOption(hostOption('address to listen on'))
-  .addOption(
-    new Option('--port <port>', 'port to listen on')
-      .env('PIXPOOL_AUTOSCALER_PORT')
-      .default(5003)
-      .argParser(Number),
-  )
+  .addOption(portOption('--port <port>', 'port to listen on', 'PIXPOOL_AUTOSCALER_PORT', 5003))
   .addOption(
     new Option('--manager-url <url>', 'the manager')
       .env('PIXPOOL_MANAGER_URL')
@@ -349,7 +393,7 @@ program
     new Option('--interval-s <seconds>', 'seconds between decisions')
       .env('AUTOSCALE_INTERVAL_S')
       .default(60)
-      .argParser(seconds('--interval-s')),
+      .argParser(seconds()),
   )
   .addOption(
     new Option(
@@ -358,7 +402,7 @@ program
     )
       .env('AUTOSCALE_WINDOW_S')
       .default(60)
-      .argParser(seconds('--window-s', MAX_WINDOW_S)),
+      .argParser(seconds({ max: MAX_WINDOW_S })),
   )
   .addOption(
     new Option('--dry-run', 'decide and report on /status, but never ask for a resize').env(
@@ -366,9 +410,9 @@ program
     ),
   )
   .addOption(logLevelOption())
-  .action(async (o) => {
+  .action(async (o: AutoscalerOptions) => {
     const { runAutoscaler } = await import('./autoscaler/main.ts');
-    await runAutoscaler({ ...o, dryRun: Boolean(o.dryRun) });
+    await runAutoscaler(o);
   });
 
 frontendOptions(
@@ -376,28 +420,15 @@ frontendOptions(
     program
       .command('up')
       .description('run the whole system on this machine with embedded defaults')
+      .addOption(portOption('--port <port>', 'frontend port', 'PIXPOOL_FRONTEND_PORT', 5000))
+      .addOption(portOption('--manager-port <port>', 'manager port', 'PIXPOOL_MANAGER_PORT', 5002))
       .addOption(
-        new Option('--port <port>', 'frontend port')
-          .env('PIXPOOL_FRONTEND_PORT')
-          .default(5000)
-          .argParser(Number),
-      )
-      .addOption(
-        new Option('--manager-port <port>', 'manager port')
-          .env('PIXPOOL_MANAGER_PORT')
-          .default(5002)
-          .argParser(Number),
-      )
-      .addOption(
-        new Option('--autoscaler-port <port>', 'autoscaler port')
-          .env('PIXPOOL_AUTOSCALER_PORT')
-          .default(5003)
-          .argParser(Number),
+        portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
-).action(async (o) => {
+).action(async (o: UpFlags) => {
   // A secret given through the environment stays out of the banner (and out of ps).
   const generated = !o.secret;
   const secret = o.secret || randomBytes(24).toString('base64url');
@@ -476,49 +507,6 @@ pixpool is up: open ${frontend.address}
 
 Stop with Ctrl-C.`);
 });
-
-/** A commander parser for a positive number of seconds, naming the flag when it is not one. */
-function seconds(flag: string, max = Number.POSITIVE_INFINITY) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
-      throw new Error(
-        `${flag} must be a number of seconds above 0${max < Number.POSITIVE_INFINITY ? ` and at most ${max}` : ''}; got ${JSON.stringify(value)}.`,
-      );
-    }
-    return n;
-  };
-}
-
-/** A commander parser for a number of seconds ≥ 0 (0 meaning off or none, per flag). */
-function secondsOrZero(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
-      throw new Error(
-        `${flag} must be a number of seconds, 0 or more; got ${JSON.stringify(value)}.`,
-      );
-    }
-    return n;
-  };
-}
-
-function splitList(value: unknown): string[] {
-  return String(value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-function parseProvider(value: string): 'local' | 'static' {
-  if (value === 'local' || value === 'static') return value;
-  throw new Error(`--provider must be local or static; got ${JSON.stringify(value)}.`);
-}
-
-function parseAssignment(value: string): Assignment {
-  if (value === 'balanced' || value === 'modulo') return value;
-  throw new Error(`--assignment must be balanced or modulo; got ${JSON.stringify(value)}.`);
-}
 
 program.parseAsync().catch((error: Error) => {
   console.error(`pixpool: ${error.message}`);

@@ -4,6 +4,7 @@
  * and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and exits.
  */
 import { isLoopback } from '../http/listen.ts';
+import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildAutoscaler } from './app.ts';
 import { createManagerSource } from './manager-source.ts';
@@ -17,8 +18,8 @@ export interface AutoscalerOptions {
   intervalS: number;
   /** Seconds of statistics per decision, and the cooldown after a resize (AUTOSCALE_WINDOW_S). */
   windowS: number;
-  dryRun?: boolean;
-  logLevel: string;
+  dryRun?: boolean | undefined;
+  logLevel: LogLevel;
 }
 
 export async function runAutoscaler(options: AutoscalerOptions) {

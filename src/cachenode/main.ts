@@ -5,36 +5,35 @@
 import { randomUUID } from 'node:crypto';
 import { hostname, totalmem } from 'node:os';
 import { capacityLimitMb } from '../core/cache-config.ts';
-import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
+import type { PolicyName } from '../core/stores/store.ts';
 import { isLoopback } from '../http/listen.ts';
+import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
-import { parseLeaseMs } from './leases.ts';
-import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
+import { createNodeCache, MB } from './node-cache.ts';
 import { createPublisher } from './publisher.ts';
 
 export interface CacheNodeOptions {
   host: string;
   port: number;
-  capacityMb: string | number;
-  policy: string;
+  /** MB of image bytes: above 0, at most capacityLimitMb(totalmem()) (createNodeCache checks). */
+  capacityMb: number;
+  policy: PolicyName;
   nodeId?: string | undefined;
   secret?: string | undefined;
-  logLevel: string;
-  maxBodyMb: string | number;
+  logLevel: LogLevel;
+  maxBodyMb: number;
   /** Where to publish statistics every 5 s; none when undefined. */
   managerUrl?: string | undefined;
   /** Seconds between statistics samples (default 5; tests of the autoscaler use 1). */
   statsIntervalS?: number | undefined;
-  /** Read leases for frontends, ms (leases.ts); default 100, 0 for none. */
-  leaseMs?: string | number | undefined;
+  /** Read leases for frontends, ms: 0 (none) to MAX_LEASE_MS (parseLeaseMs); default 100. */
+  leaseMs?: number | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
   const maxCapacityMb = capacityLimitMb(totalmem());
-  const capacityMb = parseCapacityMb(options.capacityMb, maxCapacityMb);
-  const policy = parsePolicy(options.policy);
-  const leaseMs = parseLeaseMs(options.leaseMs ?? DEFAULT_LEASE_MS);
+  const { capacityMb, policy } = options;
   const secret = options.secret || undefined;
   if (!secret && !isLoopback(options.host)) {
     throw new Error(
@@ -50,8 +49,8 @@ export async function runCacheNode(options: CacheNodeOptions) {
     nodeId,
     cache,
     secret,
-    bodyLimit: Math.floor(Number(options.maxBodyMb) * MB),
-    leaseMs,
+    bodyLimit: Math.floor(options.maxBodyMb * MB),
+    leaseMs: options.leaseMs,
     logger: { level: options.logLevel },
   });
   const publisher = options.managerUrl

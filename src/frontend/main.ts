@@ -6,13 +6,25 @@
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
 import { isLoopback, urlFor } from '../http/listen.ts';
+import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildFrontend } from './app.ts';
 import { createManagerLink } from './manager-link.ts';
 import { createRouting, staticPoolView } from './routing.ts';
 
-export interface FrontendOptions extends StorageOptions {
+/** What tunes a frontend beyond where it listens: `pixpool frontend` and `pixpool up` alike. */
+export interface FrontendTuning {
+  maxUploadMb: number;
+  /** MB of hot images this frontend keeps (default 64; 0 turns the near cache off). */
+  nearCacheMb?: number | undefined;
+  /** Seconds between orphan-object sweeps (default 600; 0 turns them off). */
+  gcIntervalS?: number | undefined;
+  /** Seconds an unreferenced object is spared, as an upload may be in flight (default 3600). */
+  gcGraceS?: number | undefined;
+}
+
+export interface FrontendOptions extends StorageOptions, FrontendTuning {
   host: string;
   port: number;
   /** Cache node URLs: a static pool, used when there is no manager. */
@@ -26,14 +38,7 @@ export interface FrontendOptions extends StorageOptions {
   /** Let the caller handle signals (pixpool up). */
   handleSignals?: boolean;
   secret?: string | undefined;
-  maxUploadMb: number;
-  /** MB of hot images this frontend keeps (default 64; 0 turns the near cache off). */
-  nearCacheMb?: number | undefined;
-  /** Seconds between orphan-object sweeps (default 600; 0 turns them off). */
-  gcIntervalS?: number | undefined;
-  /** Seconds an unreferenced object is spared, as an upload may be in flight (default 3600). */
-  gcGraceS?: number | undefined;
-  logLevel: string;
+  logLevel: LogLevel;
 }
 
 const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);

@@ -1,0 +1,157 @@
+/**
+ * The `pixpool` command refuses a bad value of every numeric or enumerated flag, given on the
+ * command line or through the environment variable the flag mirrors: the process exits 1 at
+ * once with one line naming the flag and what it accepts, and starts nothing (prints no
+ * "listening", makes no data directory). Good values start services in test/up.test.ts and
+ * test/cachenode/cli.test.ts; the parsers' edge cases are in src/process/flags.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cliEnv } from './helpers/processes.ts';
+
+const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
+/** A refusal takes one start of Node; past this the command is taken to have started something. */
+const EXIT_DEADLINE_MS = 15_000;
+
+/** Runs `pixpool <args>` to its exit, killing it at the deadline. */
+async function run(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    // The in-place restart with tuned V8 flags (bin/pixpool.js) is not what this tests.
+    env: cliEnv({ PIXPOOL_NODE_TUNED: '1', PIXPOOL_FRONTEND_TUNED: '1', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const deadline = setTimeout(() => child.kill('SIGKILL'), EXIT_DEADLINE_MS);
+  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+  clearTimeout(deadline);
+  return { code, signal, stdout, stderr };
+}
+
+const PORT = /Expected a port from 0 to 65535/;
+const MB_ABOVE_0 = /Expected a number of MB above 0\./;
+const MB_0_OR_MORE = /Expected a number of MB, 0 or more\./;
+const S_ABOVE_0 = /Expected a number of seconds above 0\./;
+const S_0_OR_MORE = /Expected a number of seconds, 0 or more\./;
+const WINDOW = /Expected a number of seconds above 0 and at most 3600\./;
+const LOG_LEVEL = /Allowed choices are fatal, error, warn, info, debug, trace, silent\./;
+
+type Case = { flag: string; value: string; accepts: RegExp };
+// Where a flag takes 0 the bad value is below it; elsewhere it is 0 or past a bound, so each
+// case also shows the flag has its own parser, not just any number's.
+const frontendTuning: Case[] = [
+  { flag: '--max-upload-mb', value: '0', accepts: MB_ABOVE_0 },
+  { flag: '--near-cache-mb', value: '-1', accepts: MB_0_OR_MORE },
+  { flag: '--gc-interval-s', value: '-1', accepts: S_0_OR_MORE },
+  { flag: '--gc-grace-s', value: 'an hour', accepts: S_0_OR_MORE },
+];
+const commands: Record<string, Case[]> = {
+  'cache-node': [
+    { flag: '--port', value: '65536', accepts: PORT },
+    { flag: '--capacity', value: '0', accepts: /Capacity must be more than 0 MB/ },
+    { flag: '--capacity', value: 'lots', accepts: /Capacity must be a number of MB/ },
+    { flag: '--capacity', value: '99999999', accepts: /more than this node allows \(\d+ MB\)/ },
+    { flag: '--policy', value: 'fifo', accepts: /use LRU .*, RR .* or SIEVE/ },
+    { flag: '--max-body-mb', value: 'abc', accepts: MB_ABOVE_0 },
+    { flag: '--max-body-mb', value: '0', accepts: MB_ABOVE_0 },
+    { flag: '--stats-interval-s', value: '0', accepts: S_ABOVE_0 },
+    { flag: '--lease-ms', value: '5000', accepts: /from 0 \(no leases\) to 500/ },
+    { flag: '--lease-ms', value: 'long', accepts: /from 0 \(no leases\) to 500/ },
+    { flag: '--log-level', value: 'loud', accepts: LOG_LEVEL },
+  ],
+  frontend: [
+    { flag: '--port', value: 'http', accepts: PORT },
+    ...frontendTuning,
+    { flag: '--log-level', value: 'INFO', accepts: LOG_LEVEL },
+  ],
+  gc: [{ flag: '--grace-s', value: '-1', accepts: S_0_OR_MORE }],
+  manager: [
+    { flag: '--port', value: '-1', accepts: PORT },
+    { flag: '--provider', value: 'cloud', accepts: /Allowed choices are local, static\./ },
+    { flag: '--assignment', value: 'random', accepts: /Allowed choices are modulo, balanced\./ },
+    { flag: '--log-level', value: 'verbose', accepts: LOG_LEVEL },
+  ],
+  autoscaler: [
+    { flag: '--port', value: '1.5', accepts: PORT },
+    { flag: '--interval-s', value: '0', accepts: S_ABOVE_0 },
+    { flag: '--window-s', value: '3601', accepts: WINDOW },
+    { flag: '--log-level', value: '', accepts: LOG_LEVEL },
+  ],
+  up: [
+    { flag: '--port', value: '99999', accepts: PORT },
+    { flag: '--manager-port', value: 'x', accepts: PORT },
+    { flag: '--autoscaler-port', value: '', accepts: PORT },
+    ...frontendTuning,
+    { flag: '--log-level', value: 'quiet', accepts: LOG_LEVEL },
+  ],
+};
+/** Commands that open storage, so that a start would make their data directory. */
+const STORAGE_COMMANDS = new Set(['frontend', 'gc', 'manager', 'up']);
+
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('pixpool refuses a bad flag value with one line naming the flag, starting nothing', {
+  concurrency: 2,
+}, () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pixpool-cli-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  /** Runs the command with one bad value, from the flag or from `env`, and checks the refusal. */
+  const refused = async (command: string, c: Case, env?: string) => {
+    const dataDir = join(dir, `${command}${c.flag}-${Math.random().toString(36).slice(2)}`);
+    const args = [command, ...(env ? [] : [c.flag, c.value])];
+    if (STORAGE_COMMANDS.has(command)) args.push('--data-dir', dataDir);
+    const result = await run(args, env ? { [env]: c.value } : {});
+    assert.equal(result.signal, null, `still running after ${EXIT_DEADLINE_MS} ms`);
+    assert.equal(result.code, 1, result.stderr);
+    const source = env
+      ? `value '${literal(c.value)}' from env '${env}'`
+      : `argument '${literal(c.value)}'`;
+    assert.match(
+      result.stderr,
+      new RegExp(`^error: option '${c.flag} <[a-z]+>' ${source} is invalid\\. [^\\n]+\\n$`),
+    );
+    assert.match(result.stderr, c.accepts);
+    assert.equal(result.stdout, '', 'nothing started');
+    assert.ok(!existsSync(dataDir), 'no storage opened');
+  };
+
+  for (const [command, cases] of Object.entries(commands)) {
+    for (const c of cases) {
+      it(`${command} ${c.flag} ${JSON.stringify(c.value)}`, () => refused(command, c));
+    }
+  }
+
+  for (const [command, c, env] of [
+    [
+      'cache-node',
+      { flag: '--max-body-mb', value: 'abc', accepts: MB_ABOVE_0 },
+      'PIXPOOL_MAX_BODY_MB',
+    ],
+    ['cache-node', { flag: '--policy', value: 'mru', accepts: /use LRU/ }, 'PIXPOOL_POLICY'],
+    [
+      'manager',
+      { flag: '--provider', value: 'cloud', accepts: /local, static/ },
+      'PIXPOOL_PROVIDER',
+    ],
+    ['up', { flag: '--max-upload-mb', value: 'ten', accepts: MB_ABOVE_0 }, 'MAX_UPLOAD_MB'],
+    ['autoscaler', { flag: '--window-s', value: '0', accepts: WINDOW }, 'AUTOSCALE_WINDOW_S'],
+  ] as const) {
+    it(`${command} with ${env}=${JSON.stringify(c.value)}`, () => refused(command, c, env));
+  }
+});
