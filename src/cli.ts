@@ -7,7 +7,6 @@
  * service typed options. Each command imports its service only when it runs, so a cache node
  * does not load (or hold in memory) the storage drivers, the AWS SDK or PGlite.
  */
-import { randomBytes } from 'node:crypto';
 import { totalmem } from 'node:os';
 import { Command, Option } from 'commander';
 import type { AutoscalerOptions } from './autoscaler/main.ts';
@@ -19,7 +18,6 @@ import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import type { ManagerOptions } from './manager/main.ts';
-import { startChildService } from './process/child-service.ts';
 import {
   fromValidator,
   LOG_LEVELS,
@@ -29,9 +27,9 @@ import {
   port,
   seconds,
 } from './process/flags.ts';
-import { closeOnSignals } from './process/signals.ts';
 import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
 import type { StorageOptions } from './storage/open.ts';
+import type { UpOptions } from './up/main.ts';
 
 // What each action receives from commander: plain commander does not infer it, so these state
 // it, and the parser on each numeric or enumerated flag makes it true.
@@ -56,13 +54,8 @@ type ManagerFlags = StorageFlags &
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
   > & { logLevel: LogLevel };
 type UpFlags = StorageFlags &
-  Required<FrontendTuning> & {
-    port: number;
-    managerPort: number;
-    autoscalerPort: number;
-    secret?: string;
-    logLevel: LogLevel;
-  };
+  Required<FrontendTuning> &
+  Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'>;
 
 const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
 
@@ -429,83 +422,16 @@ frontendOptions(
       .addOption(logLevelOption()),
   ),
 ).action(async (o: UpFlags) => {
-  // A secret given through the environment stays out of the banner (and out of ps).
-  const generated = !o.secret;
-  const secret = o.secret || randomBytes(24).toString('base64url');
-  const [{ openStorage }, { runManager, STOP_GRACE_MS }, { runFrontend }] = await Promise.all([
-    import('./storage/open.ts'),
-    import('./manager/main.ts'),
-    import('./frontend/main.ts'),
-  ]);
-  const options = storageFrom(o);
-  // What has started so far, stopped last first: on a signal, and when a later part cannot
-  // start (a port taken, say), since the manager's cache nodes are child processes that would
-  // otherwise outlive us. The order: the autoscaler stops asking for resizes, uploads finish,
-  // then the manager (which drains a running resize and stops the nodes), then storage.
-  const started: (() => Promise<unknown>)[] = [];
-  // Every part is stopped even if one fails to; the first failure is thrown afterwards.
-  const stopAll = async () => {
-    let failure: unknown;
-    for (const stop of started.splice(0).reverse()) {
-      await stop().catch((error: unknown) => {
-        failure ??= error;
-      });
-    }
-    if (failure !== undefined) throw failure;
-  };
-  const abandon = async (error: unknown): Promise<never> => {
-    await stopAll().catch(() => {});
-    throw error;
-  };
-  const storage = await openStorage(options);
-  started.push(() => storage.close());
-  const common = { ...options, storage, secret, logLevel: o.logLevel, handleSignals: false };
-  const manager = await runManager({
-    ...common,
-    host: '127.0.0.1',
-    port: o.managerPort,
-    provider: 'local',
-    nodeUrls: [],
-    assignment: 'balanced',
-  }).catch(abandon);
-  started.push(() => manager.app.close());
-  const frontend = await runFrontend({
-    ...common,
-    host: '127.0.0.1',
+  const { runUp } = await import('./up/main.ts');
+  await runUp({
+    ...storageFrom(o),
     port: o.port,
-    nodes: [],
-    managerUrl: manager.address,
+    managerPort: o.managerPort,
+    autoscalerPort: o.autoscalerPort,
+    secret: o.secret,
     ...frontendTuning(o),
-  }).catch(abandon);
-  started.push(() => frontend.app.close());
-  const autoscaler = await startChildService({
-    args: [
-      'autoscaler',
-      '--port',
-      String(o.autoscalerPort),
-      '--manager-url',
-      manager.address,
-      '--log-level',
-      'warn',
-    ],
-    label: 'autoscaler',
-  }).catch(abandon);
-  started.push(() => autoscaler.stop());
-  // Bounded like the manager alone.
-  closeOnSignals(stopAll, (message) => console.error(message), { graceMs: STOP_GRACE_MS });
-  process.once('exit', () => autoscaler.child.kill('SIGTERM'));
-  const { map, addresses } = manager.pool.view();
-  console.log(`
-pixpool is up: open ${frontend.address}
-
-  frontend    ${frontend.address}    upload, browse and fetch images (API: /api/…)
-  manager     ${manager.address}    dashboard: pool, charts, config, resizing
-  autoscaler  ${autoscaler.url}    resizes the pool in automatic mode (/status)
-  cache nodes ${map.nodes.map((id) => addresses[id]).join(', ')}
-  storage     ${storage.description}
-  secret      ${generated ? `Authorization: Bearer ${secret}   (generated; set PIXPOOL_SECRET to choose one)` : 'from PIXPOOL_SECRET'}
-
-Stop with Ctrl-C.`);
+    logLevel: o.logLevel,
+  });
 });
 
 program.parseAsync().catch((error: Error) => {
