@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { imageBytes } from './helpers/images.ts';
-import { cliEnv } from './helpers/processes.ts';
+import { cliEnv, processAlive, waitFor } from './helpers/processes.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
@@ -41,6 +41,7 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     '--log-level',
     'warn',
   ]);
+  let nodePid: number | undefined;
   try {
     for (let i = 0; i < 600 && !/Stop with Ctrl-C/.test(output()); i++) {
       assert.equal(child.exitCode, null, output());
@@ -86,7 +87,8 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
       .trim()
       .split(/\s+/)
       .map(Number);
-    const nodePid = children.find((pid) => cmdline(pid).includes('cache-node')) as number;
+    nodePid = children.find((pid) => cmdline(pid).includes('cache-node'));
+    assert.ok(nodePid, 'a cache node among the children');
     const node = cmdline(nodePid);
     assert.ok(node.includes('--optimize-for-size'), JSON.stringify(node));
     const environ = readFileSync(`/proc/${nodePid}/environ`, 'utf8').split('\0');
@@ -117,7 +119,10 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     await rm(dataDir, { recursive: true, force: true });
   }
   const nodeUrl = /cache nodes +(http:\/\/[\d.:]+)/.exec(output())?.[1] as string;
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  const stopped = nodePid as number; // found above, or the test failed there
+  await waitFor('the cache node to exit with pixpool up', () => !processAlive(stopped), {
+    timeoutMs: 10_000,
+  });
   await assert.rejects(fetch(`${nodeUrl}/health`), 'the cache node stopped with it');
 });
 
