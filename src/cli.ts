@@ -19,6 +19,7 @@ import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import type { ManagerOptions } from './manager/main.ts';
 import {
+  days,
   fromValidator,
   LOG_LEVELS,
   type LogLevel,
@@ -52,10 +53,12 @@ type ManagerFlags = StorageFlags &
   Pick<
     ManagerOptions,
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
-  > & { logLevel: LogLevel };
+  > & { logLevel: LogLevel; historyDays: number };
 type UpFlags = StorageFlags &
   Required<FrontendTuning> &
-  Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'>;
+  Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
+    historyDays: number;
+  };
 
 const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
 
@@ -75,6 +78,14 @@ const logLevelOption = () =>
     .choices(LOG_LEVELS);
 const hostOption = (help: string) =>
   new Option('--host <host>', help).env('PIXPOOL_HOST').default('127.0.0.1');
+const historyOption = () =>
+  new Option(
+    '--history-days <days>',
+    'days the manager keeps the pool log (resizes, decisions, failures), old maps and frontends it no longer hears from',
+  )
+    .env('PIXPOOL_HISTORY_DAYS')
+    .default(30)
+    .argParser(days);
 const portOption = (flags: string, help: string, env: string, fallback: number) =>
   new Option(flags, help).env(env).default(fallback).argParser(port);
 
@@ -352,6 +363,7 @@ storageOptions(
         'PIXPOOL_ADMIN_TOKEN',
       ),
     )
+    .addOption(historyOption())
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o: ManagerFlags) => {
@@ -365,6 +377,7 @@ storageOptions(
     provider: o.provider,
     nodeUrls: o.nodeUrls,
     assignment: o.assignment,
+    historyDays: o.historyDays,
     logLevel: o.logLevel,
   });
 });
@@ -418,6 +431,7 @@ frontendOptions(
       .addOption(
         portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
+      .addOption(historyOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
@@ -430,6 +444,7 @@ frontendOptions(
     autoscalerPort: o.autoscalerPort,
     secret: o.secret,
     ...frontendTuning(o),
+    historyDays: o.historyDays,
     logLevel: o.logLevel,
   });
 });

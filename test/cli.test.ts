@@ -81,6 +81,7 @@ const commands: Record<string, Case[]> = {
     { flag: '--port', value: '-1', accepts: PORT },
     { flag: '--provider', value: 'cloud', accepts: /Allowed choices are local, static\./ },
     { flag: '--assignment', value: 'random', accepts: /Allowed choices are modulo, balanced\./ },
+    { flag: '--history-days', value: '0', accepts: /Expected a number of days above 0\./ },
     { flag: '--log-level', value: 'verbose', accepts: LOG_LEVEL },
   ],
   autoscaler: [
@@ -93,6 +94,7 @@ const commands: Record<string, Case[]> = {
     { flag: '--port', value: '99999', accepts: PORT },
     { flag: '--manager-port', value: 'x', accepts: PORT },
     { flag: '--autoscaler-port', value: '', accepts: PORT },
+    { flag: '--history-days', value: 'a week', accepts: /Expected a number of days above 0\./ },
     ...frontendTuning,
     { flag: '--log-level', value: 'quiet', accepts: LOG_LEVEL },
   ],

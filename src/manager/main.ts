@@ -10,13 +10,14 @@
 import { totalmem } from 'node:os';
 import { pino } from 'pino';
 import { createNodeAdmin } from '../clients/node-admin.ts';
-import { MB } from '../core/cache-config.ts';
+import { capacityLimitMb } from '../core/cache-config.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { freePort, isLoopback, urlFor } from '../http/listen.ts';
+import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
-import type { Retention } from './housekeeping.ts';
+import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -37,13 +38,13 @@ export interface ManagerOptions extends StorageOptions {
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
-  logLevel: string;
+  logLevel: LogLevel;
   /** Storage already open in this process (pixpool up shares it with the frontend). */
   storage?: Storage;
   /** Let the caller handle signals (pixpool up). */
   handleSignals?: boolean;
-  /** How long statistics and history are kept; default DEFAULT_RETENTION. */
-  retention?: Retention;
+  /** Days the pool log, old maps and silent frontends are kept (default 30). */
+  historyDays?: number | undefined;
 }
 
 const managerLine = (message: string) => console.error(`manager: ${message}`);
@@ -77,10 +78,12 @@ export async function runManager(options: ManagerOptions) {
     assignment: options.assignment,
     secret: options.secret,
     adminToken: options.adminToken,
-    maxCapacityMb: Math.floor((totalmem() / MB) * 0.9),
+    maxCapacityMb: capacityLimitMb(totalmem()),
     logger: log,
     drainMs: RESIZE_DRAIN_MS,
-    ...(options.retention && { retention: options.retention }),
+    ...(options.historyDays !== undefined && {
+      retention: { ...DEFAULT_RETENTION, historyMs: options.historyDays * DAY_MS },
+    }),
     ...(!options.storage && { closeLast: () => storage.close() }),
   });
   // A pool that cannot start, or a port taken: close the app all the same, so the nodes it

@@ -66,6 +66,10 @@ export function seconds(options: { orZero?: boolean; max?: number } = {}): FlagP
   return (value) => decimal(value, accepts, (n) => (orZero || n > 0) && n <= max);
 }
 
+/** A number of days above 0. */
+export const days: FlagParser<number> = (value) =>
+  decimal(value, 'a number of days above 0', (n) => n > 0);
+
 /** A comma-separated list (of URLs, say), blanks dropped. */
 export const list: FlagParser<string[]> = (value) =>
   value

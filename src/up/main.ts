@@ -21,6 +21,8 @@ export interface UpOptions extends StorageOptions, FrontendTuning {
   /** Shared between the parts; generated (and printed) when unset. */
   secret?: string | undefined;
   logLevel: LogLevel;
+  /** Days the manager keeps its history (default 30). */
+  historyDays?: number;
 }
 
 export async function runUp(options: UpOptions): Promise<void> {
@@ -66,6 +68,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     port: options.managerPort,
     provider: 'local',
     nodeUrls: [],
+    historyDays: options.historyDays,
     assignment: 'balanced',
   }).catch(abandon);
   started.push(() => manager.app.close());
