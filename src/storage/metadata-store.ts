@@ -53,7 +53,10 @@ export interface MetadataStore {
   countKeys(options?: KeyFilter): Promise<number>;
   /** Every object name a row points to (for garbage collection later). */
   referencedObjects(): AsyncIterable<string>;
-  /** Deletes every row; returns how many, and the objects they pointed to (to delete after). */
+  /**
+   * Deletes every row; returns how many, and the objects they pointed to (to delete after).
+   * Delete-alls from any number of processes run one after another; commits go on meanwhile.
+   */
   deleteAll(): Promise<{ rows: number; objects: string[] }>;
   /**
    * Housekeeping a database server would do by itself: on PGlite, VACUUM (ANALYZE) of the images
@@ -152,6 +155,16 @@ const REPLACE_SQL = `
   FROM (SELECT key, object FROM images WHERE key = $1 FOR UPDATE) AS old
   WHERE i.key = old.key
   RETURNING i.version, i.created_at, i.updated_at, old.object AS previous`;
+
+// Two bare `DELETE FROM images` at once can deadlock: each locks the rows it deletes in the
+// order its scan meets them, and a row a commit moved (a new version elsewhere in the table) is
+// met early by a delete whose snapshot predates the move (it follows the update to the new
+// version) and late by one whose snapshot does not. So delete-alls queue on a table lock first,
+// in every process: SHARE UPDATE EXCLUSIVE conflicts with itself but not with the ROW EXCLUSIVE
+// that commits take, so uploads go on (it also conflicts with VACUUM: an autovacuum in the way is
+// cancelled, as for any lock it blocks). The DELETE takes its snapshot once the lock is held, so
+// it returns exactly the rows that the delete-all before it left.
+const DELETE_ALL_LOCK_SQL = 'LOCK TABLE images IN SHARE UPDATE EXCLUSIVE MODE';
 
 type Stamp = Pick<ImageRow, 'version' | 'created_at' | 'updated_at'>;
 
@@ -285,9 +298,10 @@ export async function createMetadataStore(
     },
 
     async deleteAll() {
-      const { rows } = await driver.query<{ object: string }>(
-        'DELETE FROM images RETURNING object',
-      );
+      const rows = await driver.transaction(async (tx) => {
+        await tx.query(DELETE_ALL_LOCK_SQL);
+        return (await tx.query<{ object: string }>('DELETE FROM images RETURNING object')).rows;
+      });
       writesSince += rows.length;
       return { rows: rows.length, objects: rows.map((row) => row.object) };
     },
