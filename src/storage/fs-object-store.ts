@@ -92,13 +92,39 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
   }
 
   async function makeDir(path: string): Promise<void> {
-    const created = await mkdir(path, { recursive: true });
+    const created = await mkdir(path, { recursive: true }).catch((error: unknown) => {
+      if (codeOf(error) !== 'ENOENT') throw error;
+      return makeDirStepwise(path);
+    });
     if (created === undefined) return;
     // A directory made just now is only durable once its parent's entry is synced too.
     for (let dir = dirname(path); dir.startsWith(root); dir = dirname(dir)) {
       await syncDir(dir);
       if (dir === root) break;
     }
+  }
+
+  /**
+   * Node's recursive mkdir reports ENOENT for other failures (a read-only file system among
+   * them), which would read as a folder removed behind our back: one level at a time, from the
+   * store's folder down, mkdir says what really failed. Returns the first folder it made.
+   */
+  async function makeDirStepwise(path: string): Promise<string | undefined> {
+    const dirs: string[] = [];
+    for (let dir = path; dir.startsWith(root); dir = dirname(dir)) {
+      dirs.unshift(dir);
+      if (dir === root) break;
+    }
+    let first: string | undefined;
+    for (const dir of dirs) {
+      try {
+        await mkdir(dir);
+        first ??= dir;
+      } catch (error) {
+        if (codeOf(error) !== 'EEXIST') throw error;
+      }
+    }
+    return first;
   }
 
   async function write(target: string, bytes: Buffer): Promise<void> {
