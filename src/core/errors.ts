@@ -3,7 +3,9 @@
  *
  * Services throw `PixpoolError`s; one Fastify error handler per service (src/http/errors.ts)
  * renders them in the originals' envelope, `{"success":"false","error":{"code":N,"message":…}}`,
- * with HTTP status = N. Messages are written for a person reading them, not for a log parser.
+ * with HTTP status = N. Messages are written for a person reading them, not for a log parser,
+ * and name nothing of the server (no path, host, bucket or database): what the operator needs
+ * goes in `detail` and `cause`, which the handler logs and never sends.
  */
 
 export type ErrorCode =
@@ -27,14 +29,23 @@ const statusOf: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
+export interface PixpoolErrorOptions {
+  /** For the log only: where it failed on this server (a folder, a database, a bucket). */
+  detail?: string | undefined;
+  /** The error behind it, for the log only. */
+  cause?: unknown;
+}
+
 export class PixpoolError extends Error {
   readonly status: number;
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
-    super(message);
+  readonly detail: string | undefined;
+  constructor(code: ErrorCode, message: string, options: PixpoolErrorOptions = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
     this.code = code;
     this.name = 'PixpoolError';
     this.status = statusOf[code];
+    this.detail = options.detail;
   }
 }
 
@@ -45,7 +56,8 @@ export const conflict = (message: string) => new PixpoolError('CONFLICT', messag
 export const tooLarge = (message: string) => new PixpoolError('PAYLOAD_TOO_LARGE', message);
 export const unsupportedMediaType = (message: string) =>
   new PixpoolError('UNSUPPORTED_MEDIA_TYPE', message);
-export const unavailable = (message: string) => new PixpoolError('UNAVAILABLE', message);
+export const unavailable = (message: string, options?: PixpoolErrorOptions) =>
+  new PixpoolError('UNAVAILABLE', message, options);
 
 export interface FailureEnvelope {
   success: 'false';

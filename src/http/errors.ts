@@ -1,7 +1,8 @@
 /**
  * One error handler per service: every failure leaves in the originals' envelope with HTTP
  * status = error.code, and a message a person can act on. Fastify's own 4xx (bad JSON, body too
- * large, unknown content type) are reworded; a 5xx is logged in full and answered generically.
+ * large, unknown content type) are reworded; a 5xx is logged in full (a PixpoolError's detail
+ * and cause included) and answered with its message, or generically when it is not ours.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { failure, PixpoolError } from '../core/errors.ts';
@@ -25,6 +26,12 @@ export function installErrorHandling(
 ): void {
   app.setErrorHandler((error: FastifyError | PixpoolError, request, reply) => {
     if (error instanceof PixpoolError) {
+      // The answer names nothing of the server; the log keeps where and why (detail, cause).
+      // A 503 is a condition the service expects to pass (a backend away), hence a warning.
+      if (error.status >= 500) {
+        const level = error.status === 503 ? 'warn' : 'error';
+        request.log[level]({ err: error }, error.detail ?? error.message);
+      }
       return reply.code(error.status).send(failure(error.status, error.message));
     }
     const status = error.statusCode ?? 500;

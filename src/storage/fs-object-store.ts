@@ -32,8 +32,19 @@ export interface FsObjectStoreOptions {
 const TEMP_DIR = '.tmp';
 const MAX_NAME_LENGTH = 1024;
 const segment = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
-// Errors that mean the folder cannot be used right now, as opposed to a bug in the caller.
-const outageCodes = new Set(['EIO', 'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EMFILE']);
+// Errors that mean the folder cannot be used right now, as opposed to a bug in the caller, and
+// what each means to a client (the folder and the code go to the log only). ENOTDIR: a file
+// stands where the folder, or one of its fan-out folders, should be.
+const outageReasons: Record<string, (writing: boolean) => string> = {
+  ENOSPC: () => 'it is full',
+  EDQUOT: () => 'it is full',
+  EROFS: () => 'it is read-only',
+  EACCES: (writing) => (writing ? 'it is not writable' : 'it is not readable'),
+  EPERM: (writing) => (writing ? 'it is not writable' : 'it is not readable'),
+  EIO: () => 'its disk failed',
+  EMFILE: () => 'it is overloaded',
+  ENOTDIR: () => 'it is not set up correctly',
+};
 
 const codeOf = (error: unknown) => (error as NodeJS.ErrnoException | undefined)?.code;
 
@@ -55,12 +66,15 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     return join(root, ...parts);
   }
 
-  function outage(error: unknown, doing: string): unknown {
+  /** `error` as a 503 when it means the folder cannot be used; `doing` as in "could not …". */
+  function outage(error: unknown, doing: string, writing: boolean): unknown {
     const code = codeOf(error);
-    if (code === undefined || !outageCodes.has(code)) return error;
-    const failure = unavailable(`The image folder ${root} cannot be used to ${doing} (${code}).`);
-    failure.cause = error;
-    return failure;
+    const reason = code === undefined ? undefined : outageReasons[code];
+    if (code === undefined || reason === undefined) return error;
+    return unavailable(`Image storage could not ${doing}: ${reason(writing)}. Try again later.`, {
+      detail: `The image folder ${root} cannot be used to ${doing} (${code}).`,
+      cause: error,
+    });
   }
 
   async function syncDir(path: string): Promise<void> {
@@ -199,7 +213,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       handle = await opendir(dir);
     } catch (error) {
       if (codeOf(error) === 'ENOENT') return;
-      throw outage(error, 'list images');
+      throw outage(error, 'list images', false);
     }
     for await (const entry of handle) {
       if (entry.name.startsWith('.')) continue;
@@ -216,7 +230,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
         yield { name, modifiedAt: mtime };
       } catch (error) {
         if (codeOf(error) === 'ENOENT') continue;
-        throw outage(error, 'list images');
+        throw outage(error, 'list images', false);
       }
     }
   }
@@ -228,7 +242,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       handle = await opendir(tempDir);
     } catch (error) {
       if (codeOf(error) === 'ENOENT') return 0;
-      throw outage(error, 'list temp files');
+      throw outage(error, 'list temp files', false);
     }
     let deleted = 0;
     for await (const entry of handle) {
@@ -240,7 +254,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
         deleted++;
       } catch (error) {
         if (codeOf(error) === 'ENOENT') continue; // its put finished or failed meanwhile
-        throw outage(error, 'delete a temp file');
+        throw outage(error, 'delete a temp file', true);
       }
     }
     return deleted;
@@ -252,7 +266,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     } catch (error) {
       const code = codeOf(error);
       if (code === 'ENOENT' || code === 'EISDIR') return;
-      throw outage(error, 'delete an image');
+      throw outage(error, 'delete an image', true);
     }
   }
 
@@ -262,7 +276,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       try {
         await write(target, bytes);
       } catch (error) {
-        throw outage(error, 'store an image');
+        throw outage(error, 'store the image', true);
       }
     },
 
@@ -273,7 +287,7 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       } catch (error) {
         const code = codeOf(error);
         if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;
-        throw outage(error, 'read an image');
+        throw outage(error, 'read the image', false);
       }
     },
 

@@ -12,6 +12,7 @@
  * separate processes cannot share an embedded database (use PostgreSQL for that).
  */
 import { join } from 'node:path';
+import { PixpoolError } from '../core/errors.ts';
 import { createFsObjectStore } from './fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from './metadata-store.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -54,6 +55,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     pool = await createPoolStore(driver, { ownsDriver: false });
   } catch (error) {
     await driver.close().catch(() => {});
+    // Nothing listens yet: this failure is the operator's to read (the CLI prints the message),
+    // so it names the database, which an answer to a client would leave to the detail.
+    if (error instanceof PixpoolError && error.detail !== undefined) {
+      throw new Error(error.detail, { cause: error });
+    }
     throw error;
   }
   const objects = options.s3

@@ -3,8 +3,9 @@
  *
  * Connecting is lazy: creating the driver never touches the network, so a service can start
  * while the database is down and recover without a restart. Losing the database (refused or
- * dropped connections, connect timeouts, server shutting down) becomes `unavailable` (503) with
- * a message naming the server but never the password; SQL errors stay pg's errors.
+ * dropped connections, connect timeouts, server shutting down) becomes `unavailable` (503): its
+ * message names no server, its detail (for the log) names it but never the password; SQL errors
+ * stay pg's errors.
  *
  * `schema` puts every connection's search_path on that schema (created if missing), which lets
  * tests isolate themselves in a throw-away schema and lets deployments share a database.
@@ -117,11 +118,14 @@ export function createPgDriver(options: PgDriverOptions): SqlDriver {
       outageStates.has(code) ||
       droppedConnection.test(e.message ?? '');
     if (!lost) return error;
-    const failure = unavailable(
-      `The metadata database (${server}) is unavailable: ${e.message || code}. Try again shortly.`,
+    // pg's message may name the host too: both stay in the detail, for the log.
+    return unavailable(
+      'Image storage is unavailable: its database cannot be reached. Try again shortly.',
+      {
+        detail: `The metadata database (${server}) is unavailable: ${e.message || code}.`,
+        cause: error,
+      },
     );
-    failure.cause = error;
-    return failure;
   }
 
   let schemaReady: Promise<void> | undefined;

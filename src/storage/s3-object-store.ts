@@ -7,8 +7,9 @@
  * partial delete (the originals' bug: one page, and a 500 on an empty bucket).
  *
  * SDK errors become PixpoolErrors here, at the adapter boundary, only when they mean "storage is
- * down" (no connection, timeouts, 5xx): those are `unavailable` (503). Anything else (access
- * denied, no such bucket) is a configuration problem and stays the SDK's error, for the logs.
+ * down" (no connection, timeouts, 5xx): those are `unavailable` (503), naming the bucket and the
+ * endpoint only in their detail (for the log). Anything else (access denied, no such bucket) is a
+ * configuration problem and stays the SDK's error, for the logs (a generic 500 to clients).
  * Credentials come from the SDK's default chain unless given.
  */
 import {
@@ -89,11 +90,11 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     else if (e.code !== undefined && NETWORK_ERROR_CODES.has(e.code))
       reason = `no connection (${e.code})`;
     if (reason === undefined) return error;
-    const failure = unavailable(
-      `Image storage is unavailable: could not ${doing} in the ${where}; ${reason}. Try again shortly.`,
+    // The bucket and the endpoint are the operator's business: in the detail, for the log.
+    return unavailable(
+      `Image storage is unavailable: could not ${doing}; ${reason}. Try again shortly.`,
+      { detail: `Could not ${doing} in the ${where}; ${reason}.`, cause: error },
     );
-    failure.cause = error;
-    return failure;
   }
 
   /** The listing with LastModified (S3's clock); an object without one counts as brand new. */

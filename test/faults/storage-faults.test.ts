@@ -8,7 +8,8 @@
  *   folder.
  *
  * What must hold: uploads answer 503 with the SPEC §3 envelope (never success "true" and never
- * a 500) in bounded time; cached fetches keep answering 200 with the right bytes; everything
+ * a 500) in bounded time, naming neither the database's nor the S3 server's address, nor the
+ * schema or the bucket; cached fetches keep answering 200 with the right bytes; everything
  * recovers without restarting anything. Afterwards, every acknowledged upload reads back
  * byte-exact; an upload that got 503 is either absent (404) or, if its commit went through
  * before the link broke (the answer was lost, not the write), byte-exact too: never a row
@@ -130,12 +131,18 @@ async function seedHotKeys(url: string, prefix: string, count: number) {
   return hot;
 }
 
-/** The SPEC §3 failure envelope with status 503. */
-function assertUnavailable(result: UploadResult) {
+/** The SPEC §3 failure envelope with status 503, its message free of every `hidden` text. */
+function assertUnavailable(result: UploadResult, hidden: string[]) {
   assert.equal(result.status, 503, `${result.key}: ${JSON.stringify(result.body)}`);
   assert.equal(result.body?.success, 'false');
   assert.equal(result.body?.error.code, 503);
   assert.match(result.body?.error.message ?? '', /unavailable/i);
+  assertHides(JSON.stringify(result.body), hidden);
+}
+
+/** Server details (addresses, schema, bucket) are for the log, never in an answer. */
+function assertHides(answer: string, hidden: string[]) {
+  for (const text of hidden) assert.ok(!answer.includes(text), `${text} in the answer ${answer}`);
 }
 
 /**
@@ -147,6 +154,7 @@ async function restoreAndCheck(
   load: ReturnType<typeof startLoad>,
   restore: () => Promise<unknown>,
   what: string,
+  hidden: string[],
 ) {
   load.state.phase = 'restored';
   await restore();
@@ -161,7 +169,7 @@ async function restoreAndCheck(
 
   // Uploads: acknowledged or a proper 503, nothing else, each in bounded time.
   const refused = load.uploads.filter((u) => u.status !== 200);
-  for (const u of refused) assertUnavailable(u);
+  for (const u of refused) assertUnavailable(u, hidden);
   const slowest = Math.max(...refused.map((u) => u.ms));
   assert.ok(slowest < 20_000, `a refused upload took ${slowest} ms`);
   // Cached fetches: always 200 with the right bytes, outage or not.
@@ -265,13 +273,17 @@ describe('PostgreSQL unreachable under load', { timeout: 120_000 }, () => {
           () => load.fetches.filter((f) => f.phase === 'down').length >= fetchesDown + 20,
         );
         // A key that is in no cache needs the database: 503 too, not a 404 or a 500.
+        const hidden = [proxy.address, new URL(databaseUrl()).host, schema];
         const coldAnswer = await fetch(`${fe.url}/images/${cold}`);
-        assert.equal(coldAnswer.status, 503, await coldAnswer.text());
+        const coldText = await coldAnswer.text();
+        assert.equal(coldAnswer.status, 503, coldText);
+        assertHides(coldText, hidden);
 
         const { refused, slowest, recoveryMs } = await restoreAndCheck(
           load,
           () => proxy.restore(),
           'the restore',
+          hidden,
         );
         const committedAnyway = await checkOutcomes(fe, metadata, fe.objects, load.uploads);
         console.log(
@@ -386,11 +398,13 @@ describe('the S3 server killed under load', { timeout: 120_000 }, () => {
         'cached fetches during the outage',
         () => load.fetches.filter((f) => f.phase === 'down').length >= fetchesDown + 20,
       );
+      const hidden = [`127.0.0.1:${s3.port}`, bucket];
       for (const key of cold) {
         const answer = await fetch(`${fe.url}/images/${key}`);
         const body = (await answer.json()) as ApiBody;
         assert.equal(answer.status, 503, JSON.stringify(body));
         assert.deepEqual([body.success, body.error.code], ['false', 503]);
+        assertHides(JSON.stringify(body), hidden);
       }
 
       const { refused, slowest, recoveryMs } = await restoreAndCheck(
@@ -399,6 +413,7 @@ describe('the S3 server killed under load', { timeout: 120_000 }, () => {
           s3 = await spawnS3rver(s3dir.dir, s3.port);
         },
         'the restart',
+        hidden,
       );
       for (const [i, key] of cold.entries()) {
         const answer = await fetch(`${fe.url}/images/${key}`);

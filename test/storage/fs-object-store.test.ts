@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
+import { PixpoolError } from '../../src/core/errors.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { newObjectName } from '../../src/storage/object-store.ts';
 import { tempDir } from '../helpers/storage.ts';
@@ -72,4 +73,26 @@ it('folder store treats a folder that does not exist yet as empty', async () => 
   assert.equal(await store.get(newObjectName('k')), undefined);
   await store.delete(newObjectName('k'));
   assert.deepEqual(await store.deleteAll(), { deleted: 0, failed: [] });
+});
+
+it('folder store: a folder it cannot use is a 503 that names the folder only in its detail', async () => {
+  const dir = freshDir();
+  await writeFile(dir, 'a file where the folder should be');
+  const store = createFsObjectStore({ dir });
+  const refused = (doing: string) => (error: PixpoolError) => {
+    assert.ok(error instanceof PixpoolError, String(error));
+    assert.equal(error.status, 503);
+    assert.equal(
+      error.message,
+      `Image storage could not ${doing}: it is not set up correctly. Try again later.`,
+    );
+    assert.equal(error.detail, `The image folder ${dir} cannot be used to ${doing} (ENOTDIR).`);
+    assert.equal((error.cause as NodeJS.ErrnoException).code, 'ENOTDIR');
+    return true;
+  };
+  await assert.rejects(
+    store.put(newObjectName('k'), Buffer.from('x'), 'image/png'),
+    refused('store the image'),
+  );
+  await assert.rejects(store.list()[Symbol.asyncIterator]().next(), refused('list images'));
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { newObjectName } from '../../src/storage/object-store.ts';
 import { openStorage } from '../../src/storage/open.ts';
-import { tempDir } from '../helpers/storage.ts';
+import { deadPort, tempDir } from '../helpers/storage.ts';
 import { upload } from './metadata-store.contract.ts';
 
 it('embedded storage keeps rows and objects under the data folder across a reopen', async () => {
@@ -30,6 +30,27 @@ it('embedded storage keeps rows and objects under the data folder across a reope
     } finally {
       await second.close();
     }
+  } finally {
+    await folder.remove();
+  }
+});
+
+it('a database that cannot be reached at start fails with a message naming it, for the operator', async () => {
+  const folder = await tempDir('open');
+  try {
+    const port = await deadPort();
+    await assert.rejects(
+      openStorage({
+        dataDir: folder.dir,
+        databaseUrl: `postgres://pixpool:s3cret@127.0.0.1:${port}/nowhere`,
+      }),
+      (error: Error) => {
+        // Nothing listens yet, so nothing is answered to a client: the CLI prints this message.
+        assert.match(error.message, new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${port}/nowhere`));
+        assert.doesNotMatch(error.message, /s3cret/);
+        return true;
+      },
+    );
   } finally {
     await folder.remove();
   }

@@ -141,7 +141,7 @@ describe('PostgreSQL', () => {
   });
 });
 
-it('PostgreSQL being unreachable is a 503 that names the server, not the password', async () => {
+it('PostgreSQL being unreachable is a 503 whose message names no server; its detail names it, not the password', async () => {
   const port = await deadPort();
   const driver = createPgDriver({
     connectionString: `postgres://pixpool:s3cret@127.0.0.1:${port}/nowhere`,
@@ -152,8 +152,11 @@ it('PostgreSQL being unreachable is a 503 that names the server, not the passwor
     await assert.rejects(createMetadataStore(driver), (error: PixpoolError) => {
       assert.ok(error instanceof PixpoolError, String(error));
       assert.equal(error.status, 503);
-      assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}/nowhere`));
-      assert.doesNotMatch(error.message, /s3cret/);
+      assert.match(error.message, /database cannot be reached/);
+      assert.doesNotMatch(error.message, /127\.0\.0\.1|nowhere|pixpool|s3cret/);
+      // The detail is for the log: where the database is, never the password.
+      assert.match(error.detail ?? '', new RegExp(`127\\.0\\.0\\.1:${port}/nowhere`));
+      assert.doesNotMatch(error.detail ?? '', /s3cret/);
       return true;
     });
     assert.ok(Date.now() - started < 3000);

@@ -105,6 +105,9 @@ const isUnavailable = (error: unknown) => {
   assert.ok(error instanceof PixpoolError, String(error));
   assert.equal(error.status, 503);
   assert.match(error.message, /storage is unavailable/i);
+  // The endpoint and the bucket are for the log (the detail), not for a client.
+  assert.doesNotMatch(error.message, /127\.0\.0\.1|bucket|pixpool/);
+  assert.match(error.detail ?? '', /S3 bucket "pixpool" at http:\/\/127\.0\.0\.1:\d+/);
   return true;
 };
 
