@@ -10,9 +10,12 @@ import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
 
-/** A real folder store that counts reads and can hold them back, to force interleavings. */
+/**
+ * A real folder store that counts reads and can hold them back, to force interleavings; `held`
+ * counts the reads waiting at the gate now.
+ */
 function instrumented(store: ObjectStore) {
-  const state = { reads: 0, gate: undefined as Promise<void> | undefined };
+  const state = { reads: 0, held: 0, gate: undefined as Promise<void> | undefined };
   const wrapped: ObjectStore = {
     ...store,
     list: () => store.list(),
@@ -20,7 +23,12 @@ function instrumented(store: ObjectStore) {
     async get(name) {
       state.reads++;
       const bytes = await store.get(name);
-      if (state.gate) await state.gate;
+      const gate = state.gate;
+      if (gate) {
+        state.held++;
+        await gate;
+        state.held--;
+      }
       return bytes;
     },
   };
@@ -44,12 +52,26 @@ async function countingMetadata() {
   };
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000) {
+async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+) {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** The frontend's count of cache fills with `outcome` (stored, stale, error), from /metrics. */
+async function fillsCounted(url: string, outcome: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = new RegExp(
+    `^pixpool_frontend_fills_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`,
+    'm',
+  );
+  return Number(line.exec(text)?.[1] ?? 0);
 }
 
 describe('frontend consistency under concurrency', () => {
@@ -74,10 +96,11 @@ describe('frontend consistency under concurrency', () => {
     const reads = io.state.reads;
     const gets = rows.state.gets;
     const fetches = Array.from({ length: 20 }, () => fetch(`${fe.url}/images/popular`));
-    // Every fetch has missed the node and read the row (then joins the read held at the gate),
-    // however slowly this machine delivers the 20 requests.
+    // Every fetch has missed the node and read the row, however slowly this machine delivers
+    // the 20 requests. Each joins the object read as soon as it has the row, in the same
+    // microtask run as the count (before any timer of until() fires): a fetch that did not join
+    // would make a second read, which the last assertion catches.
     await until(() => rows.state.gets - gets >= 20, 'the 20 fetches to read the row');
-    await new Promise((r) => setTimeout(r, 20));
     open();
     io.state.gate = undefined;
     const bodies = await Promise.all(
@@ -95,23 +118,33 @@ describe('frontend consistency under concurrency', () => {
     io.state.gate = new Promise((resolve) => {
       open = resolve;
     });
-    // This fetch reads row v1, then waits at the object read...
+    const staleFills = await fillsCounted(fe.url, 'stale');
+    // This fetch reads row v1, then waits at the object read with v1's bytes...
     const slow = fetch(`${fe.url}/images/race`).then(async (r) =>
       Buffer.from(await r.arrayBuffer()),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => io.state.held === 1, 'the fetch to hold v1 at the object read');
     io.state.gate = undefined;
     // ...while v2 is uploaded and acknowledged (invalidating with v2's version)...
     assert.equal((await upload(fe.url, 'race', v2)).status, 200);
     open();
     // ...so its late fill of v1 must be refused, and every later read sees v2.
     assert.ok((await slow).equals(v1), 'the fetch that started before the upload saw v1');
-    await new Promise((r) => setTimeout(r, 100));
+    await until(
+      async () => (await fillsCounted(fe.url, 'stale')) > staleFills,
+      'the node to refuse the late fill of v1',
+    );
     for (let i = 0; i < 5; i++) {
       const r = await fetch(`${fe.url}/images/race`);
       assert.ok(Buffer.from(await r.arrayBuffer()).equals(v2), `read ${i} after the ack`);
     }
-    assert.equal(fe.nodes[0]?.cache.peek('race')?.value.equals(v2) ?? true, true);
+    // Those reads fill the node with v2: it must come to hold v2, and never v1.
+    const node = fe.nodes[0]?.cache;
+    await until(() => {
+      const held = node?.peek('race')?.value;
+      assert.ok(!held?.equals(v1), 'the node holds v1 after v2 was acknowledged');
+      return held?.equals(v2) ?? false;
+    }, 'the node to hold v2');
   });
 
   it('concurrent uploads and fetches of one key never return an image older than the last ack', async () => {
