@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sleep, slowUpload, uploadImage } from '../helpers/processes.ts';
+import { slowUpload, uploadImage } from '../helpers/processes.ts';
 import { bigImage, output, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 /** Files under `dir` outside the temp folder (the fs object store's final names). */
@@ -35,7 +35,7 @@ describe('SIGTERM on a frontend with a stalled upload', { timeout: 300_000 }, ()
     const before = await finalObjects(objects);
     const upload = slowUpload(frontend.url, 'stalled', bigImage(4));
     await upload.sendPart(0.3);
-    await sleep(200);
+    await upload.received(); // in flight: the frontend has read what was sent, then nothing more
     const { code, ms } = await terminate(frontend);
     upload.destroy();
     assert.equal(code, 1);

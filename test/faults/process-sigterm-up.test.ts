@@ -15,7 +15,6 @@ import {
   processAlive,
   refuses,
   sha256,
-  sleep,
   slowUpload,
   waitFor,
 } from '../helpers/processes.ts';
@@ -79,7 +78,7 @@ it('pixpool up: an upload streamed across the SIGTERM is acknowledged and durabl
   const image = bigImage(4);
   const upload = slowUpload(first.url, 'across', image);
   await upload.sendPart(0.5);
-  await sleep(200);
+  await upload.received(); // in flight: the frontend has read the first half
   const exited = once(first.child, 'exit');
   first.child.kill('SIGTERM');
   await waitFor('the frontend to stop listening', () => refuses(first.url));

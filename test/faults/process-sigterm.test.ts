@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { auth } from '../helpers/nodes.ts';
-import { refuses, sha256, sleep, slowUpload, waitFor } from '../helpers/processes.ts';
+import { refuses, sha256, slowUpload, tcpQueues, waitFor } from '../helpers/processes.ts';
 import { bigImage, serviceHarness, terminate } from './process-sigterm-helpers.ts';
 
 describe('SIGTERM on every service', { timeout: 300_000 }, () => {
@@ -25,9 +25,14 @@ describe('SIGTERM on every service', { timeout: 300_000 }, () => {
       body: new Uint8Array(value),
     });
     assert.equal(put.status, 204);
+    let answering = (_ports: { client: number; node: number }) => {};
+    const answered = new Promise<{ client: number; node: number }>((resolve) => {
+      answering = resolve;
+    });
     const body = new Promise<Buffer>((resolve, reject) => {
       const req = request(`${node.url}/v1/entries/big`, { headers: auth }, (res) => {
         res.pause(); // a slow reader: the node's socket fills, its write waits
+        answering({ client: res.socket.localPort ?? 0, node: res.socket.remotePort ?? 0 });
         const chunks: Buffer[] = [];
         readSlowly.then(() => {
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -43,7 +48,13 @@ describe('SIGTERM on every service', { timeout: 300_000 }, () => {
     const readSlowly = new Promise<void>((resolve) => {
       go = resolve;
     });
-    await sleep(300);
+    // In flight: the node has begun its answer (its head is here) and has bytes waiting, not yet
+    // taken by this reader, which does not read.
+    const ports = await answered;
+    await waitFor('the node to wait for the reader', () => {
+      const sending = tcpQueues(ports.node, ports.client);
+      return sending !== undefined && sending.unacked > 0;
+    });
     const exit = terminate(node);
     await waitFor('the node to stop listening', () => refuses(node.url));
     go();
@@ -58,7 +69,7 @@ describe('SIGTERM on every service', { timeout: 300_000 }, () => {
     const image = bigImage(4);
     const upload = slowUpload(frontend.url, 'slow', image);
     await upload.sendPart(0.5);
-    await sleep(200);
+    await upload.received(); // in flight: the frontend has read the first half
     const exit = terminate(frontend);
     await waitFor('the frontend to stop listening', () => refuses(frontend.url));
     const answer = await upload.finish();

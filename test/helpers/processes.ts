@@ -145,9 +145,43 @@ export interface SlowUpload {
   sendPart(fraction: number): Promise<void>;
   /** Sends the rest and resolves with the answer (or rejects if the connection was cut). */
   finish(): Promise<{ status: number; body: string }>;
+  /**
+   * Resolves once the server process has read every byte sent so far, as its kernel tells
+   * (tcpQueues): the upload is then in flight in the server, not only on the wire.
+   */
+  received(): Promise<void>;
   /** The answer, whenever it comes (e.g. a 503 before the body is done). */
   response: Promise<{ status: number; body: string }>;
   destroy(): void;
+}
+
+/**
+ * The queues, in bytes, of the local TCP socket from port `local` to port `remote` (Linux, from
+ * /proc/net/tcp and tcp6): `unacked`, written by the process that owns the socket but not yet
+ * acknowledged by the peer's kernel (on the wire, or waiting in the send buffer), and `unread`,
+ * received but not yet read by that process. Undefined when the kernel lists no such socket.
+ */
+export function tcpQueues(
+  local: number,
+  remote: number,
+): { unacked: number; unread: number } | undefined {
+  const port = (address: string | undefined) => Number.parseInt(address?.split(':')[1] ?? '', 16);
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let table: string;
+    try {
+      table = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of table.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (port(fields[1]) !== local || port(fields[2]) !== remote) continue;
+      const [unacked, unread] = (fields[4] ?? '').split(':').map((hex) => Number.parseInt(hex, 16));
+      if (unacked === undefined || unread === undefined) continue;
+      return { unacked, unread };
+    }
+  }
+  return undefined;
 }
 
 /** A multipart upload over a raw HTTP request whose body the test sends in parts. */
@@ -198,6 +232,20 @@ export function slowUpload(url: string, key: string, bytes: Buffer): SlowUpload 
       sent = body.length;
       req.end();
       return response;
+    },
+    async received() {
+      const socket = req.socket;
+      const [client, server] = [socket?.localPort, socket?.remotePort];
+      if (client === undefined || server === undefined) throw new Error('not connected yet');
+      await waitFor(
+        'the server to read the part of the upload sent',
+        () => {
+          const sending = tcpQueues(client, server);
+          const receiving = tcpQueues(server, client);
+          return sending?.unacked === 0 && receiving?.unread === 0;
+        },
+        { timeoutMs: 10_000, everyMs: 10 },
+      );
     },
     response,
     destroy: () => req.destroy(),
