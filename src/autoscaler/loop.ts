@@ -1,14 +1,14 @@
 /**
- * The autoscaler's control loop (SPEC §6): every `intervalS` it reads the pool from its source
+ * The autoscaler's control loop: every `intervalS` it reads the pool from its source
  * (the manager), runs the core policy, and in automatic mode hands the decision back to be
  * recorded and applied. The shape is trigger.dev's BackpressureMonitor: an options object with
  * the source, clock and logger injected; start()/stop(); a tick skipped while the last one runs.
  *
  * Failure policy: a tick that cannot read or apply changes nothing (fail closed: no resize without
- * fresh numbers), counts a failure, and the next tick simply tries again. The error is logged
- * once per outage, and once more when it ends; the loop never dies of it (the originals' loops
- * did, reference §13 item 13). A decision the manager refuses because the pool changed since the
- * read is not a failure: the next tick decides from the new state.
+ * fresh numbers), counts a failure, and the next tick simply tries again. The error is logged once
+ * per outage, and once more when it ends; the loop never dies of it (the originals' loops died on
+ * their first exception). A decision the manager refuses because the pool changed since the read is
+ * not a failure: the next tick decides from the new state.
  *
  * Ticks run on a fixed-rate schedule (setInterval), the first one at start(), so the period does
  * not drift by the time a tick takes. Limits: one loop per pool is assumed; a second one would be

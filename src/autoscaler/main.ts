@@ -1,5 +1,5 @@
 /**
- * Runs the autoscaler as a process (SPEC §6): reads and applies through the manager's HTTP API
+ * Runs the autoscaler as a process: reads and applies through the manager's HTTP API
  * with the admin token, ticks every `intervalS` seconds, listens for /health, /status and /metrics,
  * and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and exits.
  */
