@@ -1,5 +1,5 @@
 /**
- * The public API of SPEC §3, shaped exactly like the originals' (`success` is the string "true",
+ * The frontend's public API, shaped exactly like the originals' (`success` is the string "true",
  * HTTP status = error code, `content` a data URL, `key` echoed), plus the internal
  * POST /api/notify through which the manager pushes pool views.
  *

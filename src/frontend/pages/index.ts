@@ -1,6 +1,6 @@
 /**
- * The frontend's web pages (SPEC §3 "Pages"): home, upload, image by key, key list, and their
- * static assets. Server-rendered HTML from template functions, a little vanilla JS, no build.
+ * The frontend's web pages: home, upload, image by key, key list, and their static assets.
+ * Server-rendered HTML from template functions, a little vanilla JS, no build.
  *
  * The seam with the rest of the frontend is `PagesDeps`: the pages read metadata through it and
  * never touch storage or the cache pool; the browser uploads through POST /api/upload and loads

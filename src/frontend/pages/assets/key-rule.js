@@ -1,5 +1,5 @@
 /**
- * The key rule for the browser, a copy of src/core/keys.ts (SPEC §3): 1–128 characters, no
+ * The key rule for the browser, a copy of src/core/keys.ts: 1–128 characters, no
  * whitespace or control characters, no `/`. Keep the two in step; the server's check is the one
  * that counts, this one only answers sooner.
  */
