@@ -2,10 +2,11 @@
  * Hand-over: this node sends the entries of given regions (or given keys, for the seed payload)
  * straight to another node, in batches of raw bytes, then forgets what the receiver has.
  *
- * The node enumerates its own entries, so nothing is guessed by a frontend (reference §13
- * item 4). A local entry is deleted only if it is still the version that was sent, so a newer
- * upload that lands here during the hand-over is never lost. If a receiver fails, the entries
- * stay here and the order reports the failure.
+ * The node enumerates its own entries, so nothing is guessed by a frontend (the originals' frontend
+ * kept its own list of cached keys, which drifted from what the nodes held). A local entry is
+ * deleted only if it is still the version that was sent, so a newer upload that lands here during
+ * the hand-over is never lost. If a receiver fails, the entries stay here and the order reports the
+ * failure.
  */
 
 import type { NodeClient } from '../clients/node-client.ts';

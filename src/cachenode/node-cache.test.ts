@@ -84,7 +84,7 @@ describe('node cache', () => {
 
   it('lists keys and sums bytes by region', () => {
     const cache = node();
-    // Regions from SPEC §2: test→0, test123→12, testabc→12, k1→11.
+    // Their regions (top 4 bits of MD5): test→0, test123→12, testabc→12, k1→11.
     for (const key of ['test', 'test123', 'testabc', 'k1']) cache.put(key, entry(10, 1), true);
     assert.deepEqual(cache.keys(12).sort(), ['test123', 'testabc']);
     const regions = cache.regions();

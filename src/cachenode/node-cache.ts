@@ -152,7 +152,10 @@ export function createNodeCache(options: NodeCacheOptions) {
       return doomed.length;
     },
 
-    /** Validate everything first, then apply at once (reference §13 item 15). */
+    /**
+     * Validate everything first, then apply at once (the originals applied a new capacity before
+     * refusing a bad policy in the same request).
+     */
     configure(change: { policy?: unknown; capacityMb?: unknown }): { evicted: number } {
       const policy = change.policy === undefined ? config.policy : parsePolicy(change.policy);
       const capacityMb =

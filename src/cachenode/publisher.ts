@@ -1,6 +1,7 @@
 /**
  * Publishes the node's statistics to the manager: one sample (interval deltas plus gauges) every
- * 5 s, keyed by the node's stable id (reference §13 item 11: never by list position).
+ * 5 s, keyed by the node's stable id, never by list position (positions shift when a node leaves,
+ * and the originals' series of different nodes ran together).
  *
  * A sample the manager did not take is kept and sent with the next round, so a manager restart
  * loses no counts (up to an hour's worth is kept). A failing manager is logged once per outage,

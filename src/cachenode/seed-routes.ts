@@ -1,8 +1,8 @@
 /**
- * The seed-compatible endpoints (seed 002, reference §4.2): JSON or form bodies, values as data
- * URLs or base64, success as {"success":"true","content":…}. Differences from G15, on purpose:
- * a miss is HTTP 404 (G15 sent every failure as 400), a config change is validated before any of
- * it applies, and move_keys is done by the node itself with the versions kept.
+ * The seed-compatible endpoints (the original cache node's): JSON or form bodies, values as data
+ * URLs or base64, success as {"success":"true","content":…}. Differences from the original node, on
+ * purpose: a miss is HTTP 404 (it sent every failure as 400), a config change is validated before
+ * any of it applies, and move_keys is done by the node itself with the versions kept.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
@@ -168,7 +168,7 @@ export function seedRoutes(
       ...t,
       hit_rate: rate(t.hits, t.gets),
       miss_rate: rate(t.misses, t.gets),
-      // The names G15's clients read.
+      // The names the originals' clients read.
       used_size: cache.bytes,
       num_item_in_cache: cache.items,
       num_request_served: t.gets + t.puts,
