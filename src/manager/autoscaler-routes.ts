@@ -1,6 +1,6 @@
 /**
- * The manager's side of the autoscaler (SPEC §6): what its loop reads every tick, and where it
- * sends what it decided. Operator (admin-token) endpoints like the rest of the manager API:
+ * The manager's side of the autoscaler: what its loop reads every tick, and where it sends what it
+ * decided. Operator (admin-token) endpoints like the rest of the manager API:
  *
  *   GET  /api/manager/autoscaler/state?window_s=60   mode, parameters, pool, window totals
  *   POST /api/manager/autoscaler/decisions           {state, outcome, target_size}: record, apply
@@ -9,7 +9,8 @@
  * Why the loop reads everything from here each tick: mode and parameters live in the database,
  * so a change made on the dashboard takes effect on the next tick, with no restart (the originals
  * kept them in the scaler's memory). The window is summed from the nodes' interval samples over
- * [now − window, now), never lifetime counters (reference §13 item 8).
+ * [now − window, now), never lifetime counters (the originals' "last minute" miss rate was one
+ * since the last reset).
  *
  * A posted decision is re-derived from the state it came with (core policy), so the log can never
  * show a decision its numbers do not support; a grow or shrink is applied only if the pool is still

@@ -1,5 +1,5 @@
 /**
- * The manager's API: the originals' endpoints (seed 003, with `content` envelopes as G15), the
+ * The manager's API: the originals' endpoints (with `content` envelopes, as theirs had), the
  * later course test API (getNumNodes, getRate, configure_cache, delete_all), what the dashboard
  * reads, and the internal endpoints nodes and frontends call.
  *
@@ -126,7 +126,7 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     return totals.gets > 0 ? Math.round((part / totals.gets) * 10_000) / 100 : null;
   }
 
-  // The originals' endpoints (seed 003).
+  // The originals' manager endpoints.
   app.get('/api/manager/pool_node_list', admin, async () => {
     const { map, addresses } = pool.view();
     return ok({ node_id_list: map.nodes, node_ip_list: map.nodes.map((id) => addresses[id]) });
@@ -199,7 +199,7 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     });
   });
 
-  // The later course test API (reference §3.2); flat bodies, no `content`.
+  // The later course test API: flat bodies, no `content`.
   app.post('/api/getNumNodes', admin, async () => ({ success: 'true', numNodes: pool.size }));
   app.post('/api/getRate', admin, async (request) => {
     const kind = (request.query as Fields).rate;

@@ -1,7 +1,7 @@
 /**
- * The manager's settings, validated (SPEC §5, §6): the cache config every node shares, the
- * resizing mode, and the autoscaler's parameters. Stored in the database so that a restart of any
- * service loses nothing; defaults here.
+ * The manager's settings, validated: the cache config every node shares, the resizing mode, and the
+ * autoscaler's parameters. Stored in the database so that a restart of any service loses nothing;
+ * defaults here.
  */
 
 import type { CacheConfig } from '../core/cache-config.ts';
@@ -19,7 +19,7 @@ export interface AutoscalerParams {
 }
 
 export const DEFAULT_CACHE_CONFIG: CacheConfig = { capacity: 100, replacement_policy: 'LRU' };
-// The originals' auto-scaler defaults (reference §4.4).
+// The originals' auto-scaler defaults.
 export const DEFAULT_AUTOSCALER: AutoscalerParams = {
   max_miss_rate_threshold: 0.6,
   min_miss_rate_threshold: 0.4,
@@ -35,7 +35,10 @@ const number = (value: unknown, name: string): number => {
   return n;
 };
 
-/** A miss-rate threshold as a fraction; values above 1 are read as percents (reference §3.2). */
+/**
+ * A miss-rate threshold as a fraction; values above 1 are read as percents (the course's test
+ * clients sent one or the other, depending on the group).
+ */
 export function fraction(value: unknown, name: string): number {
   const n = number(value, name);
   const f = n > 1 ? n / 100 : n;

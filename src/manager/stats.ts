@@ -1,9 +1,10 @@
 /**
- * The dashboard's six pool-wide series (SPEC §5): for the last 30 minutes at 1-minute
- * granularity, nodes, miss rate, hit rate, items, total size and requests per minute.
+ * The dashboard's six pool-wide series: for the last 30 minutes at 1-minute granularity, nodes,
+ * miss rate, hit rate, items, total size and requests per minute.
  *
- * Rates come from counts summed over the pool in each minute, never from averaged ratios, and a
- * minute without gets has no rate (null: a gap in the chart, not 0; reference §13 items 8–9).
+ * Rates come from counts summed over the pool in each minute, never from averaged ratios or
+ * lifetime counters (the originals did one or both), and a minute without gets has no rate (null: a
+ * gap in the chart, not the 0 the originals showed and shrank the pool on).
  */
 import type { StatBucket } from '../storage/pool-store.ts';
 

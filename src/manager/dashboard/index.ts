@@ -1,8 +1,7 @@
 /**
- * The manager's dashboard (SPEC §5): `GET /` serves a static page whose scripts read the
- * manager's JSON API (`/api/manager/…`) and render the pool, its nodes, six live charts, the
- * controls and the log in the browser, refreshing every 5 s. Static files are under
- * `/dashboard/assets/*`.
+ * The manager's dashboard: `GET /` serves a static page whose scripts read the manager's JSON API
+ * (`/api/manager/…`) and render the pool, its nodes, six live charts, the controls and the log in
+ * the browser, refreshing every 5 s. Static files are under `/dashboard/assets/*`.
  *
  * Both routes are public (`config: { public: true }`): they hold no data. The API they call is
  * what the admin token protects; the page asks for the token when the API answers 401 and keeps

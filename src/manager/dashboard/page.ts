@@ -16,7 +16,7 @@ export interface DashboardPageOptions {
   title: string;
 }
 
-/** The six pool-wide series (SPEC §5), in the order they are drawn. */
+/** The six pool-wide series, in the order they are drawn. */
 export const CHARTS = [
   { id: 'number_of_nodes', title: 'Nodes', unit: 'nodes in the pool' },
   { id: 'miss_rate', title: 'Miss rate', unit: '% of GETs' },
