@@ -89,7 +89,7 @@ const historyOption = () =>
 const portOption = (flags: string, help: string, env: string, fallback: number) =>
   new Option(flags, help).env(env).default(fallback).argParser(port);
 
-/** Options choosing the storage backends (SPEC §1): embedded by default, real when configured. */
+/** Options choosing the storage backends: embedded by default, real when configured. */
 function storageOptions(command: Command): Command {
   return command
     .addOption(
