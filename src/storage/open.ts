@@ -1,7 +1,7 @@
 /**
- * Opens the storage a service runs on, from configuration (SPEC §1): embedded by default (a
- * PGlite database in `<dataDir>/db`, objects in `<dataDir>/objects`), PostgreSQL when a
- * databaseUrl is given, S3 when a bucket is given; each choice independent of the other.
+ * Opens the storage a service runs on, from configuration: embedded by default (a PGlite database
+ * in `<dataDir>/db`, objects in `<dataDir>/objects`), PostgreSQL when a databaseUrl is given, S3
+ * when a bucket is given; each choice independent of the other.
  *
  * The metadata store (frontend) and the pool store (manager) share one driver: an embedded
  * database can be opened by one process at a time, and `pixpool up` runs the frontend and the

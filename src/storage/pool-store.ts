@@ -1,16 +1,17 @@
 /**
- * PoolStore: the manager's persistent state (SPEC §5), one SQL implementation over either driver
- * (PostgreSQL or PGlite): pool membership, the versioned pool maps, settings (cache config, mode,
- * autoscaler parameters), the resize/decision log, the frontends to push maps to, and the
- * cache nodes' 5-s statistics samples.
+ * PoolStore: the manager's persistent state, one SQL implementation over either driver (PostgreSQL
+ * or PGlite): pool membership, the versioned pool maps, settings (cache config, mode, autoscaler
+ * parameters), the resize/decision log, the frontends to push maps to, and the cache nodes' 5-s
+ * statistics samples.
  *
  * Why in the database: a restart of any service must lose nothing (the originals kept pool state
- * and statistics in process memory, reference §11.1, §13 item 12), and there must be one
- * authoritative registry with versioned maps instead of several diverging copies (§13 item 6).
- * Samples are keyed by a stable node id and carry interval deltas, so a window's miss rate is
- * Σmisses / Σgets over exactly that window, summed by SQL, never an average of ratios or a diff
- * of lifetime counters (§13 items 8, 11), and an idle window reports zero gets rather than a zero
- * miss rate (§13 item 9: the caller must not act on it).
+ * and statistics in process memory), and there must be one authoritative registry with versioned
+ * maps instead of several diverging copies (the originals' manager, autoscaler and frontend each
+ * kept their own node list). Samples are keyed by a stable node id (not a list position, which
+ * shifts when a node leaves) and carry interval deltas, so a window's miss rate is Σmisses / Σgets
+ * over exactly that window, summed by SQL, never an average of ratios or a diff of lifetime
+ * counters, and an idle window reports zero gets rather than a zero miss rate (the caller must not
+ * act on it: the originals shrank idle pools).
  *
  * Limits: retention is the caller's job (pruneSamples and pruneHistory delete what they are
  * told to); a re-sent sample (same node, same `at`) is ignored, so a publisher may retry safely. By default the store owns its driver
@@ -89,7 +90,7 @@ export interface PoolStore {
   /** Ordered by addedAt, then id. An empty `states` list matches nothing. */
   listNodes(options?: { states?: NodeState[] }): Promise<PoolNodeRecord[]>;
 
-  // Versioned pool maps (SPEC §2).
+  // Versioned pool maps.
   /** Saves a validated map; a 409 PixpoolError when its version is already saved. */
   saveMap(map: PoolMap): Promise<void>;
   /** The map with the highest version, or undefined before the first. */
