@@ -154,12 +154,12 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
   }
 
   /**
-   * A new name is written in place: create (failing if the name exists), write, fsync, close,
-   * fsync of the folder. The file's data and its folder entry reach the disk in one journal
-   * commit, and there is no rename: per 100 KB put, 265 vs 354–441 µs of CPU here (1,000 puts,
-   * 8 in flight). A reader asking for that name before the put resolves could see part of it;
-   * pixpool never does (an object is read only through a row committed after its put). A put
-   * that fails removes what it wrote.
+   * A new name is written in place: create (failing if the name exists), write, fsync, close, fsync
+   * of the folder. The file's data and its folder entry reach the disk in one journal commit, and
+   * there is no rename, which costs less CPU per put than a temp file and a rename
+   * (bench/RESULTS.md, "new objects written in place"). A reader asking for that name before the
+   * put resolves could see part of it; pixpool never does (an object is read only through a row
+   * committed after its put). A put that fails removes what it wrote.
    */
   async function writeOnce(target: string, parent: string, bytes: Buffer): Promise<void> {
     await ensureDir(parent);

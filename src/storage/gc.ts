@@ -26,13 +26,13 @@
  * become referenced again.
  *
  * Memory: the old objects' names are held in one Set while the rows are streamed past it
- * (`referencedObjects()` pages by key), so memory grows with the number of objects older than
- * the grace: ~80 bytes per name once flattened (39-character names, a Set of 1 M measured on
- * Node 24; unflattened, the names the listings build hold on to their parts, ~530 bytes), so
- * about 80 MB per million objects. That is fine up to a few million objects per store, which is
- * the scale pixpool targets. Beyond that, sweep per fan-out prefix (names are `<2 hex>/<uuid>`):
- * list one prefix, read the rows whose object has that prefix (needs an index on images.object),
- * which bounds memory to 1/256 of it. Not done here: it costs 256 queries per sweep and an index.
+ * (`referencedObjects()` pages by key), so memory grows with the number of objects older than the
+ * grace. Each name is flattened before it is kept: unflattened, the names the listings build hold
+ * on to their parts, which costs far more per name. That is fine up to a few million objects per
+ * store, which is the scale pixpool targets. Beyond that, sweep per fan-out prefix (names are
+ * `<2 hex>/<uuid>`): list one prefix, read the rows whose object has that prefix (needs an index
+ * on images.object), which bounds memory to 1/256 of it. Not done here: it costs 256 queries per
+ * sweep and an index.
  *
  * Sweeps are idempotent and may run in several processes at once (every frontend runs one):
  * deleting an absent object is not an error, and a sweep deletes only what it has proven orphan.

@@ -191,11 +191,11 @@ async function commitIn(db: SqlExecutor, upload: ImageUpload) {
 /**
  * PGlite runs PostgreSQL in single-user mode, where no autovacuum runs: without this, re-uploads
  * and delete-alls would leave dead rows forever, and no page would ever be marked all-visible, so
- * every listing reads the table beside its index (list_keys over 1M keys: 3.4 ms of execution per
- * page with 1,001 heap fetches, 0.85 ms with none). VACUUM is due when pages are not marked
- * all-visible (a table filled before or elsewhere) or when this process has written as many rows
- * as 10 % of the table (at least 1,000) since it last vacuumed. It blocks the process while it
- * runs (~0.4 s for 1M rows here), so it runs at open and with the garbage collector's sweeps.
+ * every listing reads the table beside its index, which slows every page of list_keys
+ * (bench/RESULTS.md, "list_keys — PGlite gets vacuumed"). VACUUM is due when pages are not marked
+ * all-visible (a table filled before or elsewhere) or when this process has written as many rows as
+ * 10 % of the table (at least 1,000) since it last vacuumed. It blocks the process while it runs,
+ * so it runs at open and with the garbage collector's sweeps.
  */
 async function maintainEmbedded(driver: SqlDriver, writesSince: number): Promise<boolean> {
   const { rows } = await driver.query<{ pages: unknown; visible: unknown; tuples: unknown }>(
