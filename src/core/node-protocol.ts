@@ -2,7 +2,8 @@
  * The cache-node protocol's header names, shared by the node (which answers them) and the client
  * (src/clients/node-client.ts, which sends them). Kept apart from the client so a cache node,
  * which needs the names on every request but the client only for hand-overs, does not load an
- * HTTP client library (undici, ~6 MiB of RSS) until it hands entries over.
+ * HTTP client library (undici) until it hands entries over: a node's memory is for images (bench
+ * case node-memory).
  */
 export const VERSION_HEADER = 'x-pixpool-version';
 export const MODIFIED_HEADER = 'x-pixpool-modified';
