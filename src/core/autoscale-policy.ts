@@ -1,7 +1,7 @@
 /**
- * The autoscaler's policy (SPEC §6, reference §9.4): one pure function from what the manager
- * reports to what the pool should do. No I/O and no clock of its own, so every rule is a row in a
- * table test, and the manager can re-derive a reported decision from its inputs.
+ * The autoscaler's policy: one pure function from what the manager reports to what the pool should
+ * do. No I/O and no clock of its own, so every rule is a row in a table test, and the manager can
+ * re-derive a reported decision from its inputs.
  *
  * Rules, in order (the first that applies wins):
  *   1. manual mode                          → `manual`   (the operator sizes the pool)
@@ -13,11 +13,11 @@
  *   7. otherwise                            → `hold`
  * A grow or shrink whose clamped target is n is reported as `at-max` / `at-min`.
  *
- * Why these, against the originals (reference §9, §13 item 8–10): the miss rate is Σmisses/Σgets
- * over the window's interval deltas, never lifetime counters; no gets means no action, never a
- * miss rate of 0 (which shrank idle pools); the n±1 floor guarantees progress where round() or
- * int() stalled (round(1 × 1.2) = 1 never grows). Limits: the window's counts are trusted as given;
- * the bounds come from the caller (the manager's 1..8).
+ * Why these, against the originals: the miss rate is Σmisses/Σgets over the window's interval
+ * deltas, never lifetime counters; no gets means no action, never a miss rate of 0 (which shrank
+ * idle pools); the n±1 floor guarantees progress where round() or int() stalled (round(1 × 1.2) = 1
+ * never grows). Limits: the window's counts are trusted as given; the bounds come from the caller
+ * (the manager's 1..8).
  */
 
 export type AutoscaleMode = 'manual' | 'automatic';

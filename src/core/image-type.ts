@@ -1,9 +1,9 @@
 /**
  * Recognises image types by their first bytes, never by a file name or a declared type.
  *
- * Covers what pixpool accepts (SPEC §3): PNG, JPEG, GIF, WebP, BMP and SVG. SVG is text, so it
- * is recognised by an `<svg` root element near the start (after an optional BOM, XML prolog,
- * comments and doctype); anything else returns undefined.
+ * Covers what pixpool accepts: PNG, JPEG, GIF, WebP, BMP and SVG. SVG is text, so it is recognised
+ * by an `<svg` root element near the start (after an optional BOM, XML prolog, comments and
+ * doctype); anything else returns undefined.
  */
 
 export type ImageType =

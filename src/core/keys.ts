@@ -1,5 +1,5 @@
 /**
- * What a key may be (SPEC §3): 1–128 characters, no whitespace or control characters, no `/`.
+ * What a key may be: 1–128 characters, no whitespace or control characters, no `/`.
  *
  * `/` is refused because a key must round-trip through a URL path segment (`/images/:key`);
  * whitespace and control characters because they are invisible in pages and logs. Keys are

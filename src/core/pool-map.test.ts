@@ -14,8 +14,8 @@ import {
 import { regionOf } from './regions.ts';
 import { createSeededRandom } from './seeded-random.ts';
 
-// Seed 001's nine distinct "Balance Result" logs, lines copied verbatim (the seed logs
-// [A, B, C, D] -> [A, B] twice, identically).
+// The seed logs: the nine distinct "Balance Result" logs in the original frontend's README, lines
+// copied verbatim (it logs [A, B, C, D] -> [A, B] twice, identically).
 const seedTables = [
   {
     change: '[A, B, C, D] -> [A, B, C]',
@@ -132,8 +132,9 @@ const seedCached: Record<number, string[]> = {
 
 type Order = { send_to: NodeId; payload: { port: number; dest: Record<NodeId, string[]> } };
 
-// G15's balance(): an order per old owner with cached keys in a moved region, and always one
-// per removed node (port 5004 = manual manager callback, so it can trigger its own removal).
+// The original frontend's balance(): an order per old owner with cached keys in a moved region, and
+// always one per removed node (port 5004 = manual manager callback, so it can trigger its own
+// removal).
 function moveOrders(moves: RegionMove[], removed: NodeId[]): Order[] {
   const orders = new Map<NodeId, Order>();
   for (const id of removed) orders.set(id, { send_to: id, payload: { port: 5004, dest: {} } });

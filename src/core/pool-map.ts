@@ -1,8 +1,9 @@
-// Versioned pool maps: which cache node owns each of the 16 key regions (SPEC §2), and how the
-// map changes when the pool is resized. Pure functions; the caller persists and publishes maps.
+// Versioned pool maps: which cache node owns each of the 16 key regions, and how the map changes
+// when the pool is resized. Pure functions; the caller persists and publishes maps.
 // Two assignments:
-// - 'modulo' reproduces the original system (owner[r] = nodes[r % n]) so its seed tables come
-//   out exactly, at the price of moving most regions on every resize.
+// - 'modulo' reproduces the original system (owner[r] = nodes[r % n]) so the rebalance tables it
+//   logged come out exactly (pool-map.test.ts), at the price of moving most regions on every
+//   resize.
 // - 'balanced' moves the fewest regions that leave every node with floor or ceil of 16/n.
 // Limits: at most MAX_NODES (8) nodes; node ids are opaque non-empty strings.
 

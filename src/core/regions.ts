@@ -1,6 +1,6 @@
 // Key → region routing: the key space is cut into 16 contiguous regions by the top 4 bits of
-// MD5(UTF-8 key), i.e. the first hex digit of the digest (SPEC §2, as the original G15 did), so
-// keys cached by the original system land in the same regions.
+// MD5(UTF-8 key), i.e. the first hex digit of the digest, as the original system did, so keys
+// it cached land in the same regions.
 // Limits: MD5 is used for spread, not security; anyone can pick keys that all hit one region.
 // A string with lone surrogates is encoded with U+FFFD, as Buffer.from(key, 'utf8') would.
 

@@ -3,8 +3,8 @@
  *
  * Counters only grow (until an explicit reset); a sample carries the *deltas* since the previous
  * sample plus the gauges at sampling time, so whoever aggregates them can sum counts over any
- * window instead of averaging ratios or diffing lifetime totals (the originals' bug, reference
- * §13 item 8). Hit rate is hits / gets and undefined (null) when there were no gets.
+ * window instead of averaging ratios or diffing lifetime totals (the originals' bug). Hit rate is
+ * hits / gets and undefined (null) when there were no gets.
  */
 
 export interface Counters {

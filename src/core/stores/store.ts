@@ -2,10 +2,10 @@
  * One interface for a cache node's content: a byte-capacity store of key → image entry, with a
  * replacement policy chosen by name.
  *
- * Capacity counts value bytes only (SPEC §4); keys and metadata are not counted, which keeps a
- * node's "size" equal to the image bytes a person uploaded. An entry larger than the capacity is
- * refused (set returns false) and leaves the store untouched. Stores are not thread-safe and need
- * not be: a node runs on one event loop.
+ * Capacity counts value bytes only; keys and metadata are not counted, which keeps a node's "size"
+ * equal to the image bytes a person uploaded. An entry larger than the capacity is refused (set
+ * returns false) and leaves the store untouched. Stores are not thread-safe and need not be: a node
+ * runs on one event loop.
  */
 
 export interface CacheEntry {
