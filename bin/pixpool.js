@@ -8,18 +8,17 @@
 // the command's variable (PIXPOOL_NODE_TUNED=1, PIXPOOL_FRONTEND_TUNED=1) skips the restart.
 //
 // - A cache node's memory is what it sells: V8 sized for memory rather than peak speed (a 1 MB
-//   young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. Filled with
-//   100 KB values to 1.5 × a 256 MB capacity, that took RSS from ~420 to ~375 MB here (bench
-//   case node-memory), at the cost of ~15 % more CPU per cached GET. Values of 64 KB and more
-//   get their own mapping (MALLOC_MMAP_THRESHOLD_), so an evicted image's memory goes back to
-//   the system at once instead of leaving a hole in a malloc heap: filled through the seed
-//   JSON API, 256 MB settled at 373–376 MiB instead of 420–425, with no change in fill rate
-//   or in the GET's CPU.
+//   young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. A full node
+//   holds less RSS that way, for some more CPU per cached GET (bench case node-memory). Values of
+//   64 KB and more get their own mapping (MALLOC_MMAP_THRESHOLD_), so an evicted image's memory
+//   goes back to the system at once instead of leaving a hole in a malloc heap that allocations
+//   of other sizes (the seed JSON API's base64 and JSON strings) do not fill, at no cost in fill
+//   rate or in the GET's CPU.
 // - The frontend (`frontend`, and `up`, which runs it) gets a floor under V8's old-generation
-//   limit. Its JavaScript heap is small (~35 MB live) while its uploads churn through buffers,
-//   and V8 sizes the limit so close above a small heap that a full mark-compact started about
-//   every 200 ms under upload load (measured with --trace-gc: ~80 in 16 s), each ~30 ms of CPU.
-//   With the floor: ~20 in the same run, and 30–40 % more uploads per second (bench/RESULTS.md).
+//   limit. Its JavaScript heap is small while its uploads churn through buffers, and V8 sizes the
+//   limit so close above a small heap that full mark-compacts ran back to back under upload load;
+//   with the floor they are rare and uploads go faster (bench/RESULTS.md, "Uploads: a
+//   mark-compact every 200 ms, and the floor that stops it").
 const frontend = { skip: 'PIXPOOL_FRONTEND_TUNED', flags: ['--initial-heap-size=128'], env: {} };
 const tuning = {
   'cache-node': {
@@ -42,8 +41,8 @@ if (tune && process.env[tune.skip] === undefined && typeof process.execve === 'f
 // Node's compile cache keeps each module's type-stripped source and compiled code on disk
 // (NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns it
 // off). Beyond a faster start, a process that finds all its modules there never loads the type
-// stripper (swc, compiled to WebAssembly), whose memory stays for the process's life: an empty
-// cache node took 97–99 MiB of RSS without the cache, 82–84 MiB with it (bench node-memory).
+// stripper (swc, compiled to WebAssembly), whose memory would stay for the process's life (bench
+// case node-memory).
 // The first start on a machine fills it; the cache is flushed at exit and, for services that
 // run until killed, once they are up.
 const { enableCompileCache, flushCompileCache } = await import('node:module');
