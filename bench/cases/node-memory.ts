@@ -230,8 +230,9 @@ async function runNodeMemory(ctx: BenchContext): Promise<CaseResult> {
         : ''
     }`;
   // Every start of a node after a machine's first finds its modules in Node's compile cache
-  // (bin/pixpool.js), and one that does never loads the type stripper: ~15 MiB less RSS. One
-  // start of each runtime first, so that every measured start is such a start.
+  // (bin/pixpool.js), and one that does never loads the type stripper, so its RSS is lower
+  // (bench/RESULTS.md, "Node's compile cache"). One start of each runtime first, so that every
+  // measured start is such a start.
   for (const env of [{}, UNTUNED]) {
     const node = await startCacheNode(ctx.procs, {
       root: ctx.root,

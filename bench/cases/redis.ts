@@ -9,7 +9,7 @@
  * 2. Memory when full: each with a 256 MiB budget (node --capacity 256; Redis maxmemory 256mb,
  *    allkeys-lru), filled with 1.5 × the budget of distinct 100 KB values, then resident memory
  *    (VmRSS) of each process. Redis counts its own bookkeeping in maxmemory while the node counts
- *    only image bytes (SPEC §4), so the table also shows what each actually holds.
+ *    only image bytes, so the table also shows what each actually holds.
  *
  * Redis runs without persistence (--save '' --appendonly no), as a cache would.
  */
