@@ -7,7 +7,7 @@
  * - the S3 server (s3rver, a child process) is SIGKILLed, then restarted on the same port and
  *   folder.
  *
- * What must hold: uploads answer 503 with the SPEC §3 envelope (never success "true" and never
+ * What must hold: uploads answer 503 with the failure envelope (never success "true" and never
  * a 500) in bounded time, naming neither the database's nor the S3 server's address, nor the
  * schema or the bucket; cached fetches keep answering 200 with the right bytes; everything
  * recovers without restarting anything. Afterwards, every acknowledged upload reads back
@@ -131,7 +131,7 @@ async function seedHotKeys(url: string, prefix: string, count: number) {
   return hot;
 }
 
-/** The SPEC §3 failure envelope with status 503, its message free of every `hidden` text. */
+/** The failure envelope with status 503 and code 503, its message free of every `hidden` text. */
 function assertUnavailable(result: UploadResult, hidden: string[]) {
   assert.equal(result.status, 503, `${result.key}: ${JSON.stringify(result.body)}`);
   assert.equal(result.body?.success, 'false');

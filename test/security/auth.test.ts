@@ -3,8 +3,8 @@
  * every route is classified in routes.ts (a new one fails the first test until someone decides
  * who may call it), every secret and admin route refuses a missing or wrong credential with a
  * 401 envelope and changes nothing, and opens with the right one. The shared secret does not open
- * admin routes and the admin token does not open internal ones (SPEC §1: the secret is between
- * services, the token is the operator's).
+ * admin routes and the admin token does not open internal ones (the secret is between services,
+ * the token is the operator's).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -78,7 +78,7 @@ export function sendRaw(base: string, req: RawRequest, timeoutMs = 20_000): Prom
 }
 
 /**
- * The invariant: below 500; a 4xx JSON answer is the SPEC §3 envelope; an HTML answer carries
+ * The invariant: below 500; a 4xx JSON answer is the failure envelope; an HTML answer carries
  * the UI security headers; an image answer is sandboxed. Returns what is wrong, or undefined.
  */
 export function problemWith(req: RawRequest, answer: RawAnswer): string | undefined {

@@ -5,7 +5,7 @@
  * multipart) and headers, mostly with the right credentials so the handlers are reached.
  *
  * After every case: the answer holds the invariant (fuzz-kit.ts problemWith: < 500, a 4xx is the
- * SPEC §3 envelope, pages and images carry their security headers), a request without the right
+ * failure envelope, pages and images carry their security headers), a request without the right
  * credentials to a protected route is refused, and the service still answers /health. After each
  * service's run: the stored data (services.ts snapshot) is exactly what it was.
  *

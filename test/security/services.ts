@@ -239,7 +239,10 @@ export async function send(
   return { status: response.status, headers: response.headers, body, text };
 }
 
-/** Whether `answer` is the SPEC §3 failure envelope with its status as the code. */
+/**
+ * Whether `answer` is the failure envelope, `{"success":"false","error":{"code":N,"message":…}}`,
+ * with its status as N.
+ */
 export function isEnvelope(answer: { status: number; body: unknown }): boolean {
   const b = answer.body as { success?: unknown; error?: { code?: unknown; message?: unknown } };
   return (
