@@ -36,8 +36,8 @@ const number = (value: unknown, name: string): number => {
 };
 
 /**
- * A miss-rate threshold as a fraction; values above 1 are read as percents (the course's test
- * clients sent one or the other, depending on the group).
+ * A miss-rate threshold as a fraction; values above 1 are read as percents (the originals took one
+ * or the other, depending on the group).
  */
 export function fraction(value: unknown, name: string): number {
   const n = number(value, name);
