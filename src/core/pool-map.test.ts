@@ -172,7 +172,7 @@ test('the seed cached keys sit in the regions the seed logs', () => {
 });
 
 for (const t of seedTables) {
-  test(`modulo reproduces seed 001 ${t.change}: mappings, moved regions and move orders`, () => {
+  test(`modulo reproduces the originals’ rebalancing log ${t.change}: mappings, moved regions and move orders`, () => {
     const [before, after] = parseChange(t.change);
     const prev = createPoolMap(before, 'modulo');
     assert.deepEqual(prev.owner, ownerFromLog(t.old));

@@ -19,7 +19,7 @@ test('there are 16 regions', () => {
 });
 
 for (const [key, region] of vectors) {
-  test(`key ${JSON.stringify(key)} falls in region ${region} (SPEC vector)`, () => {
+  test(`key ${JSON.stringify(key)} falls in region ${region} (a known MD5 vector)`, () => {
     assert.equal(regionOf(key), region);
   });
 }

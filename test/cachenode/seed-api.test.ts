@@ -24,7 +24,7 @@ describe('cache node seed-compatible API over a real socket', () => {
     assert.equal(got.body.key, 'cat');
   });
 
-  it('puts bare base64 and sniffs its type; accepts form-encoded bodies like G15', async () => {
+  it('puts bare base64 and sniffs its type; accepts form-encoded bodies as the originals’ clients send them', async () => {
     const value = png(64).toString('base64');
     const form = await fetch(`${node.url}/api/cache/content`, {
       method: 'POST',
