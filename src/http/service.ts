@@ -27,9 +27,9 @@ import Fastify, {
 } from 'fastify';
 import type { Registry } from 'prom-client';
 import { failure } from '../core/errors.ts';
-import { keepResponsesOnClose } from '../process/signals.ts';
 import { installAdminToken, installSharedSecret } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
+import { keepResponsesOnClose } from './keep-responses.ts';
 import { createRegistry, installMetrics } from './metrics.ts';
 import { installSocketLane, type SocketLane } from './socket-lane.ts';
 
@@ -174,7 +174,7 @@ export function createService(options: ServiceOptions) {
       routes.push({ method, url: route.url, access, bodyLimit: route.bodyLimit });
     }
   });
-  // A graceful close (SIGTERM) must not cut a response still being written (process/signals.ts).
+  // A graceful close (SIGTERM) must not cut a response still being written (keep-responses.ts).
   keepResponsesOnClose(app.server);
   installErrorHandling(app, options.notFoundPage);
   installSharedSecret(app, options.secret, secretByDefault);

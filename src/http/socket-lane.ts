@@ -32,7 +32,7 @@
  * while more than 1 MiB it wrote is not yet taken by the reader, it reads no further requests (a
  * pipelining client that does not read cannot make it buffer without bound); `Connection: close`
  * is honoured; once the service is closing, the next request goes to node:http (which
- * answers 503) and keepResponsesOnClose (process/signals.ts) ends the lane's idle connections.
+ * answers 503) and keepResponsesOnClose (keep-responses.ts) ends the lane's idle connections.
  */
 import { type OutgoingHttpHeaders, type Server, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -89,7 +89,7 @@ const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade'];
 /** Connections waiting for a promised answer (a graceful close must not end them yet). */
 const waiting = new WeakSet<Socket>();
 
-/** Whether the lane owes `socket` an answer it is waiting for (process/signals.ts asks). */
+/** Whether the lane owes `socket` an answer it is waiting for (keep-responses.ts asks). */
 export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
 
 type Head = Omit<LaneRequest, 'socket'>;

@@ -10,9 +10,6 @@
  * only an orphan (a partial new object, or a temp file of a replacement) for the garbage
  * collector. A second signal exits at once (1).
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { isLaneBusy } from '../http/socket-lane.ts';
 
 export const DEFAULT_GRACE_MS = 10_000;
 
@@ -48,42 +45,4 @@ export function closeOnSignals(
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-}
-
-/**
- * Keeps a response that is still being written alive through a graceful close. Node's
- * `server.close()` (and Fastify's `forceCloseConnections: 'idle'`) destroys every connection
- * whose *request* has been read, even one still sending a large response to a slow reader,
- * which cuts it mid-body. This replaces the server's closeIdleConnections: only connections
- * with no response in flight are closed at once; the others are ended when their response is.
- */
-export function keepResponsesOnClose(server: Server): void {
-  const sockets = new Set<Socket>();
-  const writing = new Map<Socket, number>();
-  let closing = false;
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      writing.delete(socket);
-    });
-  });
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    const socket = request.socket;
-    writing.set(socket, (writing.get(socket) ?? 0) + 1);
-    response.once('close', () => {
-      const left = (writing.get(socket) ?? 1) - 1;
-      if (left > 0) writing.set(socket, left);
-      else {
-        writing.delete(socket);
-        // end, not destroy: the bytes still in the kernel's buffer reach the reader.
-        if (closing) socket.end();
-      }
-    });
-  });
-  server.closeIdleConnections = () => {
-    closing = true;
-    // A socket lane waiting for an answer ends its connection once it has written it.
-    for (const socket of sockets) if (!writing.has(socket) && !isLaneBusy(socket)) socket.end();
-  };
 }

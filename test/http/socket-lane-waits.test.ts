@@ -13,8 +13,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { keepResponsesOnClose } from '../../src/http/keep-responses.ts';
 import { installSocketLane, type LaneAnswer, type SocketLane } from '../../src/http/socket-lane.ts';
-import { keepResponsesOnClose } from '../../src/process/signals.ts';
 import { byLane, exchange, open, parseAnswers, type RawAnswer } from '../helpers/raw-http.ts';
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
