@@ -18,7 +18,8 @@ import { notFound } from '../core/errors.ts';
 import { keyInPath, keyProblem } from '../core/keys.ts';
 import type { LaneAnswer, SocketLane } from '../http/socket-lane.ts';
 import { checkKey } from './api-routes.ts';
-import type { FetchedImage, ImageService } from './images.ts';
+import type { FetchedImage } from './fetched-image.ts';
+import type { ImageService } from './images.ts';
 import type { FrontendMetrics } from './metrics.ts';
 
 const IMAGE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";

@@ -23,24 +23,10 @@ import { createSingleFlight } from '../core/singleflight.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import { newObjectName, type ObjectStore } from '../storage/object-store.ts';
+import type { FetchedImage } from './fetched-image.ts';
 import type { FrontendMetrics } from './metrics.ts';
 import { createNearCache } from './near-cache.ts';
 import type { Routing } from './routing.ts';
-
-export interface FetchedImage {
-  bytes: Buffer;
-  contentType: string;
-  version: number;
-  modifiedAt: number | undefined;
-  source: 'cache' | 'storage';
-  /** The POST /api/key answer for this version, once encoded (kept with a near-cached image). */
-  dataUrlJson?: Buffer;
-  /**
-   * A near-cached image's read lease (src/cachenode/leases.ts): until `until` (performance.now()),
-   * `node` will not acknowledge an invalidation of this key, so the copy is served without asking.
-   */
-  lease?: { node: string; until: number };
-}
 
 export interface ImageServiceDeps {
   metadata: MetadataStore;

@@ -16,7 +16,7 @@
  * to the entry's version: a newer version is a new entry, so it can never be served stale.
  */
 import { LRUCache } from 'lru-cache';
-import type { FetchedImage } from './images.ts';
+import type { FetchedImage } from './fetched-image.ts';
 
 export function createNearCache(maxBytes: number) {
   if (maxBytes <= 0) {

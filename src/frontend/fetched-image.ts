@@ -1,0 +1,19 @@
+/**
+ * An image as the frontend fetched it, from a cache node or from storage: what the image
+ * service (images.ts) gives the routes and the near cache (near-cache.ts) keeps. A module of its
+ * own so that those two need not import each other for it.
+ */
+export interface FetchedImage {
+  bytes: Buffer;
+  contentType: string;
+  version: number;
+  modifiedAt: number | undefined;
+  source: 'cache' | 'storage';
+  /** The POST /api/key answer for this version, once encoded (kept with a near-cached image). */
+  dataUrlJson?: Buffer;
+  /**
+   * A near-cached image's read lease (src/cachenode/leases.ts): until `until` (performance.now()),
+   * `node` will not acknowledge an invalidation of this key, so the copy is served without asking.
+   */
+  lease?: { node: string; until: number };
+}
