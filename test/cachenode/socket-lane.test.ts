@@ -7,9 +7,18 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { auth, startNode, type TestNode } from '../helpers/nodes.ts';
-import { byLane, exchange, open, parseAnswers, type RawAnswer } from '../helpers/raw-http.ts';
+import {
+  byLane,
+  exchange,
+  open,
+  parseAnswers,
+  type RawAnswer,
+  rawClient,
+  serverHasRead,
+  until,
+  within,
+} from '../helpers/raw-http.ts';
 
 const AUTH = `Authorization: ${auth.authorization}\r\n`;
 const get = (path: string, extra = '') =>
@@ -120,16 +129,20 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
 
   it('a head cut across two writes is still answered, and so is the next request', async () => {
     const request = get(PATH);
+    const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+    // Each part is read by the node before the next is written: the lane sees half a head.
     const answers = await exchange(
       node.url,
       [request.slice(0, 20), request.slice(20), last(PATH)],
-      30,
+      async (written) => serverHasRead(await serverSide, written),
     );
     assert.deepEqual(
       answers.map((a) => a.status),
       [200, 200],
     );
     assert.deepEqual(answers[1]?.body, value);
+    // The lane hands a cut head, and the connection, to node:http.
+    assert.ok(!answers.some(byLane), 'the lane answered a head it saw only half of');
   });
 
   it('leaves requests of any other shape to node:http', async () => {
@@ -148,19 +161,14 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
       ['a POST', `POST ${PATH} HTTP/1.1\r\nHost: node\r\n${AUTH}Content-Length: 0\r\n\r\n`],
     ];
     for (const [shape, request] of shapes) {
-      const socket = await open(node.url);
-      const received: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => received.push(chunk));
-      const closed = new Promise((resolve) => socket.once('close', resolve));
-      socket.write(request);
+      const client = await rawClient(node.url);
+      client.socket.write(request);
       // node:http answers, or refuses and closes; either way the lane must not have answered.
-      const answered = () => Buffer.concat(received).includes('\r\n\r\n');
-      for (let waited = 0; !answered() && !socket.destroyed && waited < 2000; waited += 10) {
-        await sleep(10);
-      }
-      socket.destroy();
-      await closed;
-      const text = Buffer.concat(received).toString('latin1');
+      // (Should no answer come, the assertions below say so.)
+      await client.receives('\r\n\r\n').catch(() => {});
+      client.socket.destroy();
+      await client.closed;
+      const text = client.received().toString('latin1');
       assert.match(text, /^HTTP\/1\.1 \d{3} /, `${shape}: answered`);
       assert.ok(!text.includes('\r\ndate: '), `${shape}: not by the lane:\n${text}`);
     }
@@ -173,21 +181,29 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
     const socket = await open(node.url);
     const server = await serverSide;
     socket.pause();
-    // 32 pipelined GETs of 1 MiB: 32 MiB of answers if the lane wrote them all at once.
-    socket.write(get('/v1/entries/lane-big').repeat(31) + last('/v1/entries/lane-big'));
-    await sleep(300);
-    assert.ok(
-      server.writableLength < 4 * 1024 * 1024,
-      `the node buffered ${server.writableLength} bytes for a client that does not read`,
-    );
-    const received: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.resume();
-    await closed;
-    const answers = parseAnswers(Buffer.concat(received));
-    assert.equal(answers.length, 32);
-    assert.ok(answers.every((a) => a.status === 200 && a.body.equals(big)));
+    try {
+      // 32 pipelined GETs of 1 MiB: 32 MiB of answers if the lane wrote them all at once.
+      const requests = get('/v1/entries/lane-big').repeat(31) + last('/v1/entries/lane-big');
+      socket.write(requests);
+      // Every request has reached the node, and the lane has stopped reading them.
+      await serverHasRead(server, requests.length);
+      await until(() => server.isPaused(), 'the lane to stop reading');
+      assert.ok(
+        server.writableLength < 4 * 1024 * 1024,
+        `the node buffered ${server.writableLength} bytes for a client that does not read`,
+      );
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.resume();
+      await within(closed, 'the 32 answers', 20_000);
+      const answers = parseAnswers(Buffer.concat(received));
+      assert.equal(answers.length, 32);
+      assert.ok(answers.every((a) => a.status === 200 && a.body.equals(big)));
+    } finally {
+      // A failure above leaves no connection for the node's close to wait for.
+      socket.destroy();
+    }
   });
 
   it('answers a client that half-closes, then closes too', async () => {
@@ -213,8 +229,7 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
       socket.resume();
       if (requests) socket.write(requests);
       const started = Date.now();
-      const outcome = await Promise.race([closed.then(() => 'closed'), sleep(3000)]);
-      assert.equal(outcome, 'closed', `the connection was not closed after the ${timeout}`);
+      await within(closed, `the ${timeout} to close the connection`, 3000);
       assert.ok(Date.now() - started >= 150, 'closed before the timeout');
       socket.destroy();
     } finally {
@@ -233,16 +248,15 @@ describe('closing a cache node with connections in its socket lane', { timeout: 
   it('ends them at once instead of waiting for the keep-alive timeout', async () => {
     const node = await startNode();
     node.cache.put(KEY, { value, contentType: 'image/png', version: 7 }, true);
-    const socket = await open(node.url);
-    const received: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    const ended = new Promise((resolve) => socket.once('end', resolve));
-    socket.write(get(PATH));
-    while (!Buffer.concat(received).includes(value)) await sleep(5);
-    const started = Date.now();
-    await node.close();
-    await ended;
-    assert.ok(Date.now() - started < 3000, `close took ${Date.now() - started} ms`);
-    socket.destroy();
+    const client = await rawClient(node.url);
+    client.socket.write(get(PATH));
+    await client.receives(value);
+    // Well inside the 65 s keep-alive timeout.
+    await within(
+      Promise.all([node.close(), client.ended]),
+      'the node to close and end the connection',
+      3000,
+    );
+    client.socket.destroy();
   });
 });

@@ -45,20 +45,106 @@ export function parseAnswers(bytes: Buffer): RawAnswer[] {
 }
 
 /**
- * Writes `parts` on one connection (each part one write, `pauseMs` apart) and reads until the
- * server closes it: the last request should say Connection: close.
+ * Writes `parts` on one connection and reads until the server closes it: the last request should
+ * say Connection: close. Between two parts, `pause` runs (told how many bytes were written so
+ * far): a number waits that many ms; a function waits for what it awaits, such as the server
+ * having read what was written (serverHasRead).
  */
-export async function exchange(url: string, parts: (string | Buffer)[], pauseMs = 0) {
+export async function exchange(
+  url: string,
+  parts: (string | Buffer)[],
+  pause: number | ((written: number) => Promise<unknown>) = 0,
+) {
   const socket = await open(url);
   const received: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => received.push(chunk));
   const closed = new Promise((resolve) => socket.once('close', resolve));
+  let written = 0;
   for (const [i, part] of parts.entries()) {
-    if (i > 0 && pauseMs) await sleep(pauseMs);
+    if (i > 0) await (typeof pause === 'function' ? pause(written) : sleep(pause));
     socket.write(part);
+    written += Buffer.byteLength(part);
   }
-  await closed;
+  await within(closed, 'the server to close the connection', 20_000);
   return parseAnswers(Buffer.concat(received));
+}
+
+/** Resolves as `promise` does, or fails naming `what` once `ms` have passed without it. */
+export async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${ms} ms passed without ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves once `condition()` holds, checking it every 2 ms, or fails naming `what` after `ms`.
+ * For states no event announces (what a paused socket has read, say).
+ */
+export async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${ms} ms passed without ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Resolves once the server's end of a connection has read `bytes` bytes from it. */
+export const serverHasRead = (server: Socket, bytes: number) =>
+  until(() => server.bytesRead >= bytes, `the server reading ${bytes} bytes`);
+
+/** A raw connection that keeps what the server sends, for tests that watch it as it comes. */
+export interface RawClient {
+  socket: Socket;
+  /** Everything received so far. */
+  received(): Buffer;
+  /** Resolves once what was received includes `text`; fails if it closes first, or after `ms`. */
+  receives(text: string | Buffer, ms?: number): Promise<void>;
+  /** Resolves with everything received once the server has ended the connection. */
+  ended: Promise<Buffer>;
+  closed: Promise<void>;
+}
+
+export async function rawClient(url: string): Promise<RawClient> {
+  const socket = await open(url);
+  const chunks: Buffer[] = [];
+  const received = () => Buffer.concat(chunks);
+  const arrivals = new Set<() => void>();
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    for (const arrived of arrivals) arrived();
+  });
+  const ended = new Promise<Buffer>((resolve) => socket.once('end', () => resolve(received())));
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      for (const arrived of arrivals) arrived();
+      resolve();
+    }),
+  );
+  return {
+    socket,
+    received,
+    ended,
+    closed,
+    receives: (text, ms = 5000) => {
+      const arrived = new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (received().includes(text)) resolve();
+          else if (socket.destroyed) reject(new Error('the connection closed without it'));
+          else return;
+          arrivals.delete(check);
+        };
+        arrivals.add(check);
+        check();
+      });
+      return within(arrived, `an answer with ${JSON.stringify(String(text).slice(0, 40))}`, ms);
+    },
+  };
 }
 
 export function open(url: string): Promise<Socket> {

@@ -5,17 +5,27 @@
  *
  * The server is a plain node:http server with the lane and keepResponsesOnClose installed as
  * service.ts installs them; its route answers `route <method> <url>`. The lane answers
- * `/now/<x>` at once, `/later/<ms>/<x>` after ms, `/gate/<x>` when the test opens the gate, and
- * promises no answer (`/decline/<ms>`) or fails (`/fail/<ms>`) after ms.
+ * `/now/<x>` at once and makes `/gate/<name>` wait until the test opens that gate (or has it
+ * promise no answer, or fail). Nothing waits for time to pass: each step waits for the state it
+ * needs (the lane waiting at a gate, an answer arriving, the server having read the bytes), and
+ * fails if that does not come within a few seconds.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { keepResponsesOnClose } from '../../src/http/keep-responses.ts';
 import { installSocketLane, type LaneAnswer, type SocketLane } from '../../src/http/socket-lane.ts';
-import { byLane, exchange, open, parseAnswers, type RawAnswer } from '../helpers/raw-http.ts';
+import {
+  byLane,
+  exchange,
+  parseAnswers,
+  type RawAnswer,
+  rawClient,
+  serverHasRead,
+  until,
+  within,
+} from '../helpers/raw-http.ts';
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 const last = (path: string) => get(path, 'Connection: close\r\n');
@@ -25,27 +35,58 @@ const laneAnswer = (text: string): LaneAnswer => ({
   body: `lane ${text}`,
 });
 
+/** A request the lane waits at: the test settles it. */
+interface Gate {
+  /** The connection's socket on the server's side. */
+  socket: Socket;
+  /** Answers `lane <name>`. */
+  open(): void;
+  /** Settles with no answer: the connection goes to node:http with this request first. */
+  decline(): void;
+  /** Fails: as a decline. */
+  fail(): void;
+}
+
 interface TestServer {
   url: string;
   server: Server;
-  /** Opens the gate of `/gate/<name>`. */
-  open(name: string): void;
+  /** The targets the lane was asked about, in order, with their sockets on the server's side. */
+  asked: { target: string; socket: Socket }[];
+  /** Resolves once the lane waits at `/gate/<name>`; fails if it does not within 5 s. */
+  reached(name: string): Promise<Gate>;
   /** What service.ts's close does: the lane stops taking requests, the server closes. */
   close(): Promise<void>;
 }
 
 async function startServer(): Promise<TestServer> {
   let closing = false;
-  const gates = new Map<string, () => void>();
-  const lane: SocketLane = ({ target }) => {
-    const [, kind, a = '', b = ''] = target.split('/');
-    const ms = Number(a);
-    if (kind === 'now') return laneAnswer(a);
-    if (kind === 'later') return sleep(ms).then(() => laneAnswer(b));
-    if (kind === 'decline') return sleep(ms).then(() => undefined);
-    if (kind === 'fail') return sleep(ms).then(() => Promise.reject(new Error('store down')));
+  const gates = new Map<string, { reached: Promise<Gate>; reach: (gate: Gate) => void }>();
+  const gate = (name: string) => {
+    let entry = gates.get(name);
+    if (!entry) {
+      let reach: (gate: Gate) => void = () => {};
+      const reached = new Promise<Gate>((resolve) => {
+        reach = resolve;
+      });
+      entry = { reached, reach };
+      gates.set(name, entry);
+    }
+    return entry;
+  };
+  const asked: TestServer['asked'] = [];
+  const lane: SocketLane = ({ target, socket }) => {
+    asked.push({ target, socket });
+    const [, kind, name = ''] = target.split('/');
+    if (kind === 'now') return laneAnswer(name);
     if (kind === 'gate') {
-      return new Promise((resolve) => gates.set(a, () => resolve(laneAnswer(a))));
+      return new Promise((resolve, reject) =>
+        gate(name).reach({
+          socket,
+          open: () => resolve(laneAnswer(name)),
+          decline: () => resolve(undefined),
+          fail: () => reject(new Error('store down')),
+        }),
+      );
     }
     return undefined;
   };
@@ -61,7 +102,8 @@ async function startServer(): Promise<TestServer> {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
-    open: (name) => gates.get(name)?.(),
+    asked,
+    reached: (name) => within(gate(name).reached, `the lane waiting at /gate/${name}`),
     close: () =>
       new Promise((resolve) => {
         closing = true;
@@ -80,12 +122,28 @@ describe('socket lane: promised answers', { timeout: 30_000 }, () => {
   before(async () => {
     t = await startServer();
   });
-  after(() => t.close());
+  after(() => within(t.close(), 'the server to close'));
+
+  /** The targets asked since `from` (an index into t.asked). */
+  const askedSince = (from: number) => t.asked.slice(from).map((a) => a.target);
 
   it('answers a promised answer in its turn: pipelined requests after it wait for it', async () => {
-    const answers = await exchange(t.url, [
-      get('/now/a') + get('/later/60/b') + get('/now/c') + get('/later/5/d') + last('/now/e'),
-    ]);
+    const from = t.asked.length;
+    const client = await rawClient(t.url);
+    client.socket.write(
+      get('/now/a') + get('/gate/b') + get('/now/c') + get('/gate/d') + last('/now/e'),
+    );
+    const b = await t.reached('b');
+    await client.receives('lane a');
+    assert.deepEqual(askedSince(from), ['/now/a', '/gate/b'], 'nothing read past the wait');
+    b.open();
+    const d = await t.reached('d');
+    await client.receives('lane c');
+    assert.deepEqual(askedSince(from), ['/now/a', '/gate/b', '/now/c', '/gate/d']);
+    assert.ok(!client.received().includes('lane e'), 'e was answered before d');
+    d.open();
+    await within(client.closed, 'the connection to close after e');
+    const answers = parseAnswers(client.received());
     assert.deepEqual(
       answers.map((a) => [byLane(a), a.body.toString()]),
       [
@@ -101,37 +159,71 @@ describe('socket lane: promised answers', { timeout: 30_000 }, () => {
   });
 
   it('serves requests that arrive while it waits once the answer is out', async () => {
-    const answers = await exchange(t.url, [get('/later/150/a'), get('/now/b'), last('/now/c')], 40);
-    assert.deepEqual(
-      answers.map((a) => a.body.toString()),
-      ['lane a', 'lane b', 'lane c'],
-    );
-    assert.ok(answers.every(byLane));
+    const from = t.asked.length;
+    const client = await rawClient(t.url);
+    const parts = [get('/gate/a'), get('/now/b'), last('/now/c')];
+    let written = 0;
+    const write = (part: string) => {
+      client.socket.write(part);
+      written += part.length;
+    };
+    write(parts[0] as string);
+    const a = await t.reached('a');
+    // Each later request reaches the server while it waits, each in its own read.
+    for (const part of parts.slice(1)) {
+      write(part);
+      await serverHasRead(a.socket, written);
+    }
+    assert.deepEqual(askedSince(from), ['/gate/a']);
+    assert.equal(client.received().length, 0);
+    a.open();
+    await within(client.closed, 'the connection to close after c');
+    const answers = parseAnswers(client.received());
+    assert.deepEqual(texts(answers), ['lane a', 'lane b', 'lane c']);
   });
 
-  for (const kind of ['decline', 'fail']) {
-    it(`hands the connection over with the request first when a promise ${kind}s`, async () => {
-      const answers = await exchange(t.url, [
-        get('/now/a') + get(`/${kind}/30`) + get('/now/b') + last('/later/5/c'),
-      ]);
-      assert.deepEqual(texts(answers), [
+  for (const settle of ['decline', 'fail'] as const) {
+    it(`hands the connection over with the request first when a promise ${settle}s`, async () => {
+      const from = t.asked.length;
+      const client = await rawClient(t.url);
+      client.socket.write(
+        get('/now/a') + get(`/gate/${settle}`) + get('/now/b') + last('/gate/never'),
+      );
+      (await t.reached(settle))[settle]();
+      await within(client.closed, 'the connection to close');
+      assert.deepEqual(texts(parseAnswers(client.received())), [
         'lane a',
-        `(http) route GET /${kind}/30`,
+        `(http) route GET /gate/${settle}`,
         // Handed over for good: node:http answers what the lane would have taken.
         '(http) route GET /now/b',
-        '(http) route GET /later/5/c',
+        '(http) route GET /gate/never',
       ]);
+      assert.deepEqual(askedSince(from), ['/now/a', `/gate/${settle}`]);
     });
   }
 
   it('answers a client that half-closes while it waits, then ends', async () => {
-    const socket = await open(t.url);
-    const received: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.end(get('/later/80/a') + get('/now/b') + get('/later/20/c'));
-    await closed;
-    assert.deepEqual(texts(parseAnswers(Buffer.concat(received))), ['lane a', 'lane b', 'lane c']);
+    const client = await rawClient(t.url);
+    client.socket.write(get('/gate/h1'));
+    const h1 = await t.reached('h1');
+    const rest = get('/now/h2') + get('/gate/h3');
+    client.socket.end(rest);
+    // The lane has stopped reading, so no event tells that the client's end has arrived: the
+    // stream's own state does.
+    const state = (h1.socket as unknown as { _readableState: { ended: boolean } })._readableState;
+    await until(() => state.ended, 'the client’s end reaching the server');
+    assert.equal(h1.socket.bytesRead, get('/gate/h1').length + rest.length);
+    h1.open();
+    const h3 = await t.reached('h3');
+    // Read on after h1, the end comes while the lane waits for h3: it must not end yet.
+    await until(() => h3.socket.readableEnded, 'the lane reading the end');
+    assert.ok(!h3.socket.writableEnded, 'the lane ended the connection before its last answer');
+    h3.open();
+    assert.deepEqual(texts(parseAnswers(await within(client.ended, 'the lane to end'))), [
+      'lane h1',
+      'lane h2',
+      'lane h3',
+    ]);
   });
 
   it('runs no idle timeout while it waits for an answer', async () => {
@@ -140,58 +232,65 @@ describe('socket lane: promised answers', { timeout: 30_000 }, () => {
     server.headersTimeout = 100;
     server.keepAliveTimeout = 100;
     try {
-      const answers = await exchange(t.url, [get('/now/a') + last('/later/400/b')]);
-      assert.deepEqual(
-        answers.map((a) => a.body.toString()),
-        ['lane a', 'lane b'],
-      );
+      const waiting = await rawClient(t.url);
+      waiting.socket.write(get('/now/w1') + last('/gate/w2'));
+      const w2 = await t.reached('w2');
+      // A connection answered after the waiting one was last active: once its keep-alive
+      // timeout has closed it, the waiting one's would have fired too, were it running.
+      const idle = await rawClient(t.url);
+      idle.socket.write(get('/now/idle'));
+      await within(idle.closed, 'the keep-alive timeout to close an idle connection');
+      assert.ok(!w2.socket.destroyed, 'the waiting connection was closed');
+      w2.open();
+      await within(waiting.closed, 'the connection to close after w2');
+      assert.deepEqual(texts(parseAnswers(waiting.received())), ['lane w1', 'lane w2']);
     } finally {
       [server.headersTimeout, server.keepAliveTimeout] = previous as [number, number];
     }
   });
 
   it('keeps serving others when a client leaves while its answer is awaited', async () => {
-    const socket = await open(t.url);
-    socket.write(get('/gate/gone'));
-    await sleep(20);
-    socket.destroy();
-    await sleep(20);
-    t.open('gone');
+    const client = await rawClient(t.url);
+    client.socket.write(get('/gate/gone'));
+    const gone = await t.reached('gone');
+    client.socket.destroy();
+    await within(client.closed, 'the client to leave');
+    // The lane, not reading while it waits, learns that the client left when it answers.
+    const noticed = new Promise((resolve) => gone.socket.once('close', resolve));
+    gone.open();
+    await within(noticed, 'the server to close the connection of the client that left');
     const answers = await exchange(t.url, [last('/now/after')]);
-    assert.equal(answers[0]?.body.toString(), 'lane after');
+    assert.deepEqual(texts(answers), ['lane after']);
   });
 });
 
 describe('socket lane: a graceful close with an answer awaited', { timeout: 30_000 }, () => {
   it('ends idle connections at once, and a waiting one once its answer is out', async () => {
     const t = await startServer();
-    const connect = async (requests: string) => {
-      const socket = await open(t.url);
-      const received: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => received.push(chunk));
-      const ended = new Promise<Buffer>((resolve) =>
-        socket.once('end', () => resolve(Buffer.concat(received))),
-      );
-      socket.write(requests);
-      return { socket, received, ended };
-    };
-    const idle = await connect(get('/now/idle'));
-    const waiting = await connect(get('/now/first') + get('/gate/slow'));
-    while (!Buffer.concat(idle.received).includes('lane idle')) await sleep(5);
-    while (!Buffer.concat(waiting.received).includes('lane first')) await sleep(5);
+    const idle = await rawClient(t.url);
+    idle.socket.write(get('/now/idle'));
+    const waiting = await rawClient(t.url);
+    waiting.socket.write(get('/now/first') + get('/gate/slow'));
+    await idle.receives('lane idle');
+    await waiting.receives('lane first');
+    const slow = await t.reached('slow');
+    const idleOnServer = t.asked.find((a) => a.target === '/now/idle')?.socket;
 
     let closed = false;
     const closing = t.close().then(() => {
       closed = true;
     });
-    assert.deepEqual(texts(parseAnswers(await idle.ended)), ['lane idle']);
-    await sleep(100);
+    // closeIdleConnections ran in close(): it ended the idle connection, not the waiting one.
+    assert.ok(idleOnServer?.writableEnded, 'the idle connection was not ended');
+    assert.ok(!slow.socket.writableEnded, 'the waiting connection was ended before its answer');
+    assert.deepEqual(texts(parseAnswers(await within(idle.ended, 'the idle end'))), ['lane idle']);
     assert.ok(!closed, 'the server closed while an answer was still owed');
     assert.ok(!waiting.socket.readableEnded, 'the waiting connection was ended before its answer');
 
-    t.open('slow');
-    assert.deepEqual(texts(parseAnswers(await waiting.ended)), ['lane first', 'lane slow']);
-    await closing;
+    slow.open();
+    const answered = await within(waiting.ended, 'the waiting connection to end');
+    assert.deepEqual(texts(parseAnswers(answered)), ['lane first', 'lane slow']);
+    await within(closing, 'the server to close');
     idle.socket.destroy();
     waiting.socket.destroy();
   });
