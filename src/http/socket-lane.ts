@@ -282,7 +282,10 @@ function laneConnection(
     }
     if (close) {
       leave();
-      socket.end();
+      // Closed once the answer is out, as node:http does, not only half-closed: a client that
+      // keeps its end open (or sent more, unread while an answer was awaited) would otherwise
+      // hold the connection for good, with no timeout left to end it.
+      socket.end(() => socket.destroy());
       return false;
     }
     // (Not at every answer the kernel could not take at once: a 100 KB one rarely fits, and

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { keepResponsesOnClose } from '../../src/http/keep-responses.ts';
 import { installSocketLane, type LaneAnswer, type SocketLane } from '../../src/http/socket-lane.ts';
@@ -294,4 +294,40 @@ describe('socket lane: a graceful close with an answer awaited', { timeout: 30_0
     idle.socket.destroy();
     waiting.socket.destroy();
   });
+});
+
+describe('socket lane: Connection: close', { timeout: 30_000 }, () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer();
+  });
+  after(() => within(t.close(), 'the server to close'));
+
+  // node:http closes such a connection once the answer is out, whatever the client does (the
+  // route case shows it); a client that keeps its end open must not keep the lane's open either.
+  for (const kind of ['route', 'now', 'gate'] as const) {
+    it(`closes the connection after the answer (${kind}), though the client keeps its end open`, async () => {
+      const { port } = new URL(t.url);
+      const client = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+      const received: Buffer[] = [];
+      client.on('data', (chunk: Buffer) => received.push(chunk));
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      // A request after the last one too: the lane must not wait for it to be read.
+      client.write(last(`/${kind}/bye`) + get('/now/unread'));
+      if (kind === 'gate') (await t.reached('bye')).open();
+      await within(ended, 'the server to end the connection');
+      const onServer = t.asked.find((a) => a.target === `/${kind}/bye`)?.socket;
+      assert.ok(onServer, 'the lane was not asked');
+      if (!onServer.destroyed) {
+        await within(
+          new Promise((resolve) => onServer.once('close', resolve)),
+          'the server to close its end',
+        );
+      }
+      assert.deepEqual(texts(parseAnswers(Buffer.concat(received))), [
+        kind === 'route' ? '(http) route GET /route/bye' : 'lane bye',
+      ]);
+      client.destroy();
+    });
+  }
 });
