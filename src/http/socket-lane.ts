@@ -198,9 +198,18 @@ function laneConnection(
   const handOff = (rest: Buffer) => {
     leave();
     socket.pause();
-    if (rest.length > 0) socket.unshift(rest);
+    // Once the reader's end has been read (it can be, while an answer is awaited), the stream
+    // takes no bytes back: node:http is given them, then the end, as the events it reads.
+    const over = ended;
+    if (rest.length > 0 && !over) socket.unshift(rest);
     for (const listener of http) listener.call(server, socket);
-    process.nextTick(() => socket.resume());
+    process.nextTick(() => {
+      if (!over) socket.resume();
+      else if (!socket.destroyed) {
+        if (rest.length > 0) socket.emit('data', rest);
+        socket.emit('end');
+      }
+    });
   };
 
   function serve(): void {

@@ -226,6 +226,26 @@ describe('socket lane: promised answers', { timeout: 30_000 }, () => {
     ]);
   });
 
+  it('hands a request over after the client’s end came in while it waited', async () => {
+    const client = await rawClient(t.url);
+    client.socket.write(get('/gate/e1'));
+    const e1 = await t.reached('e1');
+    const rest = get('/now/e2') + get('/gate/e3');
+    client.socket.end(rest);
+    const state = (e1.socket as unknown as { _readableState: { ended: boolean } })._readableState;
+    await until(() => state.ended, 'the client’s end reaching the server');
+    e1.open();
+    const e3 = await t.reached('e3');
+    await until(() => e3.socket.readableEnded, 'the lane reading the end');
+    // The stream takes no bytes back after its end: node:http must still get e3, and the end.
+    e3.decline();
+    assert.deepEqual(texts(parseAnswers(await within(client.ended, 'the connection to end'))), [
+      'lane e1',
+      'lane e2',
+      '(http) route GET /gate/e3',
+    ]);
+  });
+
   it('runs no idle timeout while it waits for an answer', async () => {
     const { server } = t;
     const previous = [server.headersTimeout, server.keepAliveTimeout];
