@@ -8,15 +8,15 @@
  * A server that reads requests off the socket itself answers the same GET at nginx's speed here
  * (bench/RESULTS.md).
  *
- * How it stays safe: the lane only answers what it positively recognises, and everything else
- * goes to node:http unchanged. A connection starts in the lane. Each complete request head in
- * what arrived is checked strictly — `GET` or `POST <visible ASCII target> HTTP/1.1`, header lines
- * that are `token: value` with no control characters, each name at most once, a Host, no
- * Transfer-Encoding, Expect or Upgrade and no Content-Length but 0 (so no body can follow) — and
- * handed to the service's `lane` function, which answers it, declines, or promises an answer. At
- * the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated header,
- * a head cut across reads, one the service declines), the connection, with that request's bytes
- * put back in front, is given to node:http for good: its parser, limits and timeouts (headers
+ * How it stays safe: the lane only answers what it positively recognises, and everything else goes
+ * to node:http unchanged. A connection starts in the lane. Each complete request head in what
+ * arrived is checked strictly — `GET` or `POST <visible ASCII target> HTTP/1.1`, header lines that
+ * are `token: value` with no control characters, at most 100 of them, each name at most once, a
+ * Host, no Transfer-Encoding, Expect or Upgrade and no Content-Length but 0 (so no body can follow)
+ * — and handed to the service's `lane` function, which answers it, declines, or promises an answer.
+ * At the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated
+ * header, a head cut across reads, one the service declines), the connection, with that request's
+ * bytes put back in front, is given to node:http for good: its parser, limits and timeouts (headers
  * within 20 s, 16 KiB heads) then apply as they always do, and Fastify answers. Requests the lane
  * answered were written in order before the hand-over, so pipelining keeps its order.
  *
@@ -63,6 +63,11 @@ export type SocketLane = (
 
 /** node:http's default limit on a request head; a longer one is left to it (a 431). */
 const MAX_HEAD_BYTES = 16 * 1024;
+/**
+ * The most header lines the lane takes. node:http refuses a head with more than the server's
+ * maxHeadersCount (1000 unless set) as too large; no client of the lanes sends near this many.
+ */
+const MAX_HEADERS = 100;
 /** Bytes of answers the lane lets wait in memory for a slow reader before it reads no more. */
 const MAX_UNSENT_BYTES = 1024 * 1024;
 /**
@@ -98,9 +103,10 @@ const isOws = (c: number) => c === 32 || c === 9;
 
 /**
  * A request head (latin1 text up to its blank line), or undefined if it is not a plain bodiless
- * GET or POST: any header twice, no Host, or one that lets a body follow, and it is not.
+ * GET or POST: any header twice, more than `maxHeaders` of them, no Host, or one that lets a
+ * body follow, and it is not.
  */
-export function parseHead(head: string): Head | undefined {
+export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefined {
   const match = PLAIN_HEAD.exec(head);
   if (!match) return undefined;
   const lines = match[3] as string;
@@ -110,7 +116,7 @@ export function parseHead(head: string): Head | undefined {
     if (end === -1) end = lines.length;
     const colon = lines.indexOf(':', at);
     const name = lines.slice(at, colon).toLowerCase();
-    if (headers.has(name)) return undefined;
+    if (headers.has(name) || headers.size === maxHeaders) return undefined;
     let from = colon + 1;
     let to = end;
     while (from < to && isOws(lines.charCodeAt(from))) from++;
@@ -161,6 +167,8 @@ function laneConnection(
   closing: () => boolean,
   http: ((socket: Socket) => void)[],
 ): void {
+  // A server told to take fewer headers than the lane would (0: no limit) gets its own limit.
+  const maxHeaders = Math.min(MAX_HEADERS, server.maxHeadersCount || MAX_HEADERS);
   /** Bytes read and not yet served: while waiting, the awaited request's head first. */
   let pending: Buffer | undefined;
   /**
@@ -226,7 +234,7 @@ function laneConnection(
         handOff(buffer.subarray(at));
         return;
       }
-      const head = parseHead(text.slice(at, end));
+      const head = parseHead(text.slice(at, end), maxHeaders);
       const answer = head && answerOf(head);
       if (!head || !answer) {
         handOff(buffer.subarray(at));

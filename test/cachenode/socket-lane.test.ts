@@ -159,6 +159,7 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
       ['a bad key', `GET /v1/entries/a%20b HTTP/1.1\r\nHost: node\r\n${AUTH}\r\n`],
       ['another path', `GET /health HTTP/1.1\r\nHost: node\r\n\r\n`],
       ['a POST', `POST ${PATH} HTTP/1.1\r\nHost: node\r\n${AUTH}Content-Length: 0\r\n\r\n`],
+      ['101 headers', get(PATH, Array.from({ length: 99 }, (_, i) => `x-${i}: ${i}\r\n`).join(''))],
     ];
     for (const [shape, request] of shapes) {
       const client = await rawClient(node.url);
