@@ -28,6 +28,8 @@ export interface CacheNodeDeps {
   logger?: FastifyServerOptions['logger'];
   /** Read leases granted to frontends, ms (leases.ts; 0: none, every read revalidates). */
   leaseMs?: number;
+  /** Whether entry reads are answered on the socket (http/socket-lane.ts); default on. */
+  socketLanes?: boolean | undefined;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -52,7 +54,10 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     logger: deps.logger,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
-    socketLane: entrySocketLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
+    socketLane:
+      deps.socketLanes === false
+        ? undefined
+        : entrySocketLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).

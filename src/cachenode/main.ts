@@ -7,6 +7,7 @@ import { hostname, totalmem } from 'node:os';
 import { capacityLimitMb } from '../core/cache-config.ts';
 import type { PolicyName } from '../core/stores/store.ts';
 import { isLoopback } from '../http/listen.ts';
+import { socketLanesFrom } from '../http/socket-lane.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
@@ -34,6 +35,7 @@ export interface CacheNodeOptions {
 export async function runCacheNode(options: CacheNodeOptions) {
   const maxCapacityMb = capacityLimitMb(totalmem());
   const { capacityMb, policy } = options;
+  const socketLanes = socketLanesFrom(process.env.PIXPOOL_SOCKET_LANES);
   const secret = options.secret || undefined;
   if (!secret && !isLoopback(options.host)) {
     throw new Error(
@@ -51,6 +53,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
     secret,
     bodyLimit: Math.floor(options.maxBodyMb * MB),
     leaseMs: options.leaseMs,
+    socketLanes,
     logger: { level: options.logLevel },
   });
   const publisher = options.managerUrl

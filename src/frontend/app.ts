@@ -31,6 +31,11 @@ export interface FrontendDeps {
   nearCacheMb?: number | undefined;
   /** Fetches the current pool view into `routing` when a node says ours is outdated. */
   refreshView?: (() => Promise<unknown>) | undefined;
+  /**
+   * Whether GET /images/:key and bodiless POST /api/key/:key are answered on the socket
+   * (http/socket-lane.ts); default on.
+   */
+  socketLanes?: boolean | undefined;
   /** Sweep orphan objects periodically while the app runs (src/storage/gc.ts); off when undefined. */
   gc?: { intervalMs?: number | undefined; graceMs?: number | undefined } | undefined;
 }
@@ -47,7 +52,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
-    socketLane: (request) => lane(request),
+    socketLane: deps.socketLanes === false ? undefined : (request) => lane(request),
   });
   await app.register(multipart, {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },

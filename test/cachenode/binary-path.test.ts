@@ -160,21 +160,24 @@ describe('cache node binary path over a real socket', () => {
   it('reads stay on connections of their own, which the node answers in its socket lane', async () => {
     // One connection per pool: were reads and writes to share it, the PUT would move it to
     // node:http (http/socket-lane.ts) and every read after it would be a node:http request.
+    // (A node of its own, with the lane whatever PIXPOOL_SOCKET_LANES says.)
+    const laned = await startNode({ socketLanes: true });
     const one = createNodeClient({ secret: SECRET, connections: 1 });
     let viaNodeHttp = 0;
     const count = () => viaNodeHttp++;
-    node.server.on('request', count);
+    laned.server.on('request', count);
     try {
       const value = png(1000);
-      await one.put(node.url, 'lane-read', { value, contentType: 'image/png', version: 1 });
+      await one.put(laned.url, 'lane-read', { value, contentType: 'image/png', version: 1 });
       for (let i = 0; i < 5; i++)
-        assert.ok((await one.get(node.url, 'lane-read'))?.value.equals(value));
-      await one.invalidate(node.url, 'lane-read');
-      assert.equal(await one.get(node.url, 'lane-read'), undefined);
+        assert.ok((await one.get(laned.url, 'lane-read'))?.value.equals(value));
+      await one.invalidate(laned.url, 'lane-read');
+      assert.equal(await one.get(laned.url, 'lane-read'), undefined);
       assert.equal(viaNodeHttp, 2, 'only the PUT and the DELETE reached node:http');
     } finally {
-      node.server.off('request', count);
+      laned.server.off('request', count);
       await one.close();
+      await laned.close();
     }
   });
 });

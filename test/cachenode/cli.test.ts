@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { MB } from '../../src/core/cache-config.ts';
 import { cliEnv } from '../helpers/processes.ts';
+import { byLane, exchange } from '../helpers/raw-http.ts';
 
 const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 
@@ -107,4 +108,34 @@ it('pixpool cache-node refuses to listen beyond loopback without a secret', asyn
   });
   await assert.rejects(listening, /without a shared secret/);
   assert.equal(child.exitCode, 1);
+});
+
+it('PIXPOOL_SOCKET_LANES=off makes a cache node answer its reads through node:http', async () => {
+  // Who answered: the lane writes its header names in lower case (test/helpers/raw-http.ts).
+  const answeredBy = async (setting: string) => {
+    const node = startProcess(['cache-node', '--port', '0'], {
+      PIXPOOL_SECRET: 's3cret',
+      PIXPOOL_SOCKET_LANES: setting,
+    });
+    try {
+      const [answer] = await exchange(await node.listening, [
+        'GET /v1/entries/absent HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer s3cret\r\n' +
+          'Connection: close\r\n\r\n',
+      ]);
+      assert.equal(answer?.status, 404);
+      return answer && byLane(answer) ? 'lane' : 'node:http';
+    } finally {
+      node.child.kill('SIGTERM');
+      await once(node.child, 'exit');
+    }
+  };
+  assert.equal(await answeredBy('on'), 'lane');
+  assert.equal(await answeredBy('off'), 'node:http');
+});
+
+it('pixpool cache-node and frontend refuse a PIXPOOL_SOCKET_LANES that is neither on nor off', async () => {
+  for (const command of ['cache-node', 'frontend']) {
+    const { listening } = startProcess([command, '--port', '0'], { PIXPOOL_SOCKET_LANES: 'no' });
+    await assert.rejects(listening, /PIXPOOL_SOCKET_LANES must be on or off; got "no"/, command);
+  }
 });

@@ -44,7 +44,8 @@ const value = Buffer.from('\x89PNG\r\n\x1a\n fast lane test value');
 describe('cache node entry lane', () => {
   let node: TestNode;
   before(async () => {
-    node = await startNode();
+    // The lane, whatever PIXPOOL_SOCKET_LANES says: it is what these tests are about.
+    node = await startNode({ socketLanes: true });
     node.cache.put(
       'kép-1',
       { value, contentType: 'image/png', version: 7, modifiedAt: 1234 },

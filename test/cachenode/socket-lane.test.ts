@@ -33,7 +33,8 @@ const PATH = `/v1/entries/${encodeURIComponent(KEY)}`;
 describe('cache node socket lane', { timeout: 30_000 }, () => {
   let node: TestNode;
   before(async () => {
-    node = await startNode({ capacityMb: 128 });
+    // The lane, whatever PIXPOOL_SOCKET_LANES says: it is what these tests are about.
+    node = await startNode({ capacityMb: 128, socketLanes: true });
     node.cache.put(KEY, { value, contentType: 'image/png', version: 7, modifiedAt: 1234 }, true);
   });
   after(() => node.close());
@@ -247,7 +248,7 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
 
 describe('closing a cache node with connections in its socket lane', { timeout: 30_000 }, () => {
   it('ends them at once instead of waiting for the keep-alive timeout', async () => {
-    const node = await startNode();
+    const node = await startNode({ socketLanes: true });
     node.cache.put(KEY, { value, contentType: 'image/png', version: 7 }, true);
     const client = await rawClient(node.url);
     client.socket.write(get(PATH));
@@ -259,5 +260,28 @@ describe('closing a cache node with connections in its socket lane', { timeout: 
       3000,
     );
     client.socket.destroy();
+  });
+});
+
+describe('a cache node with its socket lane off', { timeout: 30_000 }, () => {
+  it('answers the same reads through node:http', async () => {
+    const node = await startNode({ socketLanes: false });
+    try {
+      node.cache.put(KEY, { value, contentType: 'image/png', version: 7 }, true);
+      const answers = await exchange(node.url, [
+        get(PATH) + get(PATH, 'x-pixpool-if-version: 7\r\n') + last('/v1/entries/absent'),
+      ]);
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [200, false],
+          [304, false],
+          [404, false],
+        ],
+      );
+      assert.deepEqual(answers[0]?.body, value);
+    } finally {
+      await node.close();
+    }
   });
 });

@@ -40,7 +40,8 @@ describe('frontend socket lane', { timeout: 60_000 }, () => {
   const bytes = imageBytes('png', 30_000, 11);
   before(async () => {
     node = await startNode({ capacityMb: 16, leaseMs: 300 });
-    fe = await startFrontend({ nodes: [node] });
+    // The lane, whatever PIXPOOL_SOCKET_LANES says: it is what these tests are about.
+    fe = await startFrontend({ nodes: [node], socketLanes: true });
     assert.equal((await upload(fe.url, KEY, bytes)).status, 200);
     // From storage, then from the node: near-cached with a lease.
     await exchange(fe.url, [get(PATH) + get(PATH, close)]);
@@ -193,5 +194,30 @@ describe('frontend socket lane', { timeout: 60_000 }, () => {
       JSON.parse(answers[1]?.body.toString() ?? '').content,
       `data:image/png;base64,${next.toString('base64')}`,
     );
+  });
+});
+
+describe('a frontend with its socket lane off', { timeout: 60_000 }, () => {
+  it('answers the same reads through node:http and Fastify', async () => {
+    const fe = await startFrontend({ socketLanes: false });
+    try {
+      const bytes = imageBytes('png', 5_000, 31);
+      assert.equal((await upload(fe.url, 'off-lane', bytes)).status, 200);
+      const answers = await exchange(fe.url, [
+        get('/images/off-lane') + get('/images/off-lane') + post('/api/key/off-lane', close),
+      ]);
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [200, false],
+          [200, false],
+          [200, false],
+        ],
+      );
+      assert.deepEqual(answers[1]?.body, bytes);
+      assert.equal(JSON.parse(answers[2]?.body.toString() ?? '').key, 'off-lane');
+    } finally {
+      await fe.close();
+    }
   });
 });

@@ -14,7 +14,7 @@ import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
-import { SECRET, startNode, type TestNode } from './nodes.ts';
+import { SECRET, socketLanes, startNode, type TestNode } from './nodes.ts';
 
 export interface TestFrontend {
   url: string;
@@ -37,6 +37,8 @@ export async function startFrontend(
     managerUrl?: string;
     /** The frontend's near cache, MB (0: off, so every fetch asks a node). */
     nearCacheMb?: number;
+    /** The frontend's socket lane (and its own nodes'); default: as PIXPOOL_SOCKET_LANES says. */
+    socketLanes?: boolean;
   } = {},
 ): Promise<TestFrontend> {
   const shared = Array.isArray(options.nodes) || options.managerUrl !== undefined;
@@ -46,7 +48,10 @@ export async function startFrontend(
       ? options.nodes
       : await Promise.all(
           Array.from({ length: options.nodes ?? 1 }, () =>
-            startNode({ capacityMb: options.capacityMb ?? 64 }),
+            startNode({
+              capacityMb: options.capacityMb ?? 64,
+              ...(options.socketLanes !== undefined && { socketLanes: options.socketLanes }),
+            }),
           ),
         );
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-frontend-'));
@@ -73,6 +78,7 @@ export async function startFrontend(
     refreshView: link ? () => link.refresh(routing) : undefined,
     ...(options.maxUploadMb !== undefined && { maxUploadMb: options.maxUploadMb }),
     ...(options.nearCacheMb !== undefined && { nearCacheMb: options.nearCacheMb }),
+    socketLanes: options.socketLanes ?? socketLanes(),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -4,8 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { buildCacheNode } from '../../src/cachenode/app.ts';
 import { createNodeCache } from '../../src/cachenode/node-cache.ts';
 import type { PolicyName } from '../../src/core/stores/store.ts';
+import { socketLanesFrom } from '../../src/http/socket-lane.ts';
 
 export const SECRET = 'test-secret';
+
+/**
+ * Whether services built in this process run their socket lanes: as PIXPOOL_SOCKET_LANES says,
+ * as the services' own main.ts would, so that `PIXPOOL_SOCKET_LANES=off` runs every test without
+ * them. Tests of a lane itself set it on.
+ */
+export const socketLanes = (): boolean => socketLanesFrom(process.env.PIXPOOL_SOCKET_LANES);
 export const auth = { authorization: `Bearer ${SECRET}` };
 
 export interface TestNode {
@@ -27,6 +35,8 @@ export async function startNode(
     leaseMs?: number;
     /** A fixed port (to restart a node at the same address); 0, any free one, by default. */
     port?: number;
+    /** The node's socket lane; default: as PIXPOOL_SOCKET_LANES says (socketLanes above). */
+    socketLanes?: boolean;
   } = {},
 ): Promise<TestNode> {
   const cache = createNodeCache({
@@ -42,6 +52,7 @@ export async function startNode(
     secret,
     ...(options.bodyLimit && { bodyLimit: options.bodyLimit }),
     ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
+    socketLanes: options.socketLanes ?? socketLanes(),
   });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const { port } = app.server.address() as AddressInfo;

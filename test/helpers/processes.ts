@@ -17,18 +17,23 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 
 /** Environment variables the pixpool CLI reads (src/cli.ts), storage and secrets among them. */
 const CLI_VARIABLES = /^(PIXPOOL_|DATABASE_URL$|S3_|AWS_|MAX_UPLOAD_MB$)/;
+/** ...but for the socket lanes' switch, which the whole run follows, children included. */
+const KEPT = new Set(['PIXPOOL_SOCKET_LANES']);
 
 /**
  * The environment for a `pixpool` child process: this one's, without any variable the CLI reads
  * (CI exports DATABASE_URL for the storage tests; a child inheriting it would share one pool
- * registry with every other test's manager), plus `extra`. Unset variables are `undefined`,
- * which child_process leaves out, so it also works merged over process.env.
+ * registry with every other test's manager) but PIXPOOL_SOCKET_LANES, plus `extra`. Unset
+ * variables are `undefined`, which child_process leaves out, so it also works merged over
+ * process.env.
  */
 export function cliEnv(
   extra: Record<string, string | undefined> = {},
 ): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
-  for (const name of Object.keys(env)) if (CLI_VARIABLES.test(name)) env[name] = undefined;
+  for (const name of Object.keys(env)) {
+    if (CLI_VARIABLES.test(name) && !KEPT.has(name)) env[name] = undefined;
+  }
   return { ...env, ...extra };
 }
 

@@ -33,7 +33,7 @@ import { createMetadataStore, type MetadataStore } from '../../src/storage/metad
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createPoolStore, type PoolStore } from '../../src/storage/pool-store.ts';
-import { SECRET } from '../helpers/nodes.ts';
+import { SECRET, socketLanes } from '../helpers/nodes.ts';
 
 export { SECRET };
 /** Same length as SECRET ('test-secret'), so a length check alone could not tell them apart. */
@@ -72,7 +72,7 @@ async function listen(app: FastifyInstance): Promise<string> {
 
 async function startNode(nodeId: string) {
   const cache = createNodeCache({ policy: 'LRU', capacityMb: 256, maxCapacityMb: 4096 });
-  const app = await buildCacheNode({ nodeId, cache, secret: SECRET });
+  const app = await buildCacheNode({ nodeId, cache, secret: SECRET, socketLanes: socketLanes() });
   return { app, cache, url: await listen(app) };
 }
 
@@ -106,6 +106,7 @@ export async function startSystem(): Promise<System> {
     routing,
     secret: SECRET,
     maxUploadMb: 2,
+    socketLanes: socketLanes(),
   });
   const frontendUrl = await listen(frontendApp);
 
