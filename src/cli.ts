@@ -25,6 +25,7 @@ import {
   type LogLevel,
   list,
   megabytes,
+  onOff,
   port,
   seconds,
 } from './process/flags.ts';
@@ -47,6 +48,7 @@ type FrontendFlags = StorageFlags &
   Required<FrontendTuning> &
   Pick<FrontendOptions, 'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret'> & {
     logLevel: LogLevel;
+    socketLanes: boolean;
   };
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
 type ManagerFlags = StorageFlags &
@@ -58,6 +60,7 @@ type UpFlags = StorageFlags &
   Required<FrontendTuning> &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
     historyDays: number;
+    socketLanes: boolean;
   };
 
 const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
@@ -86,6 +89,14 @@ const historyOption = () =>
     .env('PIXPOOL_HISTORY_DAYS')
     .default(30)
     .argParser(days);
+const socketLanesOption = () =>
+  new Option(
+    '--socket-lanes <on|off>',
+    'answer the hottest reads on the socket, before node:http parses them; off: everything through node:http (same answers, more CPU), to rule the lanes out',
+  )
+    .env('PIXPOOL_SOCKET_LANES')
+    .default(true, 'on')
+    .argParser(onOff);
 const portOption = (flags: string, help: string, env: string, fallback: number) =>
   new Option(flags, help).env(env).default(fallback).argParser(port);
 
@@ -233,6 +244,7 @@ program
       .default(DEFAULT_LEASE_MS)
       .argParser(fromValidator(parseLeaseMs)),
   )
+  .addOption(socketLanesOption())
   .addOption(secretOption())
   .addOption(logLevelOption())
   .action(async (o: CacheNodeFlags) => {
@@ -267,6 +279,7 @@ frontendOptions(
           'how the manager reaches this frontend; default from host and port',
         ).env('PIXPOOL_ADVERTISE_URL'),
       )
+      .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
@@ -281,6 +294,7 @@ frontendOptions(
     nodes: o.nodes,
     secret: o.secret,
     ...frontendTuning(o),
+    socketLanes: o.socketLanes,
     logLevel: o.logLevel,
   });
 });
@@ -432,6 +446,7 @@ frontendOptions(
         portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
       .addOption(historyOption())
+      .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
@@ -445,6 +460,7 @@ frontendOptions(
     secret: o.secret,
     ...frontendTuning(o),
     historyDays: o.historyDays,
+    socketLanes: o.socketLanes,
     logLevel: o.logLevel,
   });
 });

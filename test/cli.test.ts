@@ -64,6 +64,7 @@ const commands: Record<string, Case[]> = {
     { flag: '--capacity', value: 'lots', accepts: /Capacity must be a number of MB/ },
     { flag: '--capacity', value: '99999999', accepts: /more than this node allows \(\d+ MB\)/ },
     { flag: '--policy', value: 'fifo', accepts: /use LRU .*, RR .* or SIEVE/ },
+    { flag: '--socket-lanes', value: 'no', accepts: /Expected on or off\./ },
     { flag: '--max-body-mb', value: 'abc', accepts: MB_ABOVE_0 },
     { flag: '--max-body-mb', value: '0', accepts: MB_ABOVE_0 },
     { flag: '--stats-interval-s', value: '0', accepts: S_ABOVE_0 },
@@ -73,6 +74,7 @@ const commands: Record<string, Case[]> = {
   ],
   frontend: [
     { flag: '--port', value: 'http', accepts: PORT },
+    { flag: '--socket-lanes', value: 'true', accepts: /Expected on or off\./ },
     ...frontendTuning,
     { flag: '--log-level', value: 'INFO', accepts: LOG_LEVEL },
   ],
@@ -94,6 +96,7 @@ const commands: Record<string, Case[]> = {
     { flag: '--port', value: '99999', accepts: PORT },
     { flag: '--manager-port', value: 'x', accepts: PORT },
     { flag: '--autoscaler-port', value: '', accepts: PORT },
+    { flag: '--socket-lanes', value: 'OFF', accepts: /Expected on or off\./ },
     { flag: '--history-days', value: 'a week', accepts: /Expected a number of days above 0\./ },
     ...frontendTuning,
     { flag: '--log-level', value: 'quiet', accepts: LOG_LEVEL },
@@ -126,7 +129,7 @@ describe('pixpool refuses a bad flag value with one line naming the flag, starti
       : `argument '${literal(c.value)}'`;
     assert.match(
       result.stderr,
-      new RegExp(`^error: option '${c.flag} <[a-z]+>' ${source} is invalid\\. [^\\n]+\\n$`),
+      new RegExp(`^error: option '${c.flag} <[a-z|]+>' ${source} is invalid\\. [^\\n]+\\n$`),
     );
     assert.match(result.stderr, c.accepts);
     assert.equal(result.stdout, '', 'nothing started');

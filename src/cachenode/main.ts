@@ -7,7 +7,6 @@ import { hostname, totalmem } from 'node:os';
 import { capacityLimitMb } from '../core/cache-config.ts';
 import type { PolicyName } from '../core/stores/store.ts';
 import { isLoopback } from '../http/listen.ts';
-import { socketLanesFrom } from '../http/socket-lane.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
@@ -30,12 +29,13 @@ export interface CacheNodeOptions {
   statsIntervalS?: number | undefined;
   /** Read leases for frontends, ms: 0 (none) to MAX_LEASE_MS (parseLeaseMs); default 100. */
   leaseMs?: number | undefined;
+  /** Whether reads are answered on the socket (http/socket-lane.ts); default true. */
+  socketLanes?: boolean | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
   const maxCapacityMb = capacityLimitMb(totalmem());
   const { capacityMb, policy } = options;
-  const socketLanes = socketLanesFrom(process.env.PIXPOOL_SOCKET_LANES);
   const secret = options.secret || undefined;
   if (!secret && !isLoopback(options.host)) {
     throw new Error(
@@ -53,7 +53,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
     secret,
     bodyLimit: Math.floor(options.maxBodyMb * MB),
     leaseMs: options.leaseMs,
-    socketLanes,
+    socketLanes: options.socketLanes ?? true,
     logger: { level: options.logLevel },
   });
   const publisher = options.managerUrl

@@ -6,7 +6,6 @@
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
 import { isLoopback, urlFor } from '../http/listen.ts';
-import { socketLanesFrom } from '../http/socket-lane.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
@@ -38,6 +37,8 @@ export interface FrontendOptions extends StorageOptions, FrontendTuning {
   storage?: Storage;
   /** Let the caller handle signals (pixpool up). */
   handleSignals?: boolean;
+  /** Whether image reads are answered on the socket (http/socket-lane.ts); default true. */
+  socketLanes?: boolean | undefined;
   secret?: string | undefined;
   logLevel: LogLevel;
 }
@@ -53,7 +54,6 @@ export async function runFrontend(options: FrontendOptions) {
       `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET, or bind to 127.0.0.1.`,
     );
   }
-  const socketLanes = socketLanesFrom(process.env.PIXPOOL_SOCKET_LANES);
   const storage = options.storage ?? (await openStorage(options));
   const link = options.managerUrl
     ? createManagerLink({
@@ -79,7 +79,7 @@ export async function runFrontend(options: FrontendOptions) {
     secret: options.secret,
     maxUploadMb: options.maxUploadMb,
     nearCacheMb: options.nearCacheMb,
-    socketLanes,
+    socketLanes: options.socketLanes ?? true,
     gc:
       options.gcIntervalS === 0
         ? undefined

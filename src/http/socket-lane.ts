@@ -91,18 +91,6 @@ const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /** Headers after which a body may follow, or the connection may change protocol. */
 const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade'];
 
-/**
- * Whether the socket lanes run, from PIXPOOL_SOCKET_LANES (read by the services' main.ts): unset
- * or `on` runs them; `off` leaves every request to node:http, to rule the lanes out when
- * something misbehaves, or to test the services without them. Anything else is refused rather
- * than taken for either.
- */
-export function socketLanesFrom(setting: string | undefined): boolean {
-  if (setting === undefined || setting === '' || setting === 'on') return true;
-  if (setting === 'off') return false;
-  throw new Error(`PIXPOOL_SOCKET_LANES must be on or off; got ${JSON.stringify(setting)}.`);
-}
-
 /** Connections waiting for a promised answer (a graceful close must not end them yet). */
 const waiting = new WeakSet<Socket>();
 

@@ -70,6 +70,13 @@ export function seconds(options: { orZero?: boolean; max?: number } = {}): FlagP
 export const days: FlagParser<number> = (value) =>
   decimal(value, 'a number of days above 0', (n) => n > 0);
 
+/** `on` or `off`, as a boolean. */
+export const onOff: FlagParser<boolean> = (value) => {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new InvalidArgumentError('Expected on or off.');
+};
+
 /** A comma-separated list (of URLs, say), blanks dropped. */
 export const list: FlagParser<string[]> = (value) =>
   value

@@ -21,6 +21,8 @@ export interface UpOptions extends StorageOptions, FrontendTuning {
   /** Shared between the parts; generated (and printed) when unset. */
   secret?: string | undefined;
   logLevel: LogLevel;
+  /** Whether the frontend and the nodes answer hot reads on the socket (default true). */
+  socketLanes?: boolean | undefined;
   /** Days the manager keeps its history (default 30). */
   historyDays?: number;
 }
@@ -70,6 +72,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     nodeUrls: [],
     historyDays: options.historyDays,
     assignment: 'balanced',
+    ...(options.socketLanes === false && { nodeArgs: ['--socket-lanes', 'off'] }),
   }).catch(abandon);
   started.push(() => manager.app.close());
   const frontend = await runFrontend({
@@ -82,6 +85,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     nearCacheMb: options.nearCacheMb,
     gcIntervalS: options.gcIntervalS,
     gcGraceS: options.gcGraceS,
+    socketLanes: options.socketLanes,
   }).catch(abandon);
   started.push(() => frontend.app.close());
   const autoscaler = await startChildService({

@@ -12,7 +12,7 @@ import { byLane, exchange } from '../helpers/raw-http.ts';
 const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 
 /** Runs `pixpool <args>` as a real process and resolves with its URL once it listens. */
-function startProcess(args: string[], env: Record<string, string> = {}) {
+function startProcess(args: string[], env: Record<string, string | undefined> = {}) {
   const child = spawn(process.execPath, [bin, ...args], {
     env: cliEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -110,10 +110,10 @@ it('pixpool cache-node refuses to listen beyond loopback without a secret', asyn
   assert.equal(child.exitCode, 1);
 });
 
-it('PIXPOOL_SOCKET_LANES=off makes a cache node answer its reads through node:http', async () => {
+it('--socket-lanes off (or PIXPOOL_SOCKET_LANES=off) makes a cache node answer its reads through node:http', async () => {
   // Who answered: the lane writes its header names in lower case (test/helpers/raw-http.ts).
-  const answeredBy = async (setting: string) => {
-    const node = startProcess(['cache-node', '--port', '0'], {
+  const answeredBy = async (setting: string | undefined, args: string[] = []) => {
+    const node = startProcess(['cache-node', '--port', '0', ...args], {
       PIXPOOL_SECRET: 's3cret',
       PIXPOOL_SOCKET_LANES: setting,
     });
@@ -131,11 +131,17 @@ it('PIXPOOL_SOCKET_LANES=off makes a cache node answer its reads through node:ht
   };
   assert.equal(await answeredBy('on'), 'lane');
   assert.equal(await answeredBy('off'), 'node:http');
+  assert.equal(await answeredBy(undefined), 'lane', 'on by default');
+  assert.equal(await answeredBy(undefined, ['--socket-lanes', 'off']), 'node:http');
 });
 
 it('pixpool cache-node and frontend refuse a PIXPOOL_SOCKET_LANES that is neither on nor off', async () => {
   for (const command of ['cache-node', 'frontend']) {
     const { listening } = startProcess([command, '--port', '0'], { PIXPOOL_SOCKET_LANES: 'no' });
-    await assert.rejects(listening, /PIXPOOL_SOCKET_LANES must be on or off; got "no"/, command);
+    await assert.rejects(
+      listening,
+      /value 'no' from env 'PIXPOOL_SOCKET_LANES' is invalid\. Expected on or off\./,
+      command,
+    );
   }
 });

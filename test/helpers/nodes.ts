@@ -4,16 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { buildCacheNode } from '../../src/cachenode/app.ts';
 import { createNodeCache } from '../../src/cachenode/node-cache.ts';
 import type { PolicyName } from '../../src/core/stores/store.ts';
-import { socketLanesFrom } from '../../src/http/socket-lane.ts';
+import { onOff } from '../../src/process/flags.ts';
 
 export const SECRET = 'test-secret';
 
 /**
  * Whether services built in this process run their socket lanes: as PIXPOOL_SOCKET_LANES says,
- * as the services' own main.ts would, so that `PIXPOOL_SOCKET_LANES=off` runs every test without
- * them. Tests of a lane itself set it on.
+ * as the command would (on when unset), so that `PIXPOOL_SOCKET_LANES=off` runs every test
+ * without them. Tests of a lane itself set it on.
  */
-export const socketLanes = (): boolean => socketLanesFrom(process.env.PIXPOOL_SOCKET_LANES);
+export const socketLanes = (): boolean => onOff(process.env.PIXPOOL_SOCKET_LANES ?? 'on');
 export const auth = { authorization: `Bearer ${SECRET}` };
 
 export interface TestNode {
