@@ -24,7 +24,7 @@ export interface FrontendDeps {
   routing: Routing;
   /** The pool's shared secret, needed for POST /api/notify. */
   secret?: string | undefined;
-  /** Largest image accepted, MB (SPEC: MAX_UPLOAD_MB, default 10). */
+  /** Largest image accepted, MB (MAX_UPLOAD_MB, default 10). */
   maxUploadMb?: number;
   logger?: FastifyServerOptions['logger'];
   /** MB of hot images kept in this frontend (revalidated, or leased: images.ts); 0: off. */

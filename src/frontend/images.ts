@@ -1,5 +1,5 @@
 /**
- * Upload and fetch, with the guarantees of SPEC §3.
+ * Upload and fetch, so that no read answers an image older than the last acknowledged upload.
  *
  * Upload: bytes → new object → commit the row (a new, globally increasing version) → invalidate
  * the owning node with that version → acknowledge → delete the replaced object. The node keeps a

@@ -8,9 +8,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 export function createRegistry(service: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
-  // The event-loop delay is sampled every 100 ms, not prom-client's default 10 ms: at 10 ms the
-  // sampling alone costs ~10 ms of CPU per second in every process, idle or busy; at 100 ms
-  // ~1 ms (a bare process holding only the default metrics, 15 s idle).
+  // The event-loop delay is sampled every 100 ms: prom-client's default 10 ms sampling was most of
+  // an idle process's CPU (bench/RESULTS.md, "Idle cost of a process").
   collectDefaultMetrics({
     register: registry,
     prefix: 'pixpool_',

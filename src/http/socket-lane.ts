@@ -1,12 +1,11 @@
 /**
  * A socket lane: a service's hottest request, answered on the socket before node:http parses it.
  *
- * Why: a cache node's GET of a cached 100 KB value costs ~45 µs of CPU through node:http, where
- * the bytes into the socket are a fraction of it and the rest is node:http's per-request
- * machinery (IncomingMessage, header objects, ServerResponse, its write path). No HTTP library
- * on the npm registry does that part cheaper on Node (uWebSockets.js is not published there).
- * A server that reads requests off the socket itself answers the same GET at nginx's speed here
- * (bench/RESULTS.md).
+ * Why: through node:http, most of the CPU a cache node spends on a GET of a cached image is
+ * node:http's per-request machinery (IncomingMessage, header objects, ServerResponse, its write
+ * path), not the bytes into the socket. No HTTP library on the npm registry does that part
+ * cheaper on Node (uWebSockets.js is not published there). A server that reads requests off the
+ * socket itself answers the same GET at nginx's speed (bench case node-get-100k).
  *
  * How it stays safe: the lane only answers what it positively recognises, and everything else goes
  * to node:http unchanged. A connection starts in the lane. Each complete request head in what
@@ -71,12 +70,9 @@ const MAX_HEADERS = 100;
 /** Bytes of answers the lane lets wait in memory for a slow reader before it reads no more. */
 const MAX_UNSENT_BYTES = 1024 * 1024;
 /**
- * The most of a body handed to the kernel in one write. Measured here over loopback (a raw `net`
- * server, `wrk -c32`, bench/RESULTS.md): an answer of up to ~128 KiB costs about the same per
- * byte in one write, but one write of a little more costs 2.5 times as much as its size would say
- * (a 136 KB answer 73–88 µs of CPU, against 33–37 µs in a 112 KiB and a 24 KiB write; a 100 KB
- * one 27 µs); pieces of 96–124 KiB all avoid it, 64 KiB ones cost more syscalls, and a 1 MiB
- * body is no worse in 112 KiB pieces either. nginx's sendfile does not pay it.
+ * The most of a body handed to the kernel in one write: over loopback, one write of a little more
+ * than ~128 KiB costs far more CPU than its size would say, while pieces of 96–124 KiB avoid it
+ * and 64 KiB ones cost more syscalls (bench/RESULTS.md, "Bodies over 112 KiB in pieces").
  */
 const MAX_WRITE_BYTES = 112 * 1024;
 /**
