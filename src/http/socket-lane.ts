@@ -11,7 +11,7 @@
  * to node:http unchanged. A connection starts in the lane. Each complete request head in what
  * arrived is checked strictly — `GET` or `POST <visible ASCII target> HTTP/1.1`, header lines that
  * are `token: value` with no control characters, at most 100 of them, each name at most once, a
- * Host, no Transfer-Encoding, Expect or Upgrade and no Content-Length but 0 (so no body can follow)
+ * Host, no Transfer-Encoding, Expect, Upgrade or Proxy-Connection and no Content-Length but 0
  * — and handed to the service's `lane` function, which answers it, declines, or promises an answer.
  * At the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated
  * header, a head cut across reads, one the service declines), the connection, with that request's
@@ -84,8 +84,12 @@ const MAX_WRITE_BYTES = 112 * 1024;
 const PLAIN_HEAD =
   /^(GET|POST) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
-/** Headers after which a body may follow, or the connection may change protocol. */
-const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade'];
+/**
+ * Headers after which a body may follow, or the connection may change protocol, and
+ * Proxy-Connection, which node:http's parser takes as Connection (a `close` there ends the
+ * connection after the answer).
+ */
+const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade', 'proxy-connection'];
 
 /** Connections waiting for a promised answer (a graceful close must not end them yet). */
 const waiting = new WeakSet<Socket>();
