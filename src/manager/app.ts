@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import type { NodeAdmin } from '../clients/node-admin.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import type { Assignment, NodeId } from '../core/pool-map.ts';
+import type { Assignment } from '../core/pool-map.ts';
 import { createRegistry } from '../http/metrics.ts';
 import { createService } from '../http/service.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
@@ -40,9 +40,6 @@ export interface ManagerDeps {
   retention?: Retention;
   /** On close, how long a running resize may go on before its caller is answered 503, ms. */
   drainMs?: number;
-  /** Tuning for tests: between health checks, and failures that make a node dead. */
-  health?: { intervalMs?: number; failures?: number };
-  newNodeId?: () => NodeId;
   /** Closes what else the manager owns (its storage), last, once its nodes are stopped. */
   closeLast?: () => Promise<void>;
 }
@@ -64,9 +61,6 @@ export function buildManager(deps: ManagerDeps) {
     registry,
     clock,
     publish: createNotifier({ store: deps.store, secret: deps.secret, journal }),
-    healthIntervalMs: deps.health?.intervalMs,
-    healthFailures: deps.health?.failures,
-    newNodeId: deps.newNodeId,
   });
   const housekeeping = createHousekeeping({
     store: deps.store,

@@ -5,9 +5,9 @@
  * to bare http(s) origins (node-address.ts).
  */
 import { serviceOrigin } from '../core/node-address.ts';
+import type { PoolView } from '../core/pool-view.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import type { Journal } from './pool/journal.ts';
-import type { PoolView } from './pool/pool.ts';
 
 /** Frontends that have not registered or polled for this long are not pushed to. */
 const FORGET_AFTER_MS = 10 * 60_000;

@@ -7,8 +7,6 @@
 import type { CacheConfig } from '../core/cache-config.ts';
 import { badRequest } from '../core/errors.ts';
 
-export type { CacheConfig };
-
 export type Mode = 'manual' | 'automatic';
 
 export interface AutoscalerParams {

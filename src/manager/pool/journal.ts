@@ -20,7 +20,6 @@ export type Operation =
   | 'stop-node'
   | 'resume-node'
   | 'replace-node'
-  | 'health-check'
   | 'save-node-state'
   | 'save-resize-end'
   | 'resize'

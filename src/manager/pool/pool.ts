@@ -40,8 +40,6 @@ import { createResizeQueue } from './resize-queue.ts';
 import { newNodeId, startPool } from './startup.ts';
 import { createPoolViews } from './views.ts';
 
-export type { PoolView } from '../../core/pool-view.ts';
-
 /** What the pool keeps in the database. */
 export type PoolRegistry = Pick<
   PoolStore,
@@ -87,7 +85,7 @@ export function createPool(deps: PoolDeps) {
   const journal = deps.journal ?? createJournal({ store, log, registry: deps.registry });
   const views = createPoolViews({ store, admin, publish: deps.publish, journal });
   const metrics = createPoolMetrics(deps.registry, {
-    size: () => (views.started ? views.map.nodes.length : 0),
+    size: () => views.size,
     queued: () => queue.waiting,
   });
   const queue = createResizeQueue({
@@ -128,6 +126,7 @@ export function createPool(deps: PoolDeps) {
     metrics: { tick: metrics.healthTick, check: metrics.healthCheck },
   });
   const nodes = everyNode({ views, admin, store, journal });
+  const nextNodeId = deps.newNodeId ?? newNodeId;
   /** Resizes queued or running, and the size the pool has once they are done. */
   let pendingResizes = 0;
   let plannedSize = 0;
@@ -153,7 +152,7 @@ export function createPool(deps: PoolDeps) {
           views,
           journal,
           assignment: deps.assignment,
-          ...(deps.newNodeId && { newNodeId: deps.newNodeId }),
+          newNodeId: nextNodeId,
         });
         lastResizeAt = (await store.getSetting<number>(LAST_RESIZE_SETTING)) ?? 0;
       });
@@ -163,7 +162,7 @@ export function createPool(deps: PoolDeps) {
     view: (): PoolView => views.view(),
     /** Nodes in the map in force (0 before start). */
     get size(): number {
-      return views.started ? views.map.nodes.length : 0;
+      return views.size;
     },
     get resizing(): boolean {
       return queue.running;
@@ -211,7 +210,7 @@ export function createPool(deps: PoolDeps) {
               admin,
               journal,
               clock,
-              newNodeId: deps.newNodeId ?? newNodeId,
+              newNodeId: nextNodeId,
               handOverTimeoutMs: HAND_OVER_TIMEOUT_MS,
             },
             change,

@@ -25,7 +25,7 @@ export interface StartupDeps {
   views: PoolViews;
   journal: Journal;
   assignment: Assignment;
-  newNodeId?: () => NodeId;
+  newNodeId: () => NodeId;
 }
 
 export const newNodeId = (): NodeId => `node-${randomUUID().slice(0, 8)}`;
@@ -37,7 +37,7 @@ export async function startPool(deps: StartupDeps): Promise<void> {
 }
 
 async function startFirst(deps: StartupDeps): Promise<void> {
-  const id = (deps.newNodeId ?? newNodeId)();
+  const id = deps.newNodeId();
   const node = await deps.lifecycle.bringUp(id);
   deps.views.setAddress(id, node.url);
   await deps.lifecycle.record(node, 'active');

@@ -67,6 +67,10 @@ export function createPoolViews(deps: ViewDeps) {
     get started(): boolean {
       return map !== undefined;
     },
+    /** Nodes in the map in force (0 before start). */
+    get size(): number {
+      return map?.nodes.length ?? 0;
+    },
     address: (id: NodeId): string | undefined => addresses[id],
     /** Records where a node listens; it reaches nodes and frontends with the next view. */
     setAddress(id: NodeId, url: string): void {
