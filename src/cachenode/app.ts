@@ -3,6 +3,7 @@
  * (main.ts listens; tests use listen({port: 0})). Everything it needs comes in through deps.
  */
 
+import { randomUUID } from 'node:crypto';
 import formbody from '@fastify/formbody';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
@@ -15,6 +16,7 @@ import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
 import { seedRoutes } from './seed-routes.ts';
 import { createNodeView } from './view.ts';
+import { createViewRenewal } from './view-renewal.ts';
 
 export interface CacheNodeDeps {
   nodeId: string;
@@ -30,6 +32,8 @@ export interface CacheNodeDeps {
   leaseMs?: number;
   /** Whether entry reads are answered on the socket (http/socket-lane.ts); default on. */
   socketLanes?: boolean | undefined;
+  /** The manager that renews this node's view lease (view-renewal.ts), once it is in a pool. */
+  managerUrl?: string | undefined;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -47,6 +51,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   };
   const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
   const view = createNodeView(nodeId, cache, leases);
+  const instance = randomUUID();
   const { app, registry } = createService({
     service: 'cache-node',
     secret,
@@ -63,8 +68,27 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
-  binaryRoutes(app, cache, view, leases);
+  binaryRoutes(app, cache, view, leases, instance);
   seedRoutes(app, { cache, client: getClient, nodeId, view, leases });
   if (!deps.client) app.addHook('onClose', async () => (await client)?.close());
+  if (deps.managerUrl) {
+    const renewal = createViewRenewal({
+      managerUrl: deps.managerUrl.replace(/\/+$/, ''),
+      secret,
+      view,
+      instance,
+      log: app.log,
+    });
+    app.addHook('onReady', async () => renewal.start());
+    app.addHook('onClose', async () => renewal.stop());
+  } else {
+    view.onAdopt(() => {
+      if (view.pooled) {
+        app.log.error(
+          'this node was given a pool view that must be leased, but it has no --manager-url to renew it from: it answers no reads',
+        );
+      }
+    });
+  }
   return app;
 }

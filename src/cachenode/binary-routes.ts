@@ -8,10 +8,13 @@
  *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after),
  *                             answered once no read lease on the key remains (leases.ts)
  *   POST   /v1/import         200 {accepted, refused} (body: an entry batch from a hand-over)
- *   POST   /v1/pool-view      200 {version, dropped} (the manager pushes each new pool view)
+ *   POST   /v1/pool-view      200 {version, adopted, dropped, instance} (the manager pushes each
+ *                             new pool view; `self: null` says this node left the pool, and
+ *                             `leased: true` that it serves only under a view lease, view.ts)
  *
  * Requests to /v1/entries may carry x-pixpool-map-version; one older than the node's view is
- * turned away with 421 (view.ts).
+ * turned away with 421 (view.ts). A node in a pool whose view lease has run out answers reads
+ * and fills 503 (view.ts); invalidations and imports are always taken.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
@@ -113,6 +116,12 @@ const misrouted = (tagged: number | undefined, version: number) =>
     `This request was routed with pool map ${tagged}; this node is at map ${version}. Refresh the pool view.`,
   );
 
+/** Why a node in a pool without a running view lease answers no reads (503). */
+export const VIEW_EXPIRED = failure(
+  503,
+  'This cache node has not heard from its manager in time, so its pool view has expired and it answers no reads until the manager renews it: read from storage.',
+);
+
 /**
  * GET /v1/entries/:key, answered on the socket before node:http parses it (http/socket-lane.ts):
  * the reads frontends make for every image, and what bench node-get-100k measures. It answers
@@ -127,6 +136,7 @@ export function entrySocketLane(
   admitted: (socket: Socket, authorization: string | undefined) => boolean,
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
+  const expired = JSON.stringify(VIEW_EXPIRED);
   return ({ method, target, headers, socket }) => {
     const key = method === 'GET' ? keyInPath(target, ENTRY_PATH) : undefined;
     if (key === undefined) return undefined;
@@ -145,6 +155,7 @@ export function entrySocketLane(
         body: JSON.stringify(misrouted(tagged, view.version)),
       };
     }
+    if (!view.serving()) return { status: 503, headers: JSON_TYPE, body: expired };
     // Counted as a hit or a miss, and the policy told, exactly as the route's read would.
     const entry = cache.get(key);
     if (!entry) return { status: 404, headers: JSON_TYPE, body: notCached };
@@ -158,6 +169,7 @@ export function binaryRoutes(
   cache: NodeCache,
   view: NodeView,
   leases: Leases,
+  instance: string,
 ): void {
   // A callback hook (no promise, no extra microtask turn): every revalidation runs it.
   const fenced = {
@@ -175,8 +187,21 @@ export function binaryRoutes(
       done();
     },
   };
+  // Reads and fills also need the view's lease (view.ts).
+  const leased = {
+    onRequest: (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
+      fenced.onRequest(request, reply, (error) => {
+        if (error) return done(error);
+        if (!view.serving()) {
+          reply.code(503).send(VIEW_EXPIRED);
+          return;
+        }
+        done();
+      });
+    },
+  };
 
-  app.get<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
+  app.get<{ Params: KeyParams }>('/v1/entries/:key', leased, async (request, reply) => {
     const key = checkKey(request.params.key);
     const entry = cache.get(key);
     if (!entry) return reply.code(404).send(NOT_CACHED);
@@ -189,7 +214,7 @@ export function binaryRoutes(
 
   app.put<{ Params: KeyParams; Body: Buffer }>(
     '/v1/entries/:key',
-    fenced,
+    leased,
     async (request, reply) => {
       const key = checkKey(request.params.key);
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
@@ -262,16 +287,25 @@ export function binaryRoutes(
   });
 
   app.post('/v1/pool-view', async (request) => {
-    const self = (request.body as { self?: unknown } | undefined)?.self;
-    if (self !== undefined && (typeof self !== 'string' || self === '')) {
-      throw badRequest('self must be the id the pool gives this node.');
+    const { self, leased } = (request.body ?? {}) as { self?: unknown; leased?: unknown };
+    if (self !== undefined && self !== null && (typeof self !== 'string' || self === '')) {
+      throw badRequest('self must be the id the pool gives this node, or null when it left.');
     }
-    const dropped = view.adopt(parsePoolView(request.body), self as string | undefined);
+    if (leased !== undefined && typeof leased !== 'boolean') {
+      throw badRequest('leased must be true or false.');
+    }
+    const dropped = view.adopt(
+      parsePoolView(request.body),
+      self as string | null | undefined,
+      leased === true,
+    );
     return {
       success: 'true',
       version: view.version,
       adopted: dropped !== undefined,
       dropped: dropped ?? 0,
+      // Which process answered: the manager renews the view's lease of this one only.
+      instance,
     };
   });
 }

@@ -43,6 +43,8 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
   const fences = new Float64Array(REGION_COUNT).fill(now() + leaseMs);
   let leasable: ReadonlySet<number> = new Set(Array.from({ length: REGION_COUNT }, (_, r) => r));
   let latest = now() + leaseMs;
+  /** No lease runs past this (the node's view lease, view.ts); none standalone. */
+  let limit = Number.POSITIVE_INFINITY;
 
   /** Forgets leases that have run out, once the map has grown (kept bounded by recent reads). */
   let sweepAt = 1024;
@@ -69,11 +71,19 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     grant(key: string): number {
       if (leaseMs === 0 || !leasable.has(regionOf(key))) return 0;
       const t = now();
-      const until = t + leaseMs;
+      // Whole ms, rounded down, so the holder's count never ends past the view's lease.
+      const ms = Math.min(leaseMs, Math.floor(limit - t));
+      if (ms <= 0) return 0;
+      const until = t + ms;
       granted.set(key, until);
       if (until > latest) latest = until;
       if (granted.size >= sweepAt) sweep(t);
-      return leaseMs;
+      return ms;
+    },
+
+    /** No lease granted from now on runs past `until` (the node's view lease). */
+    limit(until: number): void {
+      limit = until;
     },
 
     /** How long, ms, a lease on `key` or a fence of its region may still be trusted. */

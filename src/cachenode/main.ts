@@ -54,6 +54,7 @@ export async function runCacheNode(options: CacheNodeOptions) {
     bodyLimit: Math.floor(options.maxBodyMb * MB),
     leaseMs: options.leaseMs,
     socketLanes: options.socketLanes ?? true,
+    managerUrl: options.managerUrl,
     logger: { level: options.logLevel },
   });
   const publisher = options.managerUrl

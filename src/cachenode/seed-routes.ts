@@ -4,12 +4,12 @@
  * purpose: a miss is HTTP 404 (it sent every failure as 400), a config change is validated before
  * any of it applies, and move_keys is done by the node itself with the versions kept.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
 import { badRequest, notFound, PixpoolError } from '../core/errors.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import { rate } from '../core/stats.ts';
-import { checkKey, parseVersion } from './binary-routes.ts';
+import { checkKey, parseVersion, VIEW_EXPIRED } from './binary-routes.ts';
 import { handOver, parseOrders } from './hand-over.ts';
 import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
@@ -42,8 +42,16 @@ export function seedRoutes(
 ): void {
   const { cache, client, nodeId, view, leases } = deps;
 
-  app.post('/api/cache/key', async (request) => {
+  // Reads and writes of values need the view's lease, as on the binary path (view.ts).
+  const leased = (reply: FastifyReply): boolean => {
+    if (view.serving()) return true;
+    reply.code(503).send(VIEW_EXPIRED);
+    return false;
+  };
+
+  app.post('/api/cache/key', async (request, reply) => {
     const key = checkKey(fields(request).key);
+    if (!leased(reply)) return reply;
     const entry = cache.get(key);
     if (!entry) throw notFound(`Unknown key: ${JSON.stringify(key)} is not in this cache.`);
     return { ...ok(toDataUrl(entry.contentType, entry.value)), key, version: entry.version };
@@ -56,9 +64,10 @@ export function seedRoutes(
     return ok();
   });
 
-  app.post('/api/cache/content', async (request) => {
+  app.post('/api/cache/content', async (request, reply) => {
     const f = fields(request);
     const key = checkKey(f.key);
+    if (!leased(reply)) return reply;
     const { bytes, contentType } = parseValue(f.value);
     const version = parseVersion(f.version);
     const outcome = cache.put(

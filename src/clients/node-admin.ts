@@ -34,6 +34,15 @@ export interface NodeStatistics {
   hit_rate: number | null;
 }
 
+export interface PushedView {
+  /** Whether the view was newer than the node's. */
+  adopted: boolean;
+  /** The map version the node holds now. */
+  version: number;
+  /** The node process that answered (a restarted node answers another). */
+  instance: string;
+}
+
 export interface RegionUsage {
   region: number;
   items: number;
@@ -137,13 +146,28 @@ export function createNodeAdmin(options: NodeTransportOptions = {}) {
       }
     },
 
-    /** Tells a node the pool's view; resolves with whether it was newer than the node's. */
-    async pushView(node: string, view: PoolView, self?: string): Promise<boolean> {
-      const answer = await json(node, 'POST', '/v1/pool-view', { ...view, self });
-      if (typeof answer.adopted !== 'boolean') {
-        throw new NodeRequestError(node, 200, 'its pool-view answer has no adopted', 'answer');
+    /**
+     * Tells a node the pool's view, which it serves only under a view lease (cachenode/view.ts);
+     * `self` is the id it has in the pool, null when the view leaves it out. Answers the version
+     * the node holds now and which process took it.
+     */
+    async pushView(node: string, view: PoolView, self: string | null): Promise<PushedView> {
+      const answer = await json(node, 'POST', '/v1/pool-view', { ...view, self, leased: true });
+      const { adopted, version, instance } = answer;
+      if (
+        typeof adopted !== 'boolean' ||
+        !Number.isSafeInteger(version) ||
+        typeof instance !== 'string' ||
+        instance === ''
+      ) {
+        throw new NodeRequestError(
+          node,
+          200,
+          'its pool-view answer lacks adopted, version or instance',
+          'answer',
+        );
       }
-      return answer.adopted;
+      return { adopted, version: version as number, instance };
     },
 
     async configure(node: string, config: CacheConfig): Promise<NodeConfigAnswer> {

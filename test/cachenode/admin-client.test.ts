@@ -8,6 +8,7 @@ import { NodeRequestError } from '../../src/clients/node-transport.ts';
 import { createPoolMap } from '../../src/core/pool-map.ts';
 import { regionOf } from '../../src/core/regions.ts';
 import { SECRET, startNode, type TestNode } from '../helpers/nodes.ts';
+import { type Renewer, startRenewer } from '../helpers/renewer.ts';
 
 const failsWith = (kind: string, status?: number) => (error: unknown) => {
   assert.ok(error instanceof NodeRequestError, String(error));
@@ -21,11 +22,15 @@ describe('the manager’s typed client for a node’s control endpoints', () => 
   let b: TestNode;
   const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 2000 });
   const entries = createNodeClient({ secret: SECRET });
+  let renewer: Renewer;
   before(async () => {
-    [a, b] = await Promise.all([startNode(), startNode()]);
+    renewer = await startRenewer();
+    const managerUrl = renewer.url;
+    [a, b] = await Promise.all([startNode({ managerUrl }), startNode({ managerUrl })]);
   });
   after(async () => {
     await Promise.all([admin.close(), entries.close(), a.close(), b.close()]);
+    await renewer.close();
   });
 
   it('answers every endpoint with its parsed shape', async () => {
@@ -34,9 +39,18 @@ describe('the manager’s typed client for a node’s control endpoints', () => 
       map: createPoolMap(['a', 'b'], 'balanced', 3),
       addresses: { a: a.url, b: b.url },
     };
-    assert.equal(await admin.pushView(a.url, view, 'a'), true);
-    assert.equal(await admin.pushView(a.url, view, 'a'), false, 'the same version again');
+    const pushed = await admin.pushView(a.url, view, 'a');
+    assert.equal(pushed.adopted, true);
+    assert.equal(pushed.version, 3);
+    assert.match(pushed.instance, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(
+      await admin.pushView(a.url, view, 'a'),
+      { ...pushed, adopted: false },
+      'the same version again, from the same process',
+    );
     await admin.pushView(b.url, view, 'b');
+    // A pushed view is served once its lease is renewed (src/cachenode/view.ts).
+    await Promise.all([renewer.renewed('a', 3), renewer.renewed('b', 3)]);
 
     const config = await admin.configure(a.url, { capacity: 8, replacement_policy: 'SIEVE' });
     assert.deepEqual(config, {
@@ -91,6 +105,7 @@ describe('the manager’s typed client for a node’s control endpoints', () => 
       addresses: { a: a.url, x: dead },
     };
     await admin.pushView(a.url, view, 'a');
+    await renewer.renewed('a', 10);
     await entries.put(a.url, 'kept', {
       value: Buffer.alloc(10),
       contentType: 'image/png',
@@ -139,7 +154,7 @@ describe('the manager’s typed client for a node’s control endpoints', () => 
         failsWith('answer', 200),
       );
       await assert.rejects(
-        admin.pushView(url, { map: createPoolMap(['a'], 'balanced'), addresses: { a: url } }),
+        admin.pushView(url, { map: createPoolMap(['a'], 'balanced'), addresses: { a: url } }, 'a'),
         failsWith('answer', 200),
       );
     } finally {

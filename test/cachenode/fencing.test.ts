@@ -6,10 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createNodeClient, NodeRequestError } from '../../src/clients/node-client.ts';
 import { createPoolMap } from '../../src/core/pool-map.ts';
-import { auth, png, startNode, type TestNode } from '../helpers/nodes.ts';
+import { auth, call, png, startNode, type TestNode } from '../helpers/nodes.ts';
 
 describe('cache node entry hooks: secret and map-version fence', () => {
   let node: TestNode;
@@ -39,13 +38,12 @@ describe('cache node entry hooks: secret and map-version fence', () => {
   });
 
   it('fences entry requests by the pool map version', async () => {
-    const admin = createNodeAdmin({ secret: 'test-secret' });
-    const adopted = await admin.pushView(node.url, {
+    // A bare view, not leased (test/cachenode/view-lease.test.ts covers leased ones).
+    const pushed = await call(node.url, 'POST', '/v1/pool-view', {
       map: createPoolMap([node.url], 'balanced', 4),
       addresses: { [node.url]: node.url },
     });
-    await admin.close();
-    assert.equal(adopted, true);
+    assert.equal(pushed.body.adopted, true);
     mapVersion = 4;
     await client.put(node.url, 'k', { value: png(10), contentType: 'image/png', version: 1 });
 

@@ -37,6 +37,8 @@ export async function startNode(
     port?: number;
     /** The node's socket lane; default: as PIXPOOL_SOCKET_LANES says (socketLanes above). */
     socketLanes?: boolean;
+    /** Where the node renews its view lease (a manager, or test/helpers/renewer.ts). */
+    managerUrl?: string;
   } = {},
 ): Promise<TestNode> {
   const cache = createNodeCache({
@@ -53,6 +55,7 @@ export async function startNode(
     ...(options.bodyLimit && { bodyLimit: options.bodyLimit }),
     ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
     socketLanes: options.socketLanes ?? socketLanes(),
+    ...(options.managerUrl && { managerUrl: options.managerUrl }),
   });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const { port } = app.server.address() as AddressInfo;
