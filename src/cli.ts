@@ -18,6 +18,7 @@ import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import type { ManagerOptions } from './manager/main.ts';
+import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
 import {
   days,
   fromValidator,
@@ -55,7 +56,7 @@ type ManagerFlags = StorageFlags &
   Pick<
     ManagerOptions,
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
-  > & { logLevel: LogLevel; historyDays: number };
+  > & { logLevel: LogLevel; historyDays: number; viewLeaseMs: number };
 type UpFlags = StorageFlags &
   Required<FrontendTuning> &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
@@ -378,6 +379,15 @@ storageOptions(
       ),
     )
     .addOption(historyOption())
+    .addOption(
+      new Option(
+        '--view-lease-ms <ms>',
+        'how long a node serves reads under its pool view without hearing from the manager; a node cut off longer is given up, and its regions move only once that long has passed',
+      )
+        .env('PIXPOOL_VIEW_LEASE_MS')
+        .default(DEFAULT_VIEW_LEASE_MS)
+        .argParser(fromValidator(parseViewLeaseMs)),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o: ManagerFlags) => {
@@ -392,6 +402,7 @@ storageOptions(
     nodeUrls: o.nodeUrls,
     assignment: o.assignment,
     historyDays: o.historyDays,
+    viewLeaseMs: o.viewLeaseMs,
     logLevel: o.logLevel,
   });
 });

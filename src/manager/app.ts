@@ -40,6 +40,8 @@ export interface ManagerDeps {
   retention?: Retention;
   /** On close, how long a running resize may go on before its caller is answered 503, ms. */
   drainMs?: number;
+  /** How long a node may serve under its view without a renewal, ms (pool/view-leases.ts). */
+  viewLeaseMs?: number | undefined;
   /** Closes what else the manager owns (its storage), last, once its nodes are stopped. */
   closeLast?: () => Promise<void>;
 }
@@ -60,6 +62,7 @@ export function buildManager(deps: ManagerDeps) {
     journal,
     registry,
     clock,
+    viewLeaseMs: deps.viewLeaseMs,
     publish: createNotifier({ store: deps.store, secret: deps.secret, journal }),
   });
   const housekeeping = createHousekeeping({

@@ -45,6 +45,8 @@ export interface ManagerOptions extends StorageOptions {
   handleSignals?: boolean;
   /** Days the pool log, old maps and silent frontends are kept (default 30). */
   historyDays?: number | undefined;
+  /** How long a node may serve under its view without a renewal, ms (default 3000). */
+  viewLeaseMs?: number | undefined;
 }
 
 const managerLine = (message: string) => console.error(`manager: ${message}`);
@@ -81,6 +83,7 @@ export async function runManager(options: ManagerOptions) {
     maxCapacityMb: capacityLimitMb(totalmem()),
     logger: log,
     drainMs: RESIZE_DRAIN_MS,
+    viewLeaseMs: options.viewLeaseMs,
     ...(options.historyDays !== undefined && {
       retention: { ...DEFAULT_RETENTION, historyMs: options.historyDays * DAY_MS },
     }),

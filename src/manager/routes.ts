@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
-import { badRequest } from '../core/errors.ts';
+import { badRequest, conflict } from '../core/errors.ts';
 import { serviceOrigin } from '../core/node-address.ts';
 import { MAX_NODES, MIN_NODES } from '../core/pool-map.ts';
 import type { Sample } from '../core/stats.ts';
@@ -274,4 +274,20 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     return { success: 'true', ...pool.view() };
   });
   app.get('/api/manager/pool_view', internal, async () => ({ success: 'true', ...pool.view() }));
+  // Nodes renew the lease on their pool view (pool/view-leases.ts).
+  app.post('/api/manager/nodes/renew', internal, async (request) => {
+    const { node_id: id, instance, version } = fields(request);
+    if (typeof id !== 'string' || id === '' || id.length > 200) {
+      throw badRequest('node_id must be the id the pool gave this node.');
+    }
+    if (typeof instance !== 'string' || instance === '' || instance.length > 100) {
+      throw badRequest('instance must be the node process id its pool-view answers give.');
+    }
+    if (!Number.isSafeInteger(version) || (version as number) < 1) {
+      throw badRequest('version must be the map version the node holds, a whole number ≥ 1.');
+    }
+    const answer = pool.renewViewLease(id, instance, version as number);
+    if ('refused' in answer) throw conflict(answer.refused);
+    return { success: 'true', lease_ms: answer.leaseMs, renew_ms: answer.renewMs };
+  });
 }

@@ -15,7 +15,7 @@ function setup(failuresToDead = 2) {
   let probe = async (url: string) => up.has(url);
   const monitor = createHealthMonitor({
     nodes: () => nodes.map((n) => ({ ...n })),
-    probe: (url) => probe(url),
+    probe: (node) => probe(node.url),
     onDead: (node, reason) => dead.push(`${node.id} ${reason}`),
     intervalMs: 1000,
     failuresToDead,

@@ -19,7 +19,7 @@ export interface MonitoredNode {
 export interface HealthMonitorOptions {
   /** The nodes to check now (the pool leaves out nodes it is already replacing). */
   nodes: () => MonitoredNode[];
-  probe: (url: string) => Promise<boolean>;
+  probe: (node: MonitoredNode) => Promise<boolean>;
   onDead: (node: MonitoredNode, reason: string) => void;
   /** Between ticks, ms. */
   intervalMs: number;
@@ -46,9 +46,7 @@ export function createHealthMonitor(options: HealthMonitorOptions) {
 
   async function check(): Promise<void> {
     const asked = options.nodes();
-    const answers = await Promise.all(
-      asked.map((node) => options.probe(node.url).catch(() => false)),
-    );
+    const answers = await Promise.all(asked.map((node) => options.probe(node).catch(() => false)));
     // Judge only nodes still listed at the same address: a replaced node starts afresh.
     const current = new Set(options.nodes().map(keyOf));
     for (const key of failures.keys()) if (!current.has(key)) failures.delete(key);

@@ -3,6 +3,7 @@
  * This module only puts the parts together and answers the routes; each part is its own module:
  *
  *   views.ts          the view in force, and how a new one is published
+ *   view-leases.ts    until when each node may serve under the view it has
  *   resize-queue.ts   one change at a time; refusals and the time budget on shutdown
  *   resize.ts         a resize by one node, step by step
  *   hand-over.ts      the hand-over orders of a resize, and what they moved
@@ -38,6 +39,7 @@ import { createReplacement } from './replacement.ts';
 import { resizeByOne } from './resize.ts';
 import { createResizeQueue } from './resize-queue.ts';
 import { newNodeId, startPool } from './startup.ts';
+import { createViewLeases, DEFAULT_VIEW_LEASE_MS, type RenewAnswer } from './view-leases.ts';
 import { createPoolViews } from './views.ts';
 
 /** What the pool keeps in the database. */
@@ -73,6 +75,8 @@ export interface PoolDeps {
   /** How long a new node has to answer /health, ms (default 20 s). */
   healthWaitMs?: number | undefined;
   newNodeId?: (() => NodeId) | undefined;
+  /** How long a node may serve under its view without a renewal, ms (default 3000). */
+  viewLeaseMs?: number | undefined;
 }
 
 /** The setting that keeps when the last resize ended (ms), for the autoscaler's cooldown. */
@@ -83,7 +87,20 @@ export function createPool(deps: PoolDeps) {
   const { store, provider, admin, log } = deps;
   const clock = deps.clock ?? systemClock;
   const journal = deps.journal ?? createJournal({ store, log, registry: deps.registry });
-  const views = createPoolViews({ store, admin, publish: deps.publish, journal });
+  // Leases count on a monotonic clock; a test's own clock stands in for it.
+  const leases = createViewLeases({
+    leaseMs: deps.viewLeaseMs ?? DEFAULT_VIEW_LEASE_MS,
+    now: clock === systemClock ? () => performance.now() : clock.now,
+    sleep: (ms) => clock.sleep(ms),
+  });
+  const views = createPoolViews({
+    store,
+    admin,
+    publish: deps.publish,
+    journal,
+    leases,
+    sleep: (ms) => clock.sleep(ms),
+  });
   const metrics = createPoolMetrics(deps.registry, {
     size: () => views.size,
     queued: () => queue.waiting,
@@ -116,7 +133,12 @@ export function createPool(deps: PoolDeps) {
             return url && !replacement.isReplacing(id) ? [{ id, url }] : [];
           })
         : [],
-    probe: (url) => admin.healthy(url),
+    // A node that answers and missed a view (or is a new process) is brought up to date.
+    probe: async (node) => {
+      const healthy = await admin.healthy(node.url);
+      if (healthy) await views.sync(node.id);
+      return healthy;
+    },
     onDead: (node, reason) => void replacement.nodeFailed(node.id, reason),
     // Two in a row: a hung node is known dead within ~3 s, and one slow answer is not enough.
     intervalMs: deps.healthIntervalMs ?? 1000,
@@ -160,6 +182,10 @@ export function createPool(deps: PoolDeps) {
     },
 
     view: (): PoolView => views.view(),
+
+    /** A node asks to renew the lease on its view (view-leases.ts). */
+    renewViewLease: (id: NodeId, instance: string, version: number): RenewAnswer =>
+      leases.renew(id, instance, version),
     /** Nodes in the map in force (0 before start). */
     get size(): number {
       return views.size;

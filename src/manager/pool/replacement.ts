@@ -19,7 +19,7 @@ import type { PoolViews } from './views.ts';
 export interface ReplacementDeps {
   views: PoolViews;
   queue: Pick<ResizeQueue, 'run'>;
-  provider: Pick<NodeProvider, 'name' | 'replace'>;
+  provider: Pick<NodeProvider, 'name' | 'replace' | 'endsReplaced'>;
   admin: Pick<NodeAdmin, 'healthy'>;
   lifecycle: Pick<NodeLifecycle, 'record' | 'configure' | 'setState' | 'stop'>;
   journal: Journal;
@@ -33,6 +33,8 @@ export function createReplacement(deps: ReplacementDeps) {
   /** Puts a node the provider replaced in the map at its new address (idempotent). */
   async function takeReplacement(node: ProvidedNode): Promise<void> {
     if (!views.map.nodes.includes(node.id) || views.address(node.id) === node.url) return;
+    const old = views.address(node.id);
+    if (old && provider.endsReplaced) views.gone(old);
     views.setAddress(node.id, node.url);
     await lifecycle.record(node, 'active');
     await lifecycle
@@ -80,6 +82,9 @@ export function createReplacement(deps: ReplacementDeps) {
     // The provider may have put a fresh node in place already (a restarted child).
     const current = views.address(id);
     if (current && current !== url && (await deps.admin.healthy(current))) return;
+    // A node out of reach may still serve what it caches, to whoever still reaches it, until its
+    // view lease runs out: its regions go to another node only after that.
+    if (url && !provider.endsReplaced) await views.retire(url);
     let node: ProvidedNode;
     try {
       if (!provider.replace) throw new Error(`the ${provider.name} provider cannot replace nodes`);

@@ -47,8 +47,11 @@ async function startFirst(deps: StartupDeps): Promise<void> {
 
 async function resume(deps: StartupDeps, saved: PoolMap): Promise<void> {
   const { views, lifecycle, journal } = deps;
-  views.resume(saved);
   const known = new Map((await deps.store.listNodes()).map((n) => [n.id, n.address]));
+  views.resume(
+    saved,
+    saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
+  );
   const resumed = await deps.provider.resume(
     saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
   );
@@ -78,6 +81,8 @@ async function resume(deps: StartupDeps, saved: PoolMap): Promise<void> {
   }
   // New addresses or fewer nodes need a new map version, or frontends would ignore the view.
   if (moved || back.length < saved.nodes.length) await views.adopt(resizePoolMap(saved, back));
+  // Same nodes, same map: they still need to hear from this manager to renew their leases.
+  else await views.pushAll();
   await journal.event(
     'node',
     `Resumed the pool: ${views.map.nodes.length} nodes, map version ${views.map.version}`,

@@ -15,6 +15,7 @@ import type { NodeProvider, ProvidedNode } from '../providers/provider.ts';
 import type { Journal, Operation } from './journal.ts';
 import { createNodeLifecycle } from './node-lifecycle.ts';
 import type { PoolRegistry } from './pool.ts';
+import { createViewLeases } from './view-leases.ts';
 import { createPoolViews } from './views.ts';
 
 /** A clock that moves only when told: sleeps resolve as `advance` passes their time. */
@@ -84,8 +85,11 @@ export function createFakeNodes() {
     },
     async pushView(url, view, self) {
       calls.push(`view ${self} v${view.map.version}${view.previous ? ' transitional' : ''}`);
-      node(url).views.push(view);
-      return true;
+      const target = node(url);
+      const version = target.views.at(-1)?.map.version ?? 0;
+      const adopted = view.map.version > version;
+      if (adopted) target.views.push(view);
+      return { adopted, version: Math.max(version, view.map.version), instance: `${url}#1` };
     },
     async configure(url, config) {
       calls.push(`configure ${url}`);
@@ -296,11 +300,18 @@ export async function createParts(size: number, options: { canReplace?: boolean 
   const registry = createMemoryRegistry();
   const journal = createRecordingJournal();
   const clock = createManualClock();
+  const leases = createViewLeases({
+    leaseMs: 3000,
+    now: clock.now,
+    sleep: (ms) => clock.sleep(ms),
+  });
   const views = createPoolViews({
     store: registry,
     admin: fakes.admin,
     publish: async () => {},
     journal,
+    leases,
+    sleep: (ms) => clock.sleep(ms),
   });
   const lifecycle = createNodeLifecycle({
     provider,
@@ -326,6 +337,7 @@ export async function createParts(size: number, options: { canReplace?: boolean 
     journal,
     clock,
     views,
+    leases,
     lifecycle,
     newNodeId: () => `n${next++}`,
   };

@@ -4,16 +4,22 @@
  *
  * Order of a publication: the map is saved (a map not saved is never shown to anyone, so a
  * restarted manager resumes from what nodes and frontends last saw, or newer); then every node
- * it names takes it, so a node turns away requests routed with an older map before any frontend
- * can route with the new one; then it becomes the view frontends poll; then it is pushed to them.
- * A node or frontend that misses a push is reported and the publication goes on: frontends also
- * poll, and a node that keeps missing pushes fails its health checks.
+ * it names takes it, and every node that left it is told so (`self: null`), so a node turns away
+ * requests routed with an older map before any frontend can route with the new one; then it
+ * becomes the view frontends poll; then it is pushed to them.
+ *
+ * A node that cannot be told (cut off, hung) may still serve reads under the view it has, for as
+ * long as its view lease runs (view-leases.ts). So before the new view is put in force, such a
+ * node's renewals stop and its lease is waited out, while the push is retried. A frontend that
+ * misses a push is reported and the publication goes on: frontends also poll, and every node
+ * fences requests routed with an older map.
  */
 import type { NodeAdmin } from '../../clients/node-admin.ts';
 import type { NodeId, PoolMap } from '../../core/pool-map.ts';
 import type { PoolView } from '../../core/pool-view.ts';
 import type { PoolStore } from '../../storage/pool-store.ts';
 import type { Journal } from './journal.ts';
+import type { ViewLeases } from './view-leases.ts';
 
 export interface ViewDeps {
   store: Pick<PoolStore, 'saveMap'>;
@@ -21,16 +27,22 @@ export interface ViewDeps {
   /** Pushes a view to every registered frontend (notifier.ts). */
   publish: (view: PoolView) => Promise<void>;
   journal: Journal;
+  leases: ViewLeases;
+  sleep: (ms: number) => Promise<void>;
 }
 
 /** Tries per node before a view push counts as missed. */
 const PUSH_ATTEMPTS = 3;
+/** Between pushes to a node that missed one, while its lease is waited out, ms. */
+const RETRY_MS = 500;
 
 export function createPoolViews(deps: ViewDeps) {
   let map: PoolMap | undefined;
   /** The owners before the resize in progress (a transitional view), else undefined. */
   let previous: NodeId[] | undefined;
   const addresses: Record<NodeId, string> = {};
+  /** A new view is being put in force (sync() leaves the nodes to it). */
+  let adopting = false;
 
   const current = (): PoolMap => {
     if (!map) throw new Error('the pool has no map yet: start() it first');
@@ -43,18 +55,28 @@ export function createPoolViews(deps: ViewDeps) {
     ...(before && { previous: [...before] }),
   });
 
-  async function push(id: NodeId, view: PoolView): Promise<void> {
-    const url = addresses[id];
-    if (!url) return;
+  /** Pushes `view` to the node at `url`; says whether it took it (failures are reported). */
+  async function push(id: NodeId, url: string, view: PoolView, self: NodeId | null) {
     for (let attempt = 1; attempt <= PUSH_ATTEMPTS; attempt++) {
       try {
-        await deps.admin.pushView(url, view, id);
-        return;
+        const answer = await deps.admin.pushView(url, view, self);
+        deps.leases.took(url, id, answer, self !== null);
+        return true;
       } catch (error) {
         if (attempt === PUSH_ATTEMPTS) {
-          deps.journal.failed('push-view', error, { node: id, mapVersion: view.map.version });
+          deps.journal.failed('push-view', error, { node: id, url, mapVersion: view.map.version });
         }
       }
+    }
+    return false;
+  }
+
+  /** A node that missed `view`: no more renewals, and its lease runs out or it takes the view. */
+  async function outlast(id: NodeId, url: string, view: PoolView, self: NodeId | null) {
+    deps.leases.revoke(url);
+    for (let left = deps.leases.left(url); left > 0; left = deps.leases.left(url)) {
+      await deps.sleep(Math.min(left, RETRY_MS));
+      if (deps.leases.left(url) > 0 && (await push(id, url, view, self))) return;
     }
   }
 
@@ -80,12 +102,32 @@ export function createPoolViews(deps: ViewDeps) {
       delete addresses[id];
     },
 
-    /** Saves `next`, has every node take it, then puts it in force and tells the frontends. */
+    /**
+     * Saves `next`, has every node take it (and every node that left it hear so), waits out the
+     * lease of any that could not be told, then puts it in force and tells the frontends.
+     */
     async adopt(next: PoolMap, before?: NodeId[]): Promise<void> {
       await deps.store.saveMap(next);
+      // After a restart: whatever the manager before granted has run out.
+      await deps.leases.startFloor();
       const candidate = viewOf(next, before);
-      const named = new Set([...next.nodes, ...(before ?? [])]);
-      await Promise.all([...named].map((id) => push(id, candidate)));
+      const named = [...new Set([...next.nodes, ...(before ?? [])])].flatMap((id) => {
+        const url = addresses[id];
+        return url ? [{ id, url, self: id as NodeId | null }] : [];
+      });
+      const left = deps.leases
+        .live(new Set(named.map((n) => n.url)))
+        .map((holder) => ({ ...holder, self: null }));
+      const told = [...named, ...left];
+      adopting = true;
+      try {
+        const took = await Promise.all(told.map((n) => push(n.id, n.url, candidate, n.self)));
+        await Promise.all(
+          told.map((n, i) => (took[i] ? undefined : outlast(n.id, n.url, candidate, n.self))),
+        );
+      } finally {
+        adopting = false;
+      }
       map = next;
       previous = before;
       try {
@@ -95,10 +137,50 @@ export function createPoolViews(deps: ViewDeps) {
       }
     },
 
-    /** Puts a saved map back in force at start, before any node or frontend is told. */
-    resume(saved: PoolMap): void {
+    /**
+     * Brings node `id` up to the view in force when its last push failed or it is a new process
+     * at its address (the health monitor calls this for each node that answers). Not while a
+     * new view is being put in force: that one is pushed (and waited for) by adopt().
+     */
+    async sync(id: NodeId): Promise<void> {
+      const url = addresses[id];
+      if (!map || !url || adopting || deps.leases.current(url, map.version)) return;
+      await push(id, url, viewOf(map, previous), id);
+    },
+
+    /** Pushes the view in force to every node it names (a resumed pool's nodes learn of us). */
+    async pushAll(): Promise<void> {
+      const view = viewOf(current(), previous);
+      const named = [...new Set([...view.map.nodes, ...(previous ?? [])])];
+      await Promise.all(
+        named.map((id) => (addresses[id] ? push(id, addresses[id], view, id) : undefined)),
+      );
+    },
+
+    /**
+     * Puts a saved map back in force at start, before any node or frontend is told; `known` are
+     * the nodes' last addresses, whose leases from the manager before are assumed to run.
+     */
+    resume(saved: PoolMap, known: { id: NodeId; url: string }[] = []): void {
       map = saved;
       previous = undefined;
+      deps.leases.assume(known);
+    },
+
+    /**
+     * The node at `url` is out of reach and leaves (replaced, or taken out): its renewals stop,
+     * and this resolves once its lease has run out, so nothing it caches can be read after.
+     */
+    async retire(url: string): Promise<void> {
+      deps.leases.revoke(url);
+      for (let left = deps.leases.left(url); left > 0; left = deps.leases.left(url)) {
+        await deps.sleep(left);
+      }
+    },
+
+    /** The process at `url` has exited (its provider killed it): no lease is left to wait out. */
+    gone(url: string): void {
+      deps.leases.forget(url);
     },
   };
 }

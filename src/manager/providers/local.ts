@@ -139,6 +139,7 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
 
   return {
     name: 'local',
+    endsReplaced: true,
     start: (id) => {
       stopping.delete(id);
       return spawnNode(id);

@@ -11,6 +11,12 @@ export interface ProvidedNode {
 
 export interface NodeProvider {
   readonly name: string;
+  /**
+   * Whether a node this provider stops, replaces, or reports failed or replaced has exited by
+   * then (it owns the processes), so its view lease needs no waiting out. A provider that
+   * cannot know (nodes on other hosts) leaves it unset.
+   */
+  readonly endsReplaced?: boolean;
   /** Brings one more node up (or activates one) and resolves once it listens. */
   start(id: string): Promise<ProvidedNode>;
   /** Takes a node down (or deactivates it); idempotent. */
