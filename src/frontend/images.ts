@@ -4,6 +4,11 @@
  * Upload: bytes → new object → commit the row (a new, globally increasing version) → invalidate
  * the owning node with that version → acknowledge → delete the replaced object. The node keeps a
  * tombstone of the version, so a fill of an older version that was already in flight is refused.
+ * An upload whose node cannot be told (out of reach, or our view is outdated and the manager out
+ * of reach) is not acknowledged: 503. Its row is committed, but an older copy may still be served
+ * by that node, to whoever reaches it, until its view lease runs out (src/cachenode/view.ts).
+ *
+ * A node whose view lease ran out answers 503: that is a miss, not a failure worth a warning.
  *
  * Fetch: the near cache's copy while a read lease from its owning node vouches for it
  * (src/cachenode/leases.ts) → owning node (revalidating the near copy when there is one, and
@@ -16,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { type NodeClient, NodeRequestError, STALE_VIEW_STATUS } from '../clients/node-client.ts';
-import { badRequest, unsupportedMediaType } from '../core/errors.ts';
+import { badRequest, unavailable, unsupportedMediaType } from '../core/errors.ts';
 import { createFreshFlight } from '../core/fresh-flight.ts';
 import { sniffImageType } from '../core/image-type.ts';
 import { createSingleFlight } from '../core/singleflight.ts';
@@ -58,8 +63,12 @@ export function dataUrlJson(key: string, contentType: string, bytes: Buffer): Bu
   return body;
 }
 
-/** Tries over ~1.5 s: long enough for the manager to publish a restarted node's new address. */
-const INVALIDATE_ATTEMPTS = 6;
+/**
+ * Tries over ~2.5 s: long enough for the manager to publish a restarted node's new address. After
+ * that the upload is refused (503) rather than acknowledged without its node knowing.
+ */
+const INVALIDATE_ATTEMPTS = 7;
+const INVALIDATE_BACKOFF_MS = [50, 100, 200, 400, 800, 1000];
 
 export function createImageService(deps: ImageServiceDeps) {
   const { metadata, objects, nodes, routing, metrics, log } = deps;
@@ -74,6 +83,8 @@ export function createImageService(deps: ImageServiceDeps) {
 
   const isStaleView = (error: unknown) =>
     error instanceof NodeRequestError && error.status === STALE_VIEW_STATUS;
+  /** A node without a view lease (it lost its manager) declines; nothing is wrong with it. */
+  const isRefusal = (error: unknown) => error instanceof NodeRequestError && error.status === 503;
 
   /** One node's answer for `key`, revalidating the near cache's copy; throws on node failure. */
   async function askNode(node: string, key: string): Promise<FetchedImage | undefined> {
@@ -137,6 +148,10 @@ export function createImageService(deps: ImageServiceDeps) {
         }
       } catch (error) {
         if (isStaleView(error)) throw error;
+        if (isRefusal(error)) {
+          metrics.nodeRefusals.inc();
+          continue;
+        }
         metrics.nodeErrors.inc();
         log.warn({ err: error, node, key }, 'cache node failed; trying the next place');
       }
@@ -175,13 +190,20 @@ export function createImageService(deps: ImageServiceDeps) {
     nodes.put(node, key, entry).then(
       (outcome) => metrics.fills.inc({ outcome }),
       (error) => {
+        if (isRefusal(error)) {
+          metrics.fills.inc({ outcome: 'refused' });
+          return;
+        }
         metrics.fills.inc({ outcome: 'error' });
         log.warn({ err: error, node, key }, 'could not fill the cache node');
       },
     );
   }
 
-  /** Invalidates the key on every node that may hold it (owner and previous owner). */
+  /**
+   * Invalidates the key on every node that may hold it (owner and previous owner); throws 503
+   * when one cannot be told.
+   */
   async function invalidate(key: string, version: number): Promise<void> {
     for (let attempt = 1; attempt <= INVALIDATE_ATTEMPTS; attempt++) {
       const owners = routing.ownersOf(key);
@@ -193,11 +215,14 @@ export function createImageService(deps: ImageServiceDeps) {
       if (attempt === INVALIDATE_ATTEMPTS) {
         metrics.invalidationFailures.inc();
         log.error({ err: failed[0], key, version }, 'could not invalidate the cached key');
-        return;
+        throw unavailable(
+          `The image was stored, but the cache node that serves ${JSON.stringify(key)} could not be told, so this upload is not acknowledged: an older copy may still be served for a few seconds. Upload it again.`,
+          { cause: failed[0] },
+        );
       }
       // Outdated view or a node that does not answer: the manager may have replaced that node
       // (a restart moves it to a new address), so ask for the current view before retrying.
-      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 1)));
+      await new Promise((resolve) => setTimeout(resolve, INVALIDATE_BACKOFF_MS[attempt - 1]));
       await refreshView();
     }
   }

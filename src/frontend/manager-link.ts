@@ -3,6 +3,11 @@
  * registration (POST /api/manager/frontends) whose answer is the current view. The manager also
  * pushes each new view to /api/notify; the polling makes a missed push heal by itself, and lets a
  * frontend keep serving with its last view while the manager is away.
+ *
+ * A read or upload that a node turned away (our view is outdated) asks for the view at once
+ * (`refresh`). While the manager does not answer, those asks fail at once instead of each waiting
+ * for a timeout (reads go to storage; an upload whose node cannot be told is refused), and the
+ * link polls every second, so a healed link is noticed quickly.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { type PoolView, parsePoolView, type Routing } from './routing.ts';
@@ -16,12 +21,16 @@ export interface ManagerLinkOptions {
 
 export function createManagerLink(options: ManagerLinkOptions) {
   const { managerUrl, secret, log, intervalMs = 5000 } = options;
+  const failingIntervalMs = Math.min(intervalMs, 1000);
   const headers = {
     'content-type': 'application/json',
     ...(secret && { authorization: `Bearer ${secret}` }),
   };
   let failing = false;
   let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  /** The refresh in flight, shared by every request that asks meanwhile. */
+  let refreshing: Promise<PoolView> | undefined;
 
   async function ask(method: 'GET' | 'POST', path: string, body?: unknown): Promise<PoolView> {
     const response = await fetch(`${managerUrl}${path}`, {
@@ -52,9 +61,21 @@ export function createManagerLink(options: ManagerLinkOptions) {
       }
     },
 
-    /** Asks for the current view now (a node said ours is outdated); adopts it if newer. */
+    /**
+     * Asks for the current view now (a node said ours is outdated); adopts it if newer. Fails at
+     * once while the manager does not answer (the polling finds out when it does again).
+     */
     async refresh(routing: Routing): Promise<boolean> {
-      return routing.update(await ask('GET', '/api/manager/pool_view'));
+      if (failing) throw new Error(`the manager at ${managerUrl} does not answer`);
+      refreshing ??= ask('GET', '/api/manager/pool_view').finally(() => {
+        refreshing = undefined;
+      });
+      try {
+        return routing.update(await refreshing);
+      } catch (error) {
+        failing = true;
+        throw error;
+      }
     },
 
     /** Registers `selfUrl` now and every interval, adopting each newer view it is given. */
@@ -75,13 +96,18 @@ export function createManagerLink(options: ManagerLinkOptions) {
           failing = true;
         }
       };
-      void tick();
-      timer = setInterval(() => void tick(), intervalMs);
-      timer.unref();
+      const loop = async () => {
+        await tick();
+        if (stopped) return;
+        timer = setTimeout(loop, failing ? failingIntervalMs : intervalMs);
+        timer.unref();
+      };
+      void loop();
     },
 
     stop(): void {
-      if (timer) clearInterval(timer);
+      stopped = true;
+      if (timer) clearTimeout(timer);
     },
   };
 }

@@ -15,9 +15,14 @@ export function createFrontendMetrics(registry: Registry) {
       help: 'Cache node requests that failed or timed out',
       registers,
     }),
+    nodeRefusals: new Counter({
+      name: 'pixpool_frontend_node_refusals_total',
+      help: 'Cache node requests a node refused because its pool view expired (it lost its manager)',
+      registers,
+    }),
     fills: new Counter({
       name: 'pixpool_frontend_fills_total',
-      help: 'Cache fills after a miss by outcome (stored, stale: a newer version won, error)',
+      help: 'Cache fills after a miss by outcome (stored, stale: a newer version won, refused: the node has no view lease, error)',
       labelNames: ['outcome'] as const,
       registers,
     }),
@@ -28,7 +33,7 @@ export function createFrontendMetrics(registry: Registry) {
     }),
     invalidationFailures: new Counter({
       name: 'pixpool_frontend_invalidation_failures_total',
-      help: 'Uploads whose cache invalidation failed after retries',
+      help: 'Uploads refused (503, not acknowledged) because the cache node of their key could not be told',
       registers,
     }),
     gcSweeps: new Counter({
