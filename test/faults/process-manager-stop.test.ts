@@ -3,12 +3,14 @@
  * frontend process share a real PostgreSQL (a throw-away schema) and an objects folder.
  *
  * SIGKILL: the design is that nodes are the data plane and outlive the manager (see
- * providers/local.ts): the frontend keeps serving from them with the last map, uploads still
- * invalidate them directly, and a manager restarted on the same database and port adopts them,
- * same ids, addresses, pids and map version, with no second process per node.
+ * providers/local.ts): the frontend keeps serving from them with the last map while their view
+ * leases run (then from storage), uploads still invalidate them directly, and a manager
+ * restarted on the same database and port adopts them, same ids, addresses, pids and map
+ * version, with no second process per node, and renews their leases.
  * SIGTERM: the manager stops its nodes on the way out; the frontend serves from storage in the
- * meantime, and the restarted manager starts the nodes again under the same ids (new addresses,
- * a newer map version), which the frontend adopts.
+ * meantime and refuses uploads (503: their nodes cannot be told), and the restarted manager
+ * starts the nodes again under the same ids (new addresses, a newer map version), which the
+ * frontend adopts.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -223,7 +225,18 @@ describe('the manager stopped while frontends serve', { timeout: 120_000 }, () =
     const load = fetchLoad(frontend.url, expected, 4, pending);
     try {
       await waitFor('fetches from storage', () => load.ok > 50);
-      await uploadMore(20, 5);
+      // The frontend cannot tell its key's node (stopped) and cannot know that node is not just
+      // cut off and serving others: the upload is stored but not acknowledged.
+      for (let i = 20; i < 23; i++) {
+        const key = `key-${i % KEYS}`;
+        const bytes = imageFor(i + 1000);
+        pending.set(key, sha256(bytes));
+        const refused = await uploadImage(frontend.url, key, bytes);
+        assert.equal(refused.status, 503, JSON.stringify(refused.body));
+        assert.match(JSON.stringify(refused.body), /not acknowledged/);
+        expected.set(key, sha256(bytes)); // committed all the same: storage answers it
+        pending.delete(key);
+      }
     } finally {
       await load.stop();
     }
