@@ -65,8 +65,11 @@ describe('live resizing with several frontends, uploads and a killed node', () =
         started[k] = version;
         const answer = await upload(pick(frontends).url, KEYS[k] as string, bytesOf(k, version));
         counts.uploads++;
-        if (answer.status !== 200) counts.errors++;
-        else acked[k] = Math.max(acked[k] as number, version);
+        if (answer.status !== 200) {
+          counts.errors++;
+          if (process.env.RESIZE_DEBUG)
+            console.log('UPLOAD', answer.status, JSON.stringify(answer.body), Date.now());
+        } else acked[k] = Math.max(acked[k] as number, version);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -80,6 +83,7 @@ describe('live resizing with several frontends, uploads and a killed node', () =
         counts.requests++;
         if (response?.status !== 200) {
           counts.errors++;
+          if (process.env.RESIZE_DEBUG) console.log('FETCH', response?.status, Date.now());
           continue;
         }
         const body = Buffer.from(await response.arrayBuffer());
@@ -144,6 +148,7 @@ describe('live resizing with several frontends, uploads and a killed node', () =
           const url = addresses[map.nodes[1] as string] as string;
           const health = (await (await fetch(`${url}/health`)).json()) as { pid: number };
           process.kill(health.pid, 'SIGKILL');
+          if (process.env.RESIZE_DEBUG) console.log('KILLED', Date.now());
         }
         await new Promise((r) => setTimeout(r, 300));
       }

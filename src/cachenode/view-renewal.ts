@@ -26,20 +26,26 @@ export interface ViewRenewalOptions {
 const FIRST_INTERVAL_MS = 1000;
 /** A request that takes longer grants nothing worth having. */
 const TIMEOUT_MS = 2000;
+/**
+ * After a new view, retries this soon: the first ask usually reaches the manager before the
+ * manager has read the push's answer, which names this process, and is refused.
+ */
+const AFTER_ADOPT_RETRIES_MS = [25, 50, 100, 200, 400];
 
 export function createViewRenewal(options: ViewRenewalOptions) {
   const { managerUrl, secret, view, instance, log } = options;
   const now = options.now ?? (() => performance.now());
   let intervalMs = FIRST_INTERVAL_MS;
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
+  let running: Promise<boolean> | undefined;
   let again = false;
   let stopped = true;
   /** Why the last renewal failed, logged once until one succeeds. */
   let failing: string | undefined;
 
-  async function renew(): Promise<void> {
-    if (!view.pooled) return;
+  /** Asks once; resolves with whether the lease was renewed. */
+  async function renew(quiet: boolean): Promise<boolean> {
+    if (!view.pooled) return true;
     const version = view.version;
     const sentAt = now();
     try {
@@ -64,24 +70,27 @@ export function createViewRenewal(options: ViewRenewalOptions) {
       view.renewed(version, sentAt, leaseMs);
       if (failing) log.info('the manager renews this node’s pool view again');
       failing = undefined;
+      return true;
     } catch (error) {
       const why = (error as Error).message;
+      if (quiet) return false;
       if (failing === undefined) {
         log.warn(
           `the manager at ${managerUrl} did not renew this node's pool view (${why}); reads stop when the view's lease runs out`,
         );
       }
       failing = why;
+      return false;
     }
   }
 
   /** Renews now; a request already running is followed by one more. */
-  function renewNow(): Promise<void> {
+  function renewNow(quiet = false): Promise<boolean> {
     if (running) {
       again = true;
       return running;
     }
-    running = renew().finally(() => {
+    running = renew(quiet).finally(() => {
       running = undefined;
       if (again && !stopped) {
         again = false;
@@ -100,7 +109,16 @@ export function createViewRenewal(options: ViewRenewalOptions) {
   }
 
   view.onAdopt(() => {
-    if (!stopped) void renewNow();
+    if (stopped) return;
+    const version = view.version;
+    void (async () => {
+      if (await renewNow(true)) return;
+      for (const [i, ms] of AFTER_ADOPT_RETRIES_MS.entries()) {
+        await new Promise((resolve) => setTimeout(resolve, ms).unref());
+        const last = i === AFTER_ADOPT_RETRIES_MS.length - 1;
+        if (stopped || view.version !== version || (await renewNow(!last))) return;
+      }
+    })();
   });
 
   return {

@@ -73,6 +73,7 @@ export const EXPECTED_ACCESS: Record<ServiceName, Record<string, Access>> = {
     'POST /api/delete_all': 'admin',
     'POST /api/manager/samples': 'secret',
     'POST /api/manager/frontends': 'secret',
+    'POST /api/manager/nodes/renew': 'secret',
     'GET /api/manager/pool_view': 'secret',
     'GET /api/manager/autoscaler/state': 'admin',
     'POST /api/manager/autoscaler/decisions': 'admin',

@@ -34,6 +34,7 @@ import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createPoolStore, type PoolStore } from '../../src/storage/pool-store.ts';
 import { SECRET, socketLanes } from '../helpers/nodes.ts';
+import { startRenewer } from '../helpers/renewer.ts';
 
 export { SECRET };
 /** Same length as SECRET ('test-secret'), so a length check alone could not tell them apart. */
@@ -70,9 +71,15 @@ async function listen(app: FastifyInstance): Promise<string> {
   return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 }
 
-async function startNode(nodeId: string) {
+async function startNode(nodeId: string, managerUrl?: string) {
   const cache = createNodeCache({ policy: 'LRU', capacityMb: 256, maxCapacityMb: 4096 });
-  const app = await buildCacheNode({ nodeId, cache, secret: SECRET, socketLanes: socketLanes() });
+  const app = await buildCacheNode({
+    nodeId,
+    cache,
+    secret: SECRET,
+    socketLanes: socketLanes(),
+    managerUrl,
+  });
   return { app, cache, url: await listen(app) };
 }
 
@@ -81,13 +88,16 @@ const seedPng = (i: number) => Buffer.concat([Buffer.from(PNG_MAGIC), randomByte
 
 export async function startSystem(): Promise<System> {
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-security-'));
-  const [nodeF, nodeM] = await Promise.all([startNode('node-f'), startNode('node-m')]);
+  // Node F's view lease is renewed by a stand-in: this manager does not run its pool.
+  const renewer = await startRenewer(60_000);
+  const [nodeF, nodeM] = await Promise.all([startNode('node-f', renewer.url), startNode('node-m')]);
   const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000 });
 
   // Node F is in a pool of its own (so move_keys is held to its view); pushed before seeding,
   // since adopting a first view drops what was cached before it.
   const fView = staticPoolView([nodeF.url]);
   await admin.pushView(nodeF.url, fView, nodeF.url);
+  await renewer.renewed(nodeF.url, fView.map.version);
 
   // One embedded database for the frontend and the manager, as in `pixpool up` (the manager's
   // delete-all works on the frontend's rows); PGlite takes seconds to start on a loaded machine.
@@ -206,6 +216,7 @@ export async function startSystem(): Promise<System> {
       await frontendApp.close();
       await Promise.all([frontendClient.close(), admin.close()]);
       await Promise.all([nodeF.app.close(), nodeM.app.close()]);
+      await renewer.close();
       await Promise.all([store.close(), metadata.close()]);
       await driver.close();
       await objects.close();

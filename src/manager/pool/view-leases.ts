@@ -141,13 +141,17 @@ export function createViewLeases(options: ViewLeasesOptions) {
       }
     },
 
-    /** Holders whose lease may still run, at addresses other than `except`. */
+    /**
+     * Members whose lease may still run, at addresses other than `except`. A node told it left
+     * serves nothing and gets no renewal: it is not counted, and forgotten once its lease ran.
+     */
     live(except: ReadonlySet<string>): { id: NodeId; url: string }[] {
       const t = now();
       const found: { id: NodeId; url: string }[] = [];
       for (const [url, holder] of holders) {
-        if (holder.until <= t && !holder.member) holders.delete(url);
-        else if (!except.has(url) && holder.until > t) found.push({ id: holder.id, url });
+        if (!holder.member) {
+          if (holder.until <= t) holders.delete(url);
+        } else if (!except.has(url) && holder.until > t) found.push({ id: holder.id, url });
       }
       return found;
     },
