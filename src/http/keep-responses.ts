@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { isLaneBusy } from './socket-lane.ts';
+import { httpConnectionEvent, isLaneBusy } from './socket-lane.ts';
 
 /**
  * Keeps a response that is still being written alive through a graceful close. Node's
@@ -18,7 +18,8 @@ export function keepResponsesOnClose(server: Server): void {
   const sockets = new Set<Socket>();
   const writing = new Map<Socket, number>();
   let closing = false;
-  server.on('connection', (socket: Socket) => {
+  // An https server's TLS sockets, not the TCP sockets under them: requests arrive on those.
+  server.on(httpConnectionEvent(server), (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);

@@ -14,9 +14,12 @@
  *   file descriptor exhaustion hurts the clients already connected. No per-socket request cap:
  *   frontends keep a few connections to each node alive for the binary path on purpose.
  * - bodies: Fastify's 1 MiB unless the service says otherwise (uploads and node values).
+ * - over HTTPS (`https`, from http/tls.ts), a TLS handshake must end within the headers' 20 s:
+ *   Node's own bound is 120 s, long for a socket that never says anything.
  */
 
 import { createServer, STATUS_CODES } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
@@ -75,6 +78,8 @@ export interface ServiceOptions {
   socketLane?: SocketLane;
   /** A registry made before the app (for parts built before it); default: a new one. */
   registry?: Registry;
+  /** Serve HTTPS with this certificate and key (Tls.server, http/tls.ts); plain HTTP without. */
+  https?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 /** A route as registered, with the auth it needs: what test/security checks every route by. */
@@ -143,10 +148,19 @@ export function createService(options: ServiceOptions) {
     },
     // A 128-character key, percent-encoded, can be 128 × 12 bytes long in a URL path.
     routerOptions: { maxParamLength: 2048 },
+    // Told to Fastify only so that the address listen() answers says https (the server itself
+    // comes from the factory below; typed as plain HTTP, as its requests are).
+    ...(options.https && ({ https: true } as object)),
     // The server Fastify would make (lib/server.js), with the socket lane in front when there is
     // one. Once closing, every request goes to Fastify, which answers 503 (Connection: close).
     serverFactory: (handler) => {
-      const server = createServer({ connectionsCheckingInterval: timeouts.checkEveryMs }, handler);
+      const checking = { connectionsCheckingInterval: timeouts.checkEveryMs };
+      const server = options.https
+        ? createHttpsServer(
+            { ...options.https, ...checking, handshakeTimeout: timeouts.headersMs },
+            handler,
+          )
+        : createServer(checking, handler);
       server.keepAliveTimeout = 65_000;
       server.requestTimeout = timeouts.requestMs;
       server.headersTimeout = timeouts.headersMs;

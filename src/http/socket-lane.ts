@@ -35,6 +35,7 @@
  */
 import { type OutgoingHttpHeaders, type Server, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 
 export interface LaneRequest {
   method: 'GET' | 'POST';
@@ -145,13 +146,22 @@ function httpDate(): string {
 }
 
 /**
+ * The event on which a server hands node:http a connection: 'connection' with its TCP socket, or
+ * for an https server, 'secureConnection' with the TLS socket once the handshake is done (its
+ * 'connection' listener is the handshake itself). Either socket reads and writes plain HTTP.
+ */
+export const httpConnectionEvent = (server: Server): 'connection' | 'secureConnection' =>
+  server instanceof TlsServer ? 'secureConnection' : 'connection';
+
+/**
  * Puts `lane` in front of `server`'s own connection handling. Call it right after creating the
  * server, before anything else listens for its connections.
  */
 export function installSocketLane(server: Server, lane: SocketLane, closing: () => boolean): void {
-  const http = server.listeners('connection') as ((socket: Socket) => void)[];
-  server.removeAllListeners('connection');
-  server.on('connection', (socket: Socket) => {
+  const event = httpConnectionEvent(server);
+  const http = server.listeners(event) as ((socket: Socket) => void)[];
+  server.removeAllListeners(event);
+  server.on(event, (socket: Socket) => {
     if (closing()) {
       for (const listener of http) listener.call(server, socket);
       return;
