@@ -23,8 +23,8 @@ export function freePort(host: string): Promise<number> {
   });
 }
 
-/** The URL other services use to reach a service listening on host:port. */
-export function urlFor(host: string, port: number): string {
+/** The URL other services use to reach a service listening on host:port (https: over TLS). */
+export function urlFor(host: string, port: number, scheme: 'http' | 'https' = 'http'): string {
   const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+  return `${scheme}://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
