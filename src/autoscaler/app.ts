@@ -7,7 +7,7 @@
  * stops the loop and waits for a tick in progress.
  */
 import type { FastifyServerOptions } from 'fastify';
-import { createService } from '../http/service.ts';
+import { createService, type ServiceOptions } from '../http/service.ts';
 import { type AutoscalerSource, createAutoscalerLoop } from './loop.ts';
 import { createAutoscalerMetrics } from './metrics.ts';
 
@@ -18,6 +18,8 @@ export interface AutoscalerDeps {
   dryRun?: boolean;
   clock?: { now(): number };
   logger?: FastifyServerOptions['logger'];
+  /** Serve HTTPS with this certificate and key (http/tls.ts). */
+  https?: ServiceOptions['https'];
 }
 
 export function buildAutoscaler(deps: AutoscalerDeps) {
@@ -28,6 +30,7 @@ export function buildAutoscaler(deps: AutoscalerDeps) {
     // It holds no secret and serves only read-only status: every route is public, on purpose.
     secretByDefault: false,
     logger: deps.logger ?? false,
+    https: deps.https,
     health: () => ({ running: status().running }),
   });
   const metrics = createAutoscalerMetrics(registry, () => status());

@@ -4,6 +4,7 @@
  * and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and exits.
  */
 import { isLoopback } from '../http/listen.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildAutoscaler } from './app.ts';
@@ -20,17 +21,23 @@ export interface AutoscalerOptions {
   windowS: number;
   dryRun?: boolean | undefined;
   logLevel: LogLevel;
+  /** HTTPS, and the CA it verifies the manager with (http/tls.ts); none by default. */
+  tls?: Tls | undefined;
 }
 
 export async function runAutoscaler(options: AutoscalerOptions) {
   if (!isLoopback(options.host) && !options.adminToken) {
     throw new Error(`Refusing to listen on ${options.host} without PIXPOOL_ADMIN_TOKEN.`);
   }
+  const tls = options.tls ?? NO_TLS;
+  tls.guard(options.managerUrl, 'the admin token (--manager-url)');
   const { app, loop } = buildAutoscaler({
     source: createManagerSource({
       managerUrl: options.managerUrl,
       adminToken: options.adminToken || undefined,
+      fetch: tls.fetch,
     }),
+    https: tls.server,
     intervalS: options.intervalS,
     windowS: options.windowS,
     dryRun: options.dryRun ?? false,

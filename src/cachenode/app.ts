@@ -10,6 +10,7 @@ import type { NodeClient } from '../clients/node-client.ts';
 import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import { binaryRoutes, entrySocketLane } from './binary-routes.ts';
 import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
@@ -34,18 +35,21 @@ export interface CacheNodeDeps {
   socketLanes?: boolean | undefined;
   /** The manager that renews this node's view lease (view-renewal.ts), once it is in a pool. */
   managerUrl?: string | undefined;
+  /** HTTPS to serve, and what hand-overs to other nodes verify them with (http/tls.ts). */
+  tls?: Tls | undefined;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export async function buildCacheNode(deps: CacheNodeDeps) {
   const { cache, nodeId, secret } = deps;
+  const tls = deps.tls ?? NO_TLS;
   // The client is only for hand-overs, so it (and its HTTP library) loads on the first one.
   // Hand-over batches are up to 8 MiB: give them far more than an entry request's 2 s.
   let client: Promise<NodeClient> | undefined = deps.client && Promise.resolve(deps.client);
   const getClient = () => {
     client ??= import('../clients/node-client.ts').then(({ createNodeClient }) =>
-      createNodeClient({ secret, timeoutMs: 30_000 }),
+      createNodeClient({ secret, timeoutMs: 30_000, tls }),
     );
     return client;
   };
@@ -57,6 +61,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     secret,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
     logger: deps.logger,
+    https: tls.server,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
     socketLane:
@@ -75,6 +80,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     const renewal = createViewRenewal({
       managerUrl: deps.managerUrl.replace(/\/+$/, ''),
       secret,
+      fetch: tls.fetch,
       view,
       instance,
       log: app.log,

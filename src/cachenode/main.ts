@@ -7,6 +7,7 @@ import { hostname, totalmem } from 'node:os';
 import { capacityLimitMb } from '../core/cache-config.ts';
 import type { PolicyName } from '../core/stores/store.ts';
 import { isLoopback } from '../http/listen.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { buildCacheNode } from './app.ts';
@@ -31,6 +32,8 @@ export interface CacheNodeOptions {
   leaseMs?: number | undefined;
   /** Whether reads are answered on the socket (http/socket-lane.ts); default true. */
   socketLanes?: boolean | undefined;
+  /** HTTPS, and the CA its clients verify peers with (http/tls.ts); none by default. */
+  tls?: Tls | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
@@ -42,6 +45,9 @@ export async function runCacheNode(options: CacheNodeOptions) {
       `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET (or --secret), or bind to 127.0.0.1.`,
     );
   }
+  const tls = options.tls ?? NO_TLS;
+  const managerUrl = options.managerUrl?.replace(/\/+$/, '');
+  if (managerUrl) tls.guard(managerUrl, 'the shared secret (--manager-url)');
   // host:port names a node well, but a port picked by the OS (0) is not known yet.
   const nodeId =
     options.nodeId ||
@@ -55,13 +61,15 @@ export async function runCacheNode(options: CacheNodeOptions) {
     leaseMs: options.leaseMs,
     socketLanes: options.socketLanes ?? true,
     managerUrl: options.managerUrl,
+    tls,
     logger: { level: options.logLevel },
   });
-  const publisher = options.managerUrl
+  const publisher = managerUrl
     ? createPublisher({
         nodeId,
-        managerUrl: options.managerUrl.replace(/\/+$/, ''),
+        managerUrl,
         secret,
+        fetch: tls.fetch,
         sample: () => cache.stats.sample(),
         intervalMs: Math.round((options.statsIntervalS ?? 5) * 1000),
         log: app.log,

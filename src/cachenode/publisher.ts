@@ -16,12 +16,14 @@ export interface PublisherOptions {
   sample: () => Sample;
   intervalMs?: number;
   log: { warn(message: string): void; info(message: string): void };
+  /** The process's fetch (http/tls.ts: it verifies an https manager); Node's by default. */
+  fetch?: typeof fetch;
 }
 
 const MAX_PENDING = 720;
 
 export function createPublisher(options: PublisherOptions) {
-  const { nodeId, managerUrl, secret, log, intervalMs = 5000 } = options;
+  const { nodeId, managerUrl, secret, log, intervalMs = 5000, fetch = globalThis.fetch } = options;
   const pending: Sample[] = [];
   let failing = false;
   let running = false;

@@ -20,6 +20,8 @@ export interface ViewRenewalOptions {
   instance: string;
   log: { warn(message: string): void; info(message: string): void };
   now?: () => number;
+  /** The process's fetch (http/tls.ts: it verifies an https manager); Node's by default. */
+  fetch?: typeof fetch;
 }
 
 /** Between renewals until the manager names its own interval, ms. */
@@ -35,6 +37,7 @@ const AFTER_ADOPT_RETRIES_MS = [25, 50, 100, 200, 400];
 export function createViewRenewal(options: ViewRenewalOptions) {
   const { managerUrl, secret, view, instance, log } = options;
   const now = options.now ?? (() => performance.now());
+  const fetch = options.fetch ?? globalThis.fetch;
   let intervalMs = FIRST_INTERVAL_MS;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<boolean> | undefined;

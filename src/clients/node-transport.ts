@@ -3,6 +3,9 @@
  * commands): undici pools of kept-alive connections, two per node origin, the shared secret on
  * every request, a timeout on every call, and one error type for every way a call can fail.
  *
+ * Over https the pools verify each node's certificate against the process's CA (http/tls.ts),
+ * and with TLS configured the secret goes to no plain-http node off this host.
+ *
  * Two pools per origin because a node answers entry reads on the socket only while a connection
  * has carried nothing else (http/socket-lane.ts): reads get connections of their own, so writes
  * and commands never move a read connection to node:http.
@@ -10,6 +13,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { ENTRY_PATH } from '../core/node-protocol.ts';
+import type { Tls } from '../http/tls.ts';
 
 export interface NodeTransportOptions {
   /** The pool's shared secret, sent as a bearer token. */
@@ -18,6 +22,8 @@ export interface NodeTransportOptions {
   timeoutMs?: number;
   /** Connections kept per node and kind (reads, the rest). */
   connections?: number;
+  /** The process's TLS (its CA for https nodes, its guard); none: Node's defaults. */
+  tls?: Pick<Tls, 'connect' | 'guard'> | undefined;
 }
 
 /**
@@ -44,7 +50,7 @@ export type NodeMethod = 'GET' | 'PUT' | 'DELETE' | 'POST';
 export type NodeResponse = Awaited<ReturnType<Pool['request']>>;
 
 export function createNodeTransport(options: NodeTransportOptions = {}) {
-  const { secret, timeoutMs = 2000, connections = 32 } = options;
+  const { secret, timeoutMs = 2000, connections = 32, tls } = options;
   const pools = new Map<string, Pool>();
   const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
 
@@ -53,13 +59,15 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
     const name = `${read ? 'read' : 'other'} ${origin}`;
     let pool = pools.get(name);
     if (!pool) {
+      // Checked once per origin: every request to it goes through this pool.
+      tls?.guard(origin, 'the shared secret');
       // A connect that hangs (a host gone from the network) fails as fast as a slow answer, so
       // a dead node costs a read at most `timeoutMs` before it falls back to storage; undici's
       // own connect timeout is 10 s.
       pool = new Pool(origin, {
         connections,
         keepAliveTimeout: 30_000,
-        connect: { timeout: timeoutMs },
+        connect: { timeout: timeoutMs, ...tls?.connect },
       });
       pools.set(name, pool);
     }

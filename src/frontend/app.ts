@@ -5,7 +5,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyServerOptions } from 'fastify';
 import type { NodeClient } from '../clients/node-client.ts';
-import { createService } from '../http/service.ts';
+import { createService, type ServiceOptions } from '../http/service.ts';
 import type { SocketLane } from '../http/socket-lane.ts';
 import { describeGcReport, startGarbageCollector } from '../storage/gc.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
@@ -38,6 +38,8 @@ export interface FrontendDeps {
   socketLanes?: boolean | undefined;
   /** Sweep orphan objects periodically while the app runs (src/storage/gc.ts); off when undefined. */
   gc?: { intervalMs?: number | undefined; graceMs?: number | undefined } | undefined;
+  /** Serve HTTPS with this certificate and key (http/tls.ts). */
+  https?: ServiceOptions['https'];
 }
 
 export async function buildFrontend(deps: FrontendDeps) {
@@ -52,6 +54,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
+    https: deps.https,
     socketLane: deps.socketLanes === false ? undefined : (request) => lane(request),
   });
   await app.register(multipart, {

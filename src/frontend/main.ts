@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
 import { isLoopback, urlFor } from '../http/listen.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
@@ -40,6 +41,8 @@ export interface FrontendOptions extends StorageOptions, FrontendTuning {
   /** Whether image reads are answered on the socket (http/socket-lane.ts); default true. */
   socketLanes?: boolean | undefined;
   secret?: string | undefined;
+  /** HTTPS, and the CA its clients verify peers with (http/tls.ts); none by default. */
+  tls?: Tls | undefined;
   logLevel: LogLevel;
 }
 
@@ -54,11 +57,18 @@ export async function runFrontend(options: FrontendOptions) {
       `Refusing to listen on ${options.host} without a shared secret: set PIXPOOL_SECRET, or bind to 127.0.0.1.`,
     );
   }
+  const tls = options.tls ?? NO_TLS;
+  const managerUrl = options.managerUrl?.replace(/\/+$/, '');
+  // Checked before anything starts; node URLs from a manager's views are checked as they come.
+  for (const url of managerUrl ? [managerUrl] : options.nodes) {
+    tls.guard(url, `the shared secret (${managerUrl ? '--manager-url' : '--nodes'})`);
+  }
   const storage = options.storage ?? (await openStorage(options));
-  const link = options.managerUrl
+  const link = managerUrl
     ? createManagerLink({
-        managerUrl: options.managerUrl.replace(/\/+$/, ''),
+        managerUrl,
         secret: options.secret,
+        fetch: tls.fetch,
         // Before the app (and its logger) exists: the first view decides the routing.
         log: { warn: (m: string) => console.error(`frontend: ${m}`), info: () => {} },
       })
@@ -68,6 +78,7 @@ export async function runFrontend(options: FrontendOptions) {
   const nodes = createNodeClient({
     secret: options.secret,
     timeoutMs: 1000,
+    tls,
     mapVersion: () => routing.view.map.version,
   });
   const app = await buildFrontend({
@@ -80,6 +91,7 @@ export async function runFrontend(options: FrontendOptions) {
     maxUploadMb: options.maxUploadMb,
     nearCacheMb: options.nearCacheMb,
     socketLanes: options.socketLanes ?? true,
+    https: tls.server,
     gc:
       options.gcIntervalS === 0
         ? undefined
@@ -97,7 +109,7 @@ export async function runFrontend(options: FrontendOptions) {
   });
   const address = await app.listen({ host: options.host, port: options.port });
   const port = (app.server.address() as AddressInfo).port;
-  link?.start(options.advertiseUrl ?? urlFor(options.host, port), routing);
+  link?.start(options.advertiseUrl ?? urlFor(options.host, port, tls.scheme), routing);
   if (options.handleSignals !== false) {
     closeOnSignals(
       () => app.close(),

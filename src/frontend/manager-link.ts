@@ -17,10 +17,12 @@ export interface ManagerLinkOptions {
   secret: string | undefined;
   log: Pick<FastifyBaseLogger, 'warn' | 'info'>;
   intervalMs?: number;
+  /** The process's fetch (http/tls.ts: it verifies an https manager); Node's by default. */
+  fetch?: typeof fetch;
 }
 
 export function createManagerLink(options: ManagerLinkOptions) {
-  const { managerUrl, secret, log, intervalMs = 5000 } = options;
+  const { managerUrl, secret, log, intervalMs = 5000, fetch = globalThis.fetch } = options;
   const failingIntervalMs = Math.min(intervalMs, 1000);
   const headers = {
     'content-type': 'application/json',

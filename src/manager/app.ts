@@ -11,6 +11,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { createRegistry } from '../http/metrics.ts';
 import { createService } from '../http/service.ts';
+import type { Tls } from '../http/tls.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
@@ -44,6 +45,8 @@ export interface ManagerDeps {
   viewLeaseMs?: number | undefined;
   /** Closes what else the manager owns (its storage), last, once its nodes are stopped. */
   closeLast?: () => Promise<void>;
+  /** HTTPS to serve, and what pushes to frontends verify them with (http/tls.ts). */
+  tls?: Tls | undefined;
 }
 
 export const DEFAULT_DRAIN_MS = 8000;
@@ -63,7 +66,7 @@ export function buildManager(deps: ManagerDeps) {
     registry,
     clock,
     viewLeaseMs: deps.viewLeaseMs,
-    publish: createNotifier({ store: deps.store, secret: deps.secret, journal }),
+    publish: createNotifier({ store: deps.store, secret: deps.secret, journal, tls: deps.tls }),
   });
   const housekeeping = createHousekeeping({
     store: deps.store,
@@ -78,6 +81,7 @@ export function buildManager(deps: ManagerDeps) {
     adminToken: deps.adminToken,
     loggerInstance: log,
     registry,
+    https: deps.tls?.server,
     health: () => ({ nodes: pool.size }),
   });
   managerRoutes(app, { ...deps, pool });

@@ -11,8 +11,10 @@ import { totalmem } from 'node:os';
 import { pino } from 'pino';
 import { createNodeAdmin } from '../clients/node-admin.ts';
 import { capacityLimitMb } from '../core/cache-config.ts';
+import { nodeUrl } from '../core/node-address.ts';
 import type { Assignment } from '../core/pool-map.ts';
 import { freePort, isLoopback, urlFor } from '../http/listen.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
@@ -47,6 +49,8 @@ export interface ManagerOptions extends StorageOptions {
   historyDays?: number | undefined;
   /** How long a node may serve under its view without a renewal, ms (default 3000). */
   viewLeaseMs?: number | undefined;
+  /** HTTPS, and the CA its clients verify peers with (http/tls.ts); the local nodes get it too. */
+  tls?: Tls | undefined;
 }
 
 const managerLine = (message: string) => console.error(`manager: ${message}`);
@@ -57,10 +61,14 @@ export async function runManager(options: ManagerOptions) {
       `Refusing to listen on ${options.host} without PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN; or bind to 127.0.0.1.`,
     );
   }
+  const tls = options.tls ?? NO_TLS;
+  if (options.provider === 'static') {
+    for (const url of options.nodeUrls) tls.guard(nodeUrl(url), 'the shared secret (--node-urls)');
+  }
   const storage = options.storage ?? (await openStorage(options));
   const port = options.port || (await freePort(options.host));
-  const managerUrl = urlFor(options.host, port);
-  const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000 });
+  const managerUrl = urlFor(options.host, port, tls.scheme);
+  const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000, tls });
   const provider: NodeProvider =
     options.provider === 'static'
       ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
@@ -69,6 +77,7 @@ export async function runManager(options: ManagerOptions) {
           managerUrl,
           args: options.nodeArgs ?? [],
           log: managerLine,
+          tls,
         });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
@@ -84,6 +93,7 @@ export async function runManager(options: ManagerOptions) {
     logger: log,
     drainMs: RESIZE_DRAIN_MS,
     viewLeaseMs: options.viewLeaseMs,
+    tls,
     ...(options.historyDays !== undefined && {
       retention: { ...DEFAULT_RETENTION, historyMs: options.historyDays * DAY_MS },
     }),

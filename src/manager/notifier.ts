@@ -2,10 +2,12 @@
  * Pushes each new pool view to every frontend that registered recently (POST /api/notify with
  * the shared secret). A push that fails is reported (logged and counted) and the others go on:
  * frontends also poll the manager, so a missed push heals itself within one poll interval. Only
- * to bare http(s) origins (node-address.ts).
+ * to bare http(s) origins (node-address.ts), and with TLS configured only to https ones off this
+ * host (http/tls.ts guard).
  */
 import { serviceOrigin } from '../core/node-address.ts';
 import type { PoolView } from '../core/pool-view.ts';
+import type { Tls } from '../http/tls.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import type { Journal } from './pool/journal.ts';
 
@@ -16,7 +18,10 @@ export function createNotifier(deps: {
   store: PoolStore;
   secret: string | undefined;
   journal: Pick<Journal, 'failed'>;
+  /** The process's TLS: its fetch verifies https frontends, its guard refuses plain http. */
+  tls?: Pick<Tls, 'fetch' | 'guard'> | undefined;
 }) {
+  const fetch = deps.tls?.fetch ?? globalThis.fetch;
   return async (view: PoolView): Promise<void> => {
     const frontends = await deps.store.listFrontends({
       seenSince: new Date(Date.now() - FORGET_AFTER_MS),
@@ -27,6 +32,7 @@ export function createNotifier(deps: {
           // Checked again on the way out: a row written before the check existed (or by hand)
           // must not make the manager post the pool view, with the secret, anywhere else.
           const url = serviceOrigin(registered, 'frontend URL');
+          deps.tls?.guard(url, 'the shared secret');
           const response = await fetch(`${url}/api/notify`, {
             method: 'POST',
             headers: {

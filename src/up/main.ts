@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FrontendTuning, runFrontend } from '../frontend/main.ts';
+import { NO_TLS, type Tls } from '../http/tls.ts';
 import { runManager, STOP_GRACE_MS } from '../manager/main.ts';
 import { startChildService } from '../process/child-service.ts';
 import type { LogLevel } from '../process/flags.ts';
@@ -25,6 +26,8 @@ export interface UpOptions extends StorageOptions, FrontendTuning {
   socketLanes?: boolean | undefined;
   /** Days the manager keeps its history (default 30). */
   historyDays?: number;
+  /** HTTPS for every part, the CA they verify each other with (http/tls.ts); none by default. */
+  tls?: Tls | undefined;
 }
 
 export async function runUp(options: UpOptions): Promise<void> {
@@ -57,10 +60,12 @@ export async function runUp(options: UpOptions): Promise<void> {
   };
   const storage = await openStorage(storageOptions);
   started.push(() => storage.close());
+  const tls = options.tls ?? NO_TLS;
   const common = {
     ...storageOptions,
     storage,
     secret,
+    tls,
     logLevel: options.logLevel,
     handleSignals: false,
   };
@@ -98,6 +103,8 @@ export async function runUp(options: UpOptions): Promise<void> {
       '--log-level',
       'warn',
     ],
+    // Its manager's https URL needs the CA too.
+    env: tls.childEnv(),
     label: 'autoscaler',
   }).catch(abandon);
   started.push(() => autoscaler.stop());

@@ -14,6 +14,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { NO_TLS, type Tls } from '../../http/tls.ts';
 import {
   type ChildService,
   processAlive,
@@ -29,13 +30,21 @@ export interface LocalProviderOptions {
   /** Extra `pixpool cache-node` arguments (capacity, policy, log level). */
   args?: string[];
   log?: (message: string) => void;
+  /**
+   * The manager's TLS: its nodes are given the same files (so they serve HTTPS, and their URLs
+   * say https), and their health is probed with its fetch.
+   */
+  tls?: Tls | undefined;
 }
 
 /** How long an adopted node gets to finish after SIGTERM before it is killed. */
 const ADOPTED_STOP_GRACE_MS = 10_000;
 
 /** The node that answers /health at `url`, if any (the endpoint is public). */
-async function probe(url: string): Promise<{ node_id?: unknown; pid?: unknown } | undefined> {
+async function probe(
+  url: string,
+  fetch: typeof globalThis.fetch,
+): Promise<{ node_id?: unknown; pid?: unknown } | undefined> {
   try {
     const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
     return response.ok
@@ -69,6 +78,7 @@ async function stopPid(pid: number, graceMs: number): Promise<void> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createLocalProvider(options: LocalProviderOptions): NodeProvider {
+  const tls = options.tls ?? NO_TLS;
   const children = new Map<string, ChildService>();
   /** Node processes spawned that do not listen yet: close() must stop them too. */
   const starting = new Set<ChildProcess>();
@@ -96,7 +106,7 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
         'warn',
         ...(options.args ?? []),
       ],
-      env: { PIXPOOL_SECRET: options.secret },
+      env: { PIXPOOL_SECRET: options.secret, ...tls.childEnv() },
       label: `node ${id}`,
       onSpawn: (process) => {
         spawned = process;
@@ -177,7 +187,7 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
     resume: (nodes) =>
       Promise.all(
         nodes.map(async (node) => {
-          const health = node.url ? await probe(node.url) : undefined;
+          const health = node.url ? await probe(node.url, tls.fetch) : undefined;
           if (health?.node_id === node.id && typeof health.pid === 'number') {
             adopted.set(node.id, health.pid);
             options.log?.(`node ${node.id} still runs at ${node.url} (pid ${health.pid}): adopted`);
