@@ -17,6 +17,7 @@ import { capacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache-conf
 import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
+import { loadTls, type Tls } from './http/tls.ts';
 import type { ManagerOptions } from './manager/main.ts';
 import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
 import {
@@ -28,6 +29,7 @@ import {
   megabytes,
   onOff,
   port,
+  readableFile,
   seconds,
 } from './process/flags.ts';
 import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
@@ -44,20 +46,30 @@ interface StorageFlags {
   s3Region?: string;
   s3ForcePathStyle?: true;
 }
-type CacheNodeFlags = Omit<CacheNodeOptions, 'capacityMb'> & { capacity: number };
-type FrontendFlags = StorageFlags &
+interface TlsFlags {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+type CacheNodeFlags = TlsFlags &
+  Omit<CacheNodeOptions, 'capacityMb' | 'tls'> & { capacity: number };
+type AutoscalerFlags = TlsFlags & Omit<AutoscalerOptions, 'tls'>;
+type FrontendFlags = TlsFlags &
+  StorageFlags &
   Required<FrontendTuning> &
   Pick<FrontendOptions, 'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret'> & {
     logLevel: LogLevel;
     socketLanes: boolean;
   };
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
-type ManagerFlags = StorageFlags &
+type ManagerFlags = TlsFlags &
+  StorageFlags &
   Pick<
     ManagerOptions,
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
   > & { logLevel: LogLevel; historyDays: number; viewLeaseMs: number };
-type UpFlags = StorageFlags &
+type UpFlags = TlsFlags &
+  StorageFlags &
   Required<FrontendTuning> &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
     historyDays: number;
@@ -98,6 +110,31 @@ const socketLanesOption = () =>
     .env('PIXPOOL_SOCKET_LANES')
     .default(true, 'on')
     .argParser(onOff);
+/** HTTPS and peer verification (http/tls.ts): the same three flags on every service. */
+function tlsOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+        .env('PIXPOOL_TLS_CERT')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option('--tls-key <file>', "the private key of --tls-cert's certificate (PEM)")
+        .env('PIXPOOL_TLS_KEY')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option(
+        '--tls-ca <file>',
+        "CA certificates (PEM) that this process's clients verify https peers with, instead of Node's roots. With any --tls-* flag, the secret and admin token go to no plain-http peer off this host",
+      )
+        .env('PIXPOOL_TLS_CA')
+        .argParser(readableFile),
+    );
+}
+/** The TLS flags' files, read and checked (a bad pair or a bad file stops the command). */
+const tlsFrom = (o: TlsFlags): Promise<Tls> =>
+  loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa });
 const portOption = (flags: string, help: string, env: string, fallback: number) =>
   new Option(flags, help).env(env).default(fallback).argParser(port);
 
@@ -249,9 +286,10 @@ program
   .addOption(secretOption())
   .addOption(logLevelOption())
   .action(async (o: CacheNodeFlags) => {
+    const tls = await tlsFrom(o);
     const { runCacheNode } = await import('./cachenode/main.ts');
-    const { capacity, ...rest } = o;
-    await runCacheNode({ ...rest, capacityMb: capacity });
+    const { capacity, tlsCert: _cert, tlsKey: _key, tlsCa: _ca, ...rest } = o;
+    await runCacheNode({ ...rest, capacityMb: capacity, tls });
   });
 
 frontendOptions(
@@ -285,8 +323,10 @@ frontendOptions(
       .addOption(logLevelOption()),
   ),
 ).action(async (o: FrontendFlags) => {
+  const tls = await tlsFrom(o);
   const { runFrontend } = await import('./frontend/main.ts');
   await runFrontend({
+    tls,
     managerUrl: o.managerUrl,
     advertiseUrl: o.advertiseUrl,
     ...storageFrom(o),
@@ -391,8 +431,10 @@ storageOptions(
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o: ManagerFlags) => {
+  const tls = await tlsFrom(o);
   const { runManager } = await import('./manager/main.ts');
   await runManager({
+    tls,
     ...storageFrom(o),
     host: o.host,
     port: o.port,
@@ -441,9 +483,11 @@ program
     ),
   )
   .addOption(logLevelOption())
-  .action(async (o: AutoscalerOptions) => {
+  .action(async (o: AutoscalerFlags) => {
+    const tls = await tlsFrom(o);
     const { runAutoscaler } = await import('./autoscaler/main.ts');
-    await runAutoscaler(o);
+    const { tlsCert: _cert, tlsKey: _key, tlsCa: _ca, ...rest } = o;
+    await runAutoscaler({ ...rest, tls });
   });
 
 frontendOptions(
@@ -462,8 +506,10 @@ frontendOptions(
       .addOption(logLevelOption()),
   ),
 ).action(async (o: UpFlags) => {
+  const tls = await tlsFrom(o);
   const { runUp } = await import('./up/main.ts');
   await runUp({
+    tls,
     ...storageFrom(o),
     port: o.port,
     managerPort: o.managerPort,
@@ -475,6 +521,9 @@ frontendOptions(
     logLevel: o.logLevel,
   });
 });
+
+// Added last, so they close each service's --help.
+for (const command of program.commands) if (command.name() !== 'gc') tlsOptions(command);
 
 program.parseAsync().catch((error: Error) => {
   console.error(`pixpool: ${error.message}`);

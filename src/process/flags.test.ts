@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { it } from 'node:test';
 import { InvalidArgumentError } from 'commander';
-import { fromValidator, list, megabytes, port, seconds } from './flags.ts';
+import { fromValidator, list, megabytes, port, readableFile, seconds } from './flags.ts';
 
 const refuses = (parse: (value: string) => unknown, values: string[], accepts: RegExp) => {
   for (const value of values) {
@@ -49,4 +50,15 @@ it("a domain validator's refusal becomes commander's, with the validator's messa
   });
   assert.equal(parse('ok'), 1);
   refuses(parse, ['no'], /^Say ok\.$/);
+});
+
+it('a readable file is a path to a regular file this process may read', () => {
+  const here = new URL(import.meta.url).pathname;
+  assert.equal(readableFile(here), here);
+  refuses(
+    readableFile,
+    ['/nonexistent/cert.pem', ''],
+    /^Expected a readable file; there is no such file\.$/,
+  );
+  refuses(readableFile, [tmpdir()], /^Expected a readable file; it is not a regular file\.$/);
 });

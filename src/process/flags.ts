@@ -4,6 +4,7 @@
  * commander's InvalidArgumentError saying what the flag accepts. Commander prints that as one
  * line naming the flag (and the variable) and exits 1, before any service starts.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import type { LevelWithSilent } from 'pino';
 
@@ -83,3 +84,22 @@ export const list: FlagParser<string[]> = (value) =>
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean);
+
+/** A path to a file this process can read (a certificate, a key). */
+export const readableFile: FlagParser<string> = (value) => {
+  let why: string | undefined;
+  try {
+    if (!statSync(value).isFile()) why = 'it is not a regular file';
+    else accessSync(value, constants.R_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    why =
+      code === 'ENOENT'
+        ? 'there is no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (error as Error).message;
+  }
+  if (why) throw new InvalidArgumentError(`Expected a readable file; ${why}.`);
+  return value;
+};
