@@ -10,6 +10,7 @@ import { createNodeClient } from '../../src/clients/node-client.ts';
 import { buildFrontend } from '../../src/frontend/app.ts';
 import { createManagerLink } from '../../src/frontend/manager-link.ts';
 import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
+import { NO_TLS, type Tls } from '../../src/http/tls.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
@@ -39,8 +40,11 @@ export async function startFrontend(
     nearCacheMb?: number;
     /** The frontend's socket lane (and its own nodes'); default: as PIXPOOL_SOCKET_LANES says. */
     socketLanes?: boolean;
+    /** HTTPS for the frontend (and its own nodes), and the CA its clients verify peers with. */
+    tls?: Tls;
   } = {},
 ): Promise<TestFrontend> {
+  const tls = options.tls ?? NO_TLS;
   const shared = Array.isArray(options.nodes) || options.managerUrl !== undefined;
   const nodes = options.managerUrl
     ? []
@@ -51,6 +55,7 @@ export async function startFrontend(
             startNode({
               capacityMb: options.capacityMb ?? 64,
               ...(options.socketLanes !== undefined && { socketLanes: options.socketLanes }),
+              tls,
             }),
           ),
         );
@@ -63,12 +68,17 @@ export async function startFrontend(
         secret: SECRET,
         log: { warn: () => {}, info: () => {} },
         intervalMs: 1000,
+        fetch: tls.fetch,
       })
     : undefined;
   const routing = createRouting(
     link ? await link.firstView() : staticPoolView(nodes.map((n) => n.url)),
   );
-  const client = createNodeClient({ secret: SECRET, mapVersion: () => routing.view.map.version });
+  const client = createNodeClient({
+    secret: SECRET,
+    tls,
+    mapVersion: () => routing.view.map.version,
+  });
   const app = await buildFrontend({
     metadata,
     objects,
@@ -79,12 +89,14 @@ export async function startFrontend(
     ...(options.maxUploadMb !== undefined && { maxUploadMb: options.maxUploadMb }),
     ...(options.nearCacheMb !== undefined && { nearCacheMb: options.nearCacheMb }),
     socketLanes: options.socketLanes ?? socketLanes(),
+    https: tls.server,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
-  link?.start(`http://127.0.0.1:${port}`, routing);
+  const url = `${tls.scheme}://127.0.0.1:${port}`;
+  link?.start(url, routing);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     nodes,
     metadata,
     objects,

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import type { Assignment } from '../../src/core/pool-map.ts';
 import { freePort, urlFor } from '../../src/http/listen.ts';
+import { NO_TLS, type Tls } from '../../src/http/tls.ts';
 import { buildManager } from '../../src/manager/app.ts';
 import type { Pool } from '../../src/manager/pool/pool.ts';
 import { createLocalProvider } from '../../src/manager/providers/local.ts';
@@ -41,23 +42,27 @@ export async function startManager(
     provider?: NodeProvider;
     /** Extra `pixpool cache-node` arguments for the nodes (e.g. --stats-interval-s 1). */
     nodeArgs?: string[];
+    /** HTTPS for the manager and its nodes, and the CA its clients verify them with. */
+    tls?: Tls;
   } = {},
 ): Promise<TestManager> {
+  const tls = options.tls ?? NO_TLS;
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-manager-'));
   const driver = options.driver ?? createPgliteDriver({});
   const store = await createPoolStore(driver, { ownsDriver: false });
   const metadata = await createMetadataStore(driver, { ownsDriver: false });
   const objects = createFsObjectStore({ dir: join(dir, 'objects') });
   const port = await freePort('127.0.0.1');
-  const url = urlFor('127.0.0.1', port);
+  const url = urlFor('127.0.0.1', port, tls.scheme);
   const log = pino({ level: 'warn' });
-  const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000 });
+  const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000, tls });
   const provider =
     options.provider ??
     createLocalProvider({
       secret: SECRET,
       managerUrl: url,
       args: ['--capacity', '32', ...(options.nodeArgs ?? [])],
+      tls,
     });
   const { app, pool, start } = buildManager({
     store,
@@ -70,6 +75,7 @@ export async function startManager(
     adminToken: options.adminToken,
     maxCapacityMb: 4096,
     logger: log,
+    tls,
   });
   await start();
   await app.listen({ host: '127.0.0.1', port });

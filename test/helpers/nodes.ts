@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { buildCacheNode } from '../../src/cachenode/app.ts';
 import { createNodeCache } from '../../src/cachenode/node-cache.ts';
 import type { PolicyName } from '../../src/core/stores/store.ts';
+import type { Tls } from '../../src/http/tls.ts';
 import { onOff } from '../../src/process/flags.ts';
 
 export const SECRET = 'test-secret';
@@ -39,6 +40,8 @@ export async function startNode(
     socketLanes?: boolean;
     /** Where the node renews its view lease (a manager, or test/helpers/renewer.ts). */
     managerUrl?: string;
+    /** Serve HTTPS, hand over with its CA (test/helpers/certs.ts makes the files). */
+    tls?: Tls;
   } = {},
 ): Promise<TestNode> {
   const cache = createNodeCache({
@@ -56,11 +59,12 @@ export async function startNode(
     ...(options.leaseMs !== undefined && { leaseMs: options.leaseMs }),
     socketLanes: options.socketLanes ?? socketLanes(),
     ...(options.managerUrl && { managerUrl: options.managerUrl }),
+    tls: options.tls,
   });
   await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls?.scheme ?? 'http'}://127.0.0.1:${port}`,
     cache,
     server: app.server,
     close: () => app.close(),

@@ -189,8 +189,11 @@ export function tcpQueues(
   return undefined;
 }
 
-/** A multipart upload over a raw HTTP request whose body the test sends in parts. */
-export function slowUpload(url: string, key: string, bytes: Buffer): SlowUpload {
+/**
+ * An upload's multipart body (fields key and file) as bytes, with its content type: for clients
+ * that take no FormData, or not Node's (a raw request, undici's own fetch).
+ */
+export function multipartUpload(key: string, bytes: Buffer): { body: Buffer; type: string } {
   const boundary = `----pixpool${Date.now()}`;
   const body = Buffer.concat([
     Buffer.from(
@@ -201,13 +204,16 @@ export function slowUpload(url: string, key: string, bytes: Buffer): SlowUpload 
     bytes,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
+  return { body, type: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** A multipart upload over a raw HTTP request whose body the test sends in parts. */
+export function slowUpload(url: string, key: string, bytes: Buffer): SlowUpload {
+  const { body, type } = multipartUpload(key, bytes);
   const target = new URL('/api/upload', url);
   const req = request(target, {
     method: 'POST',
-    headers: {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-      'content-length': body.length,
-    },
+    headers: { 'content-type': type, 'content-length': body.length },
   });
   let sent = 0;
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {

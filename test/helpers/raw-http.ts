@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as connectTls } from 'node:tls';
 
 export interface RawAnswer {
   status: number;
@@ -54,8 +55,10 @@ export async function exchange(
   url: string,
   parts: (string | Buffer)[],
   pause: number | ((written: number) => Promise<unknown>) = 0,
+  /** For an https `url`: the CA its certificate is verified with. */
+  ca?: Buffer,
 ) {
-  const socket = await open(url);
+  const socket = await open(url, ca);
   const received: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => received.push(chunk));
   const closed = new Promise((resolve) => socket.once('close', resolve));
@@ -147,10 +150,14 @@ export async function rawClient(url: string): Promise<RawClient> {
   };
 }
 
-export function open(url: string): Promise<Socket> {
-  const { hostname, port } = new URL(url);
+/** A connection to `url`'s host and port: TCP, or TLS (verified with `ca`) for https. */
+export function open(url: string, ca?: Buffer): Promise<Socket> {
+  const { protocol, hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => resolve(socket));
+    const socket =
+      protocol === 'https:'
+        ? connectTls({ host: hostname, port: Number(port), ca }, () => resolve(socket))
+        : connect(Number(port), hostname, () => resolve(socket));
     socket.once('error', reject);
   });
 }

@@ -8,6 +8,8 @@
  *   on new or open connections: the peer waits until its own timeouts fire.
  * - restore(): listens again on the same port and forwards again; connections that lived
  *   through a black hole are destroyed first (their streams lost bytes, like a reset).
+ * - recorded(): with `record`, every byte forwarded so far, both ways: what anyone on the network
+ *   between the two would see (the TLS tests look for secrets in it).
  */
 import { type AddressInfo, createConnection, createServer, type Socket } from 'node:net';
 
@@ -20,12 +22,23 @@ export interface TcpProxy {
   restore(): Promise<void>;
   /** Connections accepted so far. */
   readonly accepted: number;
+  /** Bytes forwarded so far, both ways, in the order they came (empty unless `record`). */
+  recorded(): Buffer;
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  options: { record?: boolean } = {},
+): Promise<TcpProxy> {
   let mode: 'open' | 'black-hole' | 'cut' = 'open';
   let accepted = 0;
+  const recorded: Buffer[] = [];
+  const forward = (to: Socket, chunk: Buffer) => {
+    if (mode !== 'open') return;
+    if (options.record) recorded.push(chunk);
+    to.write(chunk);
+  };
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -44,12 +57,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const upstream = createConnection(target);
     track(upstream);
     // Forward only while open: in a black hole the bytes are swallowed.
-    client.on('data', (chunk) => {
-      if (mode === 'open') upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      if (mode === 'open') client.write(chunk);
-    });
+    client.on('data', (chunk: Buffer) => forward(upstream, chunk));
+    upstream.on('data', (chunk: Buffer) => forward(client, chunk));
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -70,6 +79,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     get accepted() {
       return accepted;
     },
+    recorded: () => Buffer.concat(recorded),
     async cut() {
       mode = 'cut';
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
