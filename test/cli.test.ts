@@ -2,7 +2,10 @@
  * The `pixpool` command refuses a bad value of every numeric or enumerated flag, given on the
  * command line or through the environment variable the flag mirrors: the process exits 1 at
  * once with one line naming the flag and what it accepts, and starts nothing (prints no
- * "listening", makes no data directory). Good values start services in test/up.test.ts and
+ * "listening", makes no data directory). So are bad TLS files (a missing or unreadable one, a
+ * certificate without its key, a key that is not its certificate's, a CA file without
+ * certificates), and, with TLS configured, a plain-http peer off this host in the flags that
+ * name one. Good values start services in test/up.test.ts and
  * test/cachenode/cli.test.ts; the parsers' edge cases are in src/process/flags.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { makeCertificates, type TestCertificates } from './helpers/certs.ts';
 import { cliEnv } from './helpers/processes.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
@@ -158,5 +162,103 @@ describe('pixpool refuses a bad flag value with one line naming the flag, starti
     ['autoscaler', { flag: '--window-s', value: '0', accepts: WINDOW }, 'AUTOSCALE_WINDOW_S'],
   ] as const) {
     it(`${command} with ${env}=${JSON.stringify(c.value)}`, () => refused(command, c, env));
+  }
+});
+
+describe('pixpool refuses bad TLS files, and plain http off this host with TLS, in one line', {
+  concurrency: 2,
+}, () => {
+  let certs: TestCertificates;
+  let other: TestCertificates;
+  before(async () => {
+    [certs, other] = await Promise.all([makeCertificates(), makeCertificates()]);
+  });
+  after(async () => {
+    await certs?.cleanup();
+    await other?.cleanup();
+  });
+
+  /** Runs the command, which must exit 1 with `line` as all it prints, opening no storage. */
+  const refused = async (
+    command: string,
+    args: () => string[],
+    line: RegExp,
+    env: () => Record<string, string> = () => ({}),
+  ) => {
+    const dataDir = join(certs.dir, `data-${Math.random().toString(36).slice(2)}`);
+    const storage = STORAGE_COMMANDS.has(command) ? ['--data-dir', dataDir] : [];
+    const result = await run([command, ...args(), ...storage], env());
+    assert.equal(result.signal, null, `still running after ${EXIT_DEADLINE_MS} ms`);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`^${line.source}[^\\n]*\\n$`));
+    assert.equal(result.stdout, '', 'nothing started');
+    assert.ok(!existsSync(dataDir), 'no storage opened');
+  };
+  const unreadable = /Expected a readable file; /;
+  const away = 'http://198.18.0.7';
+
+  it('a missing key file', () =>
+    refused(
+      'cache-node',
+      () => ['--tls-cert', certs.cert, '--tls-key', join(certs.dir, 'missing.key')],
+      new RegExp(
+        `error: option '--tls-key <file>' argument '.*missing\\.key' is invalid\\. ${unreadable.source}there is no such file\\.`,
+      ),
+    ));
+  it('a file that cannot be read as one (a folder), from the environment', () =>
+    refused(
+      'manager',
+      () => [],
+      new RegExp(
+        `error: option '--tls-ca <file>' value '.*' from env 'PIXPOOL_TLS_CA' is invalid\\. ${unreadable.source}it is not a regular file\\.`,
+      ),
+      () => ({ PIXPOOL_TLS_CA: certs.dir }),
+    ));
+  it('a certificate without its key', () =>
+    refused(
+      'frontend',
+      () => ['--tls-cert', certs.cert],
+      /pixpool: --tls-cert and --tls-key go together \(PIXPOOL_TLS_CERT, PIXPOOL_TLS_KEY\): give both to serve HTTPS, or neither; got only --tls-cert\./,
+    ));
+  it('a key without its certificate, from the environment', () =>
+    refused(
+      'up',
+      () => [],
+      /pixpool: --tls-cert and --tls-key go together .* got only --tls-key\./,
+      () => ({
+        PIXPOOL_TLS_KEY: certs.key,
+      }),
+    ));
+  it("a key that is not the certificate's", () =>
+    refused(
+      'autoscaler',
+      () => ['--tls-cert', certs.cert, '--tls-key', other.key],
+      /pixpool: --tls-cert .* and --tls-key .* are not a certificate and its private key \(PEM\): .*key values mismatch/,
+    ));
+  it('a CA file with no certificate in it', () =>
+    refused(
+      'cache-node',
+      () => ['--tls-ca', certs.key],
+      /pixpool: --tls-ca .*\.key: no PEM certificate in it\./,
+    ));
+  for (const [command, flags, credential] of [
+    ['frontend', ['--nodes', `${away}:5001`], 'the shared secret \\(--nodes\\)'],
+    ['frontend', ['--manager-url', `${away}:5002`], 'the shared secret \\(--manager-url\\)'],
+    ['cache-node', ['--manager-url', `${away}:5002`], 'the shared secret \\(--manager-url\\)'],
+    [
+      'manager',
+      ['--provider', 'static', '--node-urls', `http://127.0.0.1:5001,${away}:5001`],
+      'the shared secret \\(--node-urls\\)',
+    ],
+    ['autoscaler', ['--manager-url', `${away}:5002`], 'the admin token \\(--manager-url\\)'],
+  ] as const) {
+    it(`${command} ${flags.join(' ')} with a CA`, () =>
+      refused(
+        command,
+        () => ['--tls-ca', certs.ca, ...flags],
+        new RegExp(
+          `pixpool: Refusing to send ${credential} to http://198\\.18\\.0\\.7:500[12] over plain http: with TLS configured, a peer off this host must be https://\\.`,
+        ),
+      ));
   }
 });
