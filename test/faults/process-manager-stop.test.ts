@@ -18,7 +18,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { freePort } from '../../src/http/listen.ts';
 import { type ChildService, startChildService } from '../../src/process/child-service.ts';
 import { SECRET } from '../helpers/nodes.ts';
@@ -34,7 +33,7 @@ import {
   uploadImage,
   waitFor,
 } from '../helpers/processes.ts';
-import { databaseUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
+import { createSchemaUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
 
 const KEYS = 30;
 
@@ -112,13 +111,7 @@ describe('the manager stopped while frontends serve', { timeout: 120_000 }, () =
 
   before(async () => {
     await requirePostgres();
-    const client = new pg.Client({ connectionString: databaseUrl() });
-    await client.connect();
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
-    const parsed = new URL(databaseUrl());
-    parsed.searchParams.set('options', `-c search_path=${schema}`);
-    url = parsed.toString();
+    url = await createSchemaUrl(schema);
     dir = await mkdtemp(join(tmpdir(), 'pixpool-manager-stop-'));
     managerPort = await freePort('127.0.0.1');
     manager = await startManager();

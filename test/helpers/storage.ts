@@ -150,6 +150,24 @@ export async function requirePostgres(url = databaseUrl()): Promise<void> {
 /** A schema name no other test run uses. */
 export const randomSchema = (): string => `pixpool_test_${randomBytes(6).toString('hex')}`;
 
+/**
+ * Creates `schema` and returns a connection string whose connections work in it (a startup
+ * option): what a `pixpool` child process is given as --database-url.
+ */
+export async function createSchemaUrl(schema: string, url = databaseUrl()): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new TypeError(`odd schema name ${schema}`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA ${schema}`);
+  } finally {
+    await client.end();
+  }
+  const parsed = new URL(url);
+  parsed.searchParams.set('options', `-c search_path=${schema}`);
+  return parsed.toString();
+}
+
 export async function dropSchema(schema: string, url = databaseUrl()): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new TypeError(`odd schema name ${schema}`);
   const client = new pg.Client({ connectionString: url });

@@ -12,7 +12,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { ENTRY_PATH } from '../../src/core/node-protocol.ts';
 import { freePort } from '../../src/http/listen.ts';
 import { loadTls, type Tls } from '../../src/http/tls.ts';
@@ -21,7 +20,7 @@ import { makeCertificates, type TestCertificates } from '../helpers/certs.ts';
 import { SECRET } from '../helpers/nodes.ts';
 import { cliEnv, imageFor, multipartUpload, pidsWithArgs, waitFor } from '../helpers/processes.ts';
 import { byLane, exchange } from '../helpers/raw-http.ts';
-import { databaseUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
+import { createSchemaUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
 
 const TOKEN = 'tls-admin-token';
 const KEYS = 12;
@@ -57,13 +56,7 @@ for (const lanes of ['on', 'off'] as const) {
 
     before(async () => {
       await requirePostgres();
-      const db = new pg.Client({ connectionString: databaseUrl() });
-      await db.connect();
-      await db.query(`CREATE SCHEMA ${schema}`);
-      await db.end();
-      const parsed = new URL(databaseUrl());
-      parsed.searchParams.set('options', `-c search_path=${schema}`);
-      const url = parsed.toString();
+      const url = await createSchemaUrl(schema);
       certs = await makeCertificates();
       ca = readFileSync(certs.ca);
       client = await loadTls({ ca: certs.ca });
