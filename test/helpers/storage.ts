@@ -43,11 +43,13 @@ export interface TestS3 {
 export async function spawnS3rver(
   directory: string,
   port = 0,
+  /** The address to listen on: loopback, or e.g. a test bridge's (test/helpers/netns.ts). */
+  host = '127.0.0.1',
 ): Promise<{ port: number; stop(): Promise<void>; kill(): Promise<void> }> {
   const entry = createRequire(import.meta.url).resolve('s3rver');
   const script = `
     const S3rver = require(${JSON.stringify(entry)});
-    const server = new S3rver({ address: '127.0.0.1', port: ${port}, silent: true,
+    const server = new S3rver({ address: ${JSON.stringify(host)}, port: ${port}, silent: true,
       directory: ${JSON.stringify(directory)} });
     server.run().then((address) => console.log(JSON.stringify({ port: address.port })));
     process.stdin.on('end', () => process.exit(0)).resume();`;

@@ -10,6 +10,9 @@
  *   through a black hole are destroyed first (their streams lost bytes, like a reset).
  * - recorded(): with `record`, every byte forwarded so far, both ways: what anyone on the network
  *   between the two would see (the TLS tests look for secrets in it).
+ *
+ * It listens on loopback unless told another address (`host`), e.g. a test bridge's address
+ * that network namespaces reach (test/helpers/netns.ts).
  */
 import { type AddressInfo, createConnection, createServer, type Socket } from 'node:net';
 
@@ -29,8 +32,9 @@ export interface TcpProxy {
 
 export async function startTcpProxy(
   target: { host: string; port: number },
-  options: { record?: boolean } = {},
+  options: { record?: boolean; host?: string } = {},
 ): Promise<TcpProxy> {
+  const host = options.host ?? '127.0.0.1';
   let mode: 'open' | 'black-hole' | 'cut' = 'open';
   let accepted = 0;
   const recorded: Buffer[] = [];
@@ -65,7 +69,7 @@ export async function startTcpProxy(
   const listen = (port: number) =>
     new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
@@ -75,7 +79,7 @@ export async function startTcpProxy(
 
   return {
     port,
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${port}`,
     get accepted() {
       return accepted;
     },
