@@ -161,8 +161,10 @@ export function createImageService(deps: ImageServiceDeps) {
   }
 
   async function fromStorage(key: string): Promise<FetchedImage | undefined> {
-    // Two tries: an upload may replace the row and delete its object between our two reads.
-    for (let attempt = 0; attempt < 2; attempt++) {
+    // An upload may replace the row and delete its object between our two reads, and under
+    // back-to-back uploads of one key it can happen twice in one read: a few tries, each with
+    // the newer row.
+    for (let attempt = 0; attempt < 4; attempt++) {
       const row = await metadata.get(key);
       if (!row) return undefined;
       const bytes = await reads.run(`${row.version}\u0000${key}`, () => objects.get(row.object));
