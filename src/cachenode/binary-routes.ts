@@ -14,7 +14,8 @@
  *
  * Requests to /v1/entries may carry x-pixpool-map-version; one older than the node's view is
  * turned away with 421 (view.ts). A node in a pool whose view lease has run out answers reads
- * and fills 503 (view.ts); invalidations and imports are always taken.
+ * and fills 503 (view.ts); invalidations are taken all the same but answered 503 too, and
+ * imports are always taken.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
@@ -241,6 +242,9 @@ export function binaryRoutes(
     cache.invalidate(key, parseVersion(request.headers[VERSION_HEADER]));
     // The entry is gone now; the answer (the upload's acknowledgement) waits for the leases.
     await leases.settle(key);
+    // Without a view lease this node cannot vouch that it still owns the key (the pool may have
+    // moved it, and the sender's view be as old as ours): taken, but no acknowledgement.
+    if (!view.serving()) return reply.code(503).send(VIEW_EXPIRED);
     return reply.code(204).send();
   });
 

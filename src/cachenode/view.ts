@@ -13,7 +13,9 @@
  * to another node and cannot tell it so waits until that record has passed (src/manager/pool/
  * view-leases.ts). So a node cut off from the manager stops answering for regions that may have
  * moved, however it is cut off, and frontends read those keys from storage. Invalidations are
- * always taken: they only delete, and the node keeps their versions for when it serves again.
+ * always applied (they only delete, and the node keeps their versions for when it serves again)
+ * but answered 503 without a lease: the sender's view may be as old as this node's, the key
+ * owned by another node by now, so the upload must not be acknowledged on this node's word.
  * A push does not extend the lease (it may arrive late); the node asks for a renewal at once.
  *
  * On each new view the node drops the entries of regions it no longer serves, and of regions it

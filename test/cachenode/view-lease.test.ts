@@ -70,7 +70,7 @@ describe('a node serves its view only under a lease the manager renews', () => {
     );
   });
 
-  it('a lease not renewed runs out: reads and fills get 503, invalidations still land', async () => {
+  it('a lease not renewed runs out: reads, fills and invalidations get 503; invalidations land', async () => {
     renewer.granting = false;
     await waitFor(
       'the lease to run out',
@@ -81,8 +81,9 @@ describe('a node serves its view only under a lease the manager renews', () => {
     const viaSeedApi = await call(node.url, 'POST', '/api/cache/key', { key: 'k' });
     assert.equal(viaSeedApi.status, 503);
     assert.equal(viaSeedApi.body.success, 'false');
-    // Taken while expired, and kept: the old version cannot come back after the lease returns.
-    await client.invalidate(node.url, 'k', 7);
+    // Applied while expired, and kept (the old version cannot come back after the lease
+    // returns), but not vouched for: the sender must not acknowledge an upload on it.
+    await assert.rejects(client.invalidate(node.url, 'k', 7), refusedAs503);
     renewer.granting = true;
     await waitFor(
       'a renewal',

@@ -171,10 +171,21 @@ describe('the manager stopped while frontends serve', { timeout: 120_000 }, () =
       (manager as ChildService).child.kill('SIGKILL');
       await killed;
       manager = undefined;
-      // Uploads still work (they invalidate the nodes directly), and so do fetches.
+      // Uploads still work while the nodes' view leases run (they invalidate the nodes
+      // directly), and so do fetches; after that, fetches come from storage and uploads are
+      // refused, since no node can vouch for its keys.
       await uploadMore(0, 10);
       const okBefore = load.ok;
       await waitFor('fetches while the manager is away', () => load.ok > okBefore + 100);
+      await sleep(3500); // one view lease (the manager's default)
+      const bytes = imageFor(5000);
+      pending.set('key-0', sha256(bytes));
+      const refused = await uploadImage(frontend.url, 'key-0', bytes);
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      expected.set('key-0', sha256(bytes)); // stored all the same
+      pending.delete('key-0');
+      const okLater = load.ok;
+      await waitFor('fetches from storage', () => load.ok > okLater + 100);
       assert.deepEqual(pids.map(processAlive), [true, true], 'the nodes outlive the manager');
     } finally {
       await load.stop();

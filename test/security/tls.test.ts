@@ -108,7 +108,7 @@ describe('TLS between hosts', { timeout: 60_000 }, () => {
     );
   });
 
-  it('a node whose certificate another CA signed is refused at the handshake: nothing is sent to it, reads come from storage', async () => {
+  it('a node whose certificate another CA signed is refused at the handshake: nothing is sent to it, uploads are refused, reads come from storage', async () => {
     const stranger = await startNode({ tls: strangerTls });
     let handshakes = 0;
     let refusedHandshakes = 0;
@@ -119,7 +119,21 @@ describe('TLS between hosts', { timeout: 60_000 }, () => {
     const nodes = createNodeClient({ secret: SECRET, tls });
     try {
       const bytes = imageBytes('png', 20_000, 3);
-      await uploadAndRead(client, fe.url, 'stranger-key', bytes);
+      // The key's node cannot be told of the upload: stored, not acknowledged (README, "Across
+      // hosts"); reads come from storage.
+      const { body, type } = multipartUpload('stranger-key', bytes);
+      const uploaded = await client.fetch(`${fe.url}/api/upload`, {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body,
+      });
+      assert.equal(uploaded.status, 503);
+      assert.match(await uploaded.text(), /not acknowledged/);
+      for (let i = 0; i < 2; i++) {
+        const read = await client.fetch(`${fe.url}/images/stranger-key`);
+        assert.equal(read.status, 200);
+        assert.ok(Buffer.from(await read.arrayBuffer()).equals(bytes), 'byte-equal');
+      }
       assert.equal(stranger.cache.items, 0, 'the stranger was never filled');
       // The clear error a client gets, before any request is written.
       await assert.rejects(nodes.get(stranger.url, 'stranger-key'), (error: Error) => {
