@@ -1,12 +1,31 @@
 /**
  * Where cache nodes come from. The manager decides *when* the pool changes; a provider only
  * brings a node up or takes it down: `local` spawns child processes on this host, `static` hands
- * out nodes from a list of URLs started elsewhere (one per host), and a cloud provider can follow
- * the same interface.
+ * out nodes from a list of URLs started elsewhere (one per host), and the engine providers (`ec2`,
+ * `kubernetes`) ask an engine for a machine or pod whose node then announces itself.
  */
 export interface ProvidedNode {
   id: string;
   url: string;
+}
+
+/**
+ * What a node started by an engine says about itself when it announces itself to the manager
+ * (POST /api/manager/nodes/register, behind the shared secret).
+ */
+export interface NodeClaim {
+  /** Where the node serves, as the pool should reach it: an http(s) origin. */
+  url: string;
+  /** The engine's name for the node's machine: an EC2 instance id, a pod name. */
+  ref: string;
+}
+
+/** A claim the engine does not back: the manager answers 403 with this message. */
+export class ClaimRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClaimRefused';
+  }
 }
 
 export interface NodeProvider {
@@ -17,8 +36,26 @@ export interface NodeProvider {
    * cannot know (nodes on other hosts) leaves it unset.
    */
   readonly endsReplaced?: boolean;
-  /** Brings one more node up (or activates one) and resolves once it listens. */
+  /**
+   * Whether nodes keep running when the manager stops (engine providers): close() stops none,
+   * and only a shrink, a replacement or deletePool() ends one.
+   */
+  readonly outlivesManager?: boolean;
+  /**
+   * Brings one more node up (or activates one) and resolves once it listens. An engine provider
+   * resolves once the node it asked for has announced itself and register() accepted it.
+   */
   start(id: string): Promise<ProvidedNode>;
+  /**
+   * Engine providers only: checks a node's announcement against the engine (the instance or pod
+   * exists, is running, carries this pool's tags or labels, and the URL names its address) and
+   * resolves to the node it is: the one a pending start() waits for, or a node of the pool that
+   * came back at a new address. Rejects with ClaimRefused for anything else, before the node
+   * enters any view. Providers that start their own nodes leave it unset: nothing may register.
+   */
+  register?(claim: NodeClaim): Promise<ProvidedNode>;
+  /** Engine providers only: ends every node of this pool in the engine (pixpool delete-pool). */
+  deletePool?(): Promise<void>;
   /** Takes a node down (or deactivates it); idempotent. */
   stop(id: string): Promise<void>;
   /**
