@@ -10,6 +10,7 @@
 import { totalmem } from 'node:os';
 import { Command, Option } from 'commander';
 import type { AutoscalerOptions } from './autoscaler/main.ts';
+import type { Engine } from './cachenode/announce.ts';
 import { parseLeaseMs } from './cachenode/leases.ts';
 import type { CacheNodeOptions } from './cachenode/main.ts';
 import { MAX_WINDOW_S } from './core/autoscale-state.ts';
@@ -52,7 +53,13 @@ interface TlsFlags {
   tlsCa?: string;
 }
 type CacheNodeFlags = TlsFlags &
-  Omit<CacheNodeOptions, 'capacityMb' | 'tls'> & { capacity: number };
+  Omit<CacheNodeOptions, 'capacityMb' | 'tls' | 'announce'> & {
+    capacity: number;
+    announce?: Engine;
+    advertiseUrl?: string;
+    podName?: string;
+    ec2MetadataUrl?: string;
+  };
 type AutoscalerFlags = TlsFlags & Omit<AutoscalerOptions, 'tls'>;
 type FrontendFlags = TlsFlags &
   StorageFlags &
@@ -76,6 +83,7 @@ type UpFlags = TlsFlags &
     socketLanes: boolean;
   };
 
+const ENGINES = ['ec2', 'kubernetes'] as const satisfies readonly Engine[];
 const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
 
 const program = new Command('pixpool').description(
@@ -282,6 +290,30 @@ program
       .default(DEFAULT_LEASE_MS)
       .argParser(fromValidator(parseLeaseMs)),
   )
+  .addOption(
+    new Option(
+      '--announce <engine>',
+      'started by an engine (ec2 or kubernetes): announce this node to --manager-url, which checks it with the engine before it joins the pool',
+    )
+      .env('PIXPOOL_ANNOUNCE')
+      .choices(ENGINES),
+  )
+  .addOption(
+    new Option(
+      '--advertise-url <url>',
+      "with --announce: where the pool reaches this node (default on ec2: the instance's private address; required on kubernetes: the pod's DNS name)",
+    ).env('PIXPOOL_ADVERTISE_URL'),
+  )
+  .addOption(
+    new Option('--pod-name <name>', 'with --announce kubernetes: this pod (the downward API)').env(
+      'POD_NAME',
+    ),
+  )
+  .addOption(
+    new Option('--ec2-metadata-url <url>', 'with --announce ec2: the instance metadata endpoint')
+      .env('PIXPOOL_EC2_METADATA_URL')
+      .hideHelp(),
+  )
   .addOption(socketLanesOption())
   .addOption(secretOption())
   .addOption(logLevelOption())
@@ -289,7 +321,13 @@ program
     const tls = await tlsFrom(o);
     const { runCacheNode } = await import('./cachenode/main.ts');
     const { capacity, tlsCert: _cert, tlsKey: _key, tlsCa: _ca, ...rest } = o;
-    await runCacheNode({ ...rest, capacityMb: capacity, tls });
+    const { announce: engine, advertiseUrl, podName, ec2MetadataUrl, ...node } = rest;
+    await runCacheNode({
+      ...node,
+      capacityMb: capacity,
+      tls,
+      announce: engine && { engine, advertiseUrl, podName, metadataEndpoint: ec2MetadataUrl },
+    });
   });
 
 frontendOptions(

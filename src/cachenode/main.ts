@@ -10,6 +10,7 @@ import { isLoopback } from '../http/listen.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
+import { createAnnouncer, engineClaim, type IdentityOptions } from './announce.ts';
 import { buildCacheNode } from './app.ts';
 import { createNodeCache, MB } from './node-cache.ts';
 import { createPublisher } from './publisher.ts';
@@ -34,6 +35,8 @@ export interface CacheNodeOptions {
   socketLanes?: boolean | undefined;
   /** HTTPS, and the CA its clients verify peers with (http/tls.ts); none by default. */
   tls?: Tls | undefined;
+  /** Started by an engine: announce this node to the manager (announce.ts). */
+  announce?: Omit<IdentityOptions, 'port' | 'scheme'> | undefined;
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
@@ -48,6 +51,9 @@ export async function runCacheNode(options: CacheNodeOptions) {
   const tls = options.tls ?? NO_TLS;
   const managerUrl = options.managerUrl?.replace(/\/+$/, '');
   if (managerUrl) tls.guard(managerUrl, 'the shared secret (--manager-url)');
+  if (options.announce && !managerUrl) {
+    throw new Error('--announce needs --manager-url: the manager this node announces itself to.');
+  }
   // host:port names a node well, but a port picked by the OS (0) is not known yet.
   const nodeId =
     options.nodeId ||
@@ -76,8 +82,24 @@ export async function runCacheNode(options: CacheNodeOptions) {
       })
     : undefined;
   app.addHook('onClose', async () => publisher?.stop());
+  // The port a claim names is known once we listen (port 0 picks one).
+  let port = options.port;
+  const identity = options.announce;
+  const announcer =
+    identity && managerUrl
+      ? createAnnouncer({
+          managerUrl,
+          secret,
+          fetch: tls.fetch,
+          claim: () => engineClaim({ ...identity, port, scheme: tls.scheme }),
+          log: app.log,
+        })
+      : undefined;
+  app.addHook('onClose', async () => announcer?.stop());
   const address = await app.listen({ host: options.host, port: options.port });
+  port = Number(new URL(address).port) || port;
   publisher?.start();
+  void announcer?.start();
   closeOnSignals(
     () => app.close(),
     (message) => app.log.info(message),

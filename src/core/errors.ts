@@ -11,6 +11,7 @@
 export type ErrorCode =
   | 'BAD_REQUEST'
   | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
@@ -21,6 +22,7 @@ export type ErrorCode =
 const statusOf: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
@@ -51,6 +53,7 @@ export class PixpoolError extends Error {
 
 export const badRequest = (message: string) => new PixpoolError('BAD_REQUEST', message);
 export const unauthorized = (message: string) => new PixpoolError('UNAUTHORIZED', message);
+export const forbidden = (message: string) => new PixpoolError('FORBIDDEN', message);
 export const notFound = (message: string) => new PixpoolError('NOT_FOUND', message);
 export const conflict = (message: string) => new PixpoolError('CONFLICT', message);
 export const tooLarge = (message: string) => new PixpoolError('PAYLOAD_TOO_LARGE', message);

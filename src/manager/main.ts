@@ -100,13 +100,19 @@ export async function runManager(options: ManagerOptions) {
     ...(!options.storage && { closeLast: () => storage.close() }),
   });
   // A pool that cannot start, or a port taken: close the app all the same, so the nodes it
-  // started do not outlive us.
-  const address = await start()
-    .then(() => app.listen({ host: options.host, port }))
-    .catch(async (error: unknown) => {
-      await app.close();
-      throw error;
-    });
+  // started do not outlive us. Nodes an engine starts announce themselves to us, so for those
+  // we listen before the pool starts.
+  const listen = () => app.listen({ host: options.host, port });
+  const address = await (provider.register
+    ? listen().then(async (address) => {
+        await start();
+        return address;
+      })
+    : start().then(listen)
+  ).catch(async (error: unknown) => {
+    await app.close();
+    throw error;
+  });
   if (options.handleSignals !== false) {
     // Closing the app also stops the nodes the local provider started (an onClose hook).
     closeOnSignals(

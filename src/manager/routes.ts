@@ -8,14 +8,16 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
-import { badRequest, conflict } from '../core/errors.ts';
+import { badRequest, conflict, forbidden, unavailable } from '../core/errors.ts';
 import { serviceOrigin } from '../core/node-address.ts';
 import { MAX_NODES, MIN_NODES } from '../core/pool-map.ts';
 import type { Sample } from '../core/stats.ts';
+import type { Tls } from '../http/tls.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import type { Pool } from './pool/pool.ts';
+import { ClaimRefused, type NodeProvider } from './providers/provider.ts';
 import {
   type AutoscalerParams,
   DEFAULT_AUTOSCALER,
@@ -32,6 +34,10 @@ export interface ManagerRouteDeps {
   objects: ObjectStore;
   /** Largest capacity a config may ask of a node, MB. */
   maxCapacityMb: number;
+  /** Checks the claims of nodes an engine started (providers/provider.ts). */
+  provider: Pick<NodeProvider, 'name' | 'register'>;
+  /** What an announced node's URL must use (https with TLS, off loopback). */
+  tls?: Pick<Tls, 'guard'> | undefined;
 }
 
 type Fields = Record<string, unknown>;
@@ -289,5 +295,33 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     const answer = pool.renewViewLease(id, instance, version as number);
     if ('refused' in answer) throw conflict(answer.refused);
     return { success: 'true', lease_ms: answer.leaseMs, renew_ms: answer.renewMs };
+  });
+  // A node an engine started announces itself; the provider checks the claim with the engine.
+  app.post('/api/manager/nodes/register', internal, async (request) => {
+    const { url: rawUrl, ref } = fields(request);
+    if (typeof ref !== 'string' || ref === '' || ref.length > 253 || /\s/.test(ref)) {
+      throw badRequest('ref must name the node’s machine: its EC2 instance id or its pod name.');
+    }
+    const url = serviceOrigin(rawUrl, 'node URL');
+    const { provider } = deps;
+    if (!provider.register) {
+      throw forbidden(
+        `This pool's provider (${provider.name}) starts its own nodes: no node may register.`,
+      );
+    }
+    try {
+      deps.tls?.guard(url, 'the shared secret (the node URL)');
+    } catch (error) {
+      throw badRequest((error as Error).message);
+    }
+    try {
+      const node = await provider.register({ url, ref });
+      return { success: 'true', node_id: node.id };
+    } catch (error) {
+      if (error instanceof ClaimRefused) throw forbidden(error.message);
+      throw unavailable('The manager could not check this node with its engine; try again.', {
+        cause: error,
+      });
+    }
   });
 }

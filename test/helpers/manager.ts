@@ -44,6 +44,8 @@ export async function startManager(
     nodeArgs?: string[];
     /** HTTPS for the manager and its nodes, and the CA its clients verify them with. */
     tls?: Tls;
+    /** A port picked beforehand (a provider whose nodes announce themselves needs the URL). */
+    port?: number;
   } = {},
 ): Promise<TestManager> {
   const tls = options.tls ?? NO_TLS;
@@ -52,7 +54,7 @@ export async function startManager(
   const store = await createPoolStore(driver, { ownsDriver: false });
   const metadata = await createMetadataStore(driver, { ownsDriver: false });
   const objects = createFsObjectStore({ dir: join(dir, 'objects') });
-  const port = await freePort('127.0.0.1');
+  const port = options.port ?? (await freePort('127.0.0.1'));
   const url = urlFor('127.0.0.1', port, tls.scheme);
   const log = pino({ level: 'warn' });
   const admin = createNodeAdmin({ secret: SECRET, timeoutMs: 5000, tls });
@@ -77,8 +79,9 @@ export async function startManager(
     logger: log,
     tls,
   });
-  await start();
-  await app.listen({ host: '127.0.0.1', port });
+  // Nodes an engine starts announce themselves, so such a manager listens first (as main.ts).
+  if (provider.register) await app.listen({ host: '127.0.0.1', port }).then(start);
+  else await start().then(() => app.listen({ host: '127.0.0.1', port }));
   return {
     url,
     pool,
