@@ -15,6 +15,7 @@ import type { Sample } from '../core/stats.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
+import type { SampleSink } from './cloudwatch.ts';
 import type { Pool } from './pool/pool.ts';
 import {
   type AutoscalerParams,
@@ -32,6 +33,8 @@ export interface ManagerRouteDeps {
   objects: ObjectStore;
   /** Largest capacity a config may ask of a node, MB. */
   maxCapacityMb: number;
+  /** Also gets each sample once stored; it never waits on its destination (cloudwatch.ts). */
+  sampleSink?: SampleSink | undefined;
 }
 
 type Fields = Record<string, unknown>;
@@ -260,7 +263,11 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
   // Internal: nodes publish statistics, frontends register and poll the pool view.
   app.post('/api/manager/samples', { ...internal, bodyLimit: 1024 * 1024 }, async (request) => {
     const { nodeId, samples } = parseSamples(fields(request));
-    for (const sample of samples) await store.addSample(nodeId, sample);
+    const members = pool.view().map.nodes;
+    for (const sample of samples) {
+      await store.addSample(nodeId, sample);
+      deps.sampleSink?.add(nodeId, sample, members);
+    }
     return { success: 'true', stored: samples.length };
   });
   app.post('/api/manager/frontends', internal, async (request) => {
