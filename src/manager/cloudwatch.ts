@@ -59,7 +59,7 @@ export interface CloudWatchSinkOptions {
   slotMs?: number;
   /** How long a slot waits for its last nodes after its first sample arrived, ms. */
   graceMs?: number;
-  /** Data points held at most while CloudWatch does not take them (about 3 h of 8 nodes). */
+  /** Data points held at most while CloudWatch does not take them (50,000: 1.5 h of 8 nodes and the pool, 45 points a slot). */
   maxQueued?: number;
   maxDataPerCall?: number;
   maxCallBytes?: number;
