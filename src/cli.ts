@@ -19,6 +19,7 @@ import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import { loadTls, type Tls } from './http/tls.ts';
+import { parseNamespace, parseRegion } from './manager/cloudwatch-data.ts';
 import type { ManagerOptions } from './manager/main.ts';
 import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
 import {
@@ -74,7 +75,13 @@ type ManagerFlags = TlsFlags &
   Pick<
     ManagerOptions,
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
-  > & { logLevel: LogLevel; historyDays: number; viewLeaseMs: number };
+  > & {
+    logLevel: LogLevel;
+    historyDays: number;
+    viewLeaseMs: number;
+    cloudwatchNamespace?: string;
+    cloudwatchRegion?: string;
+  };
 type UpFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
@@ -466,9 +473,28 @@ storageOptions(
         .default(DEFAULT_VIEW_LEASE_MS)
         .argParser(fromValidator(parseViewLeaseMs)),
     )
+    .addOption(
+      new Option(
+        '--cloudwatch-namespace <namespace>',
+        'also publish the statistics to CloudWatch under this namespace (e.g. pixpool); unset: not at all',
+      )
+        .env('PIXPOOL_CLOUDWATCH_NAMESPACE')
+        .argParser(fromValidator(parseNamespace)),
+    )
+    .addOption(
+      new Option(
+        '--cloudwatch-region <region>',
+        "CloudWatch's region; unset: the AWS SDK's (AWS_REGION, ~/.aws/config)",
+      )
+        .env('PIXPOOL_CLOUDWATCH_REGION')
+        .argParser(fromValidator(parseRegion)),
+    )
     .addOption(secretOption())
     .addOption(logLevelOption()),
 ).action(async (o: ManagerFlags) => {
+  if (o.cloudwatchRegion && !o.cloudwatchNamespace) {
+    throw new Error('--cloudwatch-region needs --cloudwatch-namespace, which turns CloudWatch on.');
+  }
   const tls = await tlsFrom(o);
   const { runManager } = await import('./manager/main.ts');
   await runManager({
@@ -484,6 +510,9 @@ storageOptions(
     historyDays: o.historyDays,
     viewLeaseMs: o.viewLeaseMs,
     logLevel: o.logLevel,
+    ...(o.cloudwatchNamespace && {
+      cloudwatch: { namespace: o.cloudwatchNamespace, region: o.cloudwatchRegion },
+    }),
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
+import type { Registry } from 'prom-client';
 import type { NodeAdmin } from '../clients/node-admin.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { Assignment } from '../core/pool-map.ts';
@@ -16,6 +17,7 @@ import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
 import { autoscalerRoutes } from './autoscaler-routes.ts';
+import type { SampleSink, SinkLog } from './cloudwatch.ts';
 import { registerDashboard } from './dashboard/index.ts';
 import { createHousekeeping, DEFAULT_RETENTION, type Retention } from './housekeeping.ts';
 import { createNotifier } from './notifier.ts';
@@ -47,6 +49,8 @@ export interface ManagerDeps {
   closeLast?: () => Promise<void>;
   /** HTTPS to serve, and what pushes to frontends verify them with (http/tls.ts). */
   tls?: Tls | undefined;
+  /** Where stored statistics samples also go (CloudWatch); made with the manager's registry. */
+  createSampleSink?: ((context: { registry: Registry; log: SinkLog }) => SampleSink) | undefined;
 }
 
 export const DEFAULT_DRAIN_MS = 8000;
@@ -84,12 +88,17 @@ export function buildManager(deps: ManagerDeps) {
     https: deps.tls?.server,
     health: () => ({ nodes: pool.size }),
   });
-  managerRoutes(app, { ...deps, pool });
+  const sampleSink = deps.createSampleSink?.({
+    registry,
+    log: { warn: (m) => log.warn(m), info: (m) => log.info(m) },
+  });
+  managerRoutes(app, { ...deps, pool, sampleSink });
   autoscalerRoutes(app, { pool, store: deps.store, clock });
   registerDashboard(app, { title: 'pixpool manager' });
   // Before the server closes: it waits for requests in flight, so a resize must not outlast them.
   app.addHook('preClose', async () => pool.drain(deps.drainMs ?? DEFAULT_DRAIN_MS));
   app.addHook('onClose', async () => {
+    await sampleSink?.stop();
     await housekeeping.stop();
     await pool.close();
     await deps.provider.close();

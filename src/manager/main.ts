@@ -9,6 +9,7 @@
  */
 import { totalmem } from 'node:os';
 import { pino } from 'pino';
+import type { Registry } from 'prom-client';
 import { createNodeAdmin } from '../clients/node-admin.ts';
 import { capacityLimitMb } from '../core/cache-config.ts';
 import { nodeUrl } from '../core/node-address.ts';
@@ -19,6 +20,7 @@ import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
+import type { SinkLog } from './cloudwatch.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
@@ -51,9 +53,34 @@ export interface ManagerOptions extends StorageOptions {
   viewLeaseMs?: number | undefined;
   /** HTTPS, and the CA its clients verify peers with (http/tls.ts); the local nodes get it too. */
   tls?: Tls | undefined;
+  /** Publish the statistics to CloudWatch too (cloudwatch.ts); the region from the SDK's chain if unset. */
+  cloudwatch?: { namespace: string; region?: string | undefined } | undefined;
 }
 
 const managerLine = (message: string) => console.error(`manager: ${message}`);
+
+/** The CloudWatch sink's factory; the SDK is loaded only when one is asked for. */
+async function cloudWatchSink(options: NonNullable<ManagerOptions['cloudwatch']>) {
+  const { CloudWatchClient } = await import('@aws-sdk/client-cloudwatch');
+  const { createCloudWatchSink } = await import('./cloudwatch.ts');
+  const client = new CloudWatchClient({ ...(options.region && { region: options.region }) });
+  // Found now, or every call would fail: the SDK looks in AWS_REGION and ~/.aws/config.
+  await client.config.region().catch(() => {
+    throw new Error(
+      'CloudWatch needs a region: set --cloudwatch-region (PIXPOOL_CLOUDWATCH_REGION) or AWS_REGION.',
+    );
+  });
+  return (context: { registry: Registry; log: SinkLog }) => {
+    const sink = createCloudWatchSink({ client, namespace: options.namespace, ...context });
+    return {
+      add: sink.add,
+      async stop() {
+        await sink.stop();
+        client.destroy();
+      },
+    };
+  };
+}
 
 export async function runManager(options: ManagerOptions) {
   if (!isLoopback(options.host) && !(options.secret && options.adminToken)) {
@@ -65,6 +92,7 @@ export async function runManager(options: ManagerOptions) {
   if (options.provider === 'static') {
     for (const url of options.nodeUrls) tls.guard(nodeUrl(url), 'the shared secret (--node-urls)');
   }
+  const createSampleSink = options.cloudwatch && (await cloudWatchSink(options.cloudwatch));
   const storage = options.storage ?? (await openStorage(options));
   const port = options.port || (await freePort(options.host));
   const managerUrl = urlFor(options.host, port, tls.scheme);
@@ -94,6 +122,7 @@ export async function runManager(options: ManagerOptions) {
     drainMs: RESIZE_DRAIN_MS,
     viewLeaseMs: options.viewLeaseMs,
     tls,
+    createSampleSink,
     ...(options.historyDays !== undefined && {
       retention: { ...DEFAULT_RETENTION, historyMs: options.historyDays * DAY_MS },
     }),

@@ -16,6 +16,7 @@ import type { Tls } from '../http/tls.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { PoolStore } from '../storage/pool-store.ts';
+import type { SampleSink } from './cloudwatch.ts';
 import type { Pool } from './pool/pool.ts';
 import { ClaimRefused, type NodeProvider } from './providers/provider.ts';
 import {
@@ -38,6 +39,8 @@ export interface ManagerRouteDeps {
   provider: Pick<NodeProvider, 'name' | 'register'>;
   /** What an announced node's URL must use (https with TLS, off loopback). */
   tls?: Pick<Tls, 'guard'> | undefined;
+  /** Also gets each sample once stored; it never waits on its destination (cloudwatch.ts). */
+  sampleSink?: SampleSink | undefined;
 }
 
 type Fields = Record<string, unknown>;
@@ -266,7 +269,11 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
   // Internal: nodes publish statistics, frontends register and poll the pool view.
   app.post('/api/manager/samples', { ...internal, bodyLimit: 1024 * 1024 }, async (request) => {
     const { nodeId, samples } = parseSamples(fields(request));
-    for (const sample of samples) await store.addSample(nodeId, sample);
+    const members = pool.view().map.nodes;
+    for (const sample of samples) {
+      await store.addSample(nodeId, sample);
+      deps.sampleSink?.add(nodeId, sample, members);
+    }
     return { success: 'true', stored: samples.length };
   });
   app.post('/api/manager/frontends', internal, async (request) => {
