@@ -20,6 +20,7 @@ import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
+import { DEFAULT_POOL_NAME, type Ec2Settings } from './providers/ec2-options.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -34,9 +35,13 @@ export interface ManagerOptions extends StorageOptions {
   port: number;
   secret?: string | undefined;
   adminToken?: string | undefined;
-  provider: 'local' | 'static';
+  provider: 'local' | 'static' | 'ec2';
   /** For the static provider: the node URLs it may use. */
   nodeUrls: string[];
+  /** Engine providers: the tag (or label) value every node of this pool carries. */
+  poolName?: string | undefined;
+  /** For the ec2 provider: its mode and where it finds instances. */
+  ec2?: Ec2Settings | undefined;
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
@@ -70,15 +75,22 @@ export async function runManager(options: ManagerOptions) {
   const managerUrl = urlFor(options.host, port, tls.scheme);
   const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000, tls });
   const provider: NodeProvider =
-    options.provider === 'static'
-      ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
-      : createLocalProvider({
-          secret: options.secret,
-          managerUrl,
-          args: options.nodeArgs ?? [],
+    options.provider === 'ec2'
+      ? // Loaded here: only an ec2 manager needs the EC2 and Auto Scaling clients.
+        (await import('./providers/ec2.ts')).createEc2Provider({
+          ...(options.ec2 ?? { mode: 'launch' }),
+          poolName: options.poolName ?? DEFAULT_POOL_NAME,
           log: managerLine,
-          tls,
-        });
+        })
+      : options.provider === 'static'
+        ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
+        : createLocalProvider({
+            secret: options.secret,
+            managerUrl,
+            args: options.nodeArgs ?? [],
+            log: managerLine,
+            tls,
+          });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
     store: storage.pool,
