@@ -575,7 +575,7 @@ describe('ec2 provider, instances mode (a pre-provisioned pool)', () => {
     );
   });
 
-  it('replacing a failed node stops its instance and starts another', async () => {
+  it('replacing a failed node stops its instance and starts another; deletePool() stops all', async () => {
     const w = setup('instances');
     await w.provider.start('node-1');
     const old = instanceOf(w, 'node-1');
@@ -585,7 +585,16 @@ describe('ec2 provider, instances mode (a pre-provisioned pool)', () => {
     assert.deepEqual(fresh, { id: 'node-1', url: urlOf(now) });
     assert.equal(old.state, 'stopped');
     assert.equal(old.tags['pixpool:node-id'], undefined);
-    assert.equal(calls(w.fake.ec2, DeleteTagsCommand) > 0, true);
+    const before = w.foreignSnapshot();
+    await w.provider.deletePool?.();
+    assert.deepEqual(runningNodes(w), []);
+    const tagged = w.fake.instances().filter((i) => i.tags['pixpool:pool'] === POOL);
+    assert.deepEqual(new Set(tagged.map((i) => i.state)), new Set(['stopped']));
+    assert.ok(
+      tagged.every((i) => i.tags['pixpool:node-id'] === undefined),
+      'untagged',
+    );
+    assert.equal(w.foreignSnapshot(), before);
   });
 });
 
