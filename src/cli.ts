@@ -23,6 +23,15 @@ import { parseNamespace, parseRegion } from './manager/cloudwatch-data.ts';
 import type { ManagerOptions } from './manager/main.ts';
 import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
 import {
+  checkEc2Settings,
+  DEFAULT_BOOT_TIMEOUT_MS,
+  DEFAULT_POOL_NAME,
+  EC2_MODES,
+  type Ec2Mode,
+  type Ec2Settings,
+  parsePoolName,
+} from './manager/providers/ec2-options.ts';
+import {
   days,
   fromValidator,
   LOG_LEVELS,
@@ -81,7 +90,16 @@ type ManagerFlags = TlsFlags &
     viewLeaseMs: number;
     cloudwatchNamespace?: string;
     cloudwatchRegion?: string;
-  };
+  } & Ec2Flags;
+interface Ec2Flags {
+  poolName: string;
+  ec2Mode: Ec2Mode;
+  ec2LaunchTemplate?: string;
+  ec2LaunchTemplateVersion?: string;
+  ec2Asg?: string;
+  ec2Region?: string;
+  ec2BootTimeoutS: number;
+}
 type UpFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
@@ -91,7 +109,11 @@ type UpFlags = TlsFlags &
   };
 
 const ENGINES = ['ec2', 'kubernetes'] as const satisfies readonly Engine[];
-const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
+const PROVIDERS = [
+  'local',
+  'static',
+  'ec2',
+] as const satisfies readonly ManagerOptions['provider'][];
 
 const program = new Command('pixpool').description(
   'pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.',
@@ -199,6 +221,18 @@ function storageFrom(o: StorageFlags): StorageOptions {
         }
       : undefined,
   };
+}
+
+/** The ec2 provider's settings, checked together: a bad combination stops the command. */
+function ec2From(o: Ec2Flags): Ec2Settings {
+  return checkEc2Settings({
+    mode: o.ec2Mode,
+    launchTemplate: o.ec2LaunchTemplate,
+    launchTemplateVersion: o.ec2LaunchTemplateVersion,
+    asgName: o.ec2Asg,
+    region: o.ec2Region,
+    bootTimeoutMs: o.ec2BootTimeoutS * 1000,
+  });
 }
 
 /** What tunes a frontend, for `frontend` and `up` alike: upload limit, near cache, orphan sweeps. */
@@ -437,7 +471,7 @@ storageOptions(
     .addOption(
       new Option(
         '--provider <name>',
-        'where nodes come from: local (child processes) or static (--node-urls)',
+        'where nodes come from: local (child processes), static (--node-urls) or ec2 (--ec2-*)',
       )
         .env('PIXPOOL_PROVIDER')
         .default('local')
@@ -448,6 +482,55 @@ storageOptions(
         .env('PIXPOOL_NODE_URLS')
         .default([], 'none')
         .argParser(list),
+    )
+    .addOption(
+      new Option(
+        '--pool-name <name>',
+        "engine providers: the pool's name, the tag (or label) value on every node of this pool",
+      )
+        .env('PIXPOOL_POOL_NAME')
+        .default(DEFAULT_POOL_NAME)
+        .argParser(fromValidator(parsePoolName)),
+    )
+    .addOption(
+      new Option(
+        '--ec2-mode <mode>',
+        'ec2 provider: launch (an instance per node from a launch template), instances (start and stop tagged pre-provisioned instances) or asg (size an Auto Scaling group)',
+      )
+        .env('PIXPOOL_EC2_MODE')
+        .default('launch')
+        .choices(EC2_MODES),
+    )
+    .addOption(
+      new Option(
+        '--ec2-launch-template <name|id>',
+        'ec2 launch mode: the launch template; its user data runs pixpool cache-node --announce ec2',
+      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE'),
+    )
+    .addOption(
+      new Option(
+        '--ec2-launch-template-version <version>',
+        "ec2 launch mode: a version number, $Latest or $Default (default: the template's default)",
+      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE_VERSION'),
+    )
+    .addOption(
+      new Option('--ec2-asg <name>', 'ec2 asg mode: the Auto Scaling group to size').env(
+        'PIXPOOL_EC2_ASG',
+      ),
+    )
+    .addOption(
+      new Option('--ec2-region <region>', "ec2 provider: the AWS region (default: the SDK's)").env(
+        'PIXPOOL_EC2_REGION',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--ec2-boot-timeout-s <seconds>',
+        'ec2 provider: how long a started instance has to announce its node before it is ended',
+      )
+        .env('PIXPOOL_EC2_BOOT_TIMEOUT_S')
+        .default(DEFAULT_BOOT_TIMEOUT_MS / 1000)
+        .argParser(seconds()),
     )
     .addOption(
       new Option(
@@ -495,6 +578,7 @@ storageOptions(
   if (o.cloudwatchRegion && !o.cloudwatchNamespace) {
     throw new Error('--cloudwatch-region needs --cloudwatch-namespace, which turns CloudWatch on.');
   }
+  const ec2 = o.provider === 'ec2' ? ec2From(o) : undefined;
   const tls = await tlsFrom(o);
   const { runManager } = await import('./manager/main.ts');
   await runManager({
@@ -506,6 +590,8 @@ storageOptions(
     adminToken: o.adminToken,
     provider: o.provider,
     nodeUrls: o.nodeUrls,
+    poolName: o.poolName,
+    ec2,
     assignment: o.assignment,
     historyDays: o.historyDays,
     viewLeaseMs: o.viewLeaseMs,

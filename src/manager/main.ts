@@ -22,6 +22,7 @@ import { openStorage, type Storage, type StorageOptions } from '../storage/open.
 import { buildManager } from './app.ts';
 import type { SinkLog } from './cloudwatch.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
+import { DEFAULT_POOL_NAME, type Ec2Settings } from './providers/ec2-options.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -36,9 +37,13 @@ export interface ManagerOptions extends StorageOptions {
   port: number;
   secret?: string | undefined;
   adminToken?: string | undefined;
-  provider: 'local' | 'static';
+  provider: 'local' | 'static' | 'ec2';
   /** For the static provider: the node URLs it may use. */
   nodeUrls: string[];
+  /** Engine providers: the tag (or label) value every node of this pool carries. */
+  poolName?: string | undefined;
+  /** For the ec2 provider: its mode and where it finds instances. */
+  ec2?: Ec2Settings | undefined;
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
@@ -60,7 +65,7 @@ export interface ManagerOptions extends StorageOptions {
 const managerLine = (message: string) => console.error(`manager: ${message}`);
 
 /** The CloudWatch sink's factory; the SDK is loaded only when one is asked for. */
-async function cloudWatchSink(options: NonNullable<ManagerOptions['cloudwatch']>) {
+async function cloudWatchSink(options: NonNullable<ManagerOptions['cloudwatch']>, pool: string) {
   const { CloudWatchClient } = await import('@aws-sdk/client-cloudwatch');
   const { createCloudWatchSink } = await import('./cloudwatch.ts');
   const client = new CloudWatchClient({ ...(options.region && { region: options.region }) });
@@ -71,7 +76,7 @@ async function cloudWatchSink(options: NonNullable<ManagerOptions['cloudwatch']>
     );
   });
   return (context: { registry: Registry; log: SinkLog }) => {
-    const sink = createCloudWatchSink({ client, namespace: options.namespace, ...context });
+    const sink = createCloudWatchSink({ client, namespace: options.namespace, pool, ...context });
     return {
       add: sink.add,
       async stop() {
@@ -92,21 +97,30 @@ export async function runManager(options: ManagerOptions) {
   if (options.provider === 'static') {
     for (const url of options.nodeUrls) tls.guard(nodeUrl(url), 'the shared secret (--node-urls)');
   }
-  const createSampleSink = options.cloudwatch && (await cloudWatchSink(options.cloudwatch));
+  const createSampleSink =
+    options.cloudwatch &&
+    (await cloudWatchSink(options.cloudwatch, options.poolName ?? DEFAULT_POOL_NAME));
   const storage = options.storage ?? (await openStorage(options));
   const port = options.port || (await freePort(options.host));
   const managerUrl = urlFor(options.host, port, tls.scheme);
   const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000, tls });
   const provider: NodeProvider =
-    options.provider === 'static'
-      ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
-      : createLocalProvider({
-          secret: options.secret,
-          managerUrl,
-          args: options.nodeArgs ?? [],
+    options.provider === 'ec2'
+      ? // Loaded here: only an ec2 manager needs the EC2 and Auto Scaling clients.
+        (await import('./providers/ec2.ts')).createEc2Provider({
+          ...(options.ec2 ?? { mode: 'launch' }),
+          poolName: options.poolName ?? DEFAULT_POOL_NAME,
           log: managerLine,
-          tls,
-        });
+        })
+      : options.provider === 'static'
+        ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
+        : createLocalProvider({
+            secret: options.secret,
+            managerUrl,
+            args: options.nodeArgs ?? [],
+            log: managerLine,
+            tls,
+          });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
     store: storage.pool,
