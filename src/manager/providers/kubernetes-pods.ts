@@ -25,6 +25,48 @@ export interface PoolPods {
   clusterDomain: string;
 }
 
+/**
+ * An API server URL as --kube-api-url takes it: http(s), an origin. Here, not beside the client,
+ * so the command's parser does not load the client.
+ */
+export function parseKubeApiUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(
+      `Expected the API server's URL (https://host:port), not ${JSON.stringify(value)}.`,
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new Error(`Expected an http or https URL, not ${JSON.stringify(value)}.`);
+  }
+  return url.origin;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** Throws, naming the option, when a name could not be a namespace, StatefulSet or label. */
+export function checkPoolPods(pool: PoolPods): void {
+  for (const [what, name] of [
+    ['namespace', pool.namespace],
+    ['StatefulSet', pool.statefulSet],
+    ['Service', pool.service],
+  ] as const) {
+    if (!DNS_LABEL.test(name)) {
+      throw new Error(
+        `the Kubernetes ${what} name ${JSON.stringify(name)} is not a DNS label (a-z, 0-9, '-', at most 63)`,
+      );
+    }
+  }
+  if (!LABEL_VALUE.test(pool.poolName)) {
+    throw new Error(
+      `the pool name ${JSON.stringify(pool.poolName)} is not a Kubernetes label value (letters, digits, '-', '_', '.', at most 63)`,
+    );
+  }
+}
+
 /** `app.kubernetes.io/name=pixpool-node,pixpool.io/pool=<pool>`: the pods of this pool. */
 export const poolSelector = (pool: PoolPods): string =>
   `${NODE_APP_LABEL}=${NODE_APP},${POOL_LABEL}=${pool.poolName}`;

@@ -24,6 +24,7 @@
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { createKubeApi, type KubeConnection, kubeConfigFor } from './kubernetes-api.ts';
 import {
+  checkPoolPods,
   ordinalOf,
   ordinalOfUrl,
   type PoolPods,
@@ -79,6 +80,7 @@ export function createKubernetesProvider(options: KubernetesProviderOptions): No
     poolName: options.poolName ?? 'pixpool',
     clusterDomain: options.clusterDomain ?? 'cluster.local',
   };
+  checkPoolPods(pool);
   const api = createKubeApi(connected.kubeConfig, pool);
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const log = options.log ?? (() => {});
