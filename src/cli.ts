@@ -20,6 +20,7 @@ import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import { loadTls, type Tls } from './http/tls.ts';
 import type { ManagerOptions } from './manager/main.ts';
 import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
+import { parseKubeApiUrl } from './manager/providers/kubernetes-pods.ts';
 import {
   days,
   fromValidator,
@@ -67,7 +68,18 @@ type ManagerFlags = TlsFlags &
   Pick<
     ManagerOptions,
     'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
-  > & { logLevel: LogLevel; historyDays: number; viewLeaseMs: number };
+  > & {
+    logLevel: LogLevel;
+    historyDays: number;
+    viewLeaseMs: number;
+    poolName: string;
+    kubeNamespace?: string;
+    kubeStatefulset: string;
+    kubeService?: string;
+    kubeApiUrl?: string;
+    kubeTokenFile?: string;
+    kubeCaFile?: string;
+  };
 type UpFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
@@ -76,7 +88,11 @@ type UpFlags = TlsFlags &
     socketLanes: boolean;
   };
 
-const PROVIDERS = ['local', 'static'] as const satisfies readonly ManagerOptions['provider'][];
+const PROVIDERS = [
+  'local',
+  'static',
+  'kubernetes',
+] as const satisfies readonly ManagerOptions['provider'][];
 
 const program = new Command('pixpool').description(
   'pixpool: an elastic image cache. Run one service per subcommand, or `up` for all.',
@@ -392,7 +408,7 @@ storageOptions(
     .addOption(
       new Option(
         '--provider <name>',
-        'where nodes come from: local (child processes) or static (--node-urls)',
+        'where nodes come from: local (child processes), static (--node-urls) or kubernetes (a StatefulSet, --kube-*)',
       )
         .env('PIXPOOL_PROVIDER')
         .default('local')
@@ -403,6 +419,52 @@ storageOptions(
         .env('PIXPOOL_NODE_URLS')
         .default([], 'none')
         .argParser(list),
+    )
+    .addOption(
+      new Option(
+        '--pool-name <name>',
+        "engine providers: this pool's name, the label (pixpool.io/pool) or tag its nodes carry",
+      )
+        .env('PIXPOOL_POOL_NAME')
+        .default('pixpool'),
+    )
+    .addOption(
+      new Option(
+        '--kube-namespace <ns>',
+        "kubernetes provider: the StatefulSet's namespace (default: the manager's own, in a cluster)",
+      ).env('PIXPOOL_KUBE_NAMESPACE'),
+    )
+    .addOption(
+      new Option('--kube-statefulset <name>', 'kubernetes provider: the StatefulSet of cache nodes')
+        .env('PIXPOOL_KUBE_STATEFULSET')
+        .default('pixpool-node'),
+    )
+    .addOption(
+      new Option(
+        '--kube-service <name>',
+        "kubernetes provider: the headless Service naming the pods (default: the StatefulSet's name)",
+      ).env('PIXPOOL_KUBE_SERVICE'),
+    )
+    .addOption(
+      new Option(
+        '--kube-api-url <url>',
+        "kubernetes provider: the API server (default: in-cluster, with the pod's service account)",
+      )
+        .env('PIXPOOL_KUBE_API_URL')
+        .argParser(fromValidator(parseKubeApiUrl)),
+    )
+    .addOption(
+      new Option('--kube-token-file <file>', 'with --kube-api-url: a bearer token file')
+        .env('PIXPOOL_KUBE_TOKEN_FILE')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option(
+        '--kube-ca-file <file>',
+        "with --kube-api-url: the CA of the API server's certificate",
+      )
+        .env('PIXPOOL_KUBE_CA_FILE')
+        .argParser(readableFile),
     )
     .addOption(
       new Option(
@@ -442,6 +504,15 @@ storageOptions(
     adminToken: o.adminToken,
     provider: o.provider,
     nodeUrls: o.nodeUrls,
+    kubernetes: {
+      poolName: o.poolName,
+      namespace: o.kubeNamespace,
+      statefulSet: o.kubeStatefulset,
+      service: o.kubeService,
+      apiUrl: o.kubeApiUrl,
+      tokenFile: o.kubeTokenFile,
+      caFile: o.kubeCaFile,
+    },
     assignment: o.assignment,
     historyDays: o.historyDays,
     viewLeaseMs: o.viewLeaseMs,

@@ -20,6 +20,7 @@ import { closeOnSignals, DEFAULT_GRACE_MS } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildManager } from './app.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
+import type { KubernetesProviderOptions } from './providers/kubernetes.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -34,9 +35,11 @@ export interface ManagerOptions extends StorageOptions {
   port: number;
   secret?: string | undefined;
   adminToken?: string | undefined;
-  provider: 'local' | 'static';
+  provider: 'local' | 'static' | 'kubernetes';
   /** For the static provider: the node URLs it may use. */
   nodeUrls: string[];
+  /** For the kubernetes provider: the StatefulSet, its pool and how to reach the API. */
+  kubernetes?: KubernetesProviderOptions | undefined;
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
@@ -72,13 +75,19 @@ export async function runManager(options: ManagerOptions) {
   const provider: NodeProvider =
     options.provider === 'static'
       ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
-      : createLocalProvider({
-          secret: options.secret,
-          managerUrl,
-          args: options.nodeArgs ?? [],
-          log: managerLine,
-          tls,
-        });
+      : options.provider === 'kubernetes'
+        ? // Loaded here: only this provider needs the Kubernetes client.
+          (await import('./providers/kubernetes.ts')).createKubernetesProvider({
+            ...options.kubernetes,
+            log: managerLine,
+          })
+        : createLocalProvider({
+            secret: options.secret,
+            managerUrl,
+            args: options.nodeArgs ?? [],
+            log: managerLine,
+            tls,
+          });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
     store: storage.pool,
