@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { regionOf } from '../../src/core/regions.ts';
 import {
   createKubernetesProvider,
   type KubernetesProviderOptions,
@@ -19,6 +20,8 @@ import {
   type KubeRequest,
   startFakeKubeApi,
 } from '../helpers/fake-kube-api.ts';
+import { startManager } from '../helpers/manager.ts';
+import { startNode, type TestNode } from '../helpers/nodes.ts';
 
 /** Every API request of every test here, for the RBAC check at the end. */
 const allRequests: KubeRequest[] = [];
@@ -363,6 +366,60 @@ describe('kubernetes provider against a fake API server', () => {
     const provider = createKubernetesProvider({ apiUrl: 'http://127.0.0.1:1', namespace: 'ns' });
     await assert.rejects(provider.start('node-0'), /pod pixpool-node-0 in namespace ns/);
     await assert.rejects(provider.resume([]), /StatefulSet pixpool-node in namespace ns/);
+  });
+});
+
+describe('manager with the kubernetes provider (real cache nodes as the pods)', () => {
+  it('grows 1→3→1 with hand-over, and puts a replaced pod back in the map', async () => {
+    // Every pod "runs" a real cache node in this process; they all share the pod IP 127.0.0.1.
+    const running = new Map<string, TestNode>();
+    const all: TestNode[] = [];
+    const target: { provider?: NodeProvider } = {};
+    const api = await startFakeKubeApi({
+      podIp: () => '127.0.0.1',
+      onPod: async (pod) => {
+        const node = await startNode();
+        all.push(node);
+        running.set(pod.metadata.name, node);
+        await target.provider?.register?.({ url: node.url, ref: pod.metadata.name });
+      },
+    });
+    apis.push(api);
+    const provider = createKubernetesProvider({ apiUrl: api.url, namespace: api.namespace });
+    target.provider = provider;
+    const m = await startManager({ provider });
+    try {
+      await (await m.pool.resize(1)).done;
+      await (await m.pool.resize(1)).done;
+      assert.equal(m.pool.size, 3);
+      const last = m.pool.view().map.nodes[2] as string;
+      const leaving = running.get('pixpool-node-2');
+      // A key of a region the leaving node owns, so the hand-over must carry it.
+      const owner = m.pool.view().map.owner;
+      let key = 'k0';
+      for (let i = 1; owner[regionOf(key)] !== last; i++) key = `k${i}`;
+      const entry = { value: Buffer.from('x'), contentType: 'image/png', version: 1 };
+      leaving?.cache.put(key, entry, true);
+      await (await m.pool.resize(-1)).done;
+      assert.ok(!m.pool.view().map.nodes.includes(last));
+      const holder = [...running.values()].find((n) => n !== leaving && n.cache.peek(key));
+      assert.ok(holder, 'the drained pod handed its entry over');
+      await (await m.pool.resize(-1)).done;
+      assert.deepEqual(api.replicaHistory, [1, 2, 3, 2, 1]);
+      assert.deepEqual(podNames(api), ['pixpool-node-0']);
+
+      const id = m.pool.view().map.nodes[0] as string;
+      const before = running.get('pixpool-node-0');
+      assert.ok(provider.replace);
+      const back = await provider.replace(id);
+      const now = running.get('pixpool-node-0');
+      assert.notEqual(now, before);
+      assert.equal(back.url, now?.url);
+    } finally {
+      await m.close();
+      await Promise.all(all.map((node) => node.close()));
+    }
+    assert.deepEqual(api.replicaHistory, [1, 2, 3, 2, 1], 'closing the manager scaled nothing');
   });
 });
 
