@@ -31,6 +31,7 @@ import {
   type Ec2Settings,
   parsePoolName,
 } from './manager/providers/ec2-options.ts';
+import { parseKubeApiUrl } from './manager/providers/kubernetes-pods.ts';
 import {
   days,
   fromValidator,
@@ -90,6 +91,12 @@ type ManagerFlags = TlsFlags &
     viewLeaseMs: number;
     cloudwatchNamespace?: string;
     cloudwatchRegion?: string;
+    kubeNamespace?: string;
+    kubeStatefulset: string;
+    kubeService?: string;
+    kubeApiUrl?: string;
+    kubeTokenFile?: string;
+    kubeCaFile?: string;
   } & Ec2Flags;
 interface Ec2Flags {
   poolName: string;
@@ -113,6 +120,7 @@ const PROVIDERS = [
   'local',
   'static',
   'ec2',
+  'kubernetes',
 ] as const satisfies readonly ManagerOptions['provider'][];
 
 const program = new Command('pixpool').description(
@@ -471,7 +479,7 @@ storageOptions(
     .addOption(
       new Option(
         '--provider <name>',
-        'where nodes come from: local (child processes), static (--node-urls) or ec2 (--ec2-*)',
+        'where nodes come from: local (child processes), static (--node-urls), ec2 (--ec2-*) or kubernetes (a StatefulSet, --kube-*)',
       )
         .env('PIXPOOL_PROVIDER')
         .default('local')
@@ -534,6 +542,44 @@ storageOptions(
     )
     .addOption(
       new Option(
+        '--kube-namespace <ns>',
+        "kubernetes provider: the StatefulSet's namespace (default: the manager's own, in a cluster)",
+      ).env('PIXPOOL_KUBE_NAMESPACE'),
+    )
+    .addOption(
+      new Option('--kube-statefulset <name>', 'kubernetes provider: the StatefulSet of cache nodes')
+        .env('PIXPOOL_KUBE_STATEFULSET')
+        .default('pixpool-node'),
+    )
+    .addOption(
+      new Option(
+        '--kube-service <name>',
+        "kubernetes provider: the headless Service naming the pods (default: the StatefulSet's name)",
+      ).env('PIXPOOL_KUBE_SERVICE'),
+    )
+    .addOption(
+      new Option(
+        '--kube-api-url <url>',
+        "kubernetes provider: the API server (default: in-cluster, with the pod's service account)",
+      )
+        .env('PIXPOOL_KUBE_API_URL')
+        .argParser(fromValidator(parseKubeApiUrl)),
+    )
+    .addOption(
+      new Option('--kube-token-file <file>', 'with --kube-api-url: a bearer token file')
+        .env('PIXPOOL_KUBE_TOKEN_FILE')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option(
+        '--kube-ca-file <file>',
+        "with --kube-api-url: the CA of the API server's certificate",
+      )
+        .env('PIXPOOL_KUBE_CA_FILE')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option(
         '--assignment <name>',
         "regions to nodes: balanced (moves the least) or modulo (the originals')",
       )
@@ -592,6 +638,14 @@ storageOptions(
     nodeUrls: o.nodeUrls,
     poolName: o.poolName,
     ec2,
+    kubernetes: {
+      namespace: o.kubeNamespace,
+      statefulSet: o.kubeStatefulset,
+      service: o.kubeService,
+      apiUrl: o.kubeApiUrl,
+      tokenFile: o.kubeTokenFile,
+      caFile: o.kubeCaFile,
+    },
     assignment: o.assignment,
     historyDays: o.historyDays,
     viewLeaseMs: o.viewLeaseMs,

@@ -85,7 +85,11 @@ const commands: Record<string, Case[]> = {
   gc: [{ flag: '--grace-s', value: '-1', accepts: S_0_OR_MORE }],
   manager: [
     { flag: '--port', value: '-1', accepts: PORT },
-    { flag: '--provider', value: 'cloud', accepts: /Allowed choices are local, static, ec2\./ },
+    {
+      flag: '--provider',
+      value: 'cloud',
+      accepts: /Allowed choices are local, static, ec2, kubernetes\./,
+    },
     { flag: '--assignment', value: 'random', accepts: /Allowed choices are modulo, balanced\./ },
     { flag: '--history-days', value: '0', accepts: /Expected a number of days above 0\./ },
     { flag: '--log-level', value: 'verbose', accepts: LOG_LEVEL },

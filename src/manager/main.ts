@@ -23,6 +23,7 @@ import { buildManager } from './app.ts';
 import type { SinkLog } from './cloudwatch.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
 import { DEFAULT_POOL_NAME, type Ec2Settings } from './providers/ec2-options.ts';
+import type { KubernetesProviderOptions } from './providers/kubernetes.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -37,13 +38,15 @@ export interface ManagerOptions extends StorageOptions {
   port: number;
   secret?: string | undefined;
   adminToken?: string | undefined;
-  provider: 'local' | 'static' | 'ec2';
+  provider: 'local' | 'static' | 'ec2' | 'kubernetes';
   /** For the static provider: the node URLs it may use. */
   nodeUrls: string[];
   /** Engine providers: the tag (or label) value every node of this pool carries. */
   poolName?: string | undefined;
   /** For the ec2 provider: its mode and where it finds instances. */
   ec2?: Ec2Settings | undefined;
+  /** For the kubernetes provider: the StatefulSet and how to reach the API. */
+  kubernetes?: Omit<KubernetesProviderOptions, 'poolName'> | undefined;
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
@@ -112,15 +115,22 @@ export async function runManager(options: ManagerOptions) {
           poolName: options.poolName ?? DEFAULT_POOL_NAME,
           log: managerLine,
         })
-      : options.provider === 'static'
-        ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
-        : createLocalProvider({
-            secret: options.secret,
-            managerUrl,
-            args: options.nodeArgs ?? [],
+      : options.provider === 'kubernetes'
+        ? // Loaded here: only this provider needs the Kubernetes client.
+          (await import('./providers/kubernetes.ts')).createKubernetesProvider({
+            ...options.kubernetes,
+            poolName: options.poolName ?? DEFAULT_POOL_NAME,
             log: managerLine,
-            tls,
-          });
+          })
+        : options.provider === 'static'
+          ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
+          : createLocalProvider({
+              secret: options.secret,
+              managerUrl,
+              args: options.nodeArgs ?? [],
+              log: managerLine,
+              tls,
+            });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
     store: storage.pool,
