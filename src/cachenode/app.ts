@@ -15,6 +15,7 @@ import { binaryRoutes, entrySocketLane } from './binary-routes.ts';
 import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
+import { readyRoute } from './ready-route.ts';
 import { seedRoutes } from './seed-routes.ts';
 import { createNodeView } from './view.ts';
 import { createViewRenewal } from './view-renewal.ts';
@@ -75,6 +76,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   registerNodeMetrics(registry, cache);
   binaryRoutes(app, cache, view, leases, instance);
   seedRoutes(app, { cache, client: getClient, nodeId, view, leases });
+  readyRoute(app, view, Boolean(deps.managerUrl));
   if (!deps.client) app.addHook('onClose', async () => (await client)?.close());
   if (deps.managerUrl) {
     const renewal = createViewRenewal({

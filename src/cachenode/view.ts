@@ -73,6 +73,10 @@ export function createNodeView(
     get nodeId() {
       return nodeId;
     },
+    /** Whether the latest view names this node (true before any view: standalone). */
+    get inPool(): boolean {
+      return inPool;
+    },
     /** Whether the node holds a view that names it and must be leased: it renews the lease. */
     get pooled(): boolean {
       return version > 0 && inPool && leased;

@@ -15,6 +15,7 @@ import { imageRoutes, imageSocketLane } from './image-routes.ts';
 import { createImageService } from './images.ts';
 import { createFrontendMetrics } from './metrics.ts';
 import { registerPages, sendPageNotFound } from './pages/index.ts';
+import { readyRoute } from './ready-route.ts';
 import type { Routing } from './routing.ts';
 
 export interface FrontendDeps {
@@ -71,6 +72,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
+  readyRoute(app, { routing: deps.routing, metadata: deps.metadata });
   lane = imageSocketLane({ images, metrics });
   if (deps.gc) {
     const gcOptions = deps.gc;

@@ -16,6 +16,7 @@ export type Access = RouteRecord['access'];
 export const EXPECTED_ACCESS: Record<ServiceName, Record<string, Access>> = {
   frontend: {
     'GET /health': 'public',
+    'GET /ready': 'public',
     'GET /metrics': 'public',
     'POST /api/upload': 'public',
     'POST /api/key/:key': 'public',
@@ -31,6 +32,7 @@ export const EXPECTED_ACCESS: Record<ServiceName, Record<string, Access>> = {
   },
   'cache-node': {
     'GET /health': 'public',
+    'GET /ready': 'public',
     'GET /metrics': 'secret',
     'GET /v1/entries/:key': 'secret',
     'PUT /v1/entries/:key': 'secret',
