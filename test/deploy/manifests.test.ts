@@ -7,6 +7,7 @@
  * capacity, and every `pixpool` command line, against the real command's parser. Where kubectl
  * exists, `kubectl kustomize` must render exactly the same objects.
  */
+
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
+import { KUBERNETES_RBAC } from '../../src/manager/providers/kubernetes-rbac.ts';
 import { commandLineProblems, REPO } from './cli-help.ts';
 import { containersOf, type K8sObject, objectId, renderKustomization } from './kustomize.ts';
 
@@ -33,16 +35,8 @@ const MODELS: Record<string, { new (data: never): { validate(): void } }> = {
   'rbac.authorization.k8s.io/v1 RoleBinding': RoleBinding,
 };
 
-/**
- * What the kubernetes provider calls (src/manager/providers/kubernetes.ts, issue 18): pods are
- * read, listed and watched by label and deleted to replace a node; the StatefulSet is read and
- * scaled through its scale subresource. The Role must grant exactly this.
- */
-const PROVIDER_RULES = [
-  { apiGroup: '', resource: 'pods', verbs: ['delete', 'get', 'list', 'watch'] },
-  { apiGroup: 'apps', resource: 'statefulsets', verbs: ['get'] },
-  { apiGroup: 'apps', resource: 'statefulsets/scale', verbs: ['get', 'patch', 'update'] },
-];
+/** What the kubernetes provider calls: the Role must grant exactly this. */
+const PROVIDER_RULES = KUBERNETES_RBAC;
 
 const WORKLOADS = new Set(['Deployment', 'StatefulSet']);
 
