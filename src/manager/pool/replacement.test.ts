@@ -87,3 +87,16 @@ test('after close, a death is neither logged nor acted on', async () => {
   assert.deepEqual(journal.events, []);
   assert.deepEqual(fakes.calls, []);
 });
+
+test('a node back at the same address (a pod replaced) is a new process: configured, new view', async () => {
+  const { replacement, views, fakes } = await parts(2);
+  const before = views.map.version;
+  const url = views.address('n1') as string;
+  const fake = fakes.get(url);
+  assert.ok(fake);
+  fake.config = undefined; // as a fresh process at that address has none
+  await replacement.nodeReplaced({ id: 'n1', url });
+  assert.equal(views.map.version, before + 1);
+  assert.equal(views.address('n1'), url);
+  assert.equal(fakes.get(url)?.config?.capacity, 64, 'configured');
+});

@@ -32,9 +32,11 @@ export function createReplacement(deps: ReplacementDeps) {
 
   /** Puts a node the provider replaced in the map at its new address (idempotent). */
   async function takeReplacement(node: ProvidedNode): Promise<void> {
-    if (!views.map.nodes.includes(node.id) || views.address(node.id) === node.url) return;
+    if (!views.map.nodes.includes(node.id)) return;
+    // A pod replaced or restarted comes back at the same DNS name: a new, unconfigured process
+    // all the same, so it is configured and given a new view like one at a new address.
     const old = views.address(node.id);
-    if (old && provider.endsReplaced) views.gone(old);
+    if (old && old !== node.url && provider.endsReplaced) views.gone(old);
     views.setAddress(node.id, node.url);
     await lifecycle.record(node, 'active');
     await lifecycle
