@@ -31,6 +31,11 @@ export interface Sample extends Counters, Gauges {
 
 const zero = (): Counters => ({ gets: 0, hits: 0, misses: 0, puts: 0, evictions: 0, imports: 0 });
 
+/** A sample of an interval with nothing in it, with `fields` over it (tests, fillers). */
+export function quietSample(at: number, fields: Partial<Sample> = {}): Sample {
+  return { at, intervalMs: 5000, ...zero(), items: 0, bytes: 0, ...fields };
+}
+
 export function rate(part: number, whole: number): number | null {
   return whole > 0 ? part / whole : null;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MetricDatum } from '@aws-sdk/client-cloudwatch';
-import type { Sample } from '../core/stats.ts';
+import { quietSample, type Sample } from '../core/stats.ts';
 import {
   acceptedAt,
   datumBytes,
@@ -14,19 +14,7 @@ import {
 } from './cloudwatch-data.ts';
 
 const T = 1_700_000_000_000; // a multiple of 5 s
-const sample = (fields: Partial<Sample>): Sample => ({
-  at: T,
-  intervalMs: 5000,
-  gets: 0,
-  hits: 0,
-  misses: 0,
-  puts: 0,
-  evictions: 0,
-  imports: 0,
-  items: 0,
-  bytes: 0,
-  ...fields,
-});
+const sample = (fields: Partial<Sample>): Sample => quietSample(T, fields);
 const byName = (data: MetricDatum[]) => new Map(data.map((d) => [d.MetricName, d]));
 /** CloudWatch's Average over data points: Σsum / Σcount, a plain value counting once. */
 const average = (data: MetricDatum[]) => {

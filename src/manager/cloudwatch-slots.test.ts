@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Sample } from '../core/stats.ts';
+import { quietSample, type Sample } from '../core/stats.ts';
 import { createSlots } from './cloudwatch-slots.ts';
 
 const T = 1_700_000_000_000; // a multiple of 5 s
-const sample = (fields: Partial<Sample>): Sample => ({
-  at: T,
-  intervalMs: 5000,
-  gets: 0,
-  hits: 0,
-  misses: 0,
-  puts: 0,
-  evictions: 0,
-  imports: 0,
-  items: 0,
-  bytes: 0,
-  ...fields,
-});
+const sample = (fields: Partial<Sample>): Sample => quietSample(T, fields);
 
 describe('pool slots', () => {
   const slots = (graceMs = 10_000) => createSlots({ slotMs: 5000, graceMs });

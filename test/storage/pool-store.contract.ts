@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PixpoolError } from '../../src/core/errors.ts';
 import { createPoolMap, resizePoolMap } from '../../src/core/pool-map.ts';
-import type { Sample } from '../../src/core/stats.ts';
+import { quietSample, type Sample } from '../../src/core/stats.ts';
 import type { PoolStore, StatBucket } from '../../src/storage/pool-store.ts';
 
 export type PoolStoreFactory = () => Promise<PoolStore>;
@@ -33,21 +33,7 @@ const MINUTE = 60_000;
 // A whole minute, so bucket starts read as clock minutes in failure messages.
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 
-function sample(at: number, fields: Partial<Sample> = {}): Sample {
-  return {
-    at,
-    intervalMs: 5000,
-    gets: 0,
-    hits: 0,
-    misses: 0,
-    puts: 0,
-    evictions: 0,
-    imports: 0,
-    items: 0,
-    bytes: 0,
-    ...fields,
-  };
-}
+const sample = quietSample;
 
 interface Sent {
   node: string;
