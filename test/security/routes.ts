@@ -76,6 +76,7 @@ export const EXPECTED_ACCESS: Record<ServiceName, Record<string, Access>> = {
     'POST /api/manager/samples': 'secret',
     'POST /api/manager/frontends': 'secret',
     'POST /api/manager/nodes/renew': 'secret',
+    'POST /api/manager/nodes/register': 'secret',
     'GET /api/manager/pool_view': 'secret',
     'GET /api/manager/autoscaler/state': 'admin',
     'POST /api/manager/autoscaler/decisions': 'admin',
