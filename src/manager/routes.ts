@@ -84,6 +84,15 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
   const autoscalerParams = async () =>
     (await store.getSetting<AutoscalerParams>('autoscaler')) ?? DEFAULT_AUTOSCALER;
 
+  /** A peer that will get the secret: with TLS on, plain http only on loopback (http/tls.ts). */
+  function guardPeer(url: string, credential: string) {
+    try {
+      deps.tls?.guard(url, credential);
+    } catch (error) {
+      throw badRequest((error as Error).message);
+    }
+  }
+
   async function resize(change: unknown, wait: boolean) {
     if (change !== 'increase' && change !== 'decrease') {
       throw badRequest('change must be "increase" or "decrease".');
@@ -283,6 +292,8 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
       throw badRequest('url must be the frontend’s base URL, e.g. http://10.0.0.5:5000.');
     }
     const url = serviceOrigin(raw, 'frontend URL');
+    // Refused here, not only when a view is pushed: a frontend kept but never told is worse.
+    guardPeer(url, 'the shared secret (the frontend URL)');
     await store.registerFrontend(url);
     return { success: 'true', ...pool.view() };
   });
@@ -316,11 +327,7 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
         `This pool's provider (${provider.name}) starts its own nodes: no node may register.`,
       );
     }
-    try {
-      deps.tls?.guard(url, 'the shared secret (the node URL)');
-    } catch (error) {
-      throw badRequest((error as Error).message);
-    }
+    guardPeer(url, 'the shared secret (the node URL)');
     try {
       const node = await provider.register({ url, ref });
       return { success: 'true', node_id: node.id };

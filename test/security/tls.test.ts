@@ -294,4 +294,37 @@ describe('TLS between hosts', { timeout: 60_000 }, () => {
       /Refusing to send the shared secret to http:\/\/198\.18\.0\.7:5000/,
     );
   });
+
+  it('a manager with TLS refuses to register a plain-http frontend off loopback', async () => {
+    const node = await startNode({ tls });
+    const admin = createNodeAdmin({ secret: SECRET, tls });
+    const provider = createStaticProvider({ urls: [node.url], admin });
+    const m = await startManager({ provider, tls });
+    try {
+      const register = async (url: string) => {
+        const response = await client.fetch(`${m.url}/api/manager/frontends`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ url }),
+        });
+        return {
+          status: response.status,
+          body: (await response.json()) as { error?: { message?: string } },
+        };
+      };
+      const refused = await register(`http://${AWAY}:5000`);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.error?.message ?? '', /over plain http/);
+      assert.deepEqual(await m.store.listFrontends({}), [], 'nothing kept');
+      assert.equal((await register(`https://${AWAY}:5000`)).status, 200);
+      assert.equal((await register('http://127.0.0.1:5000')).status, 200, 'loopback stays open');
+      assert.deepEqual((await m.store.listFrontends({})).map((f) => f.url).sort(), [
+        'http://127.0.0.1:5000',
+        `https://${AWAY}:5000`,
+      ]);
+    } finally {
+      await m.close();
+      await node.close();
+    }
+  });
 });
