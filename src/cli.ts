@@ -7,14 +7,13 @@
  * service typed options. Each command imports its service only when it runs, so a cache node
  * does not load (or hold in memory) the storage drivers, the AWS SDK or PGlite.
  */
-import { totalmem } from 'node:os';
 import { Command, Option } from 'commander';
 import type { AutoscalerOptions } from './autoscaler/main.ts';
 import type { Engine } from './cachenode/announce.ts';
 import { parseLeaseMs } from './cachenode/leases.ts';
 import type { CacheNodeOptions } from './cachenode/main.ts';
 import { MAX_WINDOW_S } from './core/autoscale-state.ts';
-import { capacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache-config.ts';
+import { localCapacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache-config.ts';
 import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
@@ -300,7 +299,7 @@ program
       .env('PIXPOOL_CAPACITY_MB')
       .default(100)
       // The node's own check, with this machine's bound.
-      .argParser(fromValidator((value) => parseCapacityMb(value, capacityLimitMb(totalmem())))),
+      .argParser(fromValidator((value) => parseCapacityMb(value, localCapacityLimitMb()))),
   )
   .addOption(
     new Option('--policy <policy>', 'replacement policy: LRU, RR (random) or SIEVE')

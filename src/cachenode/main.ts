@@ -3,8 +3,8 @@
  * refuses an unsafe setup, listens, and closes gracefully on SIGTERM/SIGINT.
  */
 import { randomUUID } from 'node:crypto';
-import { hostname, totalmem } from 'node:os';
-import { capacityLimitMb } from '../core/cache-config.ts';
+import { hostname } from 'node:os';
+import { localCapacityLimitMb } from '../core/cache-config.ts';
 import type { PolicyName } from '../core/stores/store.ts';
 import { isLoopback } from '../http/listen.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
@@ -18,7 +18,7 @@ import { createPublisher } from './publisher.ts';
 export interface CacheNodeOptions {
   host: string;
   port: number;
-  /** MB of image bytes: above 0, at most capacityLimitMb(totalmem()) (createNodeCache checks). */
+  /** MB of image bytes: above 0, at most localCapacityLimitMb() (createNodeCache checks). */
   capacityMb: number;
   policy: PolicyName;
   nodeId?: string | undefined;
@@ -40,7 +40,7 @@ export interface CacheNodeOptions {
 }
 
 export async function runCacheNode(options: CacheNodeOptions) {
-  const maxCapacityMb = capacityLimitMb(totalmem());
+  const maxCapacityMb = localCapacityLimitMb();
   const { capacityMb, policy } = options;
   const secret = options.secret || undefined;
   if (!secret && !isLoopback(options.host)) {

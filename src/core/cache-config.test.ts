@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { parsePolicy } from './cache-config.ts';
+import { capacityLimitMb, MB, parsePolicy } from './cache-config.ts';
 import { PixpoolError } from './errors.ts';
 import { POLICIES } from './stores/store.ts';
 
@@ -24,4 +24,12 @@ it('refuses an unknown policy with a 400 that names the ones it knows', () => {
       String(bad),
     );
   }
+});
+
+it("caps capacity at 90% of the machine's memory, or of a container's smaller limit", () => {
+  const GiB = 1024 * MB;
+  assert.equal(capacityLimitMb(10 * GiB), 9216);
+  assert.equal(capacityLimitMb(10 * GiB, 0), 9216, 'no limit');
+  assert.equal(capacityLimitMb(10 * GiB, 2 ** 64), 9216, 'a limit of "max" (cgroup v2)');
+  assert.equal(capacityLimitMb(10 * GiB, 512 * MB), 460, 'a 512 MiB container');
 });

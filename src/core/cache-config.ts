@@ -3,6 +3,7 @@
  * applies it and the manager that stores and pushes it, so both refuse the same input with the
  * same message.
  */
+import { totalmem } from 'node:os';
 import { badRequest } from './errors.ts';
 import { POLICIES, type PolicyName } from './stores/store.ts';
 
@@ -16,12 +17,19 @@ export interface CacheConfig {
 }
 
 /**
- * The largest capacity a node takes on a machine with `totalBytes` of memory (os.totalmem()):
- * beyond ~90% of it, a capacity cannot be meant.
+ * The largest capacity a node takes with `totalBytes` of memory (os.totalmem()) under a limit of
+ * `constrainedBytes` (process.constrainedMemory(): a container's cgroup limit; 0, or more than
+ * the machine has, when there is none): beyond ~90% of the smaller, a capacity cannot be meant,
+ * and in a container it would end with the kernel killing the node.
  */
-export function capacityLimitMb(totalBytes: number): number {
-  return Math.floor((totalBytes / MB) * 0.9);
+export function capacityLimitMb(totalBytes: number, constrainedBytes = 0): number {
+  const usable = constrainedBytes > 0 ? Math.min(totalBytes, constrainedBytes) : totalBytes;
+  return Math.floor((usable / MB) * 0.9);
 }
+
+/** capacityLimitMb for this process: its machine, or its container's memory limit. */
+export const localCapacityLimitMb = (): number =>
+  capacityLimitMb(totalmem(), process.constrainedMemory());
 
 export function parsePolicy(value: unknown): PolicyName {
   const name = typeof value === 'string' ? value.trim().toUpperCase() : '';

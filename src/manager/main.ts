@@ -141,6 +141,8 @@ export async function runManager(options: ManagerOptions) {
     assignment: options.assignment,
     secret: options.secret,
     adminToken: options.adminToken,
+    // The machine's memory, not this process's limit: a manager's container is small, and the
+    // nodes it configures check their own limit when they apply the capacity.
     maxCapacityMb: capacityLimitMb(totalmem()),
     logger: log,
     drainMs: RESIZE_DRAIN_MS,
