@@ -6,9 +6,10 @@
 # is its address) before the node enters the pool. docs/deploy.md, "AWS", says how to use it.
 #
 # Runs on Amazon Linux 2023 and Debian or Ubuntu, x86_64 or arm64. Fill in the settings below.
-# The secret travels in user-data: whoever may read the launch template or the instance's
-# user-data (ec2:DescribeLaunchTemplateVersions, ec2:DescribeInstanceAttribute, or any process
-# on the instance through the metadata service) can read it, so grant those sparingly.
+# Keep the pool's secret in SSM Parameter Store (PIXPOOL_SECRET_PARAMETER, a SecureString) so it
+# never sits in user-data: anyone who may read the launch template or the instance's user-data
+# (ec2:DescribeLaunchTemplateVersions, ec2:DescribeInstanceAttribute, or any process on the
+# instance through the metadata service) could read a PIXPOOL_SECRET written here.
 set -euo pipefail
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -17,12 +18,44 @@ PIXPOOL_TARBALL_URL='https://artifacts.example.com/pixpool/pixpool.tar.gz'
 # Its SHA-256, so that a tampered or truncated download is refused; empty: not checked.
 PIXPOOL_TARBALL_SHA256=''
 PIXPOOL_MANAGER_URL='http://10.0.0.2:5002'
-PIXPOOL_SECRET='change-me-to-the-pools-secret'
+# The secret's SSM parameter (read with the instance profile: ssm:GetParameter, and kms:Decrypt
+# for its key); or, with this empty, the secret itself in PIXPOOL_SECRET.
+PIXPOOL_SECRET_PARAMETER='/pixpool/secret'
+PIXPOOL_SECRET=''
 # MiB of images the node holds: a full node takes about 1.15 × this + 80 MiB of memory. The
 # manager then sets the pool's capacity; keep it at this or below.
 PIXPOOL_CAPACITY_MB=512
 NODE_MAJOR=24
 # -------------------------------------------------------------------------------------------------
+
+# One instance-metadata value (IMDSv2), e.g. `imds local-ipv4`.
+imds() {
+  local token
+  token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
+    http://169.254.169.254/latest/api/token)
+  curl -fsS -H "X-aws-ec2-metadata-token: ${token}" "http://169.254.169.254/latest/meta-data/$1"
+}
+
+# The pool's secret on stdout: from SSM when PIXPOOL_SECRET_PARAMETER names it (the AWS CLI is
+# on Amazon Linux; Debian gets it below), else PIXPOOL_SECRET. Never logged.
+read_secret() {
+  local secret
+  if [ -n "${PIXPOOL_SECRET_PARAMETER}" ]; then
+    secret=$(aws ssm get-parameter --region "$(imds placement/region)" \
+      --name "${PIXPOOL_SECRET_PARAMETER}" --with-decryption \
+      --query Parameter.Value --output text) || {
+      echo "pixpool user-data: cannot read ${PIXPOOL_SECRET_PARAMETER} from SSM" >&2
+      return 1
+    }
+  else
+    secret=${PIXPOOL_SECRET}
+  fi
+  if [ -z "${secret}" ]; then
+    echo 'pixpool user-data: no secret: set PIXPOOL_SECRET_PARAMETER or PIXPOOL_SECRET' >&2
+    return 1
+  fi
+  printf '%s' "${secret}"
+}
 
 exec > >(tee -a /var/log/pixpool-user-data.log) 2>&1
 echo "pixpool user-data: starting at $(date -Is)"
@@ -32,7 +65,11 @@ if command -v dnf >/dev/null 2>&1; then
 elif command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates tar xz-utils >/dev/null
+  if [ -n "${PIXPOOL_SECRET_PARAMETER}" ] && ! command -v aws >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+  fi
 fi
+pool_secret=$(read_secret)
 
 # Node.js: the newest release of the major line, checked against the release's SHA-256 list.
 case "$(uname -m)" in
@@ -64,16 +101,13 @@ id pixpool >/dev/null 2>&1 ||
   useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin pixpool
 
 # The address the pool reaches this node at: its private IPv4, from the metadata service (IMDSv2).
-imds_token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
-  http://169.254.169.254/latest/api/token)
-private_ip=$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" \
-  http://169.254.169.254/latest/meta-data/local-ipv4)
+private_ip=$(imds local-ipv4)
 
 install -d -m 0755 /etc/pixpool
 umask 077
 cat >/etc/pixpool/pixpool.env <<EOF
 PIXPOOL_HOST=0.0.0.0
-PIXPOOL_SECRET=${PIXPOOL_SECRET}
+PIXPOOL_SECRET=${pool_secret}
 EOF
 umask 022
 
