@@ -1,0 +1,138 @@
+/**
+ * Makes a variant's bytes from an original with sharp (libvips). libvips works on libuv's thread
+ * pool, off the event loop; a bound on transforms in flight (and on those waiting) keeps a burst
+ * of distinct misses from holding hundreds of decoded images at once: past the queue's bound a
+ * request is refused with a 503 to retry, not queued.
+ *
+ * What it refuses, each with a 4xx that says why, leaving the original servable:
+ * - an image of more pixels than the limit (a decompression bomb is refused from its header,
+ *   before any decoding: 413);
+ * - an image libvips cannot read (a BMP, a damaged file: 415);
+ * - an animation asked as a still format (JPEG, PNG, AVIF): half of it would be lost (400).
+ * An SVG is rasterised by librsvg from the bytes alone: it has no base URL and librsvg loads
+ * nothing over a network, so an SVG cannot make the server fetch anything.
+ */
+import pLimit from 'p-limit';
+import sharp, { type Metadata } from 'sharp';
+import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
+import type { OutputFormat, VariantSpec } from './spec.ts';
+
+/** Pixels of the largest original a variant is made from, unless configured otherwise. */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+export interface Variant {
+  bytes: Buffer;
+  contentType: string;
+}
+
+export interface TransformerOptions {
+  maxPixels?: number;
+  /** Transforms at once; default: libvips' own thread count (sharp.concurrency()). */
+  concurrency?: number;
+  /** Transforms waiting for a turn before more are refused (503). */
+  maxQueued?: number;
+}
+
+type Output = OutputFormat | 'gif';
+const CONTENT_TYPE: Record<Output, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  gif: 'image/gif',
+};
+
+export function createTransformer(options: TransformerOptions = {}) {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const limit = pLimit(options.concurrency ?? Math.max(1, sharp.concurrency()));
+  const maxQueued = options.maxQueued ?? 64;
+
+  async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
+    let meta: Metadata;
+    try {
+      // The header only: no pixel is decoded here, so the size is checked before any is.
+      meta = await sharp(original, { animated: true, limitInputPixels: false }).metadata();
+    } catch (error) {
+      throw cannotRead(error);
+    }
+    const pages = meta.pages ?? 1;
+    const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0) * pages;
+    if (pixels > maxPixels) {
+      throw tooLarge(
+        `This image is ${meta.width}×${meta.pageHeight ?? meta.height} pixels${pages > 1 ? ` in ${pages} frames` : ''}; variants are made of images up to ${maxPixels.toLocaleString('en')} pixels. The original is still served without parameters.`,
+      );
+    }
+    const output = outputFormat(meta.format, pages > 1, spec);
+    const input = sharp(original, { limitInputPixels: maxPixels, animated: true, failOn: 'error' });
+    let pipeline = input.rotate();
+    if (spec.width !== undefined || spec.height !== undefined) {
+      pipeline = pipeline.resize({
+        width: spec.width,
+        height: spec.height,
+        fit: spec.fit,
+        withoutEnlargement: true,
+        // contain pads: transparent where the format keeps alpha, white in a JPEG.
+        background: output === 'jpeg' ? '#ffffff' : { r: 0, g: 0, b: 0, alpha: 0 },
+      });
+    }
+    if (output === 'jpeg') pipeline = pipeline.flatten({ background: '#ffffff' });
+    pipeline = pipeline.toFormat(
+      output,
+      spec.quality === undefined ? {} : { quality: spec.quality },
+    );
+    try {
+      return { bytes: await pipeline.toBuffer(), contentType: CONTENT_TYPE[output] };
+    } catch (error) {
+      throw cannotRead(error);
+    }
+  }
+
+  return {
+    transform(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
+      if (limit.pendingCount >= maxQueued) {
+        return Promise.reject(
+          unavailable('Too many image variants are being made right now; try again shortly.'),
+        );
+      }
+      return limit(() => run(original, spec));
+    },
+    get active() {
+      return limit.activeCount;
+    },
+    get queued() {
+      return limit.pendingCount;
+    },
+  };
+}
+
+export type Transformer = ReturnType<typeof createTransformer>;
+
+/** The format a variant is written in, or a 400 when it would lose an animation's frames. */
+function outputFormat(input: string | undefined, animated: boolean, spec: VariantSpec): Output {
+  if (animated) {
+    if (spec.auto) return spec.auto.webp ? 'webp' : 'gif';
+    if (spec.format === undefined || spec.format === 'webp') return spec.format ?? 'gif';
+    throw badRequest(
+      `This image is animated, and ${spec.format} holds one frame: ask for format=webp, or no format to keep it a GIF.`,
+    );
+  }
+  if (spec.auto?.avif) return 'avif';
+  if (spec.auto?.webp) return 'webp';
+  if (spec.format) return spec.format;
+  // The original's own format; SVG (and anything else libvips reads) becomes a PNG.
+  return input === 'jpeg' || input === 'webp' || input === 'gif' ? input : 'png';
+}
+
+function cannotRead(error: unknown): PixpoolError {
+  const message = (error as Error).message ?? String(error);
+  if (/pixel limit/i.test(message)) {
+    return tooLarge(
+      'This image has more pixels than variants are made of. The original is still served without parameters.',
+    );
+  }
+  return new PixpoolError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    'This image cannot be transformed (its format or its bytes are not readable as an image for resizing). The original is still served without parameters.',
+    { detail: message, cause: error },
+  );
+}
