@@ -11,14 +11,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import sharp from 'sharp';
 import { formatBytes } from '../../src/frontend/pages/format.ts';
 import { decodedImageSize, launchBrowser, screenshotPath, solidPng } from '../helpers/browser.ts';
-import { startFrontend } from '../helpers/frontend.ts';
+import { startFrontend, upload } from '../helpers/frontend.ts';
 
 // `?`, `#`, `%` and a non-ASCII character are all valid in a key and all break a URL that is not
 // percent-encoded, so this key checks every link the pages build.
 const KEY = `sunny☀?#%-${process.pid}.png`;
 const png = solidPng(320, 200, [79, 70, 229]);
+const BMP_KEY = `bitmap-${process.pid}`;
+
+/** The gallery thumbnail of `key`, as a browser-side expression. */
+const thumbOf = (key: string) =>
+  `[...document.querySelectorAll('[data-testid=keys] li')].find((li) => li.textContent.includes(${JSON.stringify(key)}))?.querySelector('img')`;
+
+/** A valid 24-bit BMP, which browsers show and libvips cannot read (no thumbnail). */
+function bmp(width: number, height: number): Buffer {
+  const row = Math.ceil((width * 3) / 4) * 4;
+  const file = Buffer.alloc(54 + row * height, 0x80);
+  file.write('BM', 0, 'latin1');
+  file.writeUInt32LE(file.length, 2);
+  file.writeUInt32LE(54, 10);
+  file.writeUInt32LE(40, 14);
+  file.writeInt32LE(width, 18);
+  file.writeInt32LE(height, 22);
+  file.writeUInt16LE(1, 26);
+  file.writeUInt16LE(24, 28);
+  file.writeUInt32LE(0, 30);
+  return file;
+}
 
 describe('pages in a real browser', () => {
   let frontend: Awaited<ReturnType<typeof startFrontend>>;
@@ -168,6 +190,102 @@ describe('pages in a real browser', () => {
     await page.press('#q', 'Enter');
     await page.waitForURL('**/keys?q=no-such-thing');
     assert.match(await text('.empty'), /No keys contain “no-such-thing”/);
+  });
+
+  it('the key list is a gallery of lazy thumbnails, made as variants by the pool', async () => {
+    // An image the transformer cannot read (a BMP) is listed too, with a placeholder.
+    const stored = await upload(frontend.url, BMP_KEY, bmp(4, 4), 'file');
+    assert.equal(stored.status, 200, JSON.stringify(stored.body));
+    const thumbAnswer = page.waitForResponse(
+      (r) => r.url().includes('/images/sunny') && r.url().includes('w='),
+    );
+    await open('/keys');
+    const thumb = page
+      .locator('[data-testid=keys] li', { hasText: KEY })
+      .locator('img[data-thumb]');
+    assert.equal(await thumb.getAttribute('loading'), 'lazy');
+    assert.equal(
+      await thumb.getAttribute('src'),
+      `/images/${encodeURIComponent(KEY)}?w=256&h=256&format=auto`,
+      'the smallest allowed size of at least 160 px, square, in the best format',
+    );
+    const answer = await thumbAnswer;
+    assert.equal(answer.status(), 200);
+    assert.equal(answer.headers()['content-type'], 'image/avif', 'Chromium takes AVIF');
+    // Cover never enlarges: a 320 × 200 original gives a 256 × 200 crop, shown square by CSS.
+    const [width, height] = await decodedImageSize(
+      page,
+      `[data-testid=keys] li:has-text("${KEY}") img`,
+    );
+    assert.deepEqual([width, height], [256, 200]);
+    await page.waitForFunction(
+      `${thumbOf(BMP_KEY)}?.parentElement.classList.contains('no-preview')`,
+    );
+    assert.equal(
+      await page.evaluate<string>(
+        `getComputedStyle((${thumbOf(BMP_KEY)}).parentElement, '::after').content`,
+      ),
+      '"No preview"',
+    );
+    await shoot('gallery');
+
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+    });
+    const mobile = await phone.newPage();
+    await mobile.goto(`${frontend.url}/keys`);
+    const lefts = await mobile.evaluate<number[]>(
+      "[...document.querySelectorAll('[data-testid=keys] li')].map((li) => Math.round(li.getBoundingClientRect().left))",
+    );
+    assert.equal(new Set(lefts).size, 2, `two columns on a phone: ${lefts}`);
+    const overflow = await mobile.evaluate<number>(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+    );
+    assert.equal(overflow, 0, 'the gallery scrolls sideways on a phone');
+    // 2× screen: the 2× source (320 px square) is the one loaded.
+    const img = thumbOf(KEY);
+    await mobile.waitForFunction(
+      `(${img})?.complete && (${img}).naturalWidth > 0 && (${img}).currentSrc.includes('w=320')`,
+    );
+    await mobile.screenshot({ path: screenshotPath('gallery-phone'), fullPage: true });
+    await phone.close();
+  });
+
+  it('the image page offers sizes and formats as copyable URLs, and builds any other', async () => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: frontend.url });
+    await open(`/image/${encodeURIComponent(KEY)}`);
+    const section = page.locator('[data-variants]');
+    const first = section.locator('[data-variant-url]').first();
+    const url = await first.inputValue();
+    assert.equal(url, `${frontend.url}/images/${encodeURIComponent(KEY)}?w=256&h=256&format=auto`);
+    await section.locator('[data-copy]').first().click();
+    assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), url);
+    assert.equal(await section.locator('[data-copy]').first().innerText(), 'Copied');
+
+    const builder = section.locator('[data-variant-builder]');
+    assert.equal(
+      await builder.locator('select[name=fit]').isDisabled(),
+      true,
+      'fit needs both sizes',
+    );
+    await builder.locator('select[name=w]').selectOption('128');
+    await builder.locator('select[name=format]').selectOption('webp');
+    const built = await builder.locator('[data-built]').inputValue();
+    assert.equal(built, `${frontend.url}/images/${encodeURIComponent(KEY)}?w=128&format=webp`);
+    const response = await fetch(built);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('content-type'), 'image/webp');
+    const made = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
+    assert.deepEqual([made.format, made.width], ['webp', 128]);
+    await builder.locator('select[name=h]').selectOption('128');
+    assert.equal(await builder.locator('select[name=fit]').isDisabled(), false);
+    assert.equal(
+      await builder.locator('[data-built]').inputValue(),
+      `${frontend.url}/images/${encodeURIComponent(KEY)}?w=128&h=128&fit=cover&format=webp`,
+    );
+    await shoot('image-variants');
   });
 
   it('an unknown key gets a friendly 404 that offers to upload under it', async () => {

@@ -38,6 +38,19 @@ export function formatUtc(date: Date): string {
 }
 
 export const imageUrl = (key: string) => `/images/${encodeURIComponent(key)}`;
+/** A variant's URL (GET /images/:key with parameters, in the order they are documented). */
+export function variantUrl(
+  key: string,
+  params: { w?: number; h?: number; fit?: string; format?: string; q?: number },
+): string {
+  const query = new URLSearchParams();
+  for (const name of ['w', 'h', 'fit', 'format', 'q'] as const) {
+    const value = params[name];
+    if (value !== undefined) query.set(name, String(value));
+  }
+  const text = query.toString();
+  return text ? `${imageUrl(key)}?${text}` : imageUrl(key);
+}
 export const imagePageUrl = (key: string) => `/image/${encodeURIComponent(key)}`;
 export const uploadUrl = (key?: string) =>
   key ? `/upload?key=${encodeURIComponent(key)}` : '/upload';

@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { keyProblem } from '../../core/keys.ts';
 import type { SafeHtml } from '../../http/web/html.ts';
 import { securityHeaders, sendPage } from '../../http/web/security.ts';
+import { DEFAULT_SIZES } from '../variants/spec.ts';
 import { pageAssets } from './assets.ts';
 import { imagePageUrl } from './format.ts';
 import { homePage } from './home.ts';
@@ -33,6 +34,8 @@ export interface PagesDeps {
   }): Promise<{ keys: string[]; next: string | undefined }>;
   countKeys(options?: { contains?: string }): Promise<number>;
   maxUploadMb: number;
+  /** The variant sizes GET /images/:key allows (--variant-sizes); the defaults otherwise. */
+  variantSizes?: readonly number[] | undefined;
 }
 
 export const KEYS_PAGE_SIZE = 50;
@@ -68,6 +71,7 @@ function page(render: (request: PageRequest) => Promise<Rendered>) {
 
 export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
   const config = { public: true };
+  const sizes = deps.variantSizes ?? DEFAULT_SIZES;
 
   app.get(
     '/',
@@ -108,7 +112,7 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
       if (problem) return { status: 400, page: invalidKeyPage(key, problem) };
       const image = await deps.getImage(key);
       if (!image) return { status: 404, page: unknownKeyPage(key) };
-      return { status: 200, page: imagePage(image) };
+      return { status: 200, page: imagePage(image, sizes) };
     }),
   );
 
@@ -126,7 +130,7 @@ export function registerPages(app: FastifyInstance, deps: PagesDeps): void {
       ]);
       return {
         status: 200,
-        page: keysPage({ keys: listed.keys, total, q, after, next: listed.next }),
+        page: keysPage({ sizes, keys: listed.keys, total, q, after, next: listed.next }),
       };
     }),
   );

@@ -1,20 +1,45 @@
 /**
- * The key list: one page of keys (in the store's order) as links to their image pages, a
- * substring search, the total, and a cursor link to the next page. There is no "previous" link:
- * the store pages forward by cursor only, so the way back is "first page".
+ * The gallery: one page of keys (in the store's order) as thumbnails linking to their image
+ * pages, a substring search, the total, and a cursor link to the next page. There is no
+ * "previous" link: the store pages forward by cursor only, so the way back is "first page".
+ *
+ * Thumbnails are variants (square crops, in the best format the browser takes), loaded lazily,
+ * so a page of 50 keys costs only the thumbnails in view; app.js puts a placeholder in place of
+ * one that cannot be made (an image the transformer refuses stays openable on its page).
  */
 
 import { html, type SafeHtml } from '../../http/web/html.ts';
-import { formatCount, imagePageUrl, keysUrl } from './format.ts';
+import { formatCount, imagePageUrl, keysUrl, variantUrl } from './format.ts';
 import { layout } from './layout.ts';
 
+/** The thumbnails' edge in CSS pixels, and the allowed sizes for 1× and 2× screens. */
+const THUMB_PX = 160;
+
 export interface KeysPageData {
+  /** The variant sizes the frontend allows (--variant-sizes), ascending. */
+  sizes: readonly number[];
   keys: readonly string[];
   /** Keys matching the search (all keys without one). */
   total: number;
   q: string;
   after: string | undefined;
   next: string | undefined;
+}
+
+/** The smallest allowed size of at least `px` (the largest there is otherwise). */
+function sizeFor(px: number, sizes: readonly number[]): number {
+  return sizes.find((s) => s >= px) ?? (sizes[sizes.length - 1] as number);
+}
+
+function thumbnail(key: string, sizes: readonly number[]): SafeHtml {
+  const url = (px: number) => {
+    const size = sizeFor(px, sizes);
+    return variantUrl(key, { w: size, h: size, format: 'auto' });
+  };
+  return html`<li><a href="${imagePageUrl(key)}">
+      <span class="thumb checkerboard"><img src="${url(THUMB_PX)}" srcset="${url(THUMB_PX)} 1x, ${url(2 * THUMB_PX)} 2x"
+        loading="lazy" decoding="async" width="${THUMB_PX}" height="${THUMB_PX}" alt="" data-thumb></span>
+      <span class="caption">${key}</span></a></li>`;
 }
 
 function summary(data: KeysPageData): string {
@@ -65,8 +90,8 @@ export function keysPage(data: KeysPageData): SafeHtml {
   ${
     keys.length === 0
       ? emptyState(data)
-      : html`<ul class="key-list" data-testid="keys">
-    ${keys.map((key) => html`<li><a href="${imagePageUrl(key)}">${key}</a></li>`)}
+      : html`<ul class="gallery" data-testid="keys">
+    ${keys.map((key) => thumbnail(key, data.sizes))}
   </ul>`
   }
   ${

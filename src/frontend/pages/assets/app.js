@@ -40,3 +40,13 @@ if (image) {
   image.addEventListener('load', showDimensions);
   image.addEventListener('error', showFallback);
 }
+
+// A thumbnail the server cannot make (an image the transformer refuses): a placeholder instead.
+for (const thumb of document.querySelectorAll('img[data-thumb]')) {
+  const fallback = () => {
+    thumb.hidden = true;
+    thumb.parentElement?.classList.add('no-preview');
+  };
+  if (thumb.complete && thumb.naturalWidth === 0 && thumb.currentSrc) fallback();
+  thumb.addEventListener('error', fallback);
+}
