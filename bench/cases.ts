@@ -18,6 +18,7 @@ import { nodeMemory } from './cases/node-memory.ts';
 import { postKey } from './cases/post-key.ts';
 import { redisCompare } from './cases/redis.ts';
 import { soak } from './cases/soak.ts';
+import { variantBurst, variantHit, variantMiss } from './cases/variants.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
@@ -921,4 +922,7 @@ export const cases: BenchCase[] = [
   postKey,
   listKeys,
   missPath,
+  variantHit,
+  variantMiss,
+  variantBurst,
 ];

@@ -1,0 +1,293 @@
+/**
+ * Bench cases for image variants (issue 21), on `pixpool up` with its defaults:
+ *
+ * - `variant-hit`: a cached variant (a 256 px WebP of a photo-like JPEG) through the frontend vs
+ *   nginx serving the same bytes as a static file, under the same wrk load (target ≥ 0.5×).
+ * - `variant-miss`: MISS_KEYS distinct variant misses (one per key, each original already in the
+ *   pool), CPU per miss of the whole `up` tree vs a bare sharp process making the same resizes at
+ *   the same concurrency (target ≤ 1.3×); misses per second of both.
+ * - `variant-burst`: BURST distinct variant misses sent at once; the peak RSS of the `up` tree
+ *   while they run, against its RSS before, with how many were answered and how many refused
+ *   (503: the transform queue is full) — memory must stay bounded, not grow with the burst.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { BenchCase, BenchContext, CaseResult } from '../lib/case.ts';
+import { compareHttp, fmt, type HttpTarget } from '../lib/compare.ts';
+import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
+import { type PixpoolUp, startCaseUp } from '../lib/pixpool.ts';
+import { treeCpuSeconds, treeMemory, waitForOutput } from '../lib/processes.ts';
+
+const MISS_KEYS = 200;
+const MISS_CONCURRENCY = 2;
+const BURST = 500;
+const BURST_KEYS = 100;
+const BURST_WIDTHS = [64, 128, 256, 320, 480];
+const VARIANT = { width: 256, format: 'webp' } as const;
+
+/** A photo-like JPEG (smooth gradient plus noise), 1280 × 960, different for each seed. */
+async function photo(seed: number): Promise<Buffer> {
+  const noise = await sharp({
+    create: {
+      width: 1280,
+      height: 960,
+      channels: 3,
+      background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: (seed * 53) % 256 },
+      noise: { type: 'gaussian', mean: 120, sigma: 25 },
+    },
+  })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+  return sharp(noise).blur(1.2).jpeg({ quality: 85 }).toBuffer();
+}
+
+const variantPath = (key: string, width: number = VARIANT.width) =>
+  `/images/${key}?w=${width}&format=${VARIANT.format}`;
+
+async function uploadAll(up: PixpoolUp, keys: string[], originals: Buffer[]) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < keys.length) {
+        const i = next++;
+        await up.upload(keys[i] as string, originals[i] as Buffer);
+      }
+    }),
+  );
+}
+
+/** GETs every original once, so a variant miss finds its original in the pool. */
+async function warmOriginals(up: PixpoolUp, keys: string[]) {
+  for (const key of keys) {
+    const response = await fetch(`${up.baseUrl}/images/${key}`);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`GET /images/${key}: ${response.status}`);
+  }
+}
+
+export const variantHit: BenchCase = {
+  id: 'variant-hit',
+  title: `Cached variant (${VARIANT.width} px ${VARIANT.format} of a 1280 × 960 JPEG) through the frontend vs nginx static file of the same bytes`,
+  async run(ctx) {
+    const secret = randomBytes(24).toString('base64url');
+    const key = 'variant-hit';
+    const original = await photo(1);
+    let up: PixpoolUp | undefined;
+    let body: Buffer | undefined;
+    const path = variantPath(key);
+    const subject = {
+      label: 'pixpool variant',
+      async start(): Promise<HttpTarget> {
+        up = await startCaseUp(ctx, 'variant-hit', secret, 'variant-hit-up');
+        await up.upload(key, original);
+        return {
+          url: `${up.baseUrl}${path}`,
+          headers: {},
+          pid: up.child.pid,
+          command: up.command,
+          stop: async () => {
+            await up?.stop();
+          },
+        };
+      },
+    };
+    // The variant's bytes, made once by pixpool: nginx serves exactly those.
+    const made = await (async () => {
+      const first = await subject.start();
+      const response = await fetch(first.url);
+      if (response.status !== 200) throw new Error(`GET ${path}: ${response.status}`);
+      body = Buffer.from(await response.arrayBuffer());
+      return first;
+    })();
+    const www = staticRoot(ctx, 'variant-www', '/variant.webp', body as Buffer);
+    return compareHttp(ctx, {
+      id: 'variant-hit',
+      title: variantHit.title,
+      body: body as Buffer,
+      minRatio: 0.5,
+      redact: [secret],
+      subject: { label: subject.label, start: async () => made },
+      baseline: nginxBaseline(ctx, {
+        prefix: 'variant-nginx',
+        root: www,
+        path: '/variant.webp',
+        contentType: 'image/webp',
+        headers: {},
+      }),
+      fairness: [
+        'Both sides send the same variant bytes (made by pixpool once, written to nginx’s root), under the same wrk load, alternating rounds.',
+        'pixpool’s CPU is its whole `up` tree (frontend and manager, cache node, autoscaler).',
+      ],
+    });
+  },
+};
+
+export const variantMiss: BenchCase = {
+  id: 'variant-miss',
+  title: `Variant misses (${VARIANT.width} px ${VARIANT.format} of ${MISS_KEYS} distinct 1280 × 960 JPEGs) vs bare sharp making the same resizes`,
+  async run(ctx) {
+    const secret = randomBytes(24).toString('base64url');
+    const keys = Array.from({ length: MISS_KEYS }, (_, i) => `variant-miss-${i}`);
+    ctx.log(`variant-miss: making ${MISS_KEYS} originals`);
+    const originals = await Promise.all(keys.map((_, i) => photo(i + 10)));
+    const dir = join(ctx.tmp, 'variant-originals');
+    mkdirSync(dir, { recursive: true });
+    for (const [i, bytes] of originals.entries())
+      writeFileSync(join(dir, `original-${i}.jpg`), bytes);
+
+    // Bare sharp first, in its own process on the server CPU.
+    const bare = ctx.procs.spawn(
+      'bare sharp',
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ctx.root, 'bench', 'variant-resize.ts'),
+        JSON.stringify({
+          dir,
+          count: MISS_KEYS,
+          width: VARIANT.width,
+          format: VARIANT.format,
+          concurrency: MISS_CONCURRENCY,
+        }),
+      ],
+      { cwd: ctx.root, cpus: ctx.cpus.server },
+    );
+    const line = await waitForOutput(bare, /^\{.*"wallMs".*\}$/m, 300_000);
+    await bare.exited;
+    const sharpRun = JSON.parse(line[0]) as { wallMs: number; cpuSec: number; bytes: number };
+
+    const up = await startCaseUp(ctx, 'variant-miss', secret, 'variant-miss-up');
+    try {
+      await uploadAll(up, keys, originals);
+      await warmOriginals(up, keys);
+      // One untimed miss, as the bare side's warm-up.
+      await (await fetch(`${up.baseUrl}${variantPath(keys[0] as string, 128)}`)).arrayBuffer();
+      const before = treeCpuSeconds(up.child.pid);
+      const t0 = performance.now();
+      let next = 0;
+      let bytes = 0;
+      await Promise.all(
+        Array.from({ length: MISS_CONCURRENCY }, async () => {
+          while (next < keys.length) {
+            const key = keys[next++] as string;
+            const response = await fetch(`${up.baseUrl}${variantPath(key)}`);
+            const got = await response.arrayBuffer();
+            if (response.status !== 200) throw new Error(`variant of ${key}: ${response.status}`);
+            bytes += got.byteLength;
+          }
+        }),
+      );
+      const wallMs = performance.now() - t0;
+      const after = treeCpuSeconds(up.child.pid);
+      const cpuSec =
+        before && after ? after.user + after.system - before.user - before.system : Number.NaN;
+      const perMiss = (cpuSec / MISS_KEYS) * 1000;
+      const perResize = (sharpRun.cpuSec / MISS_KEYS) * 1000;
+      const ratio = perMiss / perResize;
+      return {
+        id: 'variant-miss',
+        title: variantMiss.title,
+        fairness: [
+          `Both sides make the same ${MISS_KEYS} resizes of the same originals, ${MISS_CONCURRENCY} at a time, on the server CPU.`,
+          'pixpool’s CPU is its whole `up` tree; each original was read once before, so a miss is: node read of the original, resize, node fill, answer.',
+        ],
+        table: {
+          head: ['side', 'misses/s', 'CPU ms per miss', 'bytes out'],
+          rows: [
+            ['pixpool', fmt.int((MISS_KEYS / wallMs) * 1000), perMiss.toFixed(2), fmt.int(bytes)],
+            [
+              'bare sharp',
+              fmt.int((MISS_KEYS / sharpRun.wallMs) * 1000),
+              perResize.toFixed(2),
+              fmt.int(sharpRun.bytes),
+            ],
+          ],
+        },
+        checks: [
+          { name: 'CPU per miss ÷ bare sharp', value: ratio, target: '≤ 1.3', met: ratio <= 1.3 },
+        ],
+        notes: [
+          `pixpool: ${MISS_KEYS} misses in ${Math.round(wallMs)} ms; bare sharp: ${Math.round(sharpRun.wallMs)} ms.`,
+        ],
+        figures: { pixpool: { wallMs, cpuSec, bytes }, sharp: sharpRun, ratio },
+      } satisfies CaseResult;
+    } finally {
+      await up.stop();
+    }
+  },
+};
+
+export const variantBurst: BenchCase = {
+  id: 'variant-burst',
+  title: `A burst of ${BURST} distinct variant misses at once: peak RSS of the \`up\` tree`,
+  async run(ctx: BenchContext) {
+    const secret = randomBytes(24).toString('base64url');
+    const keys = Array.from({ length: BURST_KEYS }, (_, i) => `variant-burst-${i}`);
+    const originals = await Promise.all(keys.map((_, i) => photo(i + 1000)));
+    const up = await startCaseUp(ctx, 'variant-burst', secret, 'variant-burst-up');
+    const agent = new Agent({ connections: BURST });
+    try {
+      await uploadAll(up, keys, originals);
+      await warmOriginals(up, keys);
+      const rss = () => treeMemory(up.child.pid).reduce((sum, p) => sum + p.rssMiB, 0);
+      const frontendRss = () =>
+        treeMemory(up.child.pid).find((p) => p.pid === up.child.pid)?.rssMiB ?? 0;
+      const baseline = { tree: rss(), up: frontendRss() };
+      let peak = { ...baseline };
+      const sampler = setInterval(() => {
+        peak = { tree: Math.max(peak.tree, rss()), up: Math.max(peak.up, frontendRss()) };
+      }, 25);
+      const statuses = new Map<number, number>();
+      const t0 = performance.now();
+      try {
+        await Promise.all(
+          keys.flatMap((key) =>
+            BURST_WIDTHS.map(async (width) => {
+              const response = await undiciFetch(`${up.baseUrl}${variantPath(key, width)}`, {
+                dispatcher: agent,
+              });
+              await response.arrayBuffer();
+              statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+            }),
+          ),
+        );
+      } finally {
+        clearInterval(sampler);
+      }
+      const wallMs = performance.now() - t0;
+      const growth = peak.tree - baseline.tree;
+      const answered = statuses.get(200) ?? 0;
+      const refused = statuses.get(503) ?? 0;
+      const other = BURST - answered - refused;
+      return {
+        id: 'variant-burst',
+        title: variantBurst.title,
+        fairness: [
+          `${BURST} requests for ${BURST} distinct variants (${BURST_KEYS} keys × ${BURST_WIDTHS.length} widths) sent at once on ${BURST} connections; RSS sampled every 25 ms.`,
+        ],
+        table: {
+          head: ['', 'tree RSS MiB', 'up process RSS MiB'],
+          rows: [
+            ['before', fmt.int(baseline.tree), fmt.int(baseline.up)],
+            ['peak', fmt.int(peak.tree), fmt.int(peak.up)],
+          ],
+        },
+        checks: [
+          { name: 'tree RSS growth, MiB', value: growth, target: '≤ 512', met: growth <= 512 },
+          { name: 'answers neither 200 nor 503', value: other, target: '= 0', met: other === 0 },
+        ],
+        notes: [
+          `${answered} answered, ${refused} refused with 503 (transform queue full), in ${Math.round(wallMs)} ms.`,
+        ],
+        figures: { baseline, peak, statuses: Object.fromEntries(statuses), wallMs },
+      } satisfies CaseResult;
+    } finally {
+      await agent.close();
+      await up.stop();
+    }
+  },
+};
