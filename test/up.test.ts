@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { imageBytes } from './helpers/images.ts';
-import { cliEnv, processAlive, waitFor } from './helpers/processes.ts';
+import { cliEnv, processAlive, slowUpload, waitFor } from './helpers/processes.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
@@ -17,6 +17,8 @@ function spawnUp(args: string[]) {
   const child = spawn(process.execPath, [bin, 'up', ...args], {
     env: cliEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own, as a shell gives a command: Ctrl-C signals the whole group.
+    detached: true,
   });
   let text = '';
   const gather = (chunk: Buffer) => {
@@ -111,10 +113,33 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     assert.equal(keys.status, 200, 'and the printed secret opens it');
   } finally {
     if (child.exitCode === null) {
+      // An upload in flight holds the stop up for a while, as a busy system's would.
+      const url = /pixpool is up: open (http:\/\/\S+)/.exec(output())?.[1] as string;
+      const held = slowUpload(url, 'held', imageBytes('png', 20_000));
+      await held.sendPart(0.5);
+      await held.received();
       const exited = once(child, 'exit');
-      child.kill('SIGINT');
+      // Ctrl-C in a terminal: SIGINT to every process of the group. It reaches `up`, which
+      // stops its cache node itself: the node does not exit on its own first and look dead.
+      process.kill(-(child.pid as number), 'SIGINT');
+      await waitFor('up to start stopping', () => /SIGINT: finishing/.test(output()));
+      if (nodePid !== undefined) {
+        const died = await waitFor(
+          'the cache node to exit',
+          () => !processAlive(nodePid as number),
+          {
+            timeoutMs: 2000,
+          },
+        ).then(
+          () => true,
+          () => false,
+        );
+        assert.equal(died, false, 'the terminal’s SIGINT stopped the cache node before up did');
+      }
+      held.destroy();
       const [code] = await exited;
       assert.equal(code, 0, output());
+      assert.doesNotMatch(output(), /starting it again|died and was restarted/, 'no node restart');
     }
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -173,11 +173,11 @@ export async function runManager(options: ManagerOptions) {
     closeOnSignals(
       () => app.close(),
       (message) => log.info(message),
-      { graceMs: STOP_GRACE_MS },
+      { graceMs: STOP_GRACE_MS, onForcedExit: () => provider.killNow?.() },
     );
   }
   // Printed at every log level: supervisors (pixpool up) wait for this line and
   // may stop us as soon as they read it, so it comes after the signal handlers.
   console.log(`manager listening on ${address} (${pool.size} node(s), ${provider.name} provider)`);
-  return { app, address, pool, storage };
+  return { app, address, pool, storage, provider };
 }

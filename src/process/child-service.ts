@@ -32,11 +32,18 @@ export async function startChildService(options: {
   timeoutMs?: number;
   /** Told the process as soon as it exists, before it listens (so an owner can stop it then). */
   onSpawn?: (child: ChildProcess) => void;
+  /**
+   * A process group of its own: a terminal's Ctrl-C, or `timeout`, signals the group we are in,
+   * and a child its owner stops (and restarts when it dies) must hear of a stop from its owner
+   * only, not exit on its own first and look like it died.
+   */
+  ownProcessGroup?: boolean;
 }): Promise<ChildService> {
   const { args, label = args[0] ?? 'child', quiet = false, timeoutMs = 30_000 } = options;
   const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup === true,
   });
   options.onSpawn?.(child);
   let tail = '';

@@ -1,5 +1,5 @@
 /**
- * Graceful stop for a service process: on SIGTERM or SIGINT, finish what is in flight (the
+ * Graceful stop for a service process: on SIGTERM, SIGINT or SIGHUP, finish what is in flight (the
  * caller's `close`, e.g. Fastify's close, which stops accepting, answers 503 to new requests on
  * kept-alive connections, closes idle connections and waits for open requests), then exit 0.
  *
@@ -16,14 +16,22 @@ export const DEFAULT_GRACE_MS = 10_000;
 export function closeOnSignals(
   close: () => Promise<unknown>,
   log: (message: string) => void,
-  options: { graceMs?: number } = {},
+  options: {
+    graceMs?: number;
+    /** Runs just before an exit that cuts the close short (what must not outlive us). */
+    onForcedExit?: () => void;
+  } = {},
 ): void {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   let closing = false;
+  const exitNow = () => {
+    options.onForcedExit?.();
+    process.exit(1);
+  };
   const stop = async (signal: string) => {
     if (closing) {
       console.error(`${signal} again: exiting now, in-flight requests are cut`);
-      process.exit(1);
+      exitNow();
     }
     closing = true;
     log(`${signal}: finishing in-flight requests, then exiting`);
@@ -32,7 +40,7 @@ export function closeOnSignals(
       console.error(
         `${signal}: requests still open after ${graceMs / 1000} s; exiting without them`,
       );
-      process.exit(1);
+      exitNow();
     }, graceMs).unref();
     let code = 0;
     try {
@@ -45,4 +53,6 @@ export function closeOnSignals(
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A closed terminal: children in their own process groups do not hear it, so stop them too.
+  process.on('SIGHUP', () => void stop('SIGHUP'));
 }

@@ -109,7 +109,10 @@ export async function runUp(options: UpOptions): Promise<void> {
   }).catch(abandon);
   started.push(() => autoscaler.stop());
   // Bounded like the manager alone.
-  closeOnSignals(stopAll, (message) => console.error(message), { graceMs: STOP_GRACE_MS });
+  closeOnSignals(stopAll, (message) => console.error(message), {
+    graceMs: STOP_GRACE_MS,
+    onForcedExit: () => manager.provider.killNow?.(),
+  });
   process.once('exit', () => autoscaler.child.kill('SIGTERM'));
   const { map, addresses } = manager.pool.view();
   console.log(`

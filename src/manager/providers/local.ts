@@ -94,6 +94,8 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
   async function spawnNode(id: string): Promise<ProvidedNode> {
     let spawned: ChildProcess | undefined;
     const child = await startChildService({
+      // A terminal's Ctrl-C reaches the manager only; it stops its nodes itself.
+      ownProcessGroup: true,
       args: [
         'cache-node',
         '--port',
@@ -204,6 +206,19 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
     },
     onReplaced: (listener) => {
       replacedListeners.push(listener);
+    },
+    killNow() {
+      closed = true;
+      const pids = [
+        ...[...starting].map((child) => child.pid),
+        ...[...children.values()].map((child) => child.child.pid),
+        ...adopted.values(),
+      ];
+      for (const pid of pids) {
+        try {
+          if (pid !== undefined) process.kill(pid, 'SIGKILL');
+        } catch {} // gone already
+      }
     },
     async close() {
       closed = true;

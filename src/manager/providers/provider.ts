@@ -71,6 +71,12 @@ export interface NodeProvider {
   replace?(id: string): Promise<ProvidedNode>;
   /** Called at once when the provider sees a node die (a child process exits). */
   onFailed?(listener: (id: string, reason: string) => void): void;
+  /**
+   * The manager exits at once (a second stop signal, or its stop took too long): end the node
+   * processes it owns now, without waiting, so none outlives an exit that was asked for. A crash
+   * does not call it: nodes outlive a crashed manager, which adopts them when it comes back.
+   */
+  killNow?(): void;
   /** Called when a node dies unexpectedly and was replaced (its URL may have changed). */
   onReplaced(listener: (node: ProvidedNode) => void): void;
   close(): Promise<void>;
