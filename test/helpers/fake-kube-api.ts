@@ -16,7 +16,9 @@
  * replicas comes back under the same name with a new uid and a new pod IP. A pod starts Pending
  * and turns Running just after the request that created it is answered; then `onPod(pod)` is
  * called, in ordinal order, one pod at a time: a test announces the node there (provider
- * register()), a network-namespace test may start a real `pixpool cache-node` for it.
+ * register()), a network-namespace test may start a real `pixpool cache-node` for it. A pod
+ * removed (deleted, or above the replicas) is passed to `onPodGone`, whose process a
+ * network-namespace test ends there: the kubelet's part.
  *
  * It also holds foreign pods (addPod: any labels, owner or none), can mark a pod terminating
  * without removing it, restart a pod's container, and records the replicas it was given and the
@@ -77,12 +79,20 @@ export interface FakeKubeApiOptions {
   replicas?: number;
   /** Called when a pod turns Running; an error thrown is kept in `hookErrors`. */
   onPod?: (pod: FakePod) => void | Promise<void>;
+  /**
+   * Called once a pod is removed (deleted, or scaled away), after the answer that removed it and
+   * whether it ran or not; an error thrown is kept in `hookErrors`. The controller does not wait
+   * for it: a deleted pod's successor is made at once.
+   */
+  onPodGone?: (pod: FakePod) => void | Promise<void>;
   /** The IP a new pod gets; default 10.244.0.N, a new N for every pod. */
   podIp?: (name: string, ordinal: number) => string;
   /** Leave new pods Pending until run(name) (default false: they run at once). */
   hold?: boolean;
   /** A bearer token every request must carry (401 otherwise); default: none asked. */
   token?: string;
+  /** The address it listens on (default 127.0.0.1; a lab's bridge, for namespaced hosts). */
+  host?: string;
 }
 
 export interface FakeKubeApi {
@@ -118,7 +128,10 @@ export interface FakeKubeApi {
   restart(name: string): Promise<void>;
   /** Turns a held (Pending) pod Running and calls onPod. */
   run(name: string): Promise<void>;
-  /** Resolves once every pod created so far has been run and its onPod hook has returned. */
+  /**
+   * Resolves once every pod created so far has been run and its onPod hook has returned, and
+   * every onPodGone hook of a pod removed so far has returned.
+   */
   settled(): Promise<void>;
   close(): Promise<void>;
 }
@@ -141,6 +154,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const hookErrors: unknown[] = [];
   /** Pods turn Running one at a time, in the order they were created. */
   let running: Promise<void> = Promise.resolve();
+  /** The onPodGone hooks still running. */
+  const going = new Set<Promise<void>>();
 
   const now = () => new Date().toISOString();
   const nextVersion = () => String(++resourceVersion);
@@ -151,11 +166,13 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const owned = (pod: FakePod) =>
     pod.metadata.ownerReferences?.some((o) => o.kind === 'StatefulSet' && o.uid === stsUid);
 
-  function startRunning(name: string): Promise<void> {
+  /** Runs pod `name`: the pod of that name now, unless `uid` says which one (a later one waits). */
+  function startRunning(name: string, uid = pods.get(name)?.metadata.uid): Promise<void> {
     running = running.then(async () => {
       await new Promise((resolve) => setImmediate(resolve)); // after the answer that made it
       const pod = pods.get(name);
-      if (!pod || pod.metadata.deletionTimestamp) return;
+      // Gone (maybe already made again under its name: that pod runs on its own turn).
+      if (!pod || pod.metadata.uid !== uid || pod.metadata.deletionTimestamp) return;
       pod.status.phase = 'Running';
       pod.status.startTime ??= now();
       for (const container of pod.status.containerStatuses ?? []) container.ready = true;
@@ -213,12 +230,26 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     if (!options.hold) void startRunning(name);
   }
 
+  /** Removes a pod; its onPodGone hook runs after the current request is answered. */
+  function removePod(pod: FakePod): void {
+    pods.delete(pod.metadata.name);
+    if (!options.onPodGone) return;
+    const gone = structuredClone(pod);
+    const hook = new Promise((resolve) => setImmediate(resolve))
+      .then(() => options.onPodGone?.(gone))
+      .catch((error: unknown) => {
+        hookErrors.push(error);
+      })
+      .finally(() => going.delete(hook));
+    going.add(hook);
+  }
+
   /** What the StatefulSet controller does: ordinals below replicas exist, the others go. */
   function reconcile(): void {
     const stale = [...pods.values()]
       .filter((pod) => owned(pod) && (ordinalOf(pod.metadata.name) ?? -1) >= replicas)
       .sort((a, b) => (ordinalOf(b.metadata.name) ?? 0) - (ordinalOf(a.metadata.name) ?? 0));
-    for (const pod of stale) pods.delete(pod.metadata.name);
+    for (const pod of stale) removePod(pod);
     for (let ordinal = 0; ordinal < replicas; ordinal++) {
       if (!pods.has(`${stsName}-${ordinal}`)) createPod(ordinal);
     }
@@ -372,7 +403,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       if (method === 'DELETE') {
         requests.push({ verb: 'delete', resource: 'pods', name });
         if (!pod) return notFound(`pods "${name}"`);
-        pods.delete(name);
+        removePod(pod);
         nextVersion();
         reconcile(); // the controller puts the ordinal back
         return send(res, 200, { ...pod, metadata: { ...pod.metadata, deletionTimestamp: now() } });
@@ -385,7 +416,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => send(res, 500, status(500, 'InternalError', String(error))));
   });
-  server.listen(0, '127.0.0.1');
+  const host = options.host ?? '127.0.0.1';
+  server.listen(0, host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
 
@@ -395,7 +427,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   }
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     namespace,
     statefulSet: stsName,
     service,
@@ -452,9 +484,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     async settled() {
       // A hook may scale (and so queue more pods): wait until nothing new was queued.
       let last: Promise<void> | undefined;
-      while (last !== running) {
+      while (last !== running || going.size > 0) {
         last = running;
-        await last;
+        await Promise.all([last, ...going]);
       }
     },
     async close() {
