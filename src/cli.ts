@@ -75,9 +75,13 @@ type AutoscalerFlags = TlsFlags & Omit<AutoscalerOptions, 'tls'>;
 type FrontendFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
-  Pick<FrontendOptions, 'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret'> & {
+  Pick<
+    FrontendOptions,
+    'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret' | 'adminToken'
+  > & {
     logLevel: LogLevel;
     socketLanes: boolean;
+    openCourseApi: boolean;
   };
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
 type ManagerFlags = TlsFlags &
@@ -113,6 +117,7 @@ type UpFlags = TlsFlags &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
     historyDays: number;
     socketLanes: boolean;
+    openCourseApi: boolean;
   };
 
 const ENGINES = ['ec2', 'kubernetes'] as const satisfies readonly Engine[];
@@ -154,6 +159,16 @@ const socketLanesOption = () =>
   )
     .env('PIXPOOL_SOCKET_LANES')
     .default(true, 'on')
+    .argParser(onOff);
+/** For a course grader, whose clients send no token (frontend/course-api.ts). */
+const openCourseApiOption = () =>
+  new Option(
+    '--open-course-api [on|off]',
+    "let anyone who reaches the frontend call the course test API it relays to the manager (POST /api/delete_all, configure_cache, getNumNodes, getRate) without the admin token; logs a warning. Off: the manager's rule, the token, optional only on loopback",
+  )
+    .env('PIXPOOL_OPEN_COURSE_API')
+    .preset('on')
+    .default(false, 'off')
     .argParser(onOff);
 /** HTTPS and peer verification (http/tls.ts): the same three flags on every service. */
 function tlsOptions(command: Command): Command {
@@ -405,6 +420,13 @@ frontendOptions(
           'how the manager reaches this frontend; default from host and port',
         ).env('PIXPOOL_ADVERTISE_URL'),
       )
+      .addOption(
+        new Option(
+          '--admin-token <token>',
+          "the manager's admin token: the course test API needs it beyond loopback, and it is relayed with it",
+        ).env('PIXPOOL_ADMIN_TOKEN'),
+      )
+      .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
@@ -421,6 +443,8 @@ frontendOptions(
     port: o.port,
     nodes: o.nodes,
     secret: o.secret,
+    adminToken: o.adminToken,
+    openCourseApi: o.openCourseApi,
     ...frontendTuning(o),
     socketLanes: o.socketLanes,
     logLevel: o.logLevel,
@@ -708,6 +732,7 @@ frontendOptions(
         portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
       .addOption(historyOption())
+      .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
@@ -725,6 +750,7 @@ frontendOptions(
     ...frontendTuning(o),
     historyDays: o.historyDays,
     socketLanes: o.socketLanes,
+    openCourseApi: o.openCourseApi,
     logLevel: o.logLevel,
   });
 });
