@@ -552,6 +552,19 @@ export const CORPUS: CorpusCase[] = [
     auth: 'admin' as const,
     expect: [400],
   })),
+  // The same, relayed by the frontend (frontend/course-api.ts): the manager's answers.
+  ...[
+    '/api/configure_cache?numNodes=9',
+    '/api/configure_cache?policy=FIFO',
+    '/api/getRate?rate=evil',
+  ].map((path) => ({
+    name: `frontend ${path}`,
+    service: 'frontend' as const,
+    method: 'POST',
+    path,
+    auth: 'admin' as const,
+    expect: [400],
+  })),
   ...[{ change: 'increase ' }, { change: ['increase'] }, { change: { toString: 'increase' } }].map(
     (body) => ({
       name: `manual resize ${JSON.stringify(body)}`,
