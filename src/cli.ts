@@ -423,7 +423,7 @@ frontendOptions(
       .addOption(
         new Option(
           '--admin-token <token>',
-          "the manager's admin token: the course test API needs it beyond loopback, and it is relayed with it",
+          "the manager's admin token: callers of the course test API the frontend relays must send it (without it, that API is open on loopback only), and the frontend relays with it",
         ).env('PIXPOOL_ADMIN_TOKEN'),
       )
       .addOption(openCourseApiOption())
