@@ -207,6 +207,7 @@ describe('the frontend relays the course test API to the manager', { timeout: 12
     assert.deepEqual((await post(`${fe}/api/list_keys`)).body, { success: 'true', keys: [] });
     assert.equal((await fetch(`${fe}/images/second`)).status, 404);
     assert.equal(await m.metadata.countKeys({}), 0);
+    for await (const name of m.objects.list()) assert.fail(`object ${name} is left`);
     const { map, addresses } = m.pool.view();
     for (const id of map.nodes) {
       const stats = await fetch(`${addresses[id]}/api/cache/statistics`, { headers: auth });
