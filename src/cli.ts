@@ -74,9 +74,13 @@ type AutoscalerFlags = TlsFlags & Omit<AutoscalerOptions, 'tls'>;
 type FrontendFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
-  Pick<FrontendOptions, 'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret'> & {
+  Pick<
+    FrontendOptions,
+    'host' | 'port' | 'nodes' | 'managerUrl' | 'advertiseUrl' | 'secret' | 'adminToken'
+  > & {
     logLevel: LogLevel;
     socketLanes: boolean;
+    openCourseApi: boolean;
   };
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
 type ManagerFlags = TlsFlags &
@@ -112,6 +116,7 @@ type UpFlags = TlsFlags &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
     historyDays: number;
     socketLanes: boolean;
+    openCourseApi: boolean;
   };
 
 const ENGINES = ['ec2', 'kubernetes'] as const satisfies readonly Engine[];
@@ -153,6 +158,16 @@ const socketLanesOption = () =>
   )
     .env('PIXPOOL_SOCKET_LANES')
     .default(true, 'on')
+    .argParser(onOff);
+/** For a course grader, whose clients send no token (frontend/course-api.ts). */
+const openCourseApiOption = () =>
+  new Option(
+    '--open-course-api [on|off]',
+    "let anyone who reaches the frontend call the course test API it relays to the manager (POST /api/delete_all, configure_cache, getNumNodes, getRate) without the admin token; logs a warning. Off: the manager's rule, the token, optional only on loopback",
+  )
+    .env('PIXPOOL_OPEN_COURSE_API')
+    .preset('on')
+    .default(false, 'off')
     .argParser(onOff);
 /** HTTPS and peer verification (http/tls.ts): the same three flags on every service. */
 function tlsOptions(command: Command): Command {
@@ -404,6 +419,13 @@ frontendOptions(
           'how the manager reaches this frontend; default from host and port',
         ).env('PIXPOOL_ADVERTISE_URL'),
       )
+      .addOption(
+        new Option(
+          '--admin-token <token>',
+          "the manager's admin token: callers of the course test API the frontend relays must send it (without it, that API is open on loopback only), and the frontend relays with it",
+        ).env('PIXPOOL_ADMIN_TOKEN'),
+      )
+      .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
@@ -420,6 +442,8 @@ frontendOptions(
     port: o.port,
     nodes: o.nodes,
     secret: o.secret,
+    adminToken: o.adminToken,
+    openCourseApi: o.openCourseApi,
     ...frontendTuning(o),
     socketLanes: o.socketLanes,
     logLevel: o.logLevel,
@@ -707,6 +731,7 @@ frontendOptions(
         portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
       .addOption(historyOption())
+      .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
       .addOption(secretOption())
       .addOption(logLevelOption()),
@@ -724,6 +749,7 @@ frontendOptions(
     ...frontendTuning(o),
     historyDays: o.historyDays,
     socketLanes: o.socketLanes,
+    openCourseApi: o.openCourseApi,
     logLevel: o.logLevel,
   });
 });

@@ -60,6 +60,7 @@ const frontendTuning: Case[] = [
   { flag: '--near-cache-mb', value: '-1', accepts: MB_0_OR_MORE },
   { flag: '--gc-interval-s', value: '-1', accepts: S_0_OR_MORE },
   { flag: '--gc-grace-s', value: 'an hour', accepts: S_0_OR_MORE },
+  { flag: '--open-course-api', value: 'yes', accepts: /Expected on or off\./ },
 ];
 const commands: Record<string, Case[]> = {
   'cache-node': [
@@ -137,7 +138,10 @@ describe('pixpool refuses a bad flag value with one line naming the flag, starti
       : `argument '${literal(c.value)}'`;
     assert.match(
       result.stderr,
-      new RegExp(`^error: option '${c.flag} <[a-z|]+>' ${source} is invalid\\. [^\\n]+\\n$`),
+      // <value>, or [value] for a flag whose value is optional (--open-course-api).
+      new RegExp(
+        `^error: option '${c.flag} [<[][a-z|]+[>\\]]' ${source} is invalid\\. [^\\n]+\\n$`,
+      ),
     );
     assert.match(result.stderr, c.accepts);
     assert.equal(result.stdout, '', 'nothing started');
@@ -163,6 +167,12 @@ describe('pixpool refuses a bad flag value with one line naming the flag, starti
       'PIXPOOL_PROVIDER',
     ],
     ['up', { flag: '--max-upload-mb', value: 'ten', accepts: MB_ABOVE_0 }, 'MAX_UPLOAD_MB'],
+    // Set but not on or off is a mistake, not "on": it opens the course API to anyone.
+    [
+      'frontend',
+      { flag: '--open-course-api', value: 'false', accepts: /Expected on or off\./ },
+      'PIXPOOL_OPEN_COURSE_API',
+    ],
     ['autoscaler', { flag: '--window-s', value: '0', accepts: WINDOW }, 'AUTOSCALE_WINDOW_S'],
   ] as const) {
     it(`${command} with ${env}=${JSON.stringify(c.value)}`, () => refused(command, c, env));

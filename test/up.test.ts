@@ -105,6 +105,10 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     assert.deepEqual(await uploaded.json(), { success: 'true', key: 'first' });
     const image = await fetch(`${url}/images/first`);
     assert.ok(Buffer.from(await image.arrayBuffer()).equals(imageBytes('png', 500)));
+    // The course's clients call the manager's test API on the frontend's port; on loopback
+    // without an admin token, as the manager's own, it is open.
+    const numNodes = await fetch(`${url}/api/getNumNodes`, { method: 'POST' });
+    assert.equal(await numNodes.text(), '{"success":"true","numNodes":1}');
 
     assert.equal((await fetch(`${nodeUrl}/keys`)).status, 401, 'the node needs the secret');
     const keys = await fetch(`${nodeUrl}/api/cache/statistics`, {
@@ -164,7 +168,13 @@ it('pixpool up takes the same frontend options as pixpool frontend (upload limit
       .trim();
   const up = help('up');
   const frontend = help('frontend');
-  for (const flag of ['--max-upload-mb', '--near-cache-mb', '--gc-interval-s', '--gc-grace-s']) {
+  for (const flag of [
+    '--max-upload-mb',
+    '--near-cache-mb',
+    '--gc-interval-s',
+    '--gc-grace-s',
+    '--open-course-api',
+  ]) {
     const line = optionLine(up, flag);
     assert.ok(line, `up has no ${flag}`);
     assert.equal(line, optionLine(frontend, flag), flag);

@@ -11,6 +11,7 @@ import { describeGcReport, startGarbageCollector } from '../storage/gc.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { apiRoutes } from './api-routes.ts';
+import { courseApiRoutes, type ManagerRelay } from './course-api.ts';
 import { imageRoutes, imageSocketLane } from './image-routes.ts';
 import { createImageService } from './images.ts';
 import { createFrontendMetrics } from './metrics.ts';
@@ -41,6 +42,12 @@ export interface FrontendDeps {
   gc?: { intervalMs?: number | undefined; graceMs?: number | undefined } | undefined;
   /** Serve HTTPS with this certificate and key (http/tls.ts). */
   https?: ServiceOptions['https'];
+  /** Where the course test API goes (course-api.ts); none: those routes say there is no manager. */
+  courseApi?: ManagerRelay | undefined;
+  /** The admin token the course test API needs; none: open, unless `adminClosed` (main.ts). */
+  adminToken?: string | undefined;
+  /** Without a token: why the course test API is refused (a frontend beyond loopback). */
+  adminClosed?: string | undefined;
 }
 
 export async function buildFrontend(deps: FrontendDeps) {
@@ -52,6 +59,8 @@ export async function buildFrontend(deps: FrontendDeps) {
     service: 'frontend',
     secret: deps.secret,
     secretByDefault: false,
+    adminToken: deps.adminToken,
+    adminClosed: deps.adminClosed,
     notFoundPage: sendPageNotFound,
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
@@ -72,6 +81,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
   imageRoutes(app, { images, metrics });
+  courseApiRoutes(app, deps.courseApi);
   readyRoute(app, { routing: deps.routing, metadata: deps.metadata });
   lane = imageSocketLane({ images, metrics });
   if (deps.gc) {

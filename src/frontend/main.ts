@@ -11,6 +11,7 @@ import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/open.ts';
 import { buildFrontend } from './app.ts';
+import { createManagerRelay } from './course-api.ts';
 import { createManagerLink } from './manager-link.ts';
 import { createRouting, staticPoolView } from './routing.ts';
 
@@ -41,12 +42,38 @@ export interface FrontendOptions extends StorageOptions, FrontendTuning {
   /** Whether image reads are answered on the socket (http/socket-lane.ts); default true. */
   socketLanes?: boolean | undefined;
   secret?: string | undefined;
+  /** The operators' token: the course test API needs it, and it goes on to the manager. */
+  adminToken?: string | undefined;
+  /** Open the course test API to anyone who reaches this frontend, token or not (a grader). */
+  openCourseApi?: boolean | undefined;
   /** HTTPS, and the CA its clients verify peers with (http/tls.ts); none by default. */
   tls?: Tls | undefined;
   logLevel: LogLevel;
 }
 
 const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
+
+/**
+ * Who may call the relayed course test API (course-api.ts): the manager's rule for its own
+ * (manager/main.ts), the admin token, optional only on loopback. A manager beyond loopback without
+ * a token does not start; a frontend does (its users need it), with those four routes closed. The
+ * operator may open them to anyone for a course grader, whose clients send no token: warned.
+ */
+function courseApiAccess(options: FrontendOptions) {
+  if (options.openCourseApi) {
+    console.error(
+      `frontend: warning: --open-course-api: POST /api/delete_all (which deletes every image), /api/configure_cache, /api/getNumNodes and /api/getRate answer anyone who reaches ${options.host}, without the admin token. Use it only while a course grader runs.`,
+    );
+    return { adminToken: undefined, adminClosed: undefined };
+  }
+  return {
+    adminToken: options.adminToken || undefined,
+    adminClosed:
+      options.adminToken || isLoopback(options.host)
+        ? undefined
+        : 'The course test API (delete_all, configure_cache, getNumNodes, getRate) is closed on a frontend that listens beyond loopback without PIXPOOL_ADMIN_TOKEN: set it (and send it as Authorization: Bearer …), or start the frontend with --open-course-api for a course grader.',
+  };
+}
 
 export async function runFrontend(options: FrontendOptions) {
   if (options.nodes.length === 0 && !options.managerUrl) {
@@ -74,6 +101,9 @@ export async function runFrontend(options: FrontendOptions) {
       })
     : undefined;
   const routing = createRouting(link ? await link.firstView() : staticPoolView(options.nodes));
+  const relay = managerUrl
+    ? createManagerRelay({ managerUrl, adminToken: options.adminToken || undefined, tls })
+    : undefined;
   // Every entry request carries our map version, so a node with a newer view can turn it away.
   const nodes = createNodeClient({
     secret: options.secret,
@@ -92,6 +122,8 @@ export async function runFrontend(options: FrontendOptions) {
     nearCacheMb: options.nearCacheMb,
     socketLanes: options.socketLanes ?? true,
     https: tls.server,
+    courseApi: relay,
+    ...courseApiAccess(options),
     gc:
       options.gcIntervalS === 0
         ? undefined
@@ -105,6 +137,7 @@ export async function runFrontend(options: FrontendOptions) {
   app.addHook('onClose', async () => {
     link?.stop();
     await nodes.close();
+    await relay?.close();
     if (!options.storage) await storage.close();
   });
   const address = await app.listen({ host: options.host, port: options.port });

@@ -10,7 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { unauthorized } from '../core/errors.ts';
+import { forbidden, unauthorized } from '../core/errors.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -79,10 +79,23 @@ export function installSharedSecret(
 
 /**
  * Operator endpoints (`config: { admin: true }`) need `Authorization: Bearer <admin token>`.
- * Without a token the hook is not installed; main.ts allows that only on loopback.
+ * Without a token they are open, which main.ts allows only on loopback; a service that may still
+ * listen beyond it without a token (the frontend, for its relayed course API) passes `closed`,
+ * the message its operator endpoints are then refused with (403).
  */
-export function installAdminToken(app: FastifyInstance, token: string | undefined): void {
-  if (!token) return;
+export function installAdminToken(
+  app: FastifyInstance,
+  token: string | undefined,
+  closed?: string,
+): void {
+  if (!token) {
+    if (closed) {
+      app.addHook('onRequest', (request, _reply, done) =>
+        done(request.routeOptions.config?.admin ? forbidden(closed) : undefined),
+      );
+    }
+    return;
+  }
   const matches = bearerCheck(token);
   app.addHook('onRequest', (request, _reply, done) => {
     if (!request.routeOptions.config?.admin) return done();

@@ -60,6 +60,8 @@ export interface ServiceOptions {
   secretByDefault?: boolean;
   /** Token for routes marked `admin` (the manager's API and dashboard). */
   adminToken?: string | undefined;
+  /** Without a token: why `admin` routes are refused (403); unset, they are open (auth.ts). */
+  adminClosed?: string | undefined;
   bodyLimit?: number;
   timeouts?: Partial<ServiceTimeouts>;
   maxConnections?: number;
@@ -192,7 +194,7 @@ export function createService(options: ServiceOptions) {
   keepResponsesOnClose(app.server);
   installErrorHandling(app, options.notFoundPage);
   installSharedSecret(app, options.secret, secretByDefault);
-  installAdminToken(app, options.adminToken);
+  installAdminToken(app, options.adminToken, options.adminClosed);
   app.get('/health', { config: { public: true } }, async () => ({
     success: 'true',
     service: options.service,

@@ -26,6 +26,8 @@ export interface UpOptions extends StorageOptions, FrontendTuning {
   socketLanes?: boolean | undefined;
   /** Days the manager keeps its history (default 30). */
   historyDays?: number;
+  /** Open the frontend's course test API to anyone, token or not (frontend/main.ts). */
+  openCourseApi?: boolean | undefined;
   /** HTTPS for every part, the CA they verify each other with (http/tls.ts); none by default. */
   tls?: Tls | undefined;
 }
@@ -91,6 +93,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     gcIntervalS: options.gcIntervalS,
     gcGraceS: options.gcGraceS,
     socketLanes: options.socketLanes,
+    openCourseApi: options.openCourseApi,
   }).catch(abandon);
   started.push(() => frontend.app.close());
   const autoscaler = await startChildService({

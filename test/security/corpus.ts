@@ -533,20 +533,30 @@ export const CORPUS: CorpusCase[] = [
     body,
     expect: [400],
   })),
-  ...[
-    '/api/configure_cache?numNodes=9',
-    '/api/configure_cache?numNodes=0',
-    '/api/configure_cache?numNodes=1.5',
-    '/api/configure_cache?numNodes=abc',
-    '/api/configure_cache?cacheSize=-1',
-    '/api/configure_cache?policy=FIFO',
-    '/api/configure_cache?mode=evil',
-    '/api/getRate?rate=evil',
-    '/api/manager/events?limit=0',
-    '/api/manager/events?limit=1e9',
-  ].map((path) => ({
-    name: `manager ${path}`,
-    service: 'manager' as const,
+  ...(
+    [
+      ...[
+        '/api/configure_cache?numNodes=9',
+        '/api/configure_cache?numNodes=0',
+        '/api/configure_cache?numNodes=1.5',
+        '/api/configure_cache?numNodes=abc',
+        '/api/configure_cache?cacheSize=-1',
+        '/api/configure_cache?policy=FIFO',
+        '/api/configure_cache?mode=evil',
+        '/api/getRate?rate=evil',
+        '/api/manager/events?limit=0',
+        '/api/manager/events?limit=1e9',
+      ].map((path) => ['manager', path]),
+      // The course API relayed by the frontend (frontend/course-api.ts): the manager's answers.
+      ...[
+        '/api/configure_cache?numNodes=9',
+        '/api/configure_cache?policy=FIFO',
+        '/api/getRate?rate=evil',
+      ].map((path) => ['frontend', path]),
+    ] as ['manager' | 'frontend', string][]
+  ).map(([service, path]) => ({
+    name: `${service} ${path}`,
+    service,
     method: path.includes('events') ? 'GET' : 'POST',
     path,
     auth: 'admin' as const,

@@ -22,6 +22,10 @@ export const EXPECTED_ACCESS: Record<ServiceName, Record<string, Access>> = {
     'POST /api/key/:key': 'public',
     'POST /api/list_keys': 'public',
     'POST /api/notify': 'secret',
+    'POST /api/getNumNodes': 'admin',
+    'POST /api/getRate': 'admin',
+    'POST /api/configure_cache': 'admin',
+    'POST /api/delete_all': 'admin',
     'GET /images/:key': 'public',
     'GET /': 'public',
     'GET /upload': 'public',
@@ -102,6 +106,7 @@ export const AUTHORISED_FUZZ_EXCLUDED: Record<string, string> = {
   'manager DELETE /api/manager/cache/clear': 'empties every node: its whole purpose',
   'manager DELETE /api/manager/data/clear': 'deletes every image: its whole purpose',
   'manager POST /api/delete_all': 'deletes every image: its whole purpose',
+  'frontend POST /api/delete_all': "the manager's, relayed: deletes every image",
   'manager POST /api/manager/poolsize/automatic':
     'every parameter is optional, so {} switches the pool to automatic mode by design',
 };

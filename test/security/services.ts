@@ -2,8 +2,8 @@
  * The whole system for the security suites, on real sockets in this process: a frontend with
  * embedded storage (PGlite in memory, objects in a temp folder) in front of cache node F, a
  * manager (same database, static provider) whose pool is cache node M, and an autoscaler reading that
- * manager. Every service runs with the shared secret and the manager with an admin token, and the
- * Fastify instances are kept so tests can read their route inventories (src/http/service.ts).
+ * manager, to which the frontend relays the course test API. Every service runs with the shared
+ * secret, the manager and the frontend with an admin token, and the Fastify instances are kept so tests can read their route inventories (src/http/service.ts).
  *
  * `snapshot()` is what "stored data is unchanged" means here: the seeded images (rows, object
  * bytes), the seeded node entries (bytes, versions) and both nodes' configs, and the manager's
@@ -24,6 +24,7 @@ import { createNodeCache, type NodeCache } from '../../src/cachenode/node-cache.
 import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createNodeClient } from '../../src/clients/node-client.ts';
 import { buildFrontend } from '../../src/frontend/app.ts';
+import { createManagerRelay } from '../../src/frontend/course-api.ts';
 import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
 import { buildManager } from '../../src/manager/app.ts';
 import type { Pool } from '../../src/manager/pool/pool.ts';
@@ -109,12 +110,16 @@ export async function startSystem(): Promise<System> {
     secret: SECRET,
     mapVersion: () => routing.view.map.version,
   });
+  // The frontend relays the course test API to the manager, which starts below.
+  let relay: ReturnType<typeof createManagerRelay> | undefined;
   const frontendApp = await buildFrontend({
     metadata,
     objects,
     nodes: frontendClient,
     routing,
     secret: SECRET,
+    adminToken: ADMIN_TOKEN,
+    courseApi: { relay: (path) => (relay as NonNullable<typeof relay>).relay(path) },
     maxUploadMb: 2,
     socketLanes: socketLanes(),
   });
@@ -141,6 +146,7 @@ export async function startSystem(): Promise<System> {
   });
   await start();
   const managerUrl = await listen(managerApp);
+  relay = createManagerRelay({ managerUrl, adminToken: ADMIN_TOKEN });
   await store.registerFrontend(frontendUrl);
 
   const { app: autoscalerApp } = buildAutoscaler({
@@ -214,7 +220,7 @@ export async function startSystem(): Promise<System> {
       await pool.idle();
       await managerApp.close();
       await frontendApp.close();
-      await Promise.all([frontendClient.close(), admin.close()]);
+      await Promise.all([frontendClient.close(), admin.close(), relay?.close()]);
       await Promise.all([nodeF.app.close(), nodeM.app.close()]);
       await renewer.close();
       await Promise.all([store.close(), metadata.close()]);
