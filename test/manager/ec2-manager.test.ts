@@ -211,7 +211,7 @@ async function exercise(c: Cloud, mode: Mode): Promise<void> {
       `node ${dead} replaced`,
       async () => {
         const url = m.pool.view().addresses[dead];
-        return url !== deadUrl && (await admin.healthy(url as string)) && url;
+        return url && url !== deadUrl && (await admin.healthy(url)) ? url : undefined;
       },
       { timeoutMs: 20_000 },
     );
