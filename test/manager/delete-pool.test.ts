@@ -6,15 +6,13 @@
  * input (which must stop before any engine is asked anything), it runs as a real process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { afterEach, describe, it, mock } from 'node:test';
 import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { program } from '../../src/cli.ts';
 import { NODE_TAG, POOL_TAG } from '../../src/manager/providers/ec2-options.ts';
 import { createFakeEc2, type FakeEc2, type FakeInstance } from '../helpers/fake-ec2.ts';
 import { startFakeKubeApi } from '../helpers/fake-kube-api.ts';
-import { cliEnv } from '../helpers/processes.ts';
+import { runPixpool } from '../helpers/processes.ts';
 
 const POOL = 'doomed';
 const GROUP = 'doomed-nodes';
@@ -37,21 +35,8 @@ async function deletePoolHere(args: string[]): Promise<string[]> {
 
 /** Runs `pixpool delete-pool <args>` as a process with no terminal (stdin closed). */
 async function deletePoolProcess(args: string[]) {
-  const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'delete-pool', ...args], {
-    env: cliEnv({}),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
-  });
-  const [code] = await once(child, 'close');
-  return { code, stdout: stdout.trim(), stderr: stderr.trim() };
+  const result = await runPixpool(['delete-pool', ...args]);
+  return { code: result.code, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
 }
 
 /** Instances that are not the pool's: none untagged, none of another pool may change. */
