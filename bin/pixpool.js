@@ -52,5 +52,6 @@ if (!process.features.typescript) {
   const { register } = await import('tsx/esm/api');
   register();
 }
-await import('../src/cli.ts');
+const { main } = await import('../src/cli.ts');
+main();
 setTimeout(() => flushCompileCache?.(), 10_000).unref();

@@ -19,7 +19,7 @@ import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
 import { loadTls, type Tls } from './http/tls.ts';
 import { parseNamespace, parseRegion } from './manager/cloudwatch-data.ts';
-import type { ManagerOptions } from './manager/main.ts';
+import type { ManagerOptions, ProviderChoice } from './manager/main.ts';
 import { DEFAULT_VIEW_LEASE_MS, parseViewLeaseMs } from './manager/pool/view-leases.ts';
 import {
   checkEc2Settings,
@@ -85,22 +85,24 @@ type FrontendFlags = TlsFlags &
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
 type ManagerFlags = TlsFlags &
   StorageFlags &
-  Pick<
-    ManagerOptions,
-    'host' | 'port' | 'secret' | 'adminToken' | 'provider' | 'nodeUrls' | 'assignment'
-  > & {
+  ProviderFlags &
+  Pick<ManagerOptions, 'host' | 'port' | 'secret' | 'adminToken' | 'assignment'> & {
     logLevel: LogLevel;
     historyDays: number;
     viewLeaseMs: number;
     cloudwatchNamespace?: string;
     cloudwatchRegion?: string;
+  };
+type ProviderFlags = Pick<ManagerOptions, 'provider' | 'nodeUrls'> &
+  Ec2Flags & {
     kubeNamespace?: string;
     kubeStatefulset: string;
     kubeService?: string;
     kubeApiUrl?: string;
     kubeTokenFile?: string;
     kubeCaFile?: string;
-  } & Ec2Flags;
+  };
+type DeletePoolFlags = ProviderFlags & { yes?: true };
 interface Ec2Flags {
   poolName: string;
   ec2Mode: Ec2Mode;
@@ -245,6 +247,116 @@ function storageFrom(o: StorageFlags): StorageOptions {
   };
 }
 
+/**
+ * Where nodes come from, and each provider's settings: the same flags for `manager` and for
+ * `delete-pool`, which ends the nodes that manager's provider runs.
+ */
+function providerOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--provider <name>',
+        'where nodes come from: local (child processes), static (--node-urls), ec2 (--ec2-*) or kubernetes (a StatefulSet, --kube-*)',
+      )
+        .env('PIXPOOL_PROVIDER')
+        .default('local')
+        .choices(PROVIDERS),
+    )
+    .addOption(
+      new Option('--node-urls <urls>', 'static provider: node URLs, comma-separated')
+        .env('PIXPOOL_NODE_URLS')
+        .default([], 'none')
+        .argParser(list),
+    )
+    .addOption(
+      new Option(
+        '--pool-name <name>',
+        "engine providers: the pool's name, the tag (or label) value on every node of this pool",
+      )
+        .env('PIXPOOL_POOL_NAME')
+        .default(DEFAULT_POOL_NAME)
+        .argParser(fromValidator(parsePoolName)),
+    )
+    .addOption(
+      new Option(
+        '--ec2-mode <mode>',
+        'ec2 provider: launch (an instance per node from a launch template), instances (start and stop tagged pre-provisioned instances) or asg (size an Auto Scaling group)',
+      )
+        .env('PIXPOOL_EC2_MODE')
+        .default('launch')
+        .choices(EC2_MODES),
+    )
+    .addOption(
+      new Option(
+        '--ec2-launch-template <name|id>',
+        'ec2 launch mode: the launch template; its user data runs pixpool cache-node --announce ec2',
+      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE'),
+    )
+    .addOption(
+      new Option(
+        '--ec2-launch-template-version <version>',
+        "ec2 launch mode: a version number, $Latest or $Default (default: the template's default)",
+      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE_VERSION'),
+    )
+    .addOption(
+      new Option('--ec2-asg <name>', 'ec2 asg mode: the Auto Scaling group to size').env(
+        'PIXPOOL_EC2_ASG',
+      ),
+    )
+    .addOption(
+      new Option('--ec2-region <region>', "ec2 provider: the AWS region (default: the SDK's)").env(
+        'PIXPOOL_EC2_REGION',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--ec2-boot-timeout-s <seconds>',
+        'ec2 provider: how long a started instance has to announce its node before it is ended',
+      )
+        .env('PIXPOOL_EC2_BOOT_TIMEOUT_S')
+        .default(DEFAULT_BOOT_TIMEOUT_MS / 1000)
+        .argParser(seconds()),
+    )
+    .addOption(
+      new Option(
+        '--kube-namespace <ns>',
+        "kubernetes provider: the StatefulSet's namespace (default: the manager's own, in a cluster)",
+      ).env('PIXPOOL_KUBE_NAMESPACE'),
+    )
+    .addOption(
+      new Option('--kube-statefulset <name>', 'kubernetes provider: the StatefulSet of cache nodes')
+        .env('PIXPOOL_KUBE_STATEFULSET')
+        .default('pixpool-node'),
+    )
+    .addOption(
+      new Option(
+        '--kube-service <name>',
+        "kubernetes provider: the headless Service naming the pods (default: the StatefulSet's name)",
+      ).env('PIXPOOL_KUBE_SERVICE'),
+    )
+    .addOption(
+      new Option(
+        '--kube-api-url <url>',
+        "kubernetes provider: the API server (default: in-cluster, with the pod's service account)",
+      )
+        .env('PIXPOOL_KUBE_API_URL')
+        .argParser(fromValidator(parseKubeApiUrl)),
+    )
+    .addOption(
+      new Option('--kube-token-file <file>', 'with --kube-api-url: a bearer token file')
+        .env('PIXPOOL_KUBE_TOKEN_FILE')
+        .argParser(readableFile),
+    )
+    .addOption(
+      new Option(
+        '--kube-ca-file <file>',
+        "with --kube-api-url: the CA of the API server's certificate",
+      )
+        .env('PIXPOOL_KUBE_CA_FILE')
+        .argParser(readableFile),
+    );
+}
+
 /** The ec2 provider's settings, checked together: a bad combination stops the command. */
 function ec2From(o: Ec2Flags): Ec2Settings {
   return checkEc2Settings({
@@ -255,6 +367,24 @@ function ec2From(o: Ec2Flags): Ec2Settings {
     region: o.ec2Region,
     bootTimeoutMs: o.ec2BootTimeoutS * 1000,
   });
+}
+
+/** The provider flags as the manager (and delete-pool) take them; the ec2 ones checked. */
+function providerFrom(o: ProviderFlags): ProviderChoice {
+  return {
+    provider: o.provider,
+    nodeUrls: o.nodeUrls,
+    poolName: o.poolName,
+    ec2: o.provider === 'ec2' ? ec2From(o) : undefined,
+    kubernetes: {
+      namespace: o.kubeNamespace,
+      statefulSet: o.kubeStatefulset,
+      service: o.kubeService,
+      apiUrl: o.kubeApiUrl,
+      tokenFile: o.kubeTokenFile,
+      caFile: o.kubeCaFile,
+    },
+  };
 }
 
 /** What tunes a frontend, for `frontend` and `up` alike: upload limit, near cache, orphan sweeps. */
@@ -490,117 +620,17 @@ storageOptions(
 });
 
 storageOptions(
-  program
-    .command('manager')
-    .description('the pool: resizing, node configuration, statistics and the dashboard')
-    .addOption(
-      hostOption(
-        'address to listen on; beyond loopback it needs PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN',
-      ),
-    )
-    .addOption(portOption('--port <port>', 'port to listen on', 'PIXPOOL_MANAGER_PORT', 5002))
-    .addOption(
-      new Option(
-        '--provider <name>',
-        'where nodes come from: local (child processes), static (--node-urls), ec2 (--ec2-*) or kubernetes (a StatefulSet, --kube-*)',
+  providerOptions(
+    program
+      .command('manager')
+      .description('the pool: resizing, node configuration, statistics and the dashboard')
+      .addOption(
+        hostOption(
+          'address to listen on; beyond loopback it needs PIXPOOL_SECRET and PIXPOOL_ADMIN_TOKEN',
+        ),
       )
-        .env('PIXPOOL_PROVIDER')
-        .default('local')
-        .choices(PROVIDERS),
-    )
-    .addOption(
-      new Option('--node-urls <urls>', 'static provider: node URLs, comma-separated')
-        .env('PIXPOOL_NODE_URLS')
-        .default([], 'none')
-        .argParser(list),
-    )
-    .addOption(
-      new Option(
-        '--pool-name <name>',
-        "engine providers: the pool's name, the tag (or label) value on every node of this pool",
-      )
-        .env('PIXPOOL_POOL_NAME')
-        .default(DEFAULT_POOL_NAME)
-        .argParser(fromValidator(parsePoolName)),
-    )
-    .addOption(
-      new Option(
-        '--ec2-mode <mode>',
-        'ec2 provider: launch (an instance per node from a launch template), instances (start and stop tagged pre-provisioned instances) or asg (size an Auto Scaling group)',
-      )
-        .env('PIXPOOL_EC2_MODE')
-        .default('launch')
-        .choices(EC2_MODES),
-    )
-    .addOption(
-      new Option(
-        '--ec2-launch-template <name|id>',
-        'ec2 launch mode: the launch template; its user data runs pixpool cache-node --announce ec2',
-      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE'),
-    )
-    .addOption(
-      new Option(
-        '--ec2-launch-template-version <version>',
-        "ec2 launch mode: a version number, $Latest or $Default (default: the template's default)",
-      ).env('PIXPOOL_EC2_LAUNCH_TEMPLATE_VERSION'),
-    )
-    .addOption(
-      new Option('--ec2-asg <name>', 'ec2 asg mode: the Auto Scaling group to size').env(
-        'PIXPOOL_EC2_ASG',
-      ),
-    )
-    .addOption(
-      new Option('--ec2-region <region>', "ec2 provider: the AWS region (default: the SDK's)").env(
-        'PIXPOOL_EC2_REGION',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--ec2-boot-timeout-s <seconds>',
-        'ec2 provider: how long a started instance has to announce its node before it is ended',
-      )
-        .env('PIXPOOL_EC2_BOOT_TIMEOUT_S')
-        .default(DEFAULT_BOOT_TIMEOUT_MS / 1000)
-        .argParser(seconds()),
-    )
-    .addOption(
-      new Option(
-        '--kube-namespace <ns>',
-        "kubernetes provider: the StatefulSet's namespace (default: the manager's own, in a cluster)",
-      ).env('PIXPOOL_KUBE_NAMESPACE'),
-    )
-    .addOption(
-      new Option('--kube-statefulset <name>', 'kubernetes provider: the StatefulSet of cache nodes')
-        .env('PIXPOOL_KUBE_STATEFULSET')
-        .default('pixpool-node'),
-    )
-    .addOption(
-      new Option(
-        '--kube-service <name>',
-        "kubernetes provider: the headless Service naming the pods (default: the StatefulSet's name)",
-      ).env('PIXPOOL_KUBE_SERVICE'),
-    )
-    .addOption(
-      new Option(
-        '--kube-api-url <url>',
-        "kubernetes provider: the API server (default: in-cluster, with the pod's service account)",
-      )
-        .env('PIXPOOL_KUBE_API_URL')
-        .argParser(fromValidator(parseKubeApiUrl)),
-    )
-    .addOption(
-      new Option('--kube-token-file <file>', 'with --kube-api-url: a bearer token file')
-        .env('PIXPOOL_KUBE_TOKEN_FILE')
-        .argParser(readableFile),
-    )
-    .addOption(
-      new Option(
-        '--kube-ca-file <file>',
-        "with --kube-api-url: the CA of the API server's certificate",
-      )
-        .env('PIXPOOL_KUBE_CA_FILE')
-        .argParser(readableFile),
-    )
+      .addOption(portOption('--port <port>', 'port to listen on', 'PIXPOOL_MANAGER_PORT', 5002)),
+  )
     .addOption(
       new Option(
         '--assignment <name>',
@@ -647,7 +677,7 @@ storageOptions(
   if (o.cloudwatchRegion && !o.cloudwatchNamespace) {
     throw new Error('--cloudwatch-region needs --cloudwatch-namespace, which turns CloudWatch on.');
   }
-  const ec2 = o.provider === 'ec2' ? ec2From(o) : undefined;
+  const providers = providerFrom(o);
   const tls = await tlsFrom(o);
   const { runManager } = await import('./manager/main.ts');
   await runManager({
@@ -657,18 +687,7 @@ storageOptions(
     port: o.port,
     secret: o.secret,
     adminToken: o.adminToken,
-    provider: o.provider,
-    nodeUrls: o.nodeUrls,
-    poolName: o.poolName,
-    ec2,
-    kubernetes: {
-      namespace: o.kubeNamespace,
-      statefulSet: o.kubeStatefulset,
-      service: o.kubeService,
-      apiUrl: o.kubeApiUrl,
-      tokenFile: o.kubeTokenFile,
-      caFile: o.kubeCaFile,
-    },
+    ...providers,
     assignment: o.assignment,
     historyDays: o.historyDays,
     viewLeaseMs: o.viewLeaseMs,
@@ -678,6 +697,20 @@ storageOptions(
     }),
   });
 });
+
+providerOptions(
+  program
+    .command('delete-pool')
+    .description(
+      "end every node of an engine pool (ec2, kubernetes) in its engine: the nodes the manager's provider with the same flags runs; stop the manager first",
+    ),
+)
+  .addOption(new Option('--yes', 'delete without asking (needed when there is no terminal)'))
+  .action(async (o: DeletePoolFlags) => {
+    const choice = providerFrom(o);
+    const { runDeletePool } = await import('./manager/delete-pool.ts');
+    await runDeletePool({ ...choice, yes: Boolean(o.yes) });
+  });
 
 program
   .command('autoscaler')
@@ -755,9 +788,16 @@ frontendOptions(
 });
 
 // Added last, so they close each service's --help.
-for (const command of program.commands) if (command.name() !== 'gc') tlsOptions(command);
+const WITHOUT_TLS = new Set(['gc', 'delete-pool']);
+for (const command of program.commands) if (!WITHOUT_TLS.has(command.name())) tlsOptions(command);
 
-program.parseAsync().catch((error: Error) => {
-  console.error(`pixpool: ${error.message}`);
-  process.exit(1);
-});
+/** The command, for bin/pixpool.js and for tests that drive one in this process. */
+export { program };
+
+/** Runs the command line; a failure is one line on stderr and exit code 1. */
+export function main(argv: string[] = process.argv): void {
+  program.parseAsync(argv).catch((error: Error) => {
+    console.error(`pixpool: ${error.message}`);
+    process.exit(1);
+  });
+}

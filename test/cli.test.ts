@@ -9,40 +9,25 @@
  * test/cachenode/cli.test.ts; the parsers' edge cases are in src/process/flags.test.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeCertificates, type TestCertificates } from './helpers/certs.ts';
-import { cliEnv } from './helpers/processes.ts';
+import { runPixpool } from './helpers/processes.ts';
 
-const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 /** A refusal takes one start of Node; past this the command is taken to have started something. */
 const EXIT_DEADLINE_MS = 15_000;
 
 /** Runs `pixpool <args>` to its exit, killing it at the deadline. */
-async function run(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, ...args], {
-    // The in-place restart with tuned V8 flags (bin/pixpool.js) is not what this tests.
-    env: cliEnv({ PIXPOOL_NODE_TUNED: '1', PIXPOOL_FRONTEND_TUNED: '1', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
-  });
-  const deadline = setTimeout(() => child.kill('SIGKILL'), EXIT_DEADLINE_MS);
-  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
-  clearTimeout(deadline);
-  return { code, signal, stdout, stderr };
-}
+const run = (args: string[], env: Record<string, string> = {}) =>
+  // The in-place restart with tuned V8 flags (bin/pixpool.js) is not what this tests.
+  runPixpool(
+    args,
+    { PIXPOOL_NODE_TUNED: '1', PIXPOOL_FRONTEND_TUNED: '1', ...env },
+    EXIT_DEADLINE_MS,
+  );
 
 const PORT = /Expected a port from 0 to 65535/;
 const MB_ABOVE_0 = /Expected a number of MB above 0\./;

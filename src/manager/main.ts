@@ -22,8 +22,12 @@ import { openStorage, type Storage, type StorageOptions } from '../storage/open.
 import { buildManager } from './app.ts';
 import type { SinkLog } from './cloudwatch.ts';
 import { DAY_MS, DEFAULT_RETENTION } from './housekeeping.ts';
-import { DEFAULT_POOL_NAME, type Ec2Settings } from './providers/ec2-options.ts';
-import type { KubernetesProviderOptions } from './providers/kubernetes.ts';
+import { DEFAULT_POOL_NAME } from './providers/ec2-options.ts';
+import {
+  createEngineProvider,
+  type EngineProviderName,
+  type EngineProviderOptions,
+} from './providers/engines.ts';
 import { createLocalProvider } from './providers/local.ts';
 import type { NodeProvider } from './providers/provider.ts';
 import { createStaticProvider } from './providers/static.ts';
@@ -33,20 +37,18 @@ const RESIZE_DRAIN_MS = DEFAULT_GRACE_MS - 2000;
 /** The whole stop's bound: the requests' 10 s, then the nodes' stop (5 s SIGTERM grace). */
 export const STOP_GRACE_MS = DEFAULT_GRACE_MS + 6000;
 
-export interface ManagerOptions extends StorageOptions {
+/** Where nodes come from: the provider and its settings (`pixpool manager` and `delete-pool`). */
+export interface ProviderChoice extends Omit<EngineProviderOptions, 'provider'> {
+  provider: 'local' | 'static' | EngineProviderName;
+  /** For the static provider: the node URLs it may use. */
+  nodeUrls: string[];
+}
+
+export interface ManagerOptions extends StorageOptions, ProviderChoice {
   host: string;
   port: number;
   secret?: string | undefined;
   adminToken?: string | undefined;
-  provider: 'local' | 'static' | 'ec2' | 'kubernetes';
-  /** For the static provider: the node URLs it may use. */
-  nodeUrls: string[];
-  /** Engine providers: the tag (or label) value every node of this pool carries. */
-  poolName?: string | undefined;
-  /** For the ec2 provider: its mode and where it finds instances. */
-  ec2?: Ec2Settings | undefined;
-  /** For the kubernetes provider: the StatefulSet and how to reach the API. */
-  kubernetes?: Omit<KubernetesProviderOptions, 'poolName'> | undefined;
   assignment: Assignment;
   /** Extra arguments for nodes the local provider starts. */
   nodeArgs?: string[];
@@ -108,29 +110,17 @@ export async function runManager(options: ManagerOptions) {
   const managerUrl = urlFor(options.host, port, tls.scheme);
   const admin = createNodeAdmin({ secret: options.secret, timeoutMs: 5000, tls });
   const provider: NodeProvider =
-    options.provider === 'ec2'
-      ? // Loaded here: only an ec2 manager needs the EC2 and Auto Scaling clients.
-        (await import('./providers/ec2.ts')).createEc2Provider({
-          ...(options.ec2 ?? { mode: 'launch' }),
-          poolName: options.poolName ?? DEFAULT_POOL_NAME,
-          log: managerLine,
-        })
-      : options.provider === 'kubernetes'
-        ? // Loaded here: only this provider needs the Kubernetes client.
-          (await import('./providers/kubernetes.ts')).createKubernetesProvider({
-            ...options.kubernetes,
-            poolName: options.poolName ?? DEFAULT_POOL_NAME,
+    options.provider === 'ec2' || options.provider === 'kubernetes'
+      ? await createEngineProvider({ ...options, provider: options.provider }, managerLine)
+      : options.provider === 'static'
+        ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
+        : createLocalProvider({
+            secret: options.secret,
+            managerUrl,
+            args: options.nodeArgs ?? [],
             log: managerLine,
-          })
-        : options.provider === 'static'
-          ? createStaticProvider({ urls: options.nodeUrls, admin, log: managerLine })
-          : createLocalProvider({
-              secret: options.secret,
-              managerUrl,
-              args: options.nodeArgs ?? [],
-              log: managerLine,
-              tls,
-            });
+            tls,
+          });
   const log = pino({ level: options.logLevel });
   const { app, pool, start } = buildManager({
     store: storage.pool,

@@ -7,7 +7,8 @@
  * - instances: id, state, tags, private IP and DNS name, group membership, scale-in protection.
  *   An instance boots a tick after RunInstances or StartInstances (pending, then running), and
  *   onBoot(instance) is called then: a test announces its node from there. Stops and
- *   terminations take effect at once; terminated instances stay listed, as in EC2.
+ *   terminations take effect at once (onShutdown(instance) is called then); terminated
+ *   instances stay listed, as in EC2.
  * - launch templates by name or id; Auto Scaling groups with min, max and desired capacity,
  *   tags propagated at launch, and AWS's reconciliation: a group short of its desired capacity
  *   launches instances, one above it terminates unprotected instances (newest first), and an
@@ -79,6 +80,11 @@ export interface FakeEc2Options {
    * launch); settled() waits for what it returns.
    */
   onBoot?: (instance: FakeInstance) => void | Promise<void>;
+  /**
+   * Called when a pending or running instance is stopped or terminated (by a call, by its group,
+   * or crash()): a test ends the node process it started in onBoot, as the machine's end does.
+   */
+  onShutdown?: (instance: FakeInstance) => void;
   /**
    * The private IP of the n-th instance (default 10.0.x.y, all different). A suite that runs real
    * nodes on this host gives 127.0.0.1, so a node's URL names its instance's address.
@@ -161,9 +167,16 @@ export function createFakeEc2(options: FakeEc2Options = {}) {
 
   const gone = (i: FakeInstance) => i.state === 'shutting-down' || i.state === 'terminated';
 
+  /** The instance leaves `previous` for a state in which nothing runs on it. */
+  function halted(instance: FakeInstance, previous: InstanceState): void {
+    if (previous === 'pending' || previous === 'running') options.onShutdown?.(instance);
+  }
+
   function end(instance: FakeInstance): void {
     if (gone(instance)) return;
+    const previous = instance.state;
     instance.state = 'terminated';
+    halted(instance, previous);
     if (instance.group) {
       instance.lifecycle = 'Terminated';
       const group = groups.get(instance.group);
@@ -294,6 +307,7 @@ export function createFakeEc2(options: FakeEc2Options = {}) {
             `The instance '${i.id}' is not in a state from which it can be stopped.`,
           );
         i.state = 'stopped';
+        halted(i, previous);
         return change(i, previous);
       }),
     };

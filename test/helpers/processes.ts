@@ -3,7 +3,9 @@
  * finding the processes behind node ids, a steady fetch load that checks every byte, and slow
  * streamed uploads that a test can pause mid-body to send a signal.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { processAlive } from '../../src/process/child-service.ts';
@@ -35,6 +37,36 @@ export function cliEnv(
     if (CLI_VARIABLES.test(name) && !KEPT.has(name)) env[name] = undefined;
   }
   return { ...env, ...extra };
+}
+
+const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
+
+/**
+ * Runs `pixpool <args>` as a process with no terminal (stdin closed) and the environment of
+ * cliEnv(env), to its exit; killed at `deadlineMs` (a command that should have refused but
+ * started something). Resolves to its exit code or signal and what it printed.
+ */
+export async function runPixpool(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  deadlineMs = 15_000,
+) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: cliEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const deadline = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+  clearTimeout(deadline);
+  return { code, signal, stdout, stderr };
 }
 
 /** Polls `check` every `everyMs` until it returns a truthy value, which it resolves with. */

@@ -5,41 +5,21 @@
  * would fail). Nothing is printed on stdout and no storage is opened.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cliEnv } from '../helpers/processes.ts';
-
-const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
+import { runPixpool } from '../helpers/processes.ts';
 
 /** Runs `pixpool manager <args>` to its exit (killed if it starts instead). */
-async function manager(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, 'manager', ...args], {
+const manager = (args: string[], env: Record<string, string> = {}) =>
+  runPixpool(['manager', ...args], {
     // No region from this machine: cliEnv drops AWS_*, and no config file is read.
-    env: cliEnv({
-      AWS_CONFIG_FILE: '/nonexistent',
-      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-      ...env,
-    }),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    AWS_CONFIG_FILE: '/nonexistent',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+    ...env,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
-  });
-  const deadline = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(deadline);
-  return { code, stdout, stderr };
-}
 
 describe('pixpool manager refuses bad CloudWatch settings in one line, starting nothing', {
   concurrency: 2,

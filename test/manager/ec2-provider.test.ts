@@ -6,8 +6,6 @@
  * a shrink stops the last one started (pool/resize.ts).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { afterEach, describe, it } from 'node:test';
 import {
   SetDesiredCapacityCommand,
@@ -30,7 +28,7 @@ import {
   type ProvidedNode,
 } from '../../src/manager/providers/provider.ts';
 import { createFakeEc2, type FakeEc2, type FakeInstance } from '../helpers/fake-ec2.ts';
-import { cliEnv } from '../helpers/processes.ts';
+import { runPixpool } from '../helpers/processes.ts';
 
 const POOL = 'cache-a';
 const GROUP = 'pixpool-nodes';
@@ -630,18 +628,9 @@ describe('ec2 provider settings', () => {
   });
 
   it('the manager command stops at a bad ec2 flag with one line naming it', async () => {
-    const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
     const run = async (args: string[]) => {
-      const child = spawn(process.execPath, [bin, 'manager', '--provider', 'ec2', ...args], {
-        env: cliEnv({}),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr += chunk;
-      });
-      const [code] = await once(child, 'close');
-      return { code, stderr: stderr.trim() };
+      const result = await runPixpool(['manager', '--provider', 'ec2', ...args]);
+      return { code: result.code, stderr: result.stderr.trim() };
     };
     const cases: [string[], RegExp][] = [
       [[], /^pixpool: --ec2-mode launch needs --ec2-launch-template/],

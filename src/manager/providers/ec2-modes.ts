@@ -45,8 +45,13 @@ export interface Ec2Mode {
   take?(m: Machine, id: string): Promise<void>;
   /** After a restart adopted these nodes' instances. */
   resumed?(adopted: Machine[]): Promise<void>;
-  deletePool(): Promise<void>;
+  /** Ends every instance of the pool; resolves to what it ended, one line each. */
+  deletePool(): Promise<string[]>;
 }
+
+/** One line of what deletePool() did to an instance. */
+const ended = (m: Machine, how: string) =>
+  `instance ${m.id}${m.tags[NODE_TAG] === undefined ? '' : ` (node ${m.tags[NODE_TAG]})`}: ${how}`;
 
 export function createMode(deps: ModeDeps): Ec2Mode {
   if (deps.settings.mode === 'launch') return launchMode(deps);
@@ -76,7 +81,11 @@ function launchMode({ engine, settings, poolName }: ModeDeps): Ec2Mode {
       await engine.terminate(await engine.list(EXISTING_STATES, id));
       return 'terminated';
     },
-    deletePool: async () => engine.terminate(await engine.list(EXISTING_STATES)),
+    async deletePool() {
+      const machines = await engine.list(EXISTING_STATES);
+      await engine.terminate(machines);
+      return machines.map((m) => ended(m, 'terminated'));
+    },
   };
 }
 
@@ -122,7 +131,15 @@ function instancesMode({ engine, poolName, inUse }: ModeDeps): Ec2Mode {
       await end(await engine.list(EXISTING_STATES, id));
       return 'stopped';
     },
-    deletePool: async () => end(await engine.list(EXISTING_STATES)),
+    async deletePool() {
+      const machines = await engine.list(EXISTING_STATES);
+      // Described before end() takes their node tags off.
+      const lines = machines
+        .filter((m) => LIVE_STATES.includes(m.state))
+        .map((m) => ended(m, 'stopped'));
+      await end(machines);
+      return lines;
+    },
   };
 }
 
@@ -210,7 +227,14 @@ function asgMode({ engine, settings, log, claimed }: ModeDeps): Ec2Mode {
         false,
       );
       await engine.empty(name, group.min);
-      await engine.terminate(machines.filter((m) => !members.has(m.id)));
+      const outside = machines.filter((m) => !members.has(m.id));
+      await engine.terminate(outside);
+      return [
+        `Auto Scaling group ${name}: desired capacity ${group.desired} → 0`,
+        ...machines.map((m) =>
+          ended(m, members.has(m.id) ? 'terminated by its group' : 'terminated'),
+        ),
+      ];
     },
   };
 }

@@ -266,7 +266,7 @@ export function createEc2Provider(options: Ec2ProviderOptions): NodeProvider {
         waiter.settle(new Error(`the pool was deleted while node ${waiter.id} started`));
       }
       nodes.clear();
-      await mode.deletePool();
+      return mode.deletePool();
     },
 
     onReplaced: (listener) => {

@@ -316,11 +316,16 @@ export function createKubernetesProvider(options: KubernetesProviderOptions): No
     resume,
     async deletePool() {
       for (const ordinal of waiters.keys()) cancel(ordinal, 'the pool is being deleted');
-      await api.scale(() => 0);
+      let before = 0;
+      await api.scale((current) => {
+        before = current;
+        return 0;
+      });
       ordinals.clear();
       urls.clear();
       incarnations.clear();
       log(`pool ${pool.poolName} deleted: StatefulSet ${statefulSet} scaled to 0`);
+      return before > 0 ? [`StatefulSet ${statefulSet}: scaled from ${before} pod(s) to 0`] : [];
     },
     onReplaced(listener) {
       replacedListeners.push(listener);

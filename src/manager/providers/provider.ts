@@ -54,8 +54,11 @@ export interface NodeProvider {
    * enters any view. Providers that start their own nodes leave it unset: nothing may register.
    */
   register?(claim: NodeClaim): Promise<ProvidedNode>;
-  /** Engine providers only: ends every node of this pool in the engine (pixpool delete-pool). */
-  deletePool?(): Promise<void>;
+  /**
+   * Engine providers only: ends every node of this pool in the engine (pixpool delete-pool).
+   * Resolves to what it ended, one line each, for the operator (none: there was nothing).
+   */
+  deletePool?(): Promise<string[]>;
   /** Takes a node down (or deactivates it); idempotent. */
   stop(id: string): Promise<void>;
   /**
