@@ -82,14 +82,17 @@ describe('pixpool delete-pool', () => {
     ]);
   });
 
-  it('ec2 asg: lifts scale-in protection and empties the group; others untouched', async () => {
+  it('ec2 asg: ends the pool’s instances in the group, none other, with nothing relaunched', async () => {
     fake = createFakeEc2();
     const others = bystanders(fake);
-    fake.addGroup({ name: GROUP, min: 1, max: 4, desired: 2, tags: { [POOL_TAG]: POOL } });
+    fake.addGroup({ name: GROUP, min: 2, max: 4, desired: 2, tags: { [POOL_TAG]: POOL } });
     await fake.settled();
     const members = fake.running(POOL);
     assert.equal(members.length, 2);
     for (const i of members) i.protectedFromScaleIn = true;
+    // Attached to the group by hand, without the pool's tag: never touched.
+    const stranger = fake.addInstance({ group: GROUP, tags: { Name: 'attached-by-hand' } });
+    assert.equal(fake.group(GROUP)?.desired, 3);
     const printed = await deletePoolHere([
       '--provider',
       'ec2',
@@ -101,13 +104,18 @@ describe('pixpool delete-pool', () => {
       GROUP,
       '--yes',
     ]);
-    assert.equal(fake.group(GROUP)?.desired, 0);
-    assert.equal(fake.group(GROUP)?.min, 0);
+    await fake.settled();
+    assert.equal(fake.group(GROUP)?.desired, 1, 'what is left: the instance attached by hand');
+    assert.equal(fake.group(GROUP)?.min, 1, 'the minimum lowered only as far as needed');
     for (const i of members) assert.equal(i.state, 'terminated', i.id);
-    assert.deepEqual(fake.running(POOL), []);
+    assert.deepEqual(fake.running(POOL), [], 'and the group launched none in their place');
+    assert.equal(stranger.state, 'running');
     assert.ok(others.unchanged(), 'no other instance changed');
     assert.deepEqual(terminatedIds(fake), [], 'the group ended its own instances');
-    assert.equal(printed[1], `  Auto Scaling group ${GROUP}: desired capacity 2 → 0`);
+    assert.equal(
+      printed[1],
+      `  Auto Scaling group ${GROUP}: desired capacity 3 → 1, minimum 2 → 1`,
+    );
     assert.equal(printed.length, 4);
   });
 

@@ -339,16 +339,14 @@ export function createEc2Engine(deps: {
     },
 
     /** Sizes the group to 0, lowering its minimum first when it is above 0. */
-    async empty(name: string, min: number): Promise<void> {
-      if (min === 0) return setDesired(name, 0);
-      await call(`emptying Auto Scaling group ${name}`, 'autoscaling:UpdateAutoScalingGroup', () =>
-        autoScaling.send(
-          new UpdateAutoScalingGroupCommand({
-            AutoScalingGroupName: name,
-            MinSize: 0,
-            DesiredCapacity: 0,
-          }),
-        ),
+    async lowerMin(name: string, min: number): Promise<void> {
+      await call(
+        `lowering Auto Scaling group ${name}'s minimum size to ${min}`,
+        'autoscaling:UpdateAutoScalingGroup',
+        () =>
+          autoScaling.send(
+            new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: name, MinSize: min }),
+          ),
       );
     },
   };

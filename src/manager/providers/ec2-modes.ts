@@ -221,19 +221,19 @@ function asgMode({ engine, settings, log, claimed }: ModeDeps): Ec2Mode {
       const group = await engine.group(name);
       const members = new Set(group.members.map((m) => m.id));
       const machines = await engine.list(EXISTING_STATES);
-      await engine.protect(
-        name,
-        machines.filter((m) => members.has(m.id)),
-        false,
-      );
-      await engine.empty(name, group.min);
+      const inGroup = machines.filter((m) => members.has(m.id));
+      // Each of the pool's instances leaves with the group's desired capacity decremented, so
+      // the group launches nothing in their place and an instance of it without the pool's tag
+      // (attached by hand) stays. The minimum must allow it: lowered to what is left, no more.
+      const left = group.members.length - inGroup.length;
+      if (group.min > left) await engine.lowerMin(name, left);
+      await engine.protect(name, inGroup, false);
+      for (const m of inGroup) await engine.terminateInGroup(m, true);
       const outside = machines.filter((m) => !members.has(m.id));
       await engine.terminate(outside);
       return [
-        `Auto Scaling group ${name}: desired capacity ${group.desired} → 0`,
-        ...machines.map((m) =>
-          ended(m, members.has(m.id) ? 'terminated by its group' : 'terminated'),
-        ),
+        `Auto Scaling group ${name}: desired capacity ${group.desired} → ${group.desired - inGroup.length}${group.min > left ? `, minimum ${group.min} → ${left}` : ''}`,
+        ...machines.map((m) => ended(m, 'terminated')),
       ];
     },
   };
