@@ -150,6 +150,11 @@ export function variantId(spec: VariantSpec): string {
   return `w${spec.width ?? ''}h${spec.height ?? ''}.${spec.fit}.${format}.q${spec.quality ?? ''}`;
 }
 
+/** Whether the variant `id` names (variantId) was negotiated from Accept: its answer varies on it. */
+export function variesOnAccept(id: string): boolean {
+  return id.split('.')[2]?.startsWith('auto') ?? false;
+}
+
 /** Checks a configured size allowlist (--variant-sizes): sorted, unique, 1 to 8192 px. */
 export function parseSizes(value: string): number[] {
   const sizes = value.split(',').map((s) => s.trim());

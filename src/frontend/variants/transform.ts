@@ -46,6 +46,8 @@ export function createTransformer(options: TransformerOptions = {}) {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const limit = pLimit(options.concurrency ?? Math.max(1, sharp.concurrency()));
   const maxQueued = options.maxQueued ?? 64;
+  /** The most transforms ever running at once (for a test of the bound, and curiosity). */
+  let peak = 0;
 
   async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
     let meta: Metadata;
@@ -94,13 +96,19 @@ export function createTransformer(options: TransformerOptions = {}) {
           unavailable('Too many image variants are being made right now; try again shortly.'),
         );
       }
-      return limit(() => run(original, spec));
+      return limit(() => {
+        peak = Math.max(peak, limit.activeCount);
+        return run(original, spec);
+      });
     },
     get active() {
       return limit.activeCount;
     },
     get queued() {
       return limit.pendingCount;
+    },
+    get peak() {
+      return peak;
     },
   };
 }
