@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { createTransformer, type Transformer } from '../../src/frontend/variants/transform.ts';
 import { type ApiBody, startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
+import { startNode, type TestNode } from '../helpers/nodes.ts';
 import { waitFor } from '../helpers/processes.ts';
 
 /** A real image: `width` × `height` of one colour, PNG. */
@@ -239,5 +240,98 @@ describe('image variants', () => {
       assert.equal((await sizeOf(a.bytes)).width, widths[i]);
     }
     assert.equal(gate.transformer.peak, 2);
+  });
+});
+
+describe('variants and uploads: none made from an old version is served after the ack', () => {
+  const LEASE_MS = 500;
+  let node: TestNode;
+  let a: TestFrontend;
+  let b: TestFrontend;
+  let gate: ReturnType<typeof gated>;
+  // Told apart by shape: a variant of v1 is wide, of v2 tall.
+  let v1: Buffer;
+  let v2: Buffer;
+  const heightOf = async (url: string) => {
+    const { status, bytes } = await get(url);
+    assert.equal(status, 200);
+    return (await sizeOf(bytes)).height;
+  };
+  before(async () => {
+    node = await startNode({ capacityMb: 16, leaseMs: LEASE_MS });
+    gate = gated(createTransformer());
+    a = await startFrontend({ nodes: [node], variants: { transformer: gate.transformer } });
+    b = await startFrontend({ nodes: [node], metadata: a.metadata, objects: a.objects });
+    [v1, v2] = await Promise.all([picture(600, 400, '#c00'), picture(400, 600, '#00c')]);
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+    await node.close();
+  });
+  const variantOnNode = (key: string, id: string) => node.cache.peek(`${key}/${id}`);
+
+  it('an upload removes the cached variants: the next read, through either frontend, is of v2', async () => {
+    await upload(a.url, 'cat', v1);
+    assert.equal(await heightOf(`${a.url}/images/cat?w=256`), 171);
+    await waitFor('the variant cached', () => variantOnNode('cat', 'w256h.inside.same.q'));
+    assert.equal(await heightOf(`${b.url}/images/cat?w=256`), 171);
+    assert.equal((await upload(a.url, 'cat', v2)).status, 200);
+    assert.equal(variantOnNode('cat', 'w256h.inside.same.q'), undefined);
+    assert.equal(await heightOf(`${b.url}/images/cat?w=256`), 384);
+    assert.equal(await heightOf(`${a.url}/images/cat?w=256`), 384);
+  });
+
+  it('a variant of v1 being made when v2 is acknowledged is refused by the node', async () => {
+    await upload(a.url, 'dog', v1);
+    const stale = await metric(a.url, 'pixpool_frontend_fills_total', 'outcome="stale"');
+    const open = gate.hold();
+    // This read has v1 and waits at the transform...
+    const slow = get(`${a.url}/images/dog?w=128`);
+    await waitFor('the transform of v1 to be held', () => gate.state.held === 1, { everyMs: 10 });
+    gate.state.gate = undefined;
+    // ...while v2 is uploaded and acknowledged...
+    assert.equal((await upload(a.url, 'dog', v2)).status, 200);
+    // A read begun after the ack makes its own transform of v2, joining none of v1's.
+    const calls = gate.state.calls;
+    const fresh = get(`${a.url}/images/dog?w=128`);
+    try {
+      await waitFor('a transform for the read after the ack', () => gate.state.calls > calls, {
+        everyMs: 10,
+        timeoutMs: 5000,
+      });
+      assert.equal((await sizeOf((await fresh).bytes)).height, 192);
+    } finally {
+      open();
+    }
+    // ...so its late fill of v1's variant is refused, and every later read is of v2.
+    assert.equal((await sizeOf((await slow).bytes)).height, 85, 'begun before the upload: v1');
+    await waitFor(
+      'the node to refuse the late fill of v1',
+      async () => (await metric(a.url, 'pixpool_frontend_fills_total', 'outcome="stale"')) > stale,
+      { everyMs: 10 },
+    );
+    const version = (await a.metadata.get('dog'))?.version;
+    for (const fe of [a, b, a]) {
+      assert.equal(await heightOf(`${fe.url}/images/dog?w=128`), 192);
+    }
+    await waitFor('the node to hold the variant of v2', () => {
+      const held = variantOnNode('dog', 'w128h.inside.same.q');
+      assert.ok(held === undefined || held.version === version, 'v1’s variant on the node');
+      return held !== undefined;
+    });
+  });
+
+  it('a frontend holding a leased copy of a variant does not serve it after the ack', async () => {
+    await upload(a.url, 'owl', v1);
+    const url = `${b.url}/images/owl?w=64&format=webp`;
+    assert.equal(await heightOf(url), 43);
+    await waitFor('the variant cached', () => variantOnNode('owl', 'w64h.inside.webp.q'));
+    // This read brings b the variant from the node, and a lease on it.
+    const leased = await get(url);
+    assert.equal(leased.headers.get('x-pixpool-source'), 'cache');
+    assert.equal(await heightOf(url), 43);
+    assert.equal((await upload(a.url, 'owl', v2)).status, 200);
+    assert.equal(await heightOf(url), 96, 'b served its leased copy of v1 after v2');
   });
 });
