@@ -90,6 +90,9 @@ export async function runUp(options: UpOptions): Promise<void> {
     nearCacheMb: options.nearCacheMb,
     gcIntervalS: options.gcIntervalS,
     gcGraceS: options.gcGraceS,
+    variantSizes: options.variantSizes,
+    variantMaxPixels: options.variantMaxPixels,
+    variantConcurrency: options.variantConcurrency,
     socketLanes: options.socketLanes,
   }).catch(abandon);
   started.push(() => frontend.app.close());

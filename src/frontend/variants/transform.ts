@@ -15,10 +15,9 @@
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
-import type { OutputFormat, VariantSpec } from './spec.ts';
+import { DEFAULT_MAX_PIXELS, type OutputFormat, type VariantSpec } from './spec.ts';
 
-/** Pixels of the largest original a variant is made from, unless configured otherwise. */
-export const DEFAULT_MAX_PIXELS = 50_000_000;
+export { DEFAULT_MAX_PIXELS };
 
 export interface Variant {
   bytes: Buffer;
