@@ -75,7 +75,7 @@ describe('image variants', () => {
   let gate: ReturnType<typeof gated>;
   let original: Buffer;
   before(async () => {
-    gate = gated(createTransformer({ concurrency: 2 }));
+    gate = gated(createTransformer({ concurrency: 2, maxPixels: 4_000_000 }));
     fe = await startFrontend({ variants: { transformer: gate.transformer } });
     original = await picture(600, 400);
     assert.equal((await upload(fe.url, 'photo', original)).status, 200);
@@ -141,6 +141,41 @@ describe('image variants', () => {
       await metric(fe.url, 'pixpool_frontend_variant_refusals_total', 'reason="unreadable"'),
       1,
     );
+  });
+
+  it('refuses a pixel bomb from its header and a still of an animation, and serves both originals', async () => {
+    // 6 million pixels in a few KB: refused by the pixel limit (4 million here), not decoded.
+    const bomb = await picture(3000, 2000);
+    await upload(fe.url, 'bomb', bomb);
+    const refused = await get(`${fe.url}/images/bomb?w=64`);
+    assert.equal(refused.status, 413);
+    assert.match(
+      (JSON.parse(refused.bytes.toString()) as ApiBody).error.message,
+      /3000×2000 pixels; variants are made of images up to 4,000,000 pixels/,
+    );
+    assert.ok((await get(`${fe.url}/images/bomb`)).bytes.equals(bomb));
+    const frames = await Promise.all(['#f00', '#0f0', '#00f'].map((c) => picture(200, 100, c)));
+    const gif = await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer();
+    await upload(fe.url, 'spinner', gif);
+    const still = await get(`${fe.url}/images/spinner?w=64&format=jpeg`);
+    assert.equal(still.status, 400);
+    assert.match(
+      (JSON.parse(still.bytes.toString()) as ApiBody).error.message,
+      /animated, and jpeg holds one frame/,
+    );
+    const small = await get(`${fe.url}/images/spinner?w=64`);
+    assert.equal(small.headers.get('content-type'), 'image/gif');
+    const meta = await sharp(small.bytes, { animated: true }).metadata();
+    assert.deepEqual([meta.width, meta.pages], [64, 3], 'every frame kept');
+    assert.ok((await get(`${fe.url}/images/spinner`)).bytes.equals(gif));
+    for (const reason of ['too_large', 'animated']) {
+      assert.equal(
+        await metric(fe.url, 'pixpool_frontend_variant_refusals_total', `reason="${reason}"`),
+        1,
+      );
+    }
   });
 
   it('answers like an image: its own ETag, 304, type, nosniff, CSP; Vary: Accept for auto', async () => {
