@@ -17,6 +17,7 @@ import { localCapacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache
 import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
 import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
+import { DEFAULT_MAX_PIXELS, DEFAULT_SIZES, parseSizes } from './frontend/variants/spec.ts';
 import { loadTls, type Tls } from './http/tls.ts';
 import { parseNamespace, parseRegion } from './manager/cloudwatch-data.ts';
 import type { ManagerOptions, ProviderChoice } from './manager/main.ts';
@@ -42,6 +43,7 @@ import {
   port,
   readableFile,
   seconds,
+  wholeNumber,
 } from './process/flags.ts';
 import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
 import type { StorageOptions } from './storage/open.ts';
@@ -419,6 +421,29 @@ function frontendOptions(command: Command): Command {
         .env('PIXPOOL_GC_GRACE_S')
         .default(DEFAULT_GRACE_MS / 1000)
         .argParser(seconds({ orZero: true })),
+    )
+    .addOption(
+      new Option(
+        '--variant-sizes <sizes>',
+        'comma-separated widths and heights (px) image variants may have; others round up to one',
+      )
+        .env('PIXPOOL_VARIANT_SIZES')
+        .default([...DEFAULT_SIZES], DEFAULT_SIZES.join(','))
+        .argParser(fromValidator(parseSizes)),
+    )
+    .addOption(
+      new Option('--variant-max-pixels <pixels>', 'largest original a variant is made of, pixels')
+        .env('PIXPOOL_VARIANT_MAX_PIXELS')
+        .default(DEFAULT_MAX_PIXELS)
+        .argParser(wholeNumber(1, 1_000_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--variant-concurrency <n>',
+        "image variants made at once (default: libvips' thread count)",
+      )
+        .env('PIXPOOL_VARIANT_CONCURRENCY')
+        .argParser(wholeNumber(1, 256)),
     );
 }
 
@@ -428,6 +453,9 @@ const frontendTuning = (o: FrontendTuning): FrontendTuning => ({
   nearCacheMb: o.nearCacheMb,
   gcIntervalS: o.gcIntervalS,
   gcGraceS: o.gcGraceS,
+  variantSizes: o.variantSizes,
+  variantMaxPixels: o.variantMaxPixels,
+  variantConcurrency: o.variantConcurrency,
 });
 
 program

@@ -46,6 +46,9 @@ const frontendTuning: Case[] = [
   { flag: '--gc-interval-s', value: '-1', accepts: S_0_OR_MORE },
   { flag: '--gc-grace-s', value: 'an hour', accepts: S_0_OR_MORE },
   { flag: '--open-course-api', value: 'yes', accepts: /Expected on or off\./ },
+  { flag: '--variant-sizes', value: '64,huge', accepts: /variant sizes must be whole numbers/ },
+  { flag: '--variant-max-pixels', value: '0', accepts: /a whole number from 1 to 1000000000/ },
+  { flag: '--variant-concurrency', value: '1.5', accepts: /a whole number from 1 to 256/ },
 ];
 const commands: Record<string, Case[]> = {
   'cache-node': [

@@ -7,6 +7,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import sharp from 'sharp';
 import { imageBytes } from './helpers/images.ts';
 import { cliEnv, processAlive, slowUpload, waitFor } from './helpers/processes.ts';
 
@@ -42,6 +43,8 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     dataDir,
     '--log-level',
     'warn',
+    '--variant-sizes',
+    '100,200',
   ]);
   let nodePid: number | undefined;
   try {
@@ -109,6 +112,22 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     // without an admin token, as the manager's own, it is open.
     const numNodes = await fetch(`${url}/api/getNumNodes`, { method: 'POST' });
     assert.equal(await numNodes.text(), '{"success":"true","numNodes":1}');
+    // A variant, made with the frontend's size allowlist and kept on the cache node process.
+    const photo = await sharp({
+      create: { width: 300, height: 150, channels: 3, background: '#48c' },
+    })
+      .png()
+      .toBuffer();
+    const second = new FormData();
+    second.append('key', 'second');
+    second.append('file', new Blob([new Uint8Array(photo)]), 'b.png');
+    assert.equal((await fetch(`${url}/api/upload`, { method: 'POST', body: second })).status, 200);
+    const variant = await fetch(`${url}/images/second?w=150&format=webp`);
+    const made = await sharp(Buffer.from(await variant.arrayBuffer())).metadata();
+    assert.deepEqual([made.format, made.width, made.height], ['webp', 200, 100]);
+    const tooWide = await fetch(`${url}/images/second?w=300`);
+    assert.equal(tooWide.status, 400);
+    assert.match(await tooWide.text(), /w \(width\) must be 1 to 200 pixels; got 300/);
 
     assert.equal((await fetch(`${nodeUrl}/keys`)).status, 401, 'the node needs the secret');
     const keys = await fetch(`${nodeUrl}/api/cache/statistics`, {
@@ -174,6 +193,9 @@ it('pixpool up takes the same frontend options as pixpool frontend (upload limit
     '--gc-interval-s',
     '--gc-grace-s',
     '--open-course-api',
+    '--variant-sizes',
+    '--variant-max-pixels',
+    '--variant-concurrency',
   ]) {
     const line = optionLine(up, flag);
     assert.ok(line, `up has no ${flag}`);

@@ -7,6 +7,9 @@
  *   PUT    /v1/entries/:key   204 stored | 409 a newer version is cached (body: raw bytes)
  *   DELETE /v1/entries/:key   204 (with x-pixpool-version: V, older versions are refused after),
  *                             answered once no read lease on the key remains (leases.ts)
+ *
+ * An entry's key is a key or an image variant's `key/variant` (sent as `key%2Fvariant`): a
+ * variant is in its key's region and goes with it; DELETE of a key forgets its variants too.
  *   POST   /v1/import         200 {accepted, refused} (body: an entry batch from a hand-over)
  *   POST   /v1/pool-view      200 {version, adopted, dropped, instance} (the manager pushes each
  *                             new pool view; `self: null` says this node left the pool, and
@@ -30,7 +33,7 @@ import {
   decodeBatch,
 } from '../core/entry-batch.ts';
 import { badRequest, conflict, failure, tooLarge } from '../core/errors.ts';
-import { keyInPath, keyProblem } from '../core/keys.ts';
+import { entryKeyProblem, keyInPath, keyProblem } from '../core/keys.ts';
 import {
   ENTRY_PATH,
   IF_VERSION_HEADER,
@@ -55,6 +58,13 @@ const VALUE_CSP = "default-src 'none'; sandbox";
 
 export function checkKey(key: unknown): string {
   const problem = keyProblem(key);
+  if (problem) throw badRequest(problem);
+  return key as string;
+}
+
+/** An entry's key: a key, or one of its image variants (`key/variant`, core/keys.ts). */
+function checkEntryKey(key: unknown): string {
+  const problem = entryKeyProblem(key);
   if (problem) throw badRequest(problem);
   return key as string;
 }
@@ -148,7 +158,7 @@ export function entrySocketLane(
       return undefined;
     }
     if (!admitted(socket, headers.get('authorization'))) return undefined;
-    if (!cache.peek(key) && keyProblem(key)) return undefined;
+    if (!cache.peek(key) && entryKeyProblem(key)) return undefined;
     if (!view.admits(tagged)) {
       return {
         status: 421,
@@ -203,7 +213,7 @@ export function binaryRoutes(
   };
 
   app.get<{ Params: KeyParams }>('/v1/entries/:key', leased, async (request, reply) => {
-    const key = checkKey(request.params.key);
+    const key = checkEntryKey(request.params.key);
     const entry = cache.get(key);
     if (!entry) return reply.code(404).send(NOT_CACHED);
     const { headers } = request;
@@ -217,7 +227,7 @@ export function binaryRoutes(
     '/v1/entries/:key',
     leased,
     async (request, reply) => {
-      const key = checkKey(request.params.key);
+      const key = checkEntryKey(request.params.key);
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
         throw badRequest('PUT needs the value as the raw request body.');
       }
@@ -238,7 +248,7 @@ export function binaryRoutes(
   );
 
   app.delete<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
-    const key = checkKey(request.params.key);
+    const key = checkEntryKey(request.params.key);
     cache.invalidate(key, parseVersion(request.headers[VERSION_HEADER]));
     // The entry is gone now; the answer (the upload's acknowledgement) waits for the leases.
     await leases.settle(key);
@@ -278,7 +288,7 @@ export function binaryRoutes(
       }
       // Everything is checked before anything is applied: a bad entry refuses the whole batch.
       const entries: [string, CacheEntry][] = batch.map((e) => [
-        checkKey(e.key),
+        checkEntryKey(e.key),
         {
           value: e.value,
           contentType: checkContentType(e.contentType),

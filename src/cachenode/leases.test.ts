@@ -112,3 +112,14 @@ it('expired lease records are swept as the map grows', () => {
   for (let i = 0; i < 100; i++) leases.grant(`new${i}`);
   assert.ok(leases.size <= 100, `${leases.size} records kept`);
 });
+
+it('a lease on a variant of a key holds invalidations of the key', () => {
+  const { leases, advance } = clocked(100);
+  advance(100); // past the start fence
+  const key = keyIn(5);
+  assert.equal(regionOf(`${key}/w64h.inside.webp.q`), 5, 'a variant is in its key’s region');
+  assert.equal(leases.grant(`${key}/w64h.inside.webp.q`), 100);
+  advance(40);
+  assert.equal(leases.remaining(key), 60);
+  assert.equal(leases.remaining(keyIn(5, 1)), 0);
+});

@@ -20,7 +20,11 @@
  *   region's former owner granted before it adopted the view that took the region away.
  *
  * Clearing a node (the data of every key deleted) waits for every lease and fence.
+ *
+ * A lease on an image variant (entry key `key/variant`) is recorded on its key: invalidating the
+ * key removes its variants too, so it waits for the leases on them as well.
  */
+import { baseKey } from '../core/keys.ts';
 import { MAX_LEASE_MS } from '../core/node-protocol.ts';
 import { REGION_COUNT, regionOf } from '../core/regions.ts';
 
@@ -37,7 +41,7 @@ export function parseLeaseMs(value: unknown): number {
 export function createLeases(options: { leaseMs: number; now?: () => number }) {
   const { leaseMs } = options;
   const now = options.now ?? (() => performance.now());
-  /** key → when the latest lease granted on it ends. */
+  /** key (a variant's base key) → when the latest lease granted on it or a variant ends. */
   const granted = new Map<string, number>();
   /** region → until when invalidations of its keys wait (see the module comment). */
   const fences = new Float64Array(REGION_COUNT).fill(now() + leaseMs);
@@ -63,7 +67,7 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     }
   };
   const remaining = (key: string) =>
-    Math.max(0, Math.max(granted.get(key) ?? 0, fences[regionOf(key)] ?? 0) - now());
+    Math.max(0, Math.max(granted.get(baseKey(key)) ?? 0, fences[regionOf(key)] ?? 0) - now());
   const remainingAll = () => Math.max(0, latest - now());
 
   return {
@@ -75,7 +79,8 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
       const ms = Math.min(leaseMs, Math.floor(limit - t));
       if (ms <= 0) return 0;
       const until = t + ms;
-      granted.set(key, until);
+      const base = baseKey(key);
+      granted.set(base, Math.max(until, granted.get(base) ?? 0));
       if (until > latest) latest = until;
       if (granted.size >= sweepAt) sweep(t);
       return ms;

@@ -144,4 +144,65 @@ describe('tombstones', () => {
     cache.invalidate('k');
     assert.equal(cache.put('k', entry(10, 1), true), 'stored');
   });
+
+  describe('image variants (key/variant entries)', () => {
+    const v = (key: string, id: string) => `${key}/${id}`;
+
+    it('a variant older than its key’s tombstone or newest entry is refused; a newer one drops the older', () => {
+      const cache = node();
+      assert.equal(cache.put('k', entry(10, 5), true), 'stored');
+      assert.equal(cache.put(v('k', 'a'), entry(10, 4), true), 'stale', 'the original is newer');
+      assert.equal(cache.put(v('k', 'a'), entry(10, 5), true), 'stored');
+      assert.equal(cache.put('k', entry(10, 4), true), 'stale', 'a variant of 5 is cached');
+      cache.invalidate('k', 7);
+      assert.equal(cache.put(v('k', 'b'), entry(10, 6), true), 'stale', 'older than the tombstone');
+      assert.equal(cache.put(v('k', 'b'), entry(10, 8), true), 'stored');
+      assert.equal(cache.put('k', entry(10, 7), true), 'stale');
+      assert.equal(cache.put('k', entry(10, 9), true), 'stored');
+      assert.equal(cache.peek(v('k', 'b')), undefined, 'a newer original drops older variants');
+      assert.deepEqual(
+        cache.import([[v('k', 'c'), entry(10, 8)]]),
+        { accepted: 0, refused: 1 },
+        'a hand-over too',
+      );
+    });
+
+    it('invalidating a key forgets its original and every variant, and no other key’s', () => {
+      const cache = node();
+      cache.put('k', entry(10, 1), true);
+      for (const id of ['a', 'b', 'c']) cache.put(v('k', id), entry(10, 1), true);
+      cache.put('kk', entry(10, 1), true);
+      cache.put(v('kk', 'a'), entry(10, 1), true);
+      assert.equal(cache.invalidate('k', 2), true);
+      assert.deepEqual(cache.keys().sort(), ['kk', 'kk/a']);
+      // Only variants left: the key's invalidation still finds them.
+      cache.put(v('k', 'a'), entry(10, 2), true);
+      assert.equal(cache.invalidate('k', 3), true);
+      assert.deepEqual(cache.keys().sort(), ['kk', 'kk/a']);
+    });
+
+    it('the index follows evictions, clear, reconfiguration and dropped regions', () => {
+      const cache = node(0.01); // 10485 bytes
+      cache.put(v('k', 'a'), entry(4000, 1), true);
+      cache.put(v('k', 'b'), entry(4000, 1), true);
+      cache.put('other', entry(4000, 1), true); // evicts k/a
+      assert.equal(cache.peek(v('k', 'a')), undefined);
+      // Had the index kept k/a, this put would be refused, or the invalidation miss k/b.
+      assert.equal(cache.put(v('k', 'a'), entry(1000, 2), true), 'stored');
+      assert.equal(cache.peek(v('k', 'b')), undefined, 'k/b of version 1 was dropped');
+      cache.configure({ policy: 'SIEVE' });
+      cache.invalidate('k', 3);
+      assert.deepEqual(cache.keys(), ['other']);
+      cache.put(v('k', 'a'), entry(1000, 3), true);
+      const region = cache.regions().find((r) => r.items === 1 && r.bytes === 1000)?.region;
+      assert.notEqual(region, undefined, 'the variant counts in its key’s region');
+      assert.deepEqual(
+        [...cache.entriesOfRegions(new Set([region as number]))].map(([key]) => key),
+        [v('k', 'a')],
+      );
+      assert.equal(cache.dropRegions(new Set([region as number])), 1);
+      cache.clear();
+      assert.equal(cache.put(v('k', 'a'), entry(1000, 3), true), 'stored');
+    });
+  });
 });

@@ -10,10 +10,18 @@
  * "key: V" behind for a while, so a fill or hand-over of an older version that was already in
  * flight cannot put the old image back after the invalidation. They are bounded in number and
  * time (far longer than any request timeout); clear() keeps them.
+ *
+ * Image variants: an entry key `key/variant` (core/keys.ts) is a variant of `key`, made from the
+ * original's version and carrying it. Versions and tombstones count per key: a write older than
+ * the key's tombstone, or than any entry of the key (original or variant), is refused, and
+ * storing a version forgets the key's entries of older ones. Invalidating a key forgets its
+ * original and every variant at once, through an index of each key's variant entries kept with
+ * the store (so it costs the variants of that key, not a scan).
  */
 import { LRUCache } from 'lru-cache';
 import { MB, parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
 import { tooLarge } from '../core/errors.ts';
+import { baseKey } from '../core/keys.ts';
 import { REGION_COUNT, regionOf } from '../core/regions.ts';
 import { createStats, rate, type Sample, type Stats } from '../core/stats.ts';
 import {
@@ -58,12 +66,60 @@ export function createNodeCache(options: NodeCacheOptions) {
     policy: options.policy,
     capacityMb: parseCapacityMb(options.capacityMb, maxCapacityMb),
   };
+  /** key → the entry keys of its variants that the store holds. */
+  const variants = new Map<string, Set<string>>();
+  const indexVariant = (entryKey: string) => {
+    const base = baseKey(entryKey);
+    if (base === entryKey) return;
+    const set = variants.get(base);
+    if (set) set.add(entryKey);
+    else variants.set(base, new Set([entryKey]));
+  };
+  const forgetVariant = (entryKey: string) => {
+    const base = baseKey(entryKey);
+    if (base === entryKey) return;
+    const set = variants.get(base);
+    set?.delete(entryKey);
+    if (set?.size === 0) variants.delete(base);
+  };
   const storeOptions = (capacityMb: number) => ({
     capacity: Math.floor(capacityMb * MB),
-    onEvict: () => stats.evicted(),
+    onEvict: (key: string) => {
+      forgetVariant(key);
+      stats.evicted();
+    },
     ...(random && { random }),
   });
   let store: CacheStore = createStore(config.policy, storeOptions(config.capacityMb));
+  /** Every entry key of `base`: the original's, then its variants'. */
+  function* entryKeysOf(base: string): Generator<string> {
+    yield base;
+    yield* variants.get(base) ?? [];
+  }
+  /** The store's delete, keeping the variant index. */
+  const remove = (key: string): boolean => {
+    forgetVariant(key);
+    return store.delete(key);
+  };
+  /**
+   * The store's set, keeping the variant index; a stored version forgets the key's entries of
+   * older versions (variants of a replaced original are never served beside the new one).
+   */
+  const setEntry = (key: string, entry: CacheEntry): boolean => {
+    if (!store.set(key, entry)) return false;
+    indexVariant(key);
+    const base = baseKey(key);
+    for (const other of [...entryKeysOf(base)]) {
+      if (other !== key && (store.peek(other)?.version ?? entry.version) < entry.version) {
+        remove(other);
+      }
+    }
+    return true;
+  };
+  const rebuildIndex = () => {
+    variants.clear();
+    for (const [key] of store.entries()) indexVariant(key);
+  };
   const tombstones = new LRUCache<string, number>({
     max: MAX_TOMBSTONES,
     ttl: options.tombstoneTtlMs ?? 10 * 60_000,
@@ -71,11 +127,19 @@ export function createNodeCache(options: NodeCacheOptions) {
     ttlResolution: 0,
     ...(options.clock && { perf: options.clock }),
   });
-  /** Whether `version` of `key` is older than what is cached or was invalidated. */
+  /**
+   * Whether `version` of `key` is older than what is cached (of `key`: `orEqual` refuses an
+   * equal version too; of its base key's other entries) or than the key's invalidation.
+   */
   const outdated = (key: string, version: number, orEqual: boolean) => {
     const current = store.peek(key)?.version;
     if (current !== undefined && (orEqual ? current >= version : current > version)) return true;
-    return version < (tombstones.get(key) ?? 0);
+    const base = baseKey(key);
+    if (version < (tombstones.get(base) ?? 0)) return true;
+    for (const other of entryKeysOf(base)) {
+      if (other !== key && (store.peek(other)?.version ?? 0) > version) return true;
+    }
+    return false;
   };
 
   function refuseIfTooLarge(key: string, bytes: number): void {
@@ -114,7 +178,7 @@ export function createNodeCache(options: NodeCacheOptions) {
     put(key: string, entry: CacheEntry, conditional: boolean): PutOutcome {
       refuseIfTooLarge(key, entry.value.length);
       if (conditional && outdated(key, entry.version, false)) return 'stale';
-      store.set(key, entry);
+      setEntry(key, entry);
       stats.put();
       return 'stored';
     },
@@ -124,31 +188,41 @@ export function createNodeCache(options: NodeCacheOptions) {
       let accepted = 0;
       let refused = 0;
       for (const [key, entry] of entries) {
-        if (outdated(key, entry.version, true) || !store.set(key, entry)) refused++;
+        if (outdated(key, entry.version, true) || !setEntry(key, entry)) refused++;
         else accepted++;
       }
       stats.imported(accepted);
       return { accepted, refused };
     },
 
-    /** Forget `key`; with the version that replaced it, refuse older versions for a while. */
+    /**
+     * Forget `key` (a key: its original and every variant of it); with the version that replaced
+     * it, refuse older versions of the key for a while.
+     */
     invalidate(key: string, version?: number): boolean {
-      if (version !== undefined) tombstones.set(key, Math.max(version, tombstones.get(key) ?? 0));
-      return store.delete(key);
+      const base = baseKey(key);
+      if (version !== undefined) tombstones.set(base, Math.max(version, tombstones.get(base) ?? 0));
+      if (base !== key) return remove(key);
+      let removed = false;
+      for (const entryKey of [...entryKeysOf(base)]) removed = remove(entryKey) || removed;
+      return removed;
     },
 
     /** Delete `key` only if the cached entry is still `version` (after handing it over). */
     deleteIfVersion(key: string, version: number): boolean {
-      return store.peek(key)?.version === version && store.delete(key);
+      return store.peek(key)?.version === version && remove(key);
     },
 
-    clear: () => store.clear(),
+    clear: () => {
+      store.clear();
+      variants.clear();
+    },
 
     /** Forgets every entry of the given regions; returns how many. */
     dropRegions(regions: ReadonlySet<number>): number {
       if (regions.size === 0) return 0;
       const doomed = [...store.entries()].filter(([key]) => regions.has(regionOf(key)));
-      for (const [key] of doomed) store.delete(key);
+      for (const [key] of doomed) remove(key);
       return doomed.length;
     },
 
@@ -164,6 +238,8 @@ export function createNodeCache(options: NodeCacheOptions) {
           : parseCapacityMb(change.capacityMb, maxCapacityMb);
       const before = stats.totals.evictions;
       store = reconfigureStore(store, policy, storeOptions(capacityMb));
+      // A new store calls onEvict too, but one index from its content is simplest to trust.
+      rebuildIndex();
       config = { policy, capacityMb };
       return { evicted: stats.totals.evictions - before };
     },

@@ -50,3 +50,38 @@ export function keyInPath(target: string, prefix: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * A cache entry's key is a key, or a variant of one: `${key}/${variantId}`
+ * (src/frontend/variants/spec.ts). A key never contains `/`, so what precedes the first one is
+ * the key the entry belongs to. Whatever routes or groups entries (regions, leases, versions,
+ * invalidation, hand-over) does it by this base key, so a key's variants live and die with it.
+ */
+export const VARIANT_SEPARATOR = '/';
+
+/** The key an entry key belongs to: itself, or the key a variant was made from. */
+export function baseKey(entryKey: string): string {
+  const at = entryKey.indexOf(VARIANT_SEPARATOR);
+  return at < 0 ? entryKey : entryKey.slice(0, at);
+}
+
+/** The variant id of a variant's entry key; undefined for an original's. */
+export function variantOf(entryKey: string): string | undefined {
+  const at = entryKey.indexOf(VARIANT_SEPARATOR);
+  return at < 0 ? undefined : entryKey.slice(at + 1);
+}
+
+/** The entry key of `key`'s variant `variantId`. */
+export const variantEntryKey = (key: string, variantId: string): string =>
+  `${key}${VARIANT_SEPARATOR}${variantId}`;
+
+const VARIANT_ID = /^[\w.-]{1,64}$/;
+
+/** Returns why `entryKey` is not a valid entry key (a key, or a key's variant), or undefined. */
+export function entryKeyProblem(entryKey: unknown): string | undefined {
+  if (typeof entryKey !== 'string') return keyProblem(entryKey);
+  const variant = variantOf(entryKey);
+  const problem = keyProblem(variant === undefined ? entryKey : baseKey(entryKey));
+  if (problem || variant === undefined || VARIANT_ID.test(variant)) return problem;
+  return 'A variant id is 1 to 64 letters, digits, dots, dashes or underscores.';
+}

@@ -25,7 +25,7 @@ for (const [key, region] of vectors) {
 }
 
 test('a non-ASCII key is hashed as UTF-8 and takes the first hex digit of the digest', () => {
-  for (const key of ['café/é.png', '猫の写真', '😀 emoji', 'Ωmega']) {
+  for (const key of ['café-é.png', '猫の写真', '😀 emoji', 'Ωmega']) {
     const bytes = new TextEncoder().encode(key);
     const hex = createHash('md5').update(bytes).digest('hex');
     assert.equal(regionOf(key), Number.parseInt(hex.charAt(0), 16), key);
@@ -40,4 +40,10 @@ test('every region is reachable and each lies in 0..15', () => {
     seen.add(r);
   }
   assert.equal(seen.size, REGION_COUNT);
+});
+
+test('an image variant’s entry key (key/variant) is in its key’s region', () => {
+  for (const key of ['café-é.png', 'cat', 'Ωmega']) {
+    assert.equal(regionOf(`${key}/w256h.inside.webp.q`), regionOf(key), key);
+  }
 });

@@ -18,6 +18,7 @@ import { createFrontendMetrics } from './metrics.ts';
 import { registerPages, sendPageNotFound } from './pages/index.ts';
 import { readyRoute } from './ready-route.ts';
 import type { Routing } from './routing.ts';
+import { createTransformer, type Transformer } from './variants/transform.ts';
 
 export interface FrontendDeps {
   metadata: MetadataStore;
@@ -48,6 +49,19 @@ export interface FrontendDeps {
   adminToken?: string | undefined;
   /** Without a token: why the course test API is refused (a frontend beyond loopback). */
   adminClosed?: string | undefined;
+  /** Image variants (GET /images/:key?w=…): sizes allowed, limits; a transformer of one's own. */
+  variants?: VariantOptions | undefined;
+}
+
+export interface VariantOptions {
+  /** Widths and heights allowed (--variant-sizes); default variants/spec.ts's. */
+  sizes?: readonly number[] | undefined;
+  /** Largest original a variant is made of, pixels (--variant-max-pixels). */
+  maxPixels?: number | undefined;
+  /** Variants made at once (--variant-concurrency). */
+  concurrency?: number | undefined;
+  /** Instead of one made from the options above (a test counting transforms). */
+  transformer?: Transformer | undefined;
 }
 
 export async function buildFrontend(deps: FrontendDeps) {
@@ -71,8 +85,16 @@ export async function buildFrontend(deps: FrontendDeps) {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
   });
   const metrics = createFrontendMetrics(registry);
+  const variants = deps.variants ?? {};
+  const transformer =
+    variants.transformer ??
+    createTransformer({
+      ...(variants.maxPixels !== undefined && { maxPixels: variants.maxPixels }),
+      ...(variants.concurrency !== undefined && { concurrency: variants.concurrency }),
+    });
   const images = createImageService({
     ...deps,
+    transformer,
     metrics,
     log: app.log,
     ...(deps.nearCacheMb !== undefined && {
@@ -80,7 +102,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     }),
   });
   apiRoutes(app, { images, metadata: deps.metadata, routing: deps.routing, maxUploadBytes });
-  imageRoutes(app, { images, metrics });
+  imageRoutes(app, { images, metrics, variantSizes: variants.sizes });
   courseApiRoutes(app, deps.courseApi);
   readyRoute(app, { routing: deps.routing, metadata: deps.metadata });
   lane = imageSocketLane({ images, metrics });
@@ -111,6 +133,7 @@ export async function buildFrontend(deps: FrontendDeps) {
     listKeys: (options) => deps.metadata.listKeys(options),
     countKeys: (options) => deps.metadata.countKeys(options),
     maxUploadMb,
+    variantSizes: variants.sizes,
   });
   return app;
 }

@@ -8,7 +8,10 @@ export interface FetchedImage {
   contentType: string;
   version: number;
   modifiedAt: number | undefined;
-  source: 'cache' | 'storage';
+  /** Where it came from: a cache node, storage, or (a variant) made just now from its original. */
+  source: 'cache' | 'storage' | 'transform';
+  /** A variant's id (frontend/variants/spec.ts); undefined for an original. */
+  variant?: string | undefined;
   /** The POST /api/key answer for this version, once encoded (kept with a near-cached image). */
   dataUrlJson?: Buffer;
   /**

@@ -11,6 +11,11 @@
  * near-cached version (a WeakMap on the image object), not per request. Most reads are answered
  * by imageSocketLane, on the socket before node:http and Fastify, with the same headers
  * (imageAnswer gives them to both).
+ *
+ * With a query (`?w=&h=&fit=&format=&q=`, variants/spec.ts) the route answers a variant of the
+ * image (images.fetchVariant): checked before any I/O (400), with an ETag of the original's
+ * version and the variant's id, the variant's type, and `Vary: Accept` for `format=auto`. The
+ * socket lane declines any query, so variants are always answered here.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -21,6 +26,7 @@ import { checkKey } from './api-routes.ts';
 import type { FetchedImage } from './fetched-image.ts';
 import type { ImageService } from './images.ts';
 import type { FrontendMetrics } from './metrics.ts';
+import { DEFAULT_SIZES, parseVariant, variesOnAccept } from './variants/spec.ts';
 
 const IMAGE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 const CONSTANT_HEADERS = {
@@ -42,7 +48,8 @@ const answers = new WeakMap<FetchedImage, Answers>();
 function answersOf(image: FetchedImage): Answers {
   let a = answers.get(image);
   if (!a) {
-    const etag = `"v${image.version}"`;
+    // A variant's ETag names its id too: each variant of a version is other bytes.
+    const etag = image.variant ? `"v${image.version}-${image.variant}"` : `"v${image.version}"`;
     const lastModified =
       image.modifiedAt === undefined ? undefined : new Date(image.modifiedAt).toUTCString();
     const notModified: OutgoingHttpHeaders = {
@@ -50,6 +57,7 @@ function answersOf(image: FetchedImage): Answers {
       etag,
       'x-pixpool-source': image.source,
       ...(lastModified !== undefined && { 'last-modified': lastModified }),
+      ...(image.variant !== undefined && variesOnAccept(image.variant) && { vary: 'Accept' }),
     };
     a = {
       etag,
@@ -96,18 +104,34 @@ function imageAnswer(validators: Validators, image: FetchedImage): LaneAnswer {
   return { status: 200, headers: a.ok, body: image.bytes };
 }
 
+/** The fetch-time histogram's series, bound once per source. */
+const observers = (metrics: FrontendMetrics) => ({
+  cache: metrics.fetchSeconds.labels('cache'),
+  storage: metrics.fetchSeconds.labels('storage'),
+  transform: metrics.fetchSeconds.labels('transform'),
+});
+
 export function imageRoutes(
   app: FastifyInstance,
-  deps: { images: ImageService; metrics: FrontendMetrics },
+  deps: {
+    images: ImageService;
+    metrics: FrontendMetrics;
+    /** The widths and heights variants may have (--variant-sizes). */
+    variantSizes?: readonly number[] | undefined;
+  },
 ): void {
-  const observe = {
-    cache: deps.metrics.fetchSeconds.labels('cache'),
-    storage: deps.metrics.fetchSeconds.labels('storage'),
-  };
+  const observe = observers(deps.metrics);
+  const sizes = deps.variantSizes ?? DEFAULT_SIZES;
   app.get<{ Params: { key: string } }>('/images/:key', async (request, reply) => {
     const started = performance.now();
     const key = checkKey(request.params.key);
-    const image = await deps.images.fetch(key);
+    const query = request.url.indexOf('?');
+    // Bad parameters are refused before any I/O.
+    const spec =
+      query < 0
+        ? undefined
+        : parseVariant(request.url.slice(query + 1), request.headers.accept, sizes);
+    const image = spec ? await deps.images.fetchVariant(key, spec) : await deps.images.fetch(key);
     if (!image) throw notFound(`No image is stored under the key ${JSON.stringify(key)}.`);
     observe[image.source].observe((performance.now() - started) / 1000);
     const { headers } = request;
@@ -140,10 +164,7 @@ export function imageSocketLane(deps: {
   metrics: FrontendMetrics;
 }): SocketLane {
   const { images } = deps;
-  const observe = {
-    cache: deps.metrics.fetchSeconds.labels('cache'),
-    storage: deps.metrics.fetchSeconds.labels('storage'),
-  };
+  const observe = observers(deps.metrics);
   /** `answer` for the key in `target` after `prefix`: now, later, or (undefined) by the route. */
   function answerAt(
     target: string,

@@ -17,13 +17,22 @@
  * (conditional) → answer. Concurrent misses for the same key *and version*
  * share one object read; keying the flight by version means a fetch that starts after an upload
  * was acknowledged never joins a flight that read the old row.
+ *
+ * Variants (fetchVariant): the same, under the variant's entry key `key/variant` (core/keys.ts),
+ * which the nodes keep in the key's region, under its leases and its version: the near copy
+ * within a lease → the owning node → on a miss, the original (by fetch, above) → transform →
+ * fill the node with the variant, tagged with the original's version (conditional: after an
+ * upload's invalidation the node refuses it) → answer. Concurrent misses of one variant of one
+ * original version share one transform; keyed by that version, a fetch that starts after an
+ * upload was acknowledged (and so gets the new original) never joins a transform of the old one.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { type NodeClient, NodeRequestError, STALE_VIEW_STATUS } from '../clients/node-client.ts';
-import { badRequest, unavailable, unsupportedMediaType } from '../core/errors.ts';
+import { badRequest, PixpoolError, unavailable, unsupportedMediaType } from '../core/errors.ts';
 import { createFreshFlight } from '../core/fresh-flight.ts';
 import { sniffImageType } from '../core/image-type.ts';
+import { variantEntryKey, variantOf } from '../core/keys.ts';
 import { createSingleFlight } from '../core/singleflight.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
@@ -32,6 +41,8 @@ import type { FetchedImage } from './fetched-image.ts';
 import type { FrontendMetrics } from './metrics.ts';
 import { createNearCache } from './near-cache.ts';
 import type { Routing } from './routing.ts';
+import { type VariantSpec, variantId } from './variants/spec.ts';
+import type { Transformer } from './variants/transform.ts';
 
 export interface ImageServiceDeps {
   metadata: MetadataStore;
@@ -44,7 +55,17 @@ export interface ImageServiceDeps {
   nearCacheBytes?: number;
   /** Fetches the current pool view into `routing` (from the manager), when there is one. */
   refreshView?: (() => Promise<unknown>) | undefined;
+  /** Makes image variants (variants/transform.ts); without one, none are made. */
+  transformer?: Transformer | undefined;
 }
+
+/** The variant refusals' metric label, by the transformer's error code. */
+const REFUSAL_REASONS: Partial<Record<string, string>> = {
+  PAYLOAD_TOO_LARGE: 'too_large',
+  UNSUPPORTED_MEDIA_TYPE: 'unreadable',
+  BAD_REQUEST: 'animated',
+  UNAVAILABLE: 'busy',
+};
 
 /**
  * The POST /api/key answer as bytes: exactly what JSON.stringify of
@@ -73,6 +94,7 @@ const INVALIDATE_BACKOFF_MS = [50, 100, 200, 400, 800, 1000];
 export function createImageService(deps: ImageServiceDeps) {
   const { metadata, objects, nodes, routing, metrics, log } = deps;
   const reads = createSingleFlight<Buffer | undefined>();
+  const transforms = createSingleFlight<FetchedImage>();
   const near = createNearCache(deps.nearCacheBytes ?? 64 * 1024 * 1024);
   // Concurrent reads of one hot key share a node check that started after each of them arrived.
   type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number };
@@ -80,6 +102,7 @@ export function createImageService(deps: ImageServiceDeps) {
 
   // Bound once: a labelled inc() hashes its labels on every call, and a leased hit is all lookup.
   const leasedHits = metrics.lookups.labels('hit');
+  const variantHits = metrics.variantLookups.labels('hit');
 
   const isStaleView = (error: unknown) =>
     error instanceof NodeRequestError && error.status === STALE_VIEW_STATUS;
@@ -110,6 +133,7 @@ export function createImageService(deps: ImageServiceDeps) {
       version: entry.version,
       modifiedAt: entry.modifiedAt,
       source: 'cache',
+      variant: variantOf(key),
       ...(lease && { lease }),
     };
     near.set(key, image);
@@ -121,7 +145,7 @@ export function createImageService(deps: ImageServiceDeps) {
    * counted as a hit. Not during a hand-over (two owners), and not from a node that is no
    * longer the owner in this frontend's view.
    */
-  function leasedCopy(key: string): FetchedImage | undefined {
+  function leasedCopy(key: string, hits = leasedHits): FetchedImage | undefined {
     // The near cache first: it holds only checked keys, while the socket lane passes any key of
     // any length (routing remembers the regions of the keys it is asked about).
     const held = near.get(key);
@@ -129,7 +153,7 @@ export function createImageService(deps: ImageServiceDeps) {
     if (!lease || lease.until <= performance.now()) return undefined;
     const owners = routing.ownersOf(key);
     if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
-    leasedHits.inc();
+    hits.inc();
     return held;
   }
 
@@ -229,6 +253,74 @@ export function createImageService(deps: ImageServiceDeps) {
     }
   }
 
+  /**
+   * The cached copy of an entry key (near copy revalidated, owner, previous owner), and the
+   * owners it asked; a node that says our view is outdated makes it refresh the view and ask
+   * once more.
+   */
+  async function cachedCopy(key: string) {
+    let owners = routing.ownersOf(key);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return { cached: await fromCache(key, owners), owners };
+      } catch {
+        // Our view is older than the nodes': refresh it and try once more.
+        await refreshView();
+        owners = routing.ownersOf(key);
+      }
+    }
+    return { cached: undefined, owners };
+  }
+
+  async function fetch(key: string): Promise<FetchedImage | undefined> {
+    const leased = leasedCopy(key);
+    if (leased) return leased;
+    const { cached, owners } = await cachedCopy(key);
+    metrics.lookups.inc({ result: cached ? 'hit' : 'miss' });
+    if (cached) return cached;
+    const stored = await fromStorage(key);
+    if (stored) fill(owners[0] as string, key, stored);
+    return stored;
+  }
+
+  /** The variant `spec` of `key`, or undefined when no image is stored under `key`. */
+  async function fetchVariant(key: string, spec: VariantSpec): Promise<FetchedImage | undefined> {
+    const id = variantId(spec);
+    const entryKey = variantEntryKey(key, id);
+    const leased = leasedCopy(entryKey, variantHits);
+    if (leased) return leased;
+    const { cached, owners } = await cachedCopy(entryKey);
+    metrics.variantLookups.inc({ result: cached ? 'hit' : 'miss' });
+    if (cached) return cached;
+    const original = await fetch(key);
+    if (!original) return undefined;
+    const { transformer } = deps;
+    if (!transformer) throw unavailable('This frontend makes no image variants.');
+    // Keyed by the original's version: see the module comment.
+    return transforms.run(`${original.version}\u0000${entryKey}`, async () => {
+      const started = performance.now();
+      let made: Awaited<ReturnType<Transformer['transform']>>;
+      try {
+        made = await transformer.transform(original.bytes, spec);
+      } catch (error) {
+        const code = error instanceof PixpoolError ? error.code : '';
+        metrics.variantRefusals.inc({ reason: REFUSAL_REASONS[code] ?? 'error' });
+        throw error;
+      }
+      metrics.transformSeconds.observe((performance.now() - started) / 1000);
+      const variant: FetchedImage = {
+        bytes: made.bytes,
+        contentType: made.contentType,
+        version: original.version,
+        modifiedAt: original.modifiedAt,
+        source: 'transform',
+        variant: id,
+      };
+      fill(owners[0] as string, entryKey, variant);
+      return variant;
+    });
+  }
+
   /** Asks for the current pool view (after a node said ours is outdated). */
   async function refreshView(): Promise<void> {
     try {
@@ -250,30 +342,9 @@ export function createImageService(deps: ImageServiceDeps) {
       return body;
     },
 
-    leasedCopy,
-
-    async fetch(key: string): Promise<FetchedImage | undefined> {
-      const leased = leasedCopy(key);
-      if (leased) return leased;
-      let cached: FetchedImage | undefined;
-      let owners = routing.ownersOf(key);
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          cached = await fromCache(key, owners);
-          break;
-        } catch {
-          // Our view is older than the nodes': refresh it and try once more.
-          await refreshView();
-          owners = routing.ownersOf(key);
-          cached = undefined;
-        }
-      }
-      metrics.lookups.inc({ result: cached ? 'hit' : 'miss' });
-      if (cached) return cached;
-      const stored = await fromStorage(key);
-      if (stored) fill(owners[0] as string, key, stored);
-      return stored;
-    },
+    leasedCopy: (key: string) => leasedCopy(key),
+    fetch,
+    fetchVariant,
 
     async upload(key: string, bytes: Buffer) {
       if (bytes.length === 0) throw badRequest('The file is empty.');

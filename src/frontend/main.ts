@@ -24,6 +24,12 @@ export interface FrontendTuning {
   gcIntervalS?: number | undefined;
   /** Seconds an unreferenced object is spared, as an upload may be in flight (default 3600). */
   gcGraceS?: number | undefined;
+  /** Widths and heights image variants may have (variants/spec.ts's by default). */
+  variantSizes?: number[] | undefined;
+  /** Largest original a variant is made of, pixels (default 50 million). */
+  variantMaxPixels?: number | undefined;
+  /** Variants made at once (default: libvips' thread count). */
+  variantConcurrency?: number | undefined;
 }
 
 export interface FrontendOptions extends StorageOptions, FrontendTuning {
@@ -133,6 +139,11 @@ export async function runFrontend(options: FrontendOptions) {
             graceMs: seconds(options.gcGraceS),
           },
     logger: { level: options.logLevel },
+    variants: {
+      sizes: options.variantSizes,
+      maxPixels: options.variantMaxPixels,
+      concurrency: options.variantConcurrency,
+    },
   });
   app.addHook('onClose', async () => {
     link?.stop();

@@ -48,9 +48,27 @@ export function createFrontendMetrics(registry: Registry) {
       labelNames: ['kind'] as const,
       registers,
     }),
+    variantLookups: new Counter({
+      name: 'pixpool_frontend_variant_lookups_total',
+      help: 'Image variant lookups by result (hit: cached in the pool or leased here; miss: made from the original)',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    transformSeconds: new Histogram({
+      name: 'pixpool_frontend_variant_transform_seconds',
+      help: 'Time to make an image variant from its original (sharp), waiting for a turn included',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    variantRefusals: new Counter({
+      name: 'pixpool_frontend_variant_refusals_total',
+      help: 'Image variants not made, by reason (too_large: pixel limit, unreadable, animated: would lose frames, busy: queue full)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     fetchSeconds: new Histogram({
       name: 'pixpool_frontend_fetch_seconds',
-      help: 'Time to answer an image fetch, by source',
+      help: 'Time to answer an image fetch, by source (cache, storage, transform: a variant made now)',
       labelNames: ['source'] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,

@@ -67,6 +67,16 @@ export function seconds(options: { orZero?: boolean; max?: number } = {}): FlagP
   return (value) => decimal(value, accepts, (n) => (orZero || n > 0) && n <= max);
 }
 
+/** A whole number from `min` to `max` (a count, a number of pixels). */
+export function wholeNumber(min: number, max: number): FlagParser<number> {
+  return (value) =>
+    decimal(
+      value,
+      `a whole number from ${min} to ${max}`,
+      (n) => Number.isSafeInteger(n) && n >= min && n <= max,
+    );
+}
+
 /** A number of days above 0. */
 export const days: FlagParser<number> = (value) =>
   decimal(value, 'a number of days above 0', (n) => n > 0);

@@ -92,6 +92,9 @@ export async function runUp(options: UpOptions): Promise<void> {
     nearCacheMb: options.nearCacheMb,
     gcIntervalS: options.gcIntervalS,
     gcGraceS: options.gcGraceS,
+    variantSizes: options.variantSizes,
+    variantMaxPixels: options.variantMaxPixels,
+    variantConcurrency: options.variantConcurrency,
     socketLanes: options.socketLanes,
     openCourseApi: options.openCourseApi,
   }).catch(abandon);

@@ -88,7 +88,10 @@ describe('cache node entry lane', () => {
       ['GET', path, { authorization: `Bearer ${SECRET}x` }, 401],
       ['GET', path, { ...auth, 'x-pixpool-map-version': 'soon' }, 400],
       ['GET', '/v1/entries/%E0%A4%A', auth, 400],
-      ['GET', '/v1/entries/a%2Fb', auth, 400],
+      // A slash makes an image variant's entry key (key/variant): one of a bad key or id is refused.
+      ['GET', '/v1/entries/a%2Fb', auth, 404],
+      ['GET', '/v1/entries/a%2F', auth, 400],
+      ['GET', '/v1/entries/a%2Fb%2Fc', auth, 400],
     ];
     for (const [method, target, headers, status] of cases) {
       const answer = await raw(node.url, method, target, headers);

@@ -47,6 +47,25 @@ describe('hand-over between two real nodes', () => {
     assert.equal(a.cache.items, keys.length - expected.length);
   });
 
+  it('moves a key’s image variants with its region, and only with it', async () => {
+    const variants = ['w64h.inside.webp.q', 'w256h128.cover.same.q80'].map((id) => `cat/${id}`);
+    put(a, 'cat', 7);
+    for (const key of variants) put(a, key, 7, 300);
+    put(a, 'dog/w64h.inside.webp.q', 3);
+    assert.notEqual(regionOf('dog'), regionOf('cat'), 'two keys of two regions');
+    const answer = await call(a.url, 'POST', '/api/cache/move_keys', {
+      to: b.url,
+      regions: [regionOf('cat')],
+    });
+    assert.equal(answer.body.content[0].accepted, 3);
+    assert.deepEqual(b.cache.keys().sort(), ['cat', ...variants].sort());
+    for (const key of variants) assert.ok(b.cache.peek(key)?.value.equals(png(300, 7)));
+    assert.deepEqual(a.cache.keys(), ['dog/w64h.inside.webp.q']);
+    // On the new owner they are the key's: an invalidation of the key removes them.
+    assert.equal((await call(b.url, 'DELETE', '/v1/entries/cat')).status, 204);
+    assert.deepEqual(b.cache.keys(), []);
+  });
+
   it('never replaces a newer version on the receiver', async () => {
     put(a, 'cat', 1);
     put(b, 'cat', 2);

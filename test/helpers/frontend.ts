@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeClient } from '../../src/clients/node-client.ts';
-import { buildFrontend } from '../../src/frontend/app.ts';
+import { buildFrontend, type VariantOptions } from '../../src/frontend/app.ts';
 import { createManagerLink } from '../../src/frontend/manager-link.ts';
 import { createRouting, staticPoolView } from '../../src/frontend/routing.ts';
 import { NO_TLS, type Tls } from '../../src/http/tls.ts';
@@ -42,6 +42,8 @@ export async function startFrontend(
     socketLanes?: boolean;
     /** HTTPS for the frontend (and its own nodes), and the CA its clients verify peers with. */
     tls?: Tls;
+    /** Image variants' sizes, limits, or a transformer of the test's own. */
+    variants?: VariantOptions;
   } = {},
 ): Promise<TestFrontend> {
   const tls = options.tls ?? NO_TLS;
@@ -90,6 +92,7 @@ export async function startFrontend(
     ...(options.nearCacheMb !== undefined && { nearCacheMb: options.nearCacheMb }),
     socketLanes: options.socketLanes ?? socketLanes(),
     https: tls.server,
+    variants: options.variants,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -69,7 +69,12 @@ describe('manager with real node processes', () => {
     const [first] = m.pool.view().map.nodes;
     const firstUrl = m.pool.view().addresses[first as string] as string;
     const keys = Array.from({ length: 64 }, (_, i) => `moved-${i}`);
-    for (const key of keys) await nodes.put(firstUrl, key, entry(1));
+    // Each with an image variant (key/variant), which goes where its key goes.
+    const variant = (key: string) => `${key}/w64h.inside.webp.q`;
+    for (const key of keys) {
+      await nodes.put(firstUrl, key, entry(1));
+      await nodes.put(firstUrl, variant(key), entry(1));
+    }
     const grown = await managerCall(m.url, 'POST', '/api/manager/poolsize/manual', {
       change: 'increase',
       wait: true,
@@ -83,6 +88,7 @@ describe('manager with real node processes', () => {
     for (const key of keys) {
       const owner = addresses[map.owner[regionOf(key)] as string] as string;
       assert.ok(await nodes.get(owner, key), `${key} is on its new owner`);
+      assert.ok(await nodes.get(owner, variant(key)), `${key}'s variant is on its new owner`);
     }
     const log = await managerCall(m.url, 'GET', '/api/manager/events?limit=5');
     assert.match(log.body.content[0].message, /Grew to 2 nodes/);

@@ -356,7 +356,12 @@ export const CORPUS: CorpusCase[] = [
     ['/images/..', [200]],
     [`/images/${'%41'.repeat(3000)}`, [414]],
     [`/images/${'a'.repeat(20_000)}`, [431]],
-    ['/images/a?'.concat('x='.repeat(3000)), [404]],
+    // Image variant parameters are checked before the key is looked up.
+    ['/images/a?'.concat('x='.repeat(3000)), [400]],
+    ['/images/a?w=256&w=512', [400]],
+    ['/images/a?w=1e3', [400]],
+    ['/images/a?format=svg', [400]],
+    ['/images/a?w=256', [404]],
   ].map(([path, expect]) => ({
     name: `GET ${String(path).slice(0, 60)}`,
     service: 'frontend' as const,

@@ -19,6 +19,8 @@ export const DEFAULT_SIZES: readonly number[] = [
   32, 64, 128, 256, 320, 480, 640, 800, 1024, 1280, 1600, 1920, 2560,
 ];
 const QUALITY_STEP = 5;
+/** Pixels of the largest original a variant is made from, unless configured otherwise. */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
 
 export interface VariantSpec {
   /** Allowed sizes, px; neither: the original's size (a change of format or quality only). */
@@ -148,6 +150,11 @@ export function variantId(spec: VariantSpec): string {
     ? `auto${spec.auto.avif ? '-avif' : ''}${spec.auto.webp ? '-webp' : ''}`
     : (spec.format ?? 'same');
   return `w${spec.width ?? ''}h${spec.height ?? ''}.${spec.fit}.${format}.q${spec.quality ?? ''}`;
+}
+
+/** Whether the variant `id` names (variantId) was negotiated from Accept: its answer varies on it. */
+export function variesOnAccept(id: string): boolean {
+  return id.split('.')[2]?.startsWith('auto') ?? false;
 }
 
 /** Checks a configured size allowlist (--variant-sizes): sorted, unique, 1 to 8192 px. */

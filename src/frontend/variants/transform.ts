@@ -15,10 +15,9 @@
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
-import type { OutputFormat, VariantSpec } from './spec.ts';
+import { DEFAULT_MAX_PIXELS, type OutputFormat, type VariantSpec } from './spec.ts';
 
-/** Pixels of the largest original a variant is made from, unless configured otherwise. */
-export const DEFAULT_MAX_PIXELS = 50_000_000;
+export { DEFAULT_MAX_PIXELS };
 
 export interface Variant {
   bytes: Buffer;
@@ -46,6 +45,8 @@ export function createTransformer(options: TransformerOptions = {}) {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const limit = pLimit(options.concurrency ?? Math.max(1, sharp.concurrency()));
   const maxQueued = options.maxQueued ?? 64;
+  /** The most transforms ever running at once (for a test of the bound, and curiosity). */
+  let peak = 0;
 
   async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
     let meta: Metadata;
@@ -94,13 +95,19 @@ export function createTransformer(options: TransformerOptions = {}) {
           unavailable('Too many image variants are being made right now; try again shortly.'),
         );
       }
-      return limit(() => run(original, spec));
+      return limit(() => {
+        peak = Math.max(peak, limit.activeCount);
+        return run(original, spec);
+      });
     },
     get active() {
       return limit.activeCount;
     },
     get queued() {
       return limit.pendingCount;
+    },
+    get peak() {
+      return peak;
     },
   };
 }
