@@ -13,8 +13,13 @@ const refused = (query: string, message: RegExp) =>
   );
 
 describe('variant parameters', () => {
-  it('no query is the original', () => {
+  it('no query, or only the cache-buster v, is the original', () => {
     assert.equal(parse(''), undefined);
+    assert.equal(parse('v=17'), undefined);
+    assert.equal(parse('v='), undefined);
+    assert.equal(parse('w=256&v=17')?.width, 256, 'v goes with any variant');
+    refused(`v=${'x'.repeat(65)}`, /v \(a cache-buster\) may be at most 64 characters/);
+    refused('v=1&v=2', /v is given twice/);
   });
 
   it('rounds sizes up to the allowlist and qualities up to a multiple of 5', () => {
@@ -73,7 +78,7 @@ describe('variant parameters', () => {
   });
 
   it('refuses what it does not know or cannot be, naming it', () => {
-    refused('width=100', /Unknown image parameter "width": use w, h, fit, format and q/);
+    refused('width=100', /Unknown image parameter "width": use w, h, fit, format and q \(and v/);
     refused('w=100&w=200', /w is given twice/);
     refused('w=0', /w \(width\) must be 1 to 2560 pixels; got 0/);
     refused('w=100000', /w \(width\) must be 1 to 2560 pixels; got 100000/);

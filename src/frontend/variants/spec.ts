@@ -40,7 +40,9 @@ export interface VariantSpec {
   auto: { avif: boolean; webp: boolean } | undefined;
 }
 
-const PARAMS = ['w', 'h', 'fit', 'format', 'q'] as const;
+/** `v` is a cache-buster (pages add the image's version): any short value, ignored. */
+const PARAMS = ['w', 'h', 'fit', 'format', 'q', 'v'] as const;
+const MAX_BUSTER_LENGTH = 64;
 
 /**
  * The variant a query asks for, or undefined for the original (no query). Throws a 400 naming
@@ -58,12 +60,18 @@ export function parseVariant(
   for (const [name, value] of params) {
     if (!(PARAMS as readonly string[]).includes(name)) {
       throw badRequest(
-        `Unknown image parameter ${JSON.stringify(name)}: use w, h, fit, format and q.`,
+        `Unknown image parameter ${JSON.stringify(name)}: use w, h, fit, format and q (and v, ignored, to bust a cache).`,
       );
     }
     if (seen.has(name)) throw badRequest(`The image parameter ${name} is given twice.`);
     seen.set(name, value);
   }
+  const buster = seen.get('v');
+  if (buster !== undefined && buster.length > MAX_BUSTER_LENGTH) {
+    throw badRequest(`v (a cache-buster) may be at most ${MAX_BUSTER_LENGTH} characters.`);
+  }
+  seen.delete('v');
+  if (seen.size === 0) return undefined;
   const width = size(seen.get('w'), 'w', 'width', sizes);
   const height = size(seen.get('h'), 'h', 'height', sizes);
   if (width === undefined && height === undefined) {
