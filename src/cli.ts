@@ -438,10 +438,7 @@ function frontendOptions(command: Command): Command {
         .argParser(wholeNumber(1, 1_000_000_000)),
     )
     .addOption(
-      new Option(
-        '--variant-concurrency <n>',
-        "image variants made at once (default: libvips' thread count)",
-      )
+      new Option('--variant-concurrency <n>', 'image variants made at once (default: one per core)')
         .env('PIXPOOL_VARIANT_CONCURRENCY')
         .argParser(wholeNumber(1, 256)),
     );

@@ -28,7 +28,7 @@ export interface FrontendTuning {
   variantSizes?: number[] | undefined;
   /** Largest original a variant is made of, pixels (default 50 million). */
   variantMaxPixels?: number | undefined;
-  /** Variants made at once (default: libvips' thread count). */
+  /** Variants made at once (default: one per core). */
   variantConcurrency?: number | undefined;
 }
 

@@ -228,4 +228,19 @@ describe('making variants with sharp', () => {
     await Promise.all([first, second]);
     assert.equal((await narrow.transform(big, spec('w=256'))).contentType, 'image/png');
   });
+
+  it('bounds the bytes of originals waiting, not only their number', async () => {
+    const big = await solid(1600, 1600).png().toBuffer();
+    const narrow = createTransformer({ concurrency: 1, maxQueuedBytes: big.length * 3 });
+    const running = narrow.transform(big, spec('w=640&format=avif'));
+    const waiting = [narrow.transform(big, spec('w=320')), narrow.transform(big, spec('w=256'))];
+    assert.deepEqual([narrow.active, narrow.queued], [1, 2]);
+    await assert.rejects(
+      narrow.transform(big, spec('w=128')),
+      refusal(503, /Too many image variants are being made right now/),
+    );
+    await Promise.all([running, ...waiting]);
+    assert.equal(narrow.queued, 0);
+    assert.equal((await narrow.transform(big, spec('w=128'))).contentType, 'image/png');
+  });
 });

@@ -12,6 +12,7 @@
  * An SVG is rasterised by librsvg from the bytes alone: it has no base URL and librsvg loads
  * nothing over a network, so an SVG cannot make the server fetch anything.
  */
+import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
@@ -26,10 +27,12 @@ export interface Variant {
 
 export interface TransformerOptions {
   maxPixels?: number;
-  /** Transforms at once; default: libvips' own thread count (sharp.concurrency()). */
+  /** Transforms at once; default: one per core (each runs on a libuv thread). */
   concurrency?: number;
   /** Transforms waiting for a turn before more are refused (503). */
   maxQueued?: number;
+  /** Bytes of originals the transforms running and waiting may hold before more are refused (503). */
+  maxQueuedBytes?: number;
 }
 
 type Output = OutputFormat | 'gif';
@@ -43,8 +46,12 @@ const CONTENT_TYPE: Record<Output, string> = {
 
 export function createTransformer(options: TransformerOptions = {}) {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const limit = pLimit(options.concurrency ?? Math.max(1, sharp.concurrency()));
-  const maxQueued = options.maxQueued ?? 64;
+  const limit = pLimit(options.concurrency ?? availableParallelism());
+  // A wait costs only the original it holds (usually the near cache's copy as well), so many may
+  // wait; the bytes they hold are what is bounded.
+  const maxQueued = options.maxQueued ?? 4096;
+  const maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
+  let queuedBytes = 0;
   /** The most transforms ever running at once (for a test of the bound, and curiosity). */
   let peak = 0;
 
@@ -90,14 +97,17 @@ export function createTransformer(options: TransformerOptions = {}) {
 
   return {
     transform(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
-      if (limit.pendingCount >= maxQueued) {
+      if (limit.pendingCount >= maxQueued || queuedBytes + original.length > maxQueuedBytes) {
         return Promise.reject(
           unavailable('Too many image variants are being made right now; try again shortly.'),
         );
       }
+      queuedBytes += original.length;
       return limit(() => {
         peak = Math.max(peak, limit.activeCount);
         return run(original, spec);
+      }).finally(() => {
+        queuedBytes -= original.length;
       });
     },
     get active() {
