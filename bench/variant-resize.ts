@@ -41,7 +41,9 @@ await Promise.all(
   Array.from({ length: options.concurrency }, async () => {
     while (next < originals.length) {
       const input = originals[next++] as Buffer;
-      bytes += (await resize(input)).length;
+      // Not `bytes += await …`: that reads `bytes` before the wait, losing the other worker's.
+      const out = await resize(input);
+      bytes += out.length;
     }
   }),
 );

@@ -105,7 +105,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   imageRoutes(app, { images, metrics, variantSizes: variants.sizes });
   courseApiRoutes(app, deps.courseApi);
   readyRoute(app, { routing: deps.routing, metadata: deps.metadata });
-  lane = imageSocketLane({ images, metrics });
+  lane = imageSocketLane({ images, metrics, variantSizes: variants.sizes });
   if (deps.gc) {
     const gcOptions = deps.gc;
     let gc: ReturnType<typeof startGarbageCollector> | undefined;

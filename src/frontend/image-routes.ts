@@ -26,7 +26,7 @@ import { checkKey } from './api-routes.ts';
 import type { FetchedImage } from './fetched-image.ts';
 import type { ImageService } from './images.ts';
 import type { FrontendMetrics } from './metrics.ts';
-import { DEFAULT_SIZES, parseVariant, variesOnAccept } from './variants/spec.ts';
+import { DEFAULT_SIZES, parseVariant, type VariantSpec, variesOnAccept } from './variants/spec.ts';
 
 const IMAGE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
 const CONSTANT_HEADERS = {
@@ -151,8 +151,9 @@ const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
  * as the routes above answer them 200 or 304, with the same headers and bytes: a near copy under
  * a read lease at once, without any I/O; any other stored image once images.fetch has it (the
  * lane waits for it, and the connection with it). Whatever the routes would refuse or word
- * themselves (an odd URL, a bad key, a key nobody stored, a failing store, a query string, a POST
- * with a content type that Fastify would parse) is declined, and the connection goes to them.
+ * themselves (an odd URL, a bad key, a key nobody stored, a failing store, bad variant parameters,
+ * a refused transform, a POST with a content type that Fastify would parse) is declined, and the
+ * connection goes to them. Variants (a query string) are answered like originals.
  *
  * Why on the socket: a leased answer is a lookup and a write, and node:http's per-request
  * machinery, then Fastify's routing and reply, were most of its CPU (bench/RESULTS.md). Why the
@@ -162,9 +163,12 @@ const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 export function imageSocketLane(deps: {
   images: ImageService;
   metrics: FrontendMetrics;
+  /** The widths and heights variants may have (--variant-sizes). */
+  variantSizes?: readonly number[] | undefined;
 }): SocketLane {
   const { images } = deps;
   const observe = observers(deps.metrics);
+  const sizes = deps.variantSizes ?? DEFAULT_SIZES;
   /** `answer` for the key in `target` after `prefix`: now, later, or (undefined) by the route. */
   function answerAt(
     target: string,
@@ -179,6 +183,30 @@ export function imageSocketLane(deps: {
     if (keyProblem(key) !== undefined) return undefined;
     return images.fetch(key).then((image) => image && answer(key, image));
   }
+  /**
+   * A variant (GET /images/:key?w=…): its near copy under a lease at once, else once made. Bad
+   * parameters, a bad key or a refused transform go to the route, which words the 4xx (a refusal
+   * is found again from the original's header: no pixel was decoded for it).
+   */
+  function variantAt(
+    target: string,
+    query: number,
+    accept: string | undefined,
+    answer: (image: FetchedImage) => LaneAnswer,
+  ): LaneAnswer | Promise<LaneAnswer | undefined> | undefined {
+    const key = keyInPath(target.slice(0, query), IMAGE_PATH);
+    if (key === undefined || keyProblem(key) !== undefined) return undefined;
+    let spec: VariantSpec | undefined;
+    try {
+      spec = parseVariant(target.slice(query + 1), accept, sizes);
+    } catch {
+      return undefined;
+    }
+    if (!spec) return undefined; // only the cache-buster: the route serves the original
+    const leased = images.leasedVariant(key, spec);
+    if (leased) return answer(leased);
+    return images.fetchVariant(key, spec).then((image) => image && answer(image));
+  }
   return ({ method, target, headers }) => {
     if (method === 'GET') {
       if (!target.startsWith(IMAGE_PATH)) return undefined;
@@ -187,10 +215,13 @@ export function imageSocketLane(deps: {
         inm: headers.get('if-none-match'),
         ims: headers.get('if-modified-since'),
       };
-      return answerAt(target, IMAGE_PATH, (_key, image) => {
+      const answer = (image: FetchedImage) => {
         observe[image.source].observe((performance.now() - started) / 1000);
         return imageAnswer(validators, image);
-      });
+      };
+      const query = target.indexOf('?');
+      if (query >= 0) return variantAt(target, query, headers.get('accept'), answer);
+      return answerAt(target, IMAGE_PATH, (_key, image) => answer(image));
     }
     // Fastify parses a body of any content type, and may refuse an empty one.
     if (!target.startsWith(KEY_PATH) || headers.has('content-type')) return undefined;

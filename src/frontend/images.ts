@@ -343,6 +343,10 @@ export function createImageService(deps: ImageServiceDeps) {
     },
 
     leasedCopy: (key: string) => leasedCopy(key),
+
+    /** The near copy of a variant while a lease vouches for it (no I/O), counted as a hit. */
+    leasedVariant: (key: string, spec: VariantSpec) =>
+      leasedCopy(variantEntryKey(key, variantId(spec)), variantHits),
     fetch,
     fetchVariant,
 

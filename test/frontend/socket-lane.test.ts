@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
 import { startNode, type TestNode } from '../helpers/nodes.ts';
@@ -182,6 +183,65 @@ describe('frontend socket lane', { timeout: 60_000 }, () => {
       assert.ok(answer && !byLane(answer), bad.slice(0, 20));
       assert.equal(JSON.parse(answer?.body.toString() ?? '').success, 'false');
     }
+  });
+
+  it('answers variants as the route does, made or near-copied, and leaves refusals to it', async () => {
+    const photo = await sharp({
+      create: { width: 400, height: 300, channels: 3, background: '#3a7' },
+    })
+      .png()
+      .toBuffer();
+    assert.equal((await upload(fe.url, 'lane-photo', photo)).status, 200);
+    const webp = '/images/lane-photo?w=128&format=webp';
+    const auto = '/images/lane-photo?w=128&format=auto';
+    // A miss: the lane waits while the variant is made.
+    const [made] = await exchange(fe.url, [get(webp, close)]);
+    assert.ok(made && byLane(made), 'the lane answered the miss');
+    assert.equal(made?.status, 200);
+    assert.equal(made?.headers['content-type'], 'image/webp');
+    assert.equal((await sharp(made?.body).metadata()).width, 128);
+    const etag = made?.headers.etag ?? '';
+    const requests = [
+      get(webp),
+      get(webp, `If-None-Match: ${etag}\r\n`),
+      get(auto, 'Accept: image/avif,image/webp,*/*\r\n'),
+      get(auto, 'Accept: image/webp\r\n'),
+    ];
+    const lane = await exchange(fe.url, [requests.join('') + get(webp, close)]);
+    const route = await exchange(fe.url, [
+      get('/images/lane-photo?') + requests.join('') + get(webp, close),
+    ]);
+    route.shift();
+    assert.ok(lane.every(byLane), 'the lane answered all of them');
+    assert.ok(!route.some(byLane), 'the routes answered all of them');
+    assert.deepEqual(
+      lane.map((a) => [a.status, a.headers['content-type'], a.headers.vary]),
+      [
+        [200, 'image/webp', undefined],
+        [304, undefined, undefined],
+        [200, 'image/avif', 'Accept'],
+        [200, 'image/webp', 'Accept'],
+        [200, 'image/webp', undefined],
+      ],
+    );
+    const sourceless = (a: RawAnswer) => {
+      const { 'x-pixpool-source': _source, ...rest } = comparable(a).headers;
+      return { ...comparable(a), headers: rest };
+    };
+    assert.deepEqual(lane.map(sourceless), route.map(sourceless));
+
+    // Bad parameters and a refused transform: the route words the 4xx, on the same connection.
+    const refused = await exchange(fe.url, [
+      get('/images/lane-photo?w=0') + get(`${PATH}?w=64`) + get(webp, close),
+    ]);
+    assert.deepEqual(
+      refused.map((a) => [a.status, byLane(a)]),
+      [
+        [400, false],
+        [415, false],
+        [200, false],
+      ],
+    );
   });
 
   it('serves a new upload at once: the lane never outlives the lease an upload waits for', async () => {
