@@ -56,10 +56,12 @@ export function createTransformer(options: TransformerOptions = {}) {
   let peak = 0;
 
   async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
+    // One instance for the header and the pipeline. Its pixel limit is ours, checked below from
+    // the header (the pixels of every frame, as libvips counts them) before any is decoded.
+    const input = sharp(original, { animated: true, limitInputPixels: false, failOn: 'error' });
     let meta: Metadata;
     try {
-      // The header only: no pixel is decoded here, so the size is checked before any is.
-      meta = await sharp(original, { animated: true, limitInputPixels: false }).metadata();
+      meta = await input.metadata();
     } catch (error) {
       throw cannotRead(error);
     }
@@ -71,7 +73,6 @@ export function createTransformer(options: TransformerOptions = {}) {
       );
     }
     const output = outputFormat(meta.format, pages > 1, spec);
-    const input = sharp(original, { limitInputPixels: maxPixels, animated: true, failOn: 'error' });
     let pipeline = input.rotate();
     if (spec.width !== undefined || spec.height !== undefined) {
       pipeline = pipeline.resize({
@@ -142,11 +143,6 @@ function outputFormat(input: string | undefined, animated: boolean, spec: Varian
 
 function cannotRead(error: unknown): PixpoolError {
   const message = (error as Error).message ?? String(error);
-  if (/pixel limit/i.test(message)) {
-    return tooLarge(
-      'This image has more pixels than variants are made of. The original is still served without parameters.',
-    );
-  }
   return new PixpoolError(
     'UNSUPPORTED_MEDIA_TYPE',
     'This image cannot be transformed (its format or its bytes are not readable as an image for resizing). The original is still served without parameters.',
