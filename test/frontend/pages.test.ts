@@ -13,7 +13,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { formatBytes } from '../../src/frontend/pages/format.ts';
-import { decodedImageSize, launchBrowser, screenshotPath, solidPng } from '../helpers/browser.ts';
+import {
+  decodedImageSize,
+  launchBrowser,
+  screenshotPath,
+  solidPng,
+  until,
+} from '../helpers/browser.ts';
 import { startFrontend, upload } from '../helpers/frontend.ts';
 
 // `?`, `#`, `%` and a non-ASCII character are all valid in a key and all break a URL that is not
@@ -223,9 +229,7 @@ describe('pages in a real browser', () => {
       `[data-testid=keys] li:has-text("${KEY}") img`,
     );
     assert.deepEqual([width, height], [256, 200]);
-    await page.waitForFunction(
-      `${thumbOf(BMP_KEY)}?.parentElement.classList.contains('no-preview')`,
-    );
+    await until(page, `${thumbOf(BMP_KEY)}?.parentElement.classList.contains('no-preview')`);
     assert.equal(
       await page.evaluate<string>(
         `getComputedStyle((${thumbOf(BMP_KEY)}).parentElement, '::after').content`,
@@ -251,7 +255,8 @@ describe('pages in a real browser', () => {
     assert.equal(overflow, 0, 'the gallery scrolls sideways on a phone');
     // 2× screen: the 2× source (320 px square) is the one loaded.
     const img = thumbOf(KEY);
-    await mobile.waitForFunction(
+    await until(
+      mobile,
       `(${img})?.complete && (${img}).naturalWidth > 0 && (${img}).currentSrc.includes('w=320')`,
     );
     await mobile.screenshot({ path: screenshotPath('gallery-phone'), fullPage: true });

@@ -55,6 +55,18 @@ export async function decodedImageSize(page: Page, selector: string): Promise<[n
   });
 }
 
+/**
+ * Waits until a browser-side expression is truthy. Not page.waitForFunction: a string predicate
+ * there is eval'd in the page, which pixpool's pages' CSP (rightly) forbids; page.evaluate is not.
+ */
+export async function until(page: Page, expression: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate<boolean>(`Boolean(${expression})`))) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${expression}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 export const screenshotPath = (name: string) => join(SCREENSHOT_DIR, `${name}.png`);
 
 function chunk(type: string, data: Buffer): Buffer {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, screenshotPath } from '../helpers/browser.ts';
+import { launchBrowser, screenshotPath, until } from '../helpers/browser.ts';
 import { managerCall, startManager, type TestManager } from '../helpers/manager.ts';
 import { call, dataUrl, png } from '../helpers/nodes.ts';
 
@@ -25,18 +25,6 @@ const CANVAS_INK = `[...document.querySelectorAll('[data-chart] canvas')].map((c
 const chartData = (id: string) =>
   `(() => { const chart = window.Chart.getChart(document.querySelector('[data-chart="${id}"] canvas'));
     return { labels: chart.data.labels, values: chart.data.datasets[0].data }; })()`;
-
-/**
- * Waits until a browser-side expression is truthy. Not page.waitForFunction: a string predicate
- * there is eval'd in the page, which the dashboard's CSP (rightly) forbids.
- */
-async function until(page: Page, expression: string, timeoutMs = SLOW.timeout): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await page.evaluate<boolean>(`Boolean(${expression})`))) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${expression}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 function collectErrors(page: Page, into: string[]): void {
   page.on('pageerror', (error) => into.push(`page error: ${error.message}`));

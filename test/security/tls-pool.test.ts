@@ -171,11 +171,11 @@ for (const lanes of ['on', 'off'] as const) {
       const path = '/images/key-1';
       const head = (target: string, extra = '') =>
         `GET ${target} HTTP/1.1\r\nHost: pixpool\r\n${extra}\r\n`;
-      // A plain read, one the lane leaves to node:http (a query string), then a plain one again:
-      // after a hand-over the connection stays with node:http.
+      // A plain read, one the lane leaves to node:http (an empty query string: no variant), then
+      // a plain one again: after a hand-over the connection stays with node:http.
       const answers = await exchange(
         String(frontend?.url),
-        [head(path) + head(`${path}?again`) + head(path, 'Connection: close\r\n')],
+        [head(path) + head(`${path}?`) + head(path, 'Connection: close\r\n')],
         0,
         ca,
       );
