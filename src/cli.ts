@@ -16,7 +16,8 @@ import { MAX_WINDOW_S } from './core/autoscale-state.ts';
 import { localCapacityLimitMb, parseCapacityMb, parsePolicy } from './core/cache-config.ts';
 import { DEFAULT_LEASE_MS } from './core/node-protocol.ts';
 import { ASSIGNMENTS } from './core/pool-map.ts';
-import type { FrontendOptions, FrontendTuning } from './frontend/main.ts';
+import type { FrontendOptions } from './frontend/main.ts';
+import { type FrontendTuning, frontendTuning } from './frontend/tuning.ts';
 import { DEFAULT_MAX_PIXELS, DEFAULT_SIZES, parseSizes } from './frontend/variants/spec.ts';
 import { loadTls, type Tls } from './http/tls.ts';
 import { parseNamespace, parseRegion } from './manager/cloudwatch-data.ts';
@@ -443,17 +444,6 @@ function frontendOptions(command: Command): Command {
         .argParser(wholeNumber(1, 256)),
     );
 }
-
-/** The frontend's part of the options above, as runFrontend takes it. */
-const frontendTuning = (o: FrontendTuning): FrontendTuning => ({
-  maxUploadMb: o.maxUploadMb,
-  nearCacheMb: o.nearCacheMb,
-  gcIntervalS: o.gcIntervalS,
-  gcGraceS: o.gcGraceS,
-  variantSizes: o.variantSizes,
-  variantMaxPixels: o.variantMaxPixels,
-  variantConcurrency: o.variantConcurrency,
-});
 
 program
   .command('cache-node')

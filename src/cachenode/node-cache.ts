@@ -109,6 +109,8 @@ export function createNodeCache(options: NodeCacheOptions) {
     if (!store.set(key, entry)) return false;
     indexVariant(key);
     const base = baseKey(key);
+    // An original without variants, the common case: nothing else of the key to compare.
+    if (base === key && !variants.has(base)) return true;
     for (const other of [...entryKeysOf(base)]) {
       if (other !== key && (store.peek(other)?.version ?? entry.version) < entry.version) {
         remove(other);

@@ -55,8 +55,8 @@ export interface ImageServiceDeps {
   nearCacheBytes?: number;
   /** Fetches the current pool view into `routing` (from the manager), when there is one. */
   refreshView?: (() => Promise<unknown>) | undefined;
-  /** Makes image variants (variants/transform.ts); without one, none are made. */
-  transformer?: Transformer | undefined;
+  /** Makes image variants (variants/transform.ts). */
+  transformer: Transformer;
 }
 
 /** The variant refusals' metric label, by the transformer's error code. */
@@ -295,7 +295,6 @@ export function createImageService(deps: ImageServiceDeps) {
     const original = await fetch(key);
     if (!original) return undefined;
     const { transformer } = deps;
-    if (!transformer) throw unavailable('This frontend makes no image variants.');
     // Keyed by the original's version: see the module comment.
     return transforms.run(`${original.version}\u0000${entryKey}`, async () => {
       const started = performance.now();

@@ -14,23 +14,9 @@ import { buildFrontend } from './app.ts';
 import { createManagerRelay } from './course-api.ts';
 import { createManagerLink } from './manager-link.ts';
 import { createRouting, staticPoolView } from './routing.ts';
+import type { FrontendTuning } from './tuning.ts';
 
 /** What tunes a frontend beyond where it listens: `pixpool frontend` and `pixpool up` alike. */
-export interface FrontendTuning {
-  maxUploadMb: number;
-  /** MB of hot images this frontend keeps (default 64; 0 turns the near cache off). */
-  nearCacheMb?: number | undefined;
-  /** Seconds between orphan-object sweeps (default 600; 0 turns them off). */
-  gcIntervalS?: number | undefined;
-  /** Seconds an unreferenced object is spared, as an upload may be in flight (default 3600). */
-  gcGraceS?: number | undefined;
-  /** Widths and heights image variants may have (variants/spec.ts's by default). */
-  variantSizes?: number[] | undefined;
-  /** Largest original a variant is made of, pixels (default 50 million). */
-  variantMaxPixels?: number | undefined;
-  /** Variants made at once (default: one per core). */
-  variantConcurrency?: number | undefined;
-}
 
 export interface FrontendOptions extends StorageOptions, FrontendTuning {
   host: string;

@@ -6,7 +6,8 @@
  * reads flags and environment).
  */
 import { randomBytes } from 'node:crypto';
-import { type FrontendTuning, runFrontend } from '../frontend/main.ts';
+import { runFrontend } from '../frontend/main.ts';
+import { type FrontendTuning, frontendTuning } from '../frontend/tuning.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
 import { runManager, STOP_GRACE_MS } from '../manager/main.ts';
 import { startChildService } from '../process/child-service.ts';
@@ -88,13 +89,7 @@ export async function runUp(options: UpOptions): Promise<void> {
     port: options.port,
     nodes: [],
     managerUrl: manager.address,
-    maxUploadMb: options.maxUploadMb,
-    nearCacheMb: options.nearCacheMb,
-    gcIntervalS: options.gcIntervalS,
-    gcGraceS: options.gcGraceS,
-    variantSizes: options.variantSizes,
-    variantMaxPixels: options.variantMaxPixels,
-    variantConcurrency: options.variantConcurrency,
+    ...frontendTuning(options),
     socketLanes: options.socketLanes,
     openCourseApi: options.openCourseApi,
   }).catch(abandon);

@@ -8,6 +8,7 @@
  */
 
 import { html, type SafeHtml } from '../../http/web/html.ts';
+import { allowedSize } from '../variants/spec.ts';
 import { formatBytes, formatCount, formatUtc, imageUrl, uploadUrl, variantUrl } from './format.ts';
 import { layout, openKeyForm } from './layout.ts';
 
@@ -21,7 +22,7 @@ export interface ImageInfo {
 
 /** Ready-made variants: what people most often want from an image. */
 function examples(key: string, sizes: readonly number[]) {
-  const at = (px: number) => sizes.find((s) => s >= px) ?? (sizes[sizes.length - 1] as number);
+  const at = (px: number) => allowedSize(px, sizes);
   return [
     {
       label: `Square thumbnail, ${at(256)} px, best format for the browser`,

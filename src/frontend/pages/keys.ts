@@ -9,6 +9,7 @@
  */
 
 import { html, type SafeHtml } from '../../http/web/html.ts';
+import { allowedSize } from '../variants/spec.ts';
 import { formatCount, imagePageUrl, keysUrl, variantUrl } from './format.ts';
 import { layout } from './layout.ts';
 
@@ -26,14 +27,9 @@ export interface KeysPageData {
   next: string | undefined;
 }
 
-/** The smallest allowed size of at least `px` (the largest there is otherwise). */
-function sizeFor(px: number, sizes: readonly number[]): number {
-  return sizes.find((s) => s >= px) ?? (sizes[sizes.length - 1] as number);
-}
-
 function thumbnail(key: string, sizes: readonly number[]): SafeHtml {
   const url = (px: number) => {
-    const size = sizeFor(px, sizes);
+    const size = allowedSize(px, sizes);
     return variantUrl(key, { w: size, h: size, format: 'auto' });
   };
   return html`<li><a href="${imagePageUrl(key)}">

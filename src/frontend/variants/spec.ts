@@ -125,8 +125,7 @@ function size(
   if (px < 1 || px > largest) {
     throw badRequest(`${param} (${name}) must be 1 to ${largest} pixels; got ${px}.`);
   }
-  // The smallest allowed size that holds it.
-  return sizes.find((s) => s >= px) as number;
+  return allowedSize(px, sizes);
 }
 
 function qualityOf(value: string | undefined): number | undefined {
@@ -150,6 +149,11 @@ function accepted(accept: string | undefined): { avif: boolean; webp: boolean } 
       .map(([type]) => (type as string).trim().toLowerCase()),
   );
   return { avif: taken.has('image/avif'), webp: taken.has('image/webp') };
+}
+
+/** The smallest allowed size that holds `px` (the largest allowed, when none does). */
+export function allowedSize(px: number, sizes: readonly number[]): number {
+  return sizes.find((s) => s >= px) ?? (sizes[sizes.length - 1] as number);
 }
 
 /** The variant's part of its cache entry's key: equal for equal outputs, and only for those. */
