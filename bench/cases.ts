@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { regionOf } from '../src/core/regions.ts';
+import { embeddedFootprint } from './cases/footprint.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
 import { listKeys } from './cases/list-keys.ts';
 import { missPath } from './cases/miss-path.ts';
@@ -914,6 +915,7 @@ export const cases: BenchCase[] = [
   nodeCeiling,
   frontendGetVsNginx,
   uploads,
+  embeddedFootprint,
   handover,
   nodeMemory,
   redisCompare,

@@ -302,6 +302,12 @@ export interface ProcessMemory {
   /** The command line, shortened: enough to tell the frontend from a cache node. */
   command: string;
   rssMiB: number;
+  /**
+   * Proportional set size: resident memory with each shared page divided among the processes
+   * that map it. RSS counts Node's own binary (tens of MB of shared text) once per process, so
+   * summed over a tree of Node processes RSS overstates what the tree takes; PSS sums exactly.
+   */
+  pssMiB: number;
 }
 
 /** Resident memory of `pid` and each of its living descendants (Linux /proc; [] elsewhere). */
@@ -339,7 +345,11 @@ export function treeMemory(pid: number): ProcessMemory[] {
         .map((part) => part.replace(/^.*\//, ''))
         .join(' ')
         .slice(0, 120);
-      if (Number.isFinite(kb)) out.push({ pid: candidate, command, rssMiB: kb / 1024 });
+      const rollup = readFileSync(join('/proc', String(candidate), 'smaps_rollup'), 'utf8');
+      const pssKb = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? Number.NaN);
+      if (Number.isFinite(kb)) {
+        out.push({ pid: candidate, command, rssMiB: kb / 1024, pssMiB: pssKb / 1024 });
+      }
     } catch {
       // exited while we were looking
     }
