@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
 import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
 import { DEFAULT_MAX_PIXELS, type OutputFormat, type VariantSpec } from './spec.ts';
 
@@ -33,6 +33,14 @@ export interface TransformerOptions {
   maxQueued?: number;
   /** Bytes of originals the transforms running and waiting may hold before more are refused (503). */
   maxQueuedBytes?: number;
+}
+
+// sharp (libvips and its JavaScript) costs a frontend process tens of MB from the moment it is
+// imported; most frontends make no variant for a long time, or ever. Loaded on the first one.
+let loadedSharp: Promise<typeof import('sharp')> | undefined;
+async function loadSharp() {
+  loadedSharp ??= import('sharp');
+  return (await loadedSharp).default;
 }
 
 type Output = OutputFormat | 'gif';
@@ -58,6 +66,7 @@ export function createTransformer(options: TransformerOptions = {}) {
   async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
     // One instance for the header and the pipeline. Its pixel limit is ours, checked below from
     // the header (the pixels of every frame, as libvips counts them) before any is decoded.
+    const sharp = await loadSharp();
     const input = sharp(original, { animated: true, limitInputPixels: false, failOn: 'error' });
     let meta: Metadata;
     try {
