@@ -147,10 +147,11 @@ export async function runUp(options: UpOptions): Promise<void> {
   });
   process.once('exit', killWorkers);
   const { map, addresses } = manager.pool.view();
+  const pids = [process.pid, ...others.map((worker) => worker.pid)].join(', ');
   const frontends =
     workers === 1
       ? ''
-      : `   ${workers} frontend processes share this port (--workers; pids ${[process.pid, ...others.map((w) => w.pid)].join(', ')})`;
+      : `\n              ${workers} frontend processes share this port (--workers): pids ${pids}`;
   console.log(`
 pixpool is up: open ${frontend.address}
 
