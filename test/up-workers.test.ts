@@ -80,55 +80,66 @@ async function fetchesServed(ownUrl: string): Promise<number> {
   return sum;
 }
 
+/** `pixpool up --workers 2` on `dataDir` and `databaseUrl`, once it printed its banner. */
+async function startUp(dataDir: string, databaseUrl: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      'up',
+      '--workers',
+      '2',
+      ...['--port', '0', '--manager-port', '0', '--autoscaler-port', '0'],
+      ...['--data-dir', dataDir, '--log-level', 'warn'],
+    ],
+    {
+      env: cliEnv({ PIXPOOL_SECRET: SECRET, DATABASE_URL: databaseUrl }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let text = '';
+  child.stdout?.on('data', (chunk) => {
+    text += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    text += chunk;
+  });
+  await waitFor(
+    'pixpool up to print its banner',
+    () => {
+      if (child.exitCode !== null) throw new Error(`up exited: ${text}`);
+      return /Stop with Ctrl-C/.test(text);
+    },
+    { timeoutMs: 90_000 },
+  ).catch((error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${error.message}: ${text}`);
+  });
+  const url = /pixpool is up: open (http:\/\/\S+)/.exec(text)?.[1] as string;
+  const managerUrl = /manager +(http:\/\/\S+)/.exec(text)?.[1] as string;
+  assert.ok(url && managerUrl, text);
+  return { child, url, managerUrl, output: () => text };
+}
+
 describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
   const schema = randomSchema();
   let folder: Awaited<ReturnType<typeof tempDir>>;
   let up: ReturnType<typeof spawn>;
-  let text = '';
+  let output = () => '';
   let url = '';
   let managerUrl = '';
   /** Every process of the tree, once seen: none may outlive `up`. */
   const seen = new Set<number>();
 
+  let schemaUrl = '';
   before(async () => {
     await requirePostgres();
     folder = await tempDir('up-workers');
-    const databaseUrl = await createSchemaUrl(schema);
-    up = spawn(
-      process.execPath,
-      [
-        bin,
-        'up',
-        '--workers',
-        '2',
-        ...['--port', '0', '--manager-port', '0', '--autoscaler-port', '0'],
-        ...['--data-dir', folder.dir, '--log-level', 'warn'],
-      ],
-      {
-        env: cliEnv({ PIXPOOL_SECRET: SECRET, DATABASE_URL: databaseUrl }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    up.stdout?.on('data', (chunk) => {
-      text += chunk;
-    });
-    up.stderr?.on('data', (chunk) => {
-      text += chunk;
-    });
-    await waitFor(
-      'pixpool up to print its banner',
-      () => {
-        if (up.exitCode !== null) throw new Error(`up exited: ${text}`);
-        return /Stop with Ctrl-C/.test(text);
-      },
-      { timeoutMs: 90_000 },
-    ).catch((error) => {
-      throw new Error(`${error.message}: ${text}`);
-    });
-    url = /pixpool is up: open (http:\/\/\S+)/.exec(text)?.[1] as string;
-    managerUrl = /manager +(http:\/\/\S+)/.exec(text)?.[1] as string;
-    assert.ok(url && managerUrl, text);
-    assert.match(text, /2 frontend processes share this port/);
+    schemaUrl = await createSchemaUrl(schema);
+    const started = await startUp(folder.dir, schemaUrl);
+    ({ child: up, url, managerUrl } = started);
+    output = started.output;
+    assert.match(output(), /2 frontend processes share this port/);
   });
 
   after(async () => {
@@ -188,9 +199,11 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
 
   it('no read is older than the last acknowledged upload while the pool grows and shrinks', async () => {
     // Each worker's own address (printed as it started): its own metrics, the manager's pushes.
-    const owns = [...text.matchAll(/frontend listening on \S+ \(.*own address (http:\/\/\S+)\)/g)];
+    const owns = [
+      ...output().matchAll(/frontend listening on \S+ \(.*own address (http:\/\/\S+)\)/g),
+    ];
     const ownUrls = owns.map((match) => match[1] as string);
-    assert.equal(ownUrls.length, 2, text);
+    assert.equal(ownUrls.length, 2, output());
     const servedBefore = await Promise.all(ownUrls.map(fetchesServed));
 
     const keys = Array.from({ length: 12 }, (_, i) => `w-${i}`);
@@ -304,7 +317,10 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
         { timeoutMs: 30_000 },
       );
       seen.add(again);
-      assert.match(text, new RegExp(`frontend worker 2 \\(pid ${worker}\\) exited \\(SIGKILL\\)`));
+      assert.match(
+        output(),
+        new RegExp(`frontend worker 2 \\(pid ${worker}\\) exited \\(SIGKILL\\)`),
+      );
       // It serves on the shared port again.
       await waitFor('the new worker to answer on the port', async () => {
         for (let i = 0; i < 10; i++) if ((await healthPid(url)) === again) return true;
@@ -323,9 +339,22 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
     const exited = once(up, 'exit');
     up.kill('SIGTERM');
     const [code] = await exited;
-    assert.equal(code, 0, text);
+    assert.equal(code, 0, output());
     for (const pid of seen) assert.equal(processAlive(pid), false, `process ${pid} still runs`);
     assert.deepEqual(pidsWithArgs('--manager-url', managerUrl), []);
     assert.ok(await refuses(url), 'nothing listens on the port');
+  });
+
+  it('a worker stops by itself when up is killed with SIGKILL: it would keep the port', async () => {
+    // The same data: the cache node the manager restarts with is adopted, as after any crash.
+    const again = await startUp(folder.dir, schemaUrl);
+    const workers = workerPids(again.managerUrl);
+    assert.equal(workers.length, 1, again.output());
+    for (const pid of [...workers, ...nodePids(again.managerUrl)]) seen.add(pid);
+    again.child.kill('SIGKILL');
+    await waitFor('the worker to stop', () => !processAlive(workers[0] as number), {
+      timeoutMs: 15_000,
+    });
+    // Cache nodes outlive a killed manager on purpose (the next one adopts them): ended by after().
   });
 });

@@ -214,6 +214,9 @@ function superviseWorker(
           S3_FORCE_PATH_STYLE: options.s3?.forcePathStyle ? '1' : undefined,
           // Its own V8 tuning (bin/pixpool.js): the marker up set for itself is not the worker's.
           PIXPOOL_FRONTEND_TUNED: undefined,
+          // As frontend #1 runs: no admin token (up's manager has none), its own address.
+          PIXPOOL_ADMIN_TOKEN: undefined,
+          PIXPOOL_ADVERTISE_URL: undefined,
         },
         label,
         quiet: false,
