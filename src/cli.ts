@@ -812,7 +812,7 @@ frontendOptions(
       .addOption(
         new Option(
           '--workers <n>',
-          `frontend processes sharing --port, each with its own near cache; 1: one, in this process. Default: one per core, at most ${MAX_WORKERS} (1 on the embedded database, which one process only can open)`,
+          `frontend processes sharing --port, each with its own near cache; 1: one, in this process. Default: one per core, at most ${MAX_WORKERS}`,
         )
           .env('PIXPOOL_WORKERS')
           .argParser(wholeNumber(1, MAX_WORKERS)),

@@ -5,15 +5,16 @@
  * worker each request lands on; a worker killed with SIGKILL is restarted while the other keeps
  * serving; SIGTERM stops everything, and no process is left.
  *
- * The database is PostgreSQL in a throw-away schema: several processes open it at once.
+ * On the embedded defaults, as `./start.sh` runs it: every worker opens the one SQLite database.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { createSeededRandom } from '../src/core/seeded-random.ts';
 import { nodePids } from './faults/process-sigterm-helpers.ts';
 import { imageBytes } from './helpers/images.ts';
@@ -26,14 +27,7 @@ import {
   uploadImage,
   waitFor,
 } from './helpers/processes.ts';
-import {
-  createSchemaUrl,
-  databaseUrl,
-  dropSchema,
-  randomSchema,
-  requirePostgres,
-  tempDir,
-} from './helpers/storage.ts';
+import { tempDir } from './helpers/storage.ts';
 
 const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
 
@@ -80,8 +74,8 @@ async function fetchesServed(ownUrl: string): Promise<number> {
   return sum;
 }
 
-/** `pixpool up --workers 2` on `dataDir` and `databaseUrl`, once it printed its banner. */
-async function startUp(dataDir: string, databaseUrl: string) {
+/** `pixpool up --workers 2` on `dataDir`, once it printed its banner. */
+async function startUp(dataDir: string) {
   const child = spawn(
     process.execPath,
     [
@@ -93,7 +87,7 @@ async function startUp(dataDir: string, databaseUrl: string) {
       ...['--data-dir', dataDir, '--log-level', 'warn'],
     ],
     {
-      env: cliEnv({ PIXPOOL_SECRET: SECRET, DATABASE_URL: databaseUrl }),
+      env: cliEnv({ PIXPOOL_SECRET: SECRET }),
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -122,7 +116,6 @@ async function startUp(dataDir: string, databaseUrl: string) {
 }
 
 describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
-  const schema = randomSchema();
   let folder: Awaited<ReturnType<typeof tempDir>>;
   let up: ReturnType<typeof spawn>;
   let output = () => '';
@@ -131,12 +124,9 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
   /** Every process of the tree, once seen: none may outlive `up`. */
   const seen = new Set<number>();
 
-  let schemaUrl = '';
   before(async () => {
-    await requirePostgres();
     folder = await tempDir('up-workers');
-    schemaUrl = await createSchemaUrl(schema);
-    const started = await startUp(folder.dir, schemaUrl);
+    const started = await startUp(folder.dir);
     ({ child: up, url, managerUrl } = started);
     output = started.output;
     assert.match(output(), /2 frontend processes share this port/);
@@ -150,7 +140,6 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
       } catch {} // gone, as it should be
     }
     await folder?.remove();
-    await dropSchema(schema).catch(() => {});
   });
 
   it('both workers answer on the one port, and an upload through it reads back through it', async () => {
@@ -178,13 +167,11 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
 
   it('each worker registered with the manager an address that it alone answers on', async () => {
     // Where the manager pushes pool views: a push to the shared port would reach one at random.
-    const client = new pg.Client({ connectionString: databaseUrl() });
-    await client.connect();
-    const rows = await client
-      .query<{ url: string }>(`SELECT url FROM ${schema}.pool_frontends`)
-      .finally(() => client.end());
+    const db = new DatabaseSync(join(folder.dir, 'pixpool.db'), { readOnly: true });
+    const rows = db.prepare('SELECT url FROM pool_frontends').all() as { url: string }[];
+    db.close();
     const answering = await Promise.all(
-      rows.rows.map(async ({ url: registered }) => {
+      rows.map(async ({ url: registered }) => {
         const pids = new Set<number>();
         for (let i = 0; i < 10; i++) pids.add(await healthPid(registered));
         return [...pids];
@@ -347,7 +334,7 @@ describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
 
   it('a worker stops by itself when up is killed with SIGKILL: it would keep the port', async () => {
     // The same data: the cache node the manager restarts with is adopted, as after any crash.
-    const again = await startUp(folder.dir, schemaUrl);
+    const again = await startUp(folder.dir);
     const workers = workerPids(again.managerUrl);
     assert.equal(workers.length, 1, again.output());
     for (const pid of [...workers, ...nodePids(again.managerUrl)]) seen.add(pid);

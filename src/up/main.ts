@@ -7,7 +7,7 @@
  *
  * Workers are not a node:cluster primary's children: that primary would be one more Node process
  * of memory doing nothing but supervise, which this process does anyway. Each worker opens the
- * storage itself, so more than one needs a store several processes can open (PostgreSQL).
+ * storage itself (the embedded database, like PostgreSQL, takes several processes at once).
  */
 import { randomBytes } from 'node:crypto';
 import { runAutoscaler } from '../autoscaler/main.ts';
@@ -28,10 +28,7 @@ export interface UpOptions extends StorageOptions, FrontendTuning {
   port: number;
   managerPort: number;
   autoscalerPort: number;
-  /**
-   * Frontend processes sharing `port` (1 to 8); default one per core, at most 8 (1 on an
-   * embedded store that one process only can open).
-   */
+  /** Frontend processes sharing `port` (1 to 8); default one per core, at most 8. */
   workers?: number | undefined;
   /** Shared between the parts; generated (and printed) when unset. */
   secret?: string | undefined;
