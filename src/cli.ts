@@ -49,6 +49,7 @@ import {
 import { DEFAULT_GRACE_MS, DEFAULT_INTERVAL_MS } from './storage/gc.ts';
 import type { StorageOptions } from './storage/open.ts';
 import type { UpOptions } from './up/main.ts';
+import { MAX_WORKERS } from './up/workers.ts';
 
 // What each action receives from commander: plain commander does not infer it, so these state
 // it, and the parser on each numeric or enumerated flag makes it true.
@@ -84,6 +85,9 @@ type FrontendFlags = TlsFlags &
     logLevel: LogLevel;
     socketLanes: boolean;
     openCourseApi: boolean;
+    reusePort?: true;
+    ownPort: number;
+    exitWithParent?: true;
   };
 type GcFlags = StorageFlags & { graceS: number; dryRun?: true; json?: true };
 type ManagerFlags = TlsFlags &
@@ -119,9 +123,13 @@ type UpFlags = TlsFlags &
   StorageFlags &
   Required<FrontendTuning> &
   Pick<UpOptions, 'port' | 'managerPort' | 'autoscalerPort' | 'secret' | 'logLevel'> & {
+    workers?: number;
     historyDays: number;
     socketLanes: boolean;
     openCourseApi: boolean;
+    autoscaleIntervalS: number;
+    autoscaleWindowS: number;
+    autoscaleDryRun?: true;
   };
 
 const ENGINES = ['ec2', 'kubernetes'] as const satisfies readonly Engine[];
@@ -572,6 +580,26 @@ frontendOptions(
       )
       .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
+      .addOption(
+        new Option(
+          '--reuse-port',
+          'share --port with other frontends on this host (SO_REUSEPORT; Linux spreads connections over them); the manager then reaches this one at --own-port',
+        ).env('PIXPOOL_REUSE_PORT'),
+      )
+      .addOption(
+        portOption(
+          '--own-port <port>',
+          'with --reuse-port: a port only this frontend listens on, which it registers with the manager (pushed pool views, its own /metrics); 0 picks a free one',
+          'PIXPOOL_OWN_PORT',
+          0,
+        ),
+      )
+      .addOption(
+        new Option(
+          '--exit-with-parent',
+          'stop (gracefully) when stdin closes: for a supervisor that pipes it (pixpool up)',
+        ).hideHelp(),
+      )
       .addOption(secretOption())
       .addOption(logLevelOption()),
   ),
@@ -592,6 +620,9 @@ frontendOptions(
     ...frontendTuning(o),
     socketLanes: o.socketLanes,
     logLevel: o.logLevel,
+    reusePort: Boolean(o.reusePort),
+    ownPort: o.ownPort,
+    exitWithParent: Boolean(o.exitWithParent),
   });
 });
 
@@ -778,6 +809,35 @@ frontendOptions(
       .addOption(
         portOption('--autoscaler-port <port>', 'autoscaler port', 'PIXPOOL_AUTOSCALER_PORT', 5003),
       )
+      .addOption(
+        new Option(
+          '--workers <n>',
+          `frontend processes sharing --port, each with its own near cache; 1: one, in this process. Default: one per core, at most ${MAX_WORKERS}`,
+        )
+          .env('PIXPOOL_WORKERS')
+          .argParser(wholeNumber(1, MAX_WORKERS)),
+      )
+      .addOption(
+        new Option('--autoscale-interval-s <seconds>', "the autoscaler's seconds between decisions")
+          .env('AUTOSCALE_INTERVAL_S')
+          .default(60)
+          .argParser(seconds()),
+      )
+      .addOption(
+        new Option(
+          '--autoscale-window-s <seconds>',
+          "seconds of statistics each of the autoscaler's decisions looks at; also the cooldown after a resize",
+        )
+          .env('AUTOSCALE_WINDOW_S')
+          .default(60)
+          .argParser(seconds({ max: MAX_WINDOW_S })),
+      )
+      .addOption(
+        new Option(
+          '--autoscale-dry-run',
+          'the autoscaler decides and reports on /status, but never asks for a resize',
+        ).env('AUTOSCALE_DRY_RUN'),
+      )
       .addOption(historyOption())
       .addOption(openCourseApiOption())
       .addOption(socketLanesOption())
@@ -793,6 +853,12 @@ frontendOptions(
     port: o.port,
     managerPort: o.managerPort,
     autoscalerPort: o.autoscalerPort,
+    workers: o.workers,
+    autoscale: {
+      intervalS: o.autoscaleIntervalS,
+      windowS: o.autoscaleWindowS,
+      dryRun: Boolean(o.autoscaleDryRun),
+    },
     secret: o.secret,
     ...frontendTuning(o),
     historyDays: o.historyDays,

@@ -35,6 +35,7 @@ const MB_0_OR_MORE = /Expected a number of MB, 0 or more\./;
 const S_ABOVE_0 = /Expected a number of seconds above 0\./;
 const S_0_OR_MORE = /Expected a number of seconds, 0 or more\./;
 const WINDOW = /Expected a number of seconds above 0 and at most 3600\./;
+const WORKERS = /Expected a whole number from 1 to 8\./;
 const LOG_LEVEL = /Allowed choices are fatal, error, warn, info, debug, trace, silent\./;
 
 type Case = { flag: string; value: string; accepts: RegExp };
@@ -93,6 +94,10 @@ const commands: Record<string, Case[]> = {
     { flag: '--port', value: '99999', accepts: PORT },
     { flag: '--manager-port', value: 'x', accepts: PORT },
     { flag: '--autoscaler-port', value: '', accepts: PORT },
+    { flag: '--workers', value: '0', accepts: WORKERS },
+    { flag: '--workers', value: '9', accepts: WORKERS },
+    { flag: '--workers', value: 'x', accepts: WORKERS },
+    { flag: '--autoscale-window-s', value: '3601', accepts: WINDOW },
     { flag: '--socket-lanes', value: 'OFF', accepts: /Expected on or off\./ },
     { flag: '--history-days', value: 'a week', accepts: /Expected a number of days above 0\./ },
     ...frontendTuning,
@@ -155,6 +160,7 @@ describe('pixpool refuses a bad flag value with one line naming the flag, starti
       'PIXPOOL_PROVIDER',
     ],
     ['up', { flag: '--max-upload-mb', value: 'ten', accepts: MB_ABOVE_0 }, 'MAX_UPLOAD_MB'],
+    ['up', { flag: '--workers', value: 'all', accepts: WORKERS }, 'PIXPOOL_WORKERS'],
     // Set but not on or off is a mistake, not "on": it opens the course API to anyone.
     [
       'frontend',

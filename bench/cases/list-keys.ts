@@ -2,7 +2,7 @@
  * Bench case `list-keys-1m` (issue 7): POST /api/list_keys over 1,000,000 keys.
  *
  * The rows are written straight into the database `pixpool up` then opens (INSERT … SELECT
- * generate_series, after the store's own migrations): a listing reads rows only, and a million
+ * over a series of numbers, after the store's own migrations): a listing reads rows only, and a million
  * uploads would take hours. Then, with the frontend up (pinned to the server CPU):
  * - first page: POST /api/list_keys?limit=1000 from the start and at random cursors, timed from
  *   this runner (request to last byte), p50/p99 — target ≤ 50 ms;
@@ -10,7 +10,7 @@
  *   first byte and to the end, the answer parsed and its keys counted, and the resident memory of
  *   the frontend's process sampled every 20 ms during it — peak minus just before. A listing that
  *   collects all keys first grows by hundreds of MB; a stream stays flat (target ≤ 50 MB).
- * On the embedded PGlite database, then on PostgreSQL (DATABASE_URL, a fresh schema) when one
+ * On the embedded SQLite database, then on PostgreSQL (DATABASE_URL, a fresh schema) when one
  * answers.
  */
 import { randomBytes } from 'node:crypto';
@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMetadataStore } from '../../src/storage/metadata-store.ts';
 import { createPgDriver } from '../../src/storage/pg-driver.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import type { SqlDriver } from '../../src/storage/sql-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
 import { startPixpoolUp } from '../lib/pixpool.ts';
@@ -36,6 +36,19 @@ const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Key i: 90 % ASCII, 10 % Cyrillic (multi-byte UTF-8), zero-padded so order = number order. */
 const KEY_SQL = `CASE WHEN i % 10 = 0 THEN 'фото-' ELSE 'photo-' END || lpad(i::text, 7, '0')`;
+const SQLITE_KEY_SQL = `CASE WHEN i % 10 = 0 THEN 'фото-' ELSE 'photo-' END || printf('%07d', i)`;
+/** Rows from..to in one statement: the store's schema, each dialect's series and sequence. */
+const FILL_SQL = {
+  postgres: `INSERT INTO images (key, object, content_type, size, sha256, version)
+         SELECT ${KEY_SQL}, 'bench-object-' || i, 'image/jpeg', 102400, repeat('0', 64),
+           nextval('image_versions')
+         FROM generate_series($1::int, $2::int) AS i`,
+  sqlite: `WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2)
+         INSERT INTO images (key, object, content_type, size, sha256, version)
+         SELECT ${SQLITE_KEY_SQL}, 'bench-object-' || i, 'image/jpeg', 102400,
+           substr(hex(zeroblob(32)), 1, 64), i
+         FROM n`,
+};
 const keyOf = (i: number) => `${i % 10 === 0 ? 'фото-' : 'photo-'}${String(i).padStart(7, '0')}`;
 
 async function fill(driver: SqlDriver): Promise<number> {
@@ -43,13 +56,10 @@ async function fill(driver: SqlDriver): Promise<number> {
   const store = await createMetadataStore(driver); // applies the migrations `up` expects
   try {
     for (let from = 1; from <= KEYS; from += 100_000) {
-      await driver.query(
-        `INSERT INTO images (key, object, content_type, size, sha256, version)
-         SELECT ${KEY_SQL}, 'bench-object-' || i, 'image/jpeg', 102400, repeat('0', 64),
-           nextval('image_versions')
-         FROM generate_series($1::int, $2::int) AS i`,
-        [from, Math.min(KEYS, from + 99_999)],
-      );
+      await driver.query(FILL_SQL[driver.kind], [from, Math.min(KEYS, from + 99_999)]);
+    }
+    if (driver.kind === 'sqlite') {
+      await driver.query('UPDATE image_versions SET value = (SELECT max(version) FROM images)');
     }
     await driver.query('ANALYZE images');
   } finally {
@@ -220,10 +230,10 @@ async function runListKeys(ctx: BenchContext): Promise<CaseResult> {
   sides.push(
     await measureSide(
       ctx,
-      'embedded PGlite',
+      'embedded SQLite',
       async () => ({
         // Closed by fill() (the store owns it) before `up` opens the same folder.
-        driver: createPgliteDriver({ dataDir: join(embeddedDir, 'db') }),
+        driver: createSqliteDriver({ path: join(embeddedDir, 'pixpool.db') }),
         storageArgs: [],
       }),
       embeddedDir,
@@ -275,7 +285,7 @@ async function runListKeys(ctx: BenchContext): Promise<CaseResult> {
   notes.push(
     'First page: request to last byte as this runner (undici fetch, kept-alive) sees it: one call from the start, the rest at random cursors, after one warm-up call.',
     'RSS: resident memory of the `pixpool up` process (frontend + manager; not the cache node or autoscaler children), read from /proc every 20 ms during the listing; growth = peak − just before. The runner reads the stream as fast as it comes, then parses it and checks there are 1,000,000 keys.',
-    `RSS growth is reported for every listing (by listing, in order). The first in a fresh process also measures V8 sizing its heap for the allocation rate (garbage between major collections; heapUsed after a listing is back where it was) and, embedded, PGlite reading the index into its memory; the check takes listings 2–${FULL_LISTINGS}. A listing that kept the keys would grow by the same hundreds of MB every time.`,
+    `RSS growth is reported for every listing (by listing, in order). The first in a fresh process also measures V8 sizing its heap for the allocation rate (garbage between major collections; heapUsed after a listing is back where it was) and, embedded, SQLite reading the index into its page cache; the check takes listings 2–${FULL_LISTINGS}. A listing that kept the keys would grow by the same hundreds of MB every time.`,
     'p99 of the first page is advisory: on a shared 2-core machine it is mostly scheduling delay; p50 is the check.',
     'The 10 % of keys that start with "фото-" are multi-byte UTF-8; all keys sort by code point (COLLATE "C").',
   );

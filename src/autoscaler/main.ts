@@ -1,7 +1,8 @@
 /**
- * Runs the autoscaler as a process: reads and applies through the manager's HTTP API
- * with the admin token, ticks every `intervalS` seconds, listens for /health, /status and /metrics,
- * and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and exits.
+ * Runs the autoscaler as a process, or within `pixpool up`'s: reads and applies through the
+ * manager's HTTP API with the admin token, ticks every `intervalS` seconds, listens for /health,
+ * /status and /metrics, and on SIGTERM/SIGINT stops ticking, lets a tick in progress end, and
+ * exits (up stops it itself).
  */
 import { isLoopback } from '../http/listen.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
@@ -23,6 +24,8 @@ export interface AutoscalerOptions {
   logLevel: LogLevel;
   /** HTTPS, and the CA it verifies the manager with (http/tls.ts); none by default. */
   tls?: Tls | undefined;
+  /** Let the caller handle signals (pixpool up, which runs it in its own process). */
+  handleSignals?: boolean;
 }
 
 export async function runAutoscaler(options: AutoscalerOptions) {
@@ -46,10 +49,12 @@ export async function runAutoscaler(options: AutoscalerOptions) {
   const address = await app.listen({ host: options.host, port: options.port });
   loop.start();
   // app.close() stops the loop and waits for a tick in progress.
-  closeOnSignals(
-    () => app.close(),
-    (message) => app.log.info(message),
-  );
+  if (options.handleSignals !== false) {
+    closeOnSignals(
+      () => app.close(),
+      (message) => app.log.info(message),
+    );
+  }
   // Printed at every log level: supervisors (pixpool up) wait for this line and
   // may stop us as soon as they read it, so it comes after the signal handlers.
   console.log(

@@ -79,6 +79,8 @@ export async function buildFrontend(deps: FrontendDeps) {
     bodyLimit: 1024 * 1024,
     logger: deps.logger,
     https: deps.https,
+    // Which process answered: with `pixpool up --workers`, several share one port.
+    health: () => ({ pid: process.pid }),
     socketLane: deps.socketLanes === false ? undefined : (request) => lane(request),
   });
   await app.register(multipart, {

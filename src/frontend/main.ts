@@ -3,9 +3,11 @@
  * configured), routes to the configured nodes, listens, and closes gracefully on SIGTERM/SIGINT.
  */
 
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
 import { isLoopback, urlFor } from '../http/listen.ts';
+import { secondServer } from '../http/service.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
 import type { LogLevel } from '../process/flags.ts';
 import { closeOnSignals } from '../process/signals.ts';
@@ -41,6 +43,20 @@ export interface FrontendOptions extends StorageOptions, FrontendTuning {
   /** HTTPS, and the CA its clients verify peers with (http/tls.ts); none by default. */
   tls?: Tls | undefined;
   logLevel: LogLevel;
+  /**
+   * Share host:port with other frontends on this machine (SO_REUSEPORT: the kernel spreads new
+   * connections over them; `pixpool up --workers`). A push to the shared port would reach one of
+   * them at random, so each also listens on an address of its own (`ownPort`), which it
+   * registers with the manager unless `advertiseUrl` says otherwise.
+   */
+  reusePort?: boolean | undefined;
+  /** With `reusePort`: the port only this frontend listens on; 0 (default) picks a free one. */
+  ownPort?: number | undefined;
+  /**
+   * Exit (gracefully, as on SIGTERM) when stdin ends: the process that started us with a pipe
+   * there (`pixpool up`) is gone, and nothing else would stop us sharing its port.
+   */
+  exitWithParent?: boolean | undefined;
 }
 
 const seconds = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
@@ -137,17 +153,61 @@ export async function runFrontend(options: FrontendOptions) {
     await relay?.close();
     if (!options.storage) await storage.close();
   });
-  const address = await app.listen({ host: options.host, port: options.port });
+  // With a shared port, the address only this process answers on: the same app, closed with it.
+  const own = options.reusePort ? secondServer(app) : undefined;
+  if (own) {
+    app.addHook('onClose', async () => {
+      const closed = new Promise((resolve) => own.close(resolve));
+      own.closeAllConnections();
+      await closed;
+    });
+  }
+  const address = await app.listen({
+    host: options.host,
+    port: options.port,
+    ...(options.reusePort && { reusePort: true }),
+  });
   const port = (app.server.address() as AddressInfo).port;
-  link?.start(options.advertiseUrl ?? urlFor(options.host, port, tls.scheme), routing);
+  const ownUrl = own
+    ? await listen(own, options.host, options.ownPort ?? 0, tls.scheme).catch(async (error) => {
+        await app.close();
+        throw error;
+      })
+    : urlFor(options.host, port, tls.scheme);
+  link?.start(options.advertiseUrl ?? ownUrl, routing);
   if (options.handleSignals !== false) {
     closeOnSignals(
       () => app.close(),
       (message) => app.log.info(message),
     );
   }
+  if (options.exitWithParent) {
+    process.stdin.once('end', () => {
+      console.error('frontend: the process that started this one is gone; stopping');
+      process.kill(process.pid, 'SIGTERM');
+    });
+    process.stdin.resume();
+  }
   // Printed at every log level: supervisors (pixpool up) wait for this line and
   // may stop us as soon as they read it, so it comes after the signal handlers.
-  console.log(`frontend listening on ${address} (${storage.description})`);
-  return { app, address };
+  const ownNote = own ? `; own address ${ownUrl}` : '';
+  console.log(`frontend listening on ${address} (${storage.description}${ownNote})`);
+  return { app, address, ownUrl };
+}
+
+/** Listens on host:port; resolves with the URL. */
+async function listen(
+  server: Server,
+  host: string,
+  port: number,
+  scheme: 'http' | 'https',
+): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return urlFor(host, (server.address() as AddressInfo).port, scheme);
 }

@@ -18,7 +18,7 @@
  *   Node's own bound is 120 s, long for a socket that never says anything.
  */
 
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, type Server, STATUS_CODES } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, {
@@ -95,6 +95,19 @@ export interface RouteRecord {
 
 const inventories = new WeakMap<FastifyInstance, RouteRecord[]>();
 
+const twins = new WeakMap<FastifyInstance, () => Server>();
+
+/**
+ * Another server for `app`: the same routes, hooks, limits and TLS (no socket lane), to listen on
+ * a second address. A frontend that shares its port with others (SO_REUSEPORT) is reached by the
+ * manager on one of its own (frontend/main.ts). The caller listens and closes it.
+ */
+export function secondServer(app: FastifyInstance): Server {
+  const make = twins.get(app);
+  if (!make) throw new TypeError('secondServer() takes an app made by createService()');
+  return make();
+}
+
 /** Every route the service registered (HEAD twins of GET routes included). */
 export function routeInventory(app: FastifyInstance): readonly RouteRecord[] {
   return inventories.get(app) ?? [];
@@ -129,6 +142,21 @@ function clientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket
 export function createService(options: ServiceOptions) {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   let closing = false;
+  /** A server with this service's limits and TLS, unlistened. */
+  const makeServer = (handler: Parameters<typeof createServer>[1]) => {
+    const checking = { connectionsCheckingInterval: timeouts.checkEveryMs };
+    const server = options.https
+      ? createHttpsServer(
+          { ...options.https, ...checking, handshakeTimeout: timeouts.headersMs },
+          handler,
+        )
+      : createServer(checking, handler);
+    server.keepAliveTimeout = 65_000;
+    server.requestTimeout = timeouts.requestMs;
+    server.headersTimeout = timeouts.headersMs;
+    server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    return server;
+  };
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -156,21 +184,12 @@ export function createService(options: ServiceOptions) {
     // The server Fastify would make (lib/server.js), with the socket lane in front when there is
     // one. Once closing, every request goes to Fastify, which answers 503 (Connection: close).
     serverFactory: (handler) => {
-      const checking = { connectionsCheckingInterval: timeouts.checkEveryMs };
-      const server = options.https
-        ? createHttpsServer(
-            { ...options.https, ...checking, handshakeTimeout: timeouts.headersMs },
-            handler,
-          )
-        : createServer(checking, handler);
-      server.keepAliveTimeout = 65_000;
-      server.requestTimeout = timeouts.requestMs;
-      server.headersTimeout = timeouts.headersMs;
-      server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+      const server = makeServer(handler);
       if (options.socketLane) installSocketLane(server, options.socketLane, () => closing);
       return server;
     },
   });
+  twins.set(app, () => makeServer(app.routing));
   app.addHook('preClose', (done) => {
     closing = true;
     done();

@@ -38,11 +38,16 @@ export async function startChildService(options: {
    * only, not exit on its own first and look like it died.
    */
   ownProcessGroup?: boolean;
+  /**
+   * A pipe on the child's stdin that stays open while this process lives: its end tells the
+   * child we are gone, even after a SIGKILL (`pixpool frontend --exit-with-parent`).
+   */
+  stdinPipe?: boolean;
 }): Promise<ChildService> {
   const { args, label = args[0] ?? 'child', quiet = false, timeoutMs = 30_000 } = options;
   const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdinPipe ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: options.ownProcessGroup === true,
   });
   options.onSpawn?.(child);

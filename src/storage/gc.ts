@@ -200,7 +200,7 @@ export function startGarbageCollector(options: GcTimerOptions): { stop(): Promis
     try {
       const report = await collectGarbage({ ...options, signal: controller.signal });
       options.onReport?.(report);
-      // The embedded database's vacuum rides along (a no-op on PostgreSQL).
+      // The embedded database's housekeeping rides along (a no-op on PostgreSQL).
       if (!controller.signal.aborted) await options.metadata.maintain();
     } catch (error) {
       if (!controller.signal.aborted) options.onError?.(error);

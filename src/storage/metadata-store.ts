@@ -1,20 +1,23 @@
 /**
- * MetadataStore: the key → object mapping, one SQL implementation over either driver
- * (PostgreSQL or PGlite).
+ * MetadataStore: the key → object mapping, one implementation over either driver (PostgreSQL or
+ * SQLite; the statements that differ come from dialect.ts).
  *
  * Every commit takes its version from one global sequence, so a key's versions only grow, even
  * across delete-all (caches compare versions to refuse stale fills). A commit returns the object
- * it replaced exactly once, even when uploads of one key race: it inserts the row (the primary
- * key deciding between racing inserts) or replaces it with a statement that locks the row, never
- * the table; each statement is atomic alone, so a commit is one or two round trips without an
- * explicit transaction. The store owns its driver (close() closes it) unless created with
- * `ownsDriver: false`, for a driver shared with other stores.
+ * it replaced exactly once, even when uploads of one key race. On PostgreSQL it inserts the row
+ * (the primary key deciding between racing inserts) or replaces it with a statement that locks
+ * the row, never the table; each statement is atomic alone, so a commit is one or two round
+ * trips without an explicit transaction. On SQLite, where writers take turns anyway, a commit is
+ * one short transaction holding the write lock. The store owns its driver (close() closes it)
+ * unless created with `ownsDriver: false`, for a driver shared with other stores.
  *
  * Limits: listKeys pages by key (keyset), so a page is consistent with its neighbours only as
- * far as concurrent uploads allow; keys sort by code point (the column is COLLATE "C").
+ * far as concurrent uploads allow; keys sort by code point (COLLATE "C" on PostgreSQL, BINARY on
+ * SQLite).
  */
+import { type Dialect, dialectOf } from './dialect.ts';
 import { prepareStore } from './migrations.ts';
-import { type SqlDriver, type SqlExecutor, toSafeInteger } from './sql-driver.ts';
+import { type SqlDriver, toSafeInteger } from './sql-driver.ts';
 
 export interface ImageRecord {
   key: string;
@@ -59,11 +62,10 @@ export interface MetadataStore {
    */
   deleteAll(): Promise<{ rows: number; objects: string[] }>;
   /**
-   * Housekeeping a database server would do by itself: on PGlite, VACUUM (ANALYZE) of the images
-   * table when it is due (see maintainEmbedded); nothing on PostgreSQL (autovacuum). Returns
-   * whether it vacuumed.
+   * Housekeeping a database server would do by itself: on SQLite, `PRAGMA optimize` (refreshes
+   * the planner's statistics where they went stale); nothing on PostgreSQL (autovacuum).
    */
-  maintain(): Promise<boolean>;
+  maintain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,8 +79,8 @@ interface ImageRow {
   size: unknown;
   sha256: string;
   version: unknown;
-  created_at: Date | string;
-  updated_at: Date | string;
+  created_at: Date | string | number;
+  updated_at: Date | string | number;
 }
 
 const toRecord = (row: ImageRow): ImageRecord => ({
@@ -92,31 +94,33 @@ const toRecord = (row: ImageRow): ImageRecord => ({
   updatedAt: new Date(row.updated_at),
 });
 
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, '\\$&');
-
 function optionalString(value: unknown, name: string): string | undefined {
   if (value === undefined || typeof value === 'string') return value;
   throw new TypeError(`${name} must be a string`);
 }
 
 /** WHERE conditions and their parameters for a key filter, numbered from $1. */
-function filterClauses(filter: KeyFilter): { where: string[]; params: unknown[] } {
+function filterClauses(
+  sql: Dialect['images'],
+  filter: KeyFilter,
+): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const prefix = optionalString(filter.prefix, 'prefix');
   const contains = optionalString(filter.contains, 'contains');
   for (const pattern of [
-    prefix && `${escapeLike(prefix)}%`,
-    contains && `%${escapeLike(contains)}%`,
+    prefix && sql.prefixPattern(prefix),
+    contains && sql.containsPattern(contains),
   ]) {
     if (!pattern) continue;
-    // PostgreSQL text cannot hold NUL (sending one is an error), so no key can match it.
+    // PostgreSQL text cannot hold NUL (sending one is an error), so no key can match it (and
+    // no key holds one on SQLite either: keys come through the same checks).
     if (pattern.includes('\0')) {
       where.push('false');
       continue;
     }
     params.push(pattern);
-    where.push(`key LIKE $${params.length} ESCAPE '\\'`);
+    where.push(sql.keyMatches(params.length));
   }
   return { where, params };
 }
@@ -134,82 +138,64 @@ function checkUpload(upload: ImageUpload): void {
   }
 }
 
-// A commit is at most two statements, each atomic by itself, so no explicit transaction (and no
-// BEGIN/COMMIT round trips): on PGlite every statement is WebAssembly on the event loop, and
-// measured there, one single statement doing both (a CTE) cost more than these two. The insert
-// comes first because most uploads are of new keys: then it is the only statement. On a key
-// that exists, the insert still draws a version it does not use: versions have gaps, which is
-// fine (they are only ever compared).
-const INSERT_SQL = `
-  INSERT INTO images (key, object, content_type, size, sha256, version)
-  VALUES ($1, $2, $3, $4, $5, nextval('image_versions'))
-  ON CONFLICT (key) DO NOTHING
-  RETURNING version, created_at, updated_at`;
-// Replaces the row and returns the object it held. The subquery locks the row first (FOR
-// UPDATE: a concurrent commit of the key makes it wait, then read the newest row), so the object
-// it reports is the one this commit really replaces, and the version, taken after the lock, is
-// higher than the one it replaces. PostgreSQL 15 has no `RETURNING old.*`, hence the self-join.
-const REPLACE_SQL = `
-  UPDATE images AS i SET object = $2, content_type = $3, size = $4, sha256 = $5,
-    version = nextval('image_versions'), updated_at = now()
-  FROM (SELECT key, object FROM images WHERE key = $1 FOR UPDATE) AS old
-  WHERE i.key = old.key
-  RETURNING i.version, i.created_at, i.updated_at, old.object AS previous`;
-
-// Two bare `DELETE FROM images` at once can deadlock: each locks the rows it deletes in the
-// order its scan meets them, and a row a commit moved (a new version elsewhere in the table) is
-// met early by a delete whose snapshot predates the move (it follows the update to the new
-// version) and late by one whose snapshot does not. So delete-alls queue on a table lock first,
-// in every process: SHARE UPDATE EXCLUSIVE conflicts with itself but not with the ROW EXCLUSIVE
-// that commits take, so uploads go on (it also conflicts with VACUUM: an autovacuum in the way is
-// cancelled, as for any lock it blocks). The DELETE takes its snapshot once the lock is held, so
-// it returns exactly the rows that the delete-all before it left.
-const DELETE_ALL_LOCK_SQL = 'LOCK TABLE images IN SHARE UPDATE EXCLUSIVE MODE';
-
 type Stamp = Pick<ImageRow, 'version' | 'created_at' | 'updated_at'>;
+type Committed = { record: ImageRecord; previousObject: string | undefined };
 
-async function commitIn(db: SqlExecutor, upload: ImageUpload) {
+/** The committed record, and the object replaced unless it is the one just committed. */
+function committed(upload: ImageUpload, stamp: Stamp, previous: string | undefined): Committed {
+  const { key, object, contentType, size, sha256 } = upload;
+  const record = toRecord({ key, object, content_type: contentType, size, sha256, ...stamp });
+  // Re-committing the same object (a retried request) replaces nothing worth deleting.
+  return { record, previousObject: previous === object ? undefined : previous };
+}
+
+/**
+ * PostgreSQL: at most two statements, each atomic by itself, so no explicit transaction (and no
+ * BEGIN/COMMIT round trips). The insert comes first because most uploads are of new keys: then
+ * it is the only statement. On a key that exists, the insert still draws a version it does not
+ * use: versions have gaps, which is fine (they are only ever compared).
+ */
+async function commitInTwoStatements(
+  driver: SqlDriver,
+  sql: { insert: string; replace: string },
+  upload: ImageUpload,
+): Promise<Committed> {
   const { key, object, contentType, size, sha256 } = upload;
   const values = [key, object, contentType, size, sha256];
-  const record = (stamp: Stamp) =>
-    toRecord({ key, object, content_type: contentType, size, sha256, ...stamp });
   // The insert finds the key taken → replace it. The replace finds no row (a delete-all came in
   // between) → insert again. Each step only fails because another writer committed meanwhile.
   for (let round = 0; round < 5; round++) {
-    const inserted = await db.query<Stamp>(INSERT_SQL, values);
-    if (inserted.rows[0]) return { record: record(inserted.rows[0]), previousObject: undefined };
-    const replaced = await db.query<Stamp & { previous: string }>(REPLACE_SQL, values);
+    const inserted = await driver.query<Stamp>(sql.insert, values);
+    if (inserted.rows[0]) return committed(upload, inserted.rows[0], undefined);
+    const replaced = await driver.query<Stamp & { previous: string }>(sql.replace, values);
     const row = replaced.rows[0];
-    if (!row) continue;
-    // Re-committing the same object (a retried request) replaces nothing worth deleting.
-    const previousObject = row.previous === object ? undefined : row.previous;
-    return { record: record(row), previousObject };
+    if (row) return committed(upload, row, row.previous);
   }
   throw new Error(`the commit of ${JSON.stringify(key)} kept racing with other writers`);
 }
 
-/**
- * PGlite runs PostgreSQL in single-user mode, where no autovacuum runs: without this, re-uploads
- * and delete-alls would leave dead rows forever, and no page would ever be marked all-visible, so
- * every listing reads the table beside its index, which slows every page of list_keys
- * (bench/RESULTS.md, "list_keys — PGlite gets vacuumed"). VACUUM is due when pages are not marked
- * all-visible (a table filled before or elsewhere) or when this process has written as many rows as
- * 10 % of the table (at least 1,000) since it last vacuumed. It blocks the process while it runs,
- * so it runs at open and with the garbage collector's sweeps.
- */
-async function maintainEmbedded(driver: SqlDriver, writesSince: number): Promise<boolean> {
-  const { rows } = await driver.query<{ pages: unknown; visible: unknown; tuples: unknown }>(
-    `SELECT relpages AS pages, relallvisible AS visible, reltuples AS tuples
-       FROM pg_class WHERE oid = 'images'::regclass`,
-  );
-  const pages = Number(rows[0]?.pages ?? 0);
-  const visible = Number(rows[0]?.visible ?? 0);
-  const tuples = Math.max(0, Number(rows[0]?.tuples ?? 0));
-  const unmarked = pages > 0 && visible < 0.9 * pages;
-  const written = writesSince >= Math.max(1000, 0.1 * tuples);
-  if (!unmarked && !written) return false;
-  await driver.query('VACUUM (ANALYZE) images');
-  return true;
+/** SQLite: one transaction holding the write lock, so nothing can come in between its steps. */
+function commitInTransaction(
+  driver: SqlDriver,
+  sql: { previous: string; nextVersion: string; upsert: string },
+  upload: ImageUpload,
+): Promise<Committed> {
+  const { key, object, contentType, size, sha256 } = upload;
+  return driver.transaction(async (tx) => {
+    const old = await tx.query<{ object: string }>(sql.previous, [key]);
+    const bumped = await tx.query<{ value: unknown }>(sql.nextVersion);
+    const version = toSafeInteger(bumped.rows[0]?.value, 'version');
+    const { rows } = await tx.query<Stamp>(sql.upsert, [
+      key,
+      object,
+      contentType,
+      size,
+      sha256,
+      version,
+    ]);
+    if (!rows[0]) throw new Error('INSERT … RETURNING returned no image row');
+    return committed(upload, rows[0], old.rows[0]?.object);
+  });
 }
 
 export interface MetadataStoreOptions {
@@ -224,16 +210,7 @@ export async function createMetadataStore(
 ): Promise<MetadataStore> {
   const ownsDriver = options.ownsDriver ?? true;
   await prepareStore(driver, ownsDriver);
-  // Rows written by this process since its last VACUUM (PGlite only; see maintainEmbedded).
-  let writesSince = 0;
-  const maintain = async () => {
-    if (driver.kind !== 'pglite') return false;
-    const written = writesSince;
-    const vacuumed = await maintainEmbedded(driver, written);
-    if (vacuumed) writesSince -= written;
-    return vacuumed;
-  };
-  await maintain();
+  const sql = dialectOf(driver);
 
   return {
     async get(key) {
@@ -246,10 +223,10 @@ export async function createMetadataStore(
 
     async commit(upload) {
       checkUpload(upload);
-      // Each of commitIn's statements is atomic alone: no BEGIN/COMMIT round trips around them.
-      const committed = await commitIn(driver, upload);
-      writesSince++;
-      return committed;
+      const { commit } = sql.images;
+      return commit.kind === 'transaction'
+        ? commitInTransaction(driver, commit, upload)
+        : commitInTwoStatements(driver, commit, upload);
     },
 
     async listKeys(options) {
@@ -257,7 +234,7 @@ export async function createMetadataStore(
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
         throw new TypeError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
       }
-      const { where, params } = filterClauses(options);
+      const { where, params } = filterClauses(sql.images, options);
       const after = optionalString(options.after, 'after');
       if (after !== undefined) {
         // Keys hold no NUL, so the keys after 'a\0…' are exactly the keys after 'a'.
@@ -274,7 +251,7 @@ export async function createMetadataStore(
     },
 
     async countKeys(options = {}) {
-      const { where, params } = filterClauses(options);
+      const { where, params } = filterClauses(sql.images, options);
       const { rows } = await driver.query<{ n: unknown }>(
         `SELECT count(*) AS n FROM images ${whereSql(where)}`,
         params,
@@ -298,15 +275,17 @@ export async function createMetadataStore(
     },
 
     async deleteAll() {
+      const lock = sql.images.deleteAllLock;
       const rows = await driver.transaction(async (tx) => {
-        await tx.query(DELETE_ALL_LOCK_SQL);
+        if (lock !== undefined) await tx.query(lock);
         return (await tx.query<{ object: string }>('DELETE FROM images RETURNING object')).rows;
       });
-      writesSince += rows.length;
       return { rows: rows.length, objects: rows.map((row) => row.object) };
     },
 
-    maintain,
+    async maintain() {
+      if (sql.maintenance !== undefined) await driver.query(sql.maintenance);
+    },
 
     close: ownsDriver ? () => driver.close() : async () => {},
   };

@@ -1,26 +1,31 @@
 /**
- * The database schema as an ordered, append-only list of migrations, the same SQL on PostgreSQL
- * and PGlite, applied at start by whichever service opens the database first.
+ * The database schema as an ordered, append-only list of migrations, each in PostgreSQL's and in
+ * SQLite's words side by side (the same tables, columns and checks; SQLite's types: INTEGER
+ * milliseconds for times, TEXT holding JSON for jsonb), applied at start by whichever process
+ * opens the database first.
  *
- * All pending migrations run in one transaction holding an advisory lock for the current schema,
- * so concurrent starters apply each migration once (the others wait, then find nothing to do),
- * and a failing migration leaves nothing half-applied (PostgreSQL DDL is transactional). Never
- * edit or reorder a shipped migration: add a new one with the next version.
+ * All pending migrations run in one transaction, so concurrent starters apply each migration once
+ * (the others wait, then find nothing to do): on PostgreSQL it holds an advisory lock for the
+ * current schema, on SQLite the database's write lock (BEGIN IMMEDIATE). A failing migration
+ * leaves nothing half-applied (DDL is transactional on both). Never edit or reorder a shipped
+ * migration: add a new one with the next version.
  */
+import { dialectOf, SQLITE_NOW } from './dialect.ts';
 import type { SqlDriver } from './sql-driver.ts';
 
 export interface Migration {
   version: number;
   name: string;
-  /** One statement per entry: PGlite's parameterised queries take one statement at a time. */
-  statements: readonly string[];
+  /** One statement per entry (a parameterised query is one statement). */
+  postgres: readonly string[];
+  sqlite: readonly string[];
 }
 
 export const migrations: readonly Migration[] = [
   {
     version: 1,
     name: 'images',
-    statements: [
+    postgres: [
       // One global sequence, not a per-key counter: a key's version must keep growing even after
       // delete-all and a re-upload, or a cache still holding the old image would think it newer.
       'CREATE SEQUENCE image_versions AS bigint',
@@ -37,11 +42,31 @@ export const migrations: readonly Migration[] = [
         updated_at timestamptz NOT NULL DEFAULT now()
       )`,
     ],
+    sqlite: [
+      // The sequence's stand-in: one row, bumped by each commit inside its transaction.
+      `CREATE TABLE image_versions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+      ) STRICT`,
+      'INSERT INTO image_versions (id, value) VALUES (1, 0)',
+      // BINARY, SQLite's default collation, compares UTF-8 bytes: code point order, as "C".
+      // WITHOUT ROWID keeps the rows in key order, which is how they are listed.
+      `CREATE TABLE images (
+        key TEXT PRIMARY KEY,
+        object TEXT NOT NULL UNIQUE,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL CHECK (size >= 0),
+        sha256 TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW}),
+        updated_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW})
+      ) STRICT, WITHOUT ROWID`,
+    ],
   },
   {
     version: 2,
     name: 'pool',
-    statements: [
+    postgres: [
       // The manager's registry of cache nodes. Rows are kept after a node stops (state
       // 'stopped'), so the dashboard and the statistics can still name it.
       `CREATE TABLE pool_nodes (
@@ -98,11 +123,57 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (at, node_id)
       )`,
     ],
+    sqlite: [
+      `CREATE TABLE pool_nodes (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        state TEXT NOT NULL
+          CHECK (state IN ('starting', 'active', 'draining', 'stopped', 'failed')),
+        provider TEXT NOT NULL,
+        added_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW}),
+        updated_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW})
+      ) STRICT`,
+      `CREATE TABLE pool_maps (
+        version INTEGER PRIMARY KEY CHECK (version > 0),
+        map TEXT NOT NULL CHECK (json_valid(map)),
+        created_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW})
+      ) STRICT`,
+      `CREATE TABLE pool_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL CHECK (json_valid(value)),
+        updated_at INTEGER NOT NULL DEFAULT (${SQLITE_NOW})
+      ) STRICT`,
+      // AUTOINCREMENT: like an identity, an id is never handed out twice, even after pruning.
+      `CREATE TABLE pool_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL DEFAULT (${SQLITE_NOW}),
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT CHECK (details IS NULL OR json_valid(details))
+      ) STRICT`,
+      'CREATE INDEX pool_events_kind_id ON pool_events (kind, id)',
+      `CREATE TABLE pool_frontends (
+        url TEXT PRIMARY KEY,
+        first_seen INTEGER NOT NULL DEFAULT (${SQLITE_NOW}),
+        last_seen INTEGER NOT NULL DEFAULT (${SQLITE_NOW})
+      ) STRICT`,
+      `CREATE TABLE pool_samples (
+        at INTEGER NOT NULL,
+        node_id TEXT NOT NULL,
+        interval_ms INTEGER NOT NULL CHECK (interval_ms >= 0),
+        gets INTEGER NOT NULL CHECK (gets >= 0),
+        hits INTEGER NOT NULL CHECK (hits >= 0),
+        misses INTEGER NOT NULL CHECK (misses >= 0),
+        puts INTEGER NOT NULL CHECK (puts >= 0),
+        evictions INTEGER NOT NULL CHECK (evictions >= 0),
+        imports INTEGER NOT NULL CHECK (imports >= 0),
+        items INTEGER NOT NULL CHECK (items >= 0),
+        bytes INTEGER NOT NULL CHECK (bytes >= 0),
+        PRIMARY KEY (at, node_id)
+      ) STRICT, WITHOUT ROWID`,
+    ],
   },
 ];
-
-// First half of the advisory lock key, 'pxpl'; the second half is the schema name's hash.
-const LOCK_CLASS = 0x7078706c;
 
 /** Applies the migrations not yet recorded; returns the versions it applied (often none). */
 export async function applyMigrations(
@@ -114,21 +185,15 @@ export async function applyMigrations(
       throw new TypeError(`migration ${migration.name} must have version ${i + 1}`);
     }
   });
+  const dialect = dialectOf(driver);
   return driver.transaction(async (tx) => {
-    await tx.query(
-      `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(coalesce(current_schema(), '')))`,
-    );
-    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`);
+    for (const statement of dialect.migrationsPrologue) await tx.query(statement);
     const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
     const done = new Set(rows.map((row) => Number(row.version)));
     const applied: number[] = [];
     for (const migration of list) {
       if (done.has(migration.version)) continue;
-      for (const statement of migration.statements) await tx.query(statement);
+      for (const statement of migration[driver.kind]) await tx.query(statement);
       await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
         migration.version,
         migration.name,

@@ -1,15 +1,16 @@
 /**
- * Opens the storage a service runs on, from configuration: embedded by default (a PGlite database
- * in `<dataDir>/db`, objects in `<dataDir>/objects`), PostgreSQL when a databaseUrl is given, S3
- * when a bucket is given; each choice independent of the other.
+ * Opens the storage a service runs on, from configuration: embedded by default (a SQLite database
+ * in `<dataDir>/pixpool.db`, objects in `<dataDir>/objects`), PostgreSQL when a databaseUrl is
+ * given, S3 when a bucket is given; each choice independent of the other.
  *
- * The metadata store (frontend) and the pool store (manager) share one driver: an embedded
- * database can be opened by one process at a time, and `pixpool up` runs the frontend and the
- * manager in one process, so they must share its one connection. Neither store owns the
- * driver; close() closes it exactly once, after both.
+ * The metadata store (frontend) and the pool store (manager) share one driver, so a process has
+ * one connection to its database. Several processes may open the same embedded database at
+ * once (SQLite in WAL mode: readers run alongside, writers take turns), and the first to open a
+ * data folder written by an older pixpool (PGlite, in `<dataDir>/db`) migrates it while the
+ * others wait (see pglite-migration.ts). Neither store owns the driver; close() closes it
+ * exactly once, after both.
  *
- * The caller (a main.ts) reads the environment and passes plain options. Limits: services in
- * separate processes cannot share an embedded database (use PostgreSQL for that).
+ * The caller (a main.ts) reads the environment and passes plain options.
  */
 import { join } from 'node:path';
 import { PixpoolError } from '../core/errors.ts';
@@ -17,18 +18,21 @@ import { createFsObjectStore } from './fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from './metadata-store.ts';
 import type { ObjectStore } from './object-store.ts';
 import { createPgDriver, describePgServer } from './pg-driver.ts';
-import { createPgliteDriver } from './pglite-driver.ts';
+import { migratePgliteFolder } from './pglite-migration.ts';
 import { createPoolStore, type PoolStore } from './pool-store.ts';
 import { createS3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.ts';
 import { once } from './sql-driver.ts';
+import { createSqliteDriver } from './sqlite-driver.ts';
 
 export interface StorageOptions {
-  /** Where embedded data lives (`db/`, `objects/`). */
+  /** Where embedded data lives (`pixpool.db`, `objects/`). */
   dataDir: string;
   /** PostgreSQL connection string; the embedded database when undefined. */
   databaseUrl?: string | undefined;
   /** An S3 bucket for the objects; the folder `<dataDir>/objects` when undefined. */
   s3?: S3ObjectStoreOptions | undefined;
+  /** Told what happened to the data folder when it needed migrating (default: stderr). */
+  log?: ((line: string) => void) | undefined;
 }
 
 export interface Storage {
@@ -42,11 +46,18 @@ export interface Storage {
 }
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
-  const dbDir = join(options.dataDir, 'db');
+  const dbPath = join(options.dataDir, 'pixpool.db');
   const objectsDir = join(options.dataDir, 'objects');
+  if (!options.databaseUrl) {
+    await migratePgliteFolder({
+      dataDir: options.dataDir,
+      dbPath,
+      log: options.log ?? ((line) => console.error(line)),
+    });
+  }
   const driver = options.databaseUrl
     ? createPgDriver({ connectionString: options.databaseUrl })
-    : createPgliteDriver({ dataDir: dbDir });
+    : createSqliteDriver({ path: dbPath });
   let metadata: MetadataStore;
   let pool: PoolStore;
   try {
@@ -66,7 +77,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     ? createS3ObjectStore(options.s3)
     : createFsObjectStore({ dir: objectsDir });
   const where = [
-    options.databaseUrl ? describePgServer(options.databaseUrl) : `embedded PostgreSQL in ${dbDir}`,
+    options.databaseUrl ? describePgServer(options.databaseUrl) : `embedded SQLite in ${dbPath}`,
     options.s3 ? `S3 bucket ${options.s3.bucket}` : `objects in ${objectsDir}`,
   ];
   return {

@@ -1,6 +1,6 @@
 /**
- * PoolStore: the manager's persistent state, one SQL implementation over either driver (PostgreSQL
- * or PGlite): pool membership, the versioned pool maps, settings (cache config, mode, autoscaler
+ * PoolStore: the manager's persistent state, one implementation over either driver (PostgreSQL or
+ * SQLite; the statements that differ come from dialect.ts): pool membership, the versioned pool maps, settings (cache config, mode, autoscaler
  * parameters), the resize/decision log, the frontends to push maps to, and the cache nodes' 5-s
  * statistics samples.
  *
@@ -21,6 +21,7 @@
 import { conflict, notFound } from '../core/errors.ts';
 import { type PoolMap, parsePoolMap } from '../core/pool-map.ts';
 import type { Sample } from '../core/stats.ts';
+import { dialectOf } from './dialect.ts';
 import { prepareStore } from './migrations.ts';
 import { type SqlDriver, toSafeInteger } from './sql-driver.ts';
 
@@ -166,13 +167,13 @@ interface NodeRow {
   address: string;
   state: NodeState;
   provider: string;
-  added_at: Date | string;
-  updated_at: Date | string;
+  added_at: Date | string | number;
+  updated_at: Date | string | number;
 }
 
 interface EventRow {
   id: unknown;
-  at: Date | string;
+  at: Date | string | number;
   kind: string;
   message: string;
   details: string | null;
@@ -189,8 +190,7 @@ const toNode = (row: NodeRow): PoolNodeRecord => ({
   updatedAt: new Date(row.updated_at),
 });
 
-// jsonb travels as text both ways (`::text`), so both drivers see the same JSON.parse'd values
-// and pg never turns a JS array parameter into a PostgreSQL array.
+// JSON columns travel as text both ways, so both drivers see the same JSON.parse'd values.
 const toEvent = (row: EventRow): PoolEvent => ({
   id: toSafeInteger(row.id, 'id'),
   at: new Date(row.at),
@@ -272,10 +272,6 @@ function checkWindow(options: { from: Date; to: Date }): { from: Date; to: Date 
   return { from, to };
 }
 
-// Timestamps go to SQL as ISO text cast to timestamptz: both drivers pass text unchanged, while
-// pg would render a Date in the process's local zone.
-const iso = (date: Date) => date.toISOString();
-
 /** Applies pending migrations, then returns the store; closes an owned driver if that fails. */
 export async function createPoolStore(
   driver: SqlDriver,
@@ -283,6 +279,10 @@ export async function createPoolStore(
 ): Promise<PoolStore> {
   const ownsDriver = options.ownsDriver ?? true;
   await prepareStore(driver, ownsDriver);
+  const sql = dialectOf(driver).pool;
+  // Times go to SQL as the dialect wants them: ISO text cast to timestamptz on PostgreSQL (pg
+  // would render a Date in the process's local zone), milliseconds on SQLite.
+  const { time: at } = dialectOf(driver);
 
   return {
     async upsertNode(node) {
@@ -293,20 +293,12 @@ export async function createPoolStore(
         nodeState(node.state),
         name(node.provider, 'node provider'),
       ];
-      await driver.query(
-        `INSERT INTO pool_nodes (id, address, state, provider) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET address = excluded.address, state = excluded.state,
-           provider = excluded.provider, updated_at = now()`,
-        values,
-      );
+      await driver.query(sql.upsertNode, values);
     },
 
     async setNodeState(id, state) {
       const values = [name(id, 'node id'), nodeState(state)];
-      const { rowCount } = await driver.query(
-        'UPDATE pool_nodes SET state = $2, updated_at = now() WHERE id = $1',
-        values,
-      );
+      const { rowCount } = await driver.query(sql.setNodeState, values);
       if (rowCount === 0) throw notFound(`No pool node has the id ${JSON.stringify(id)}.`);
     },
 
@@ -328,11 +320,7 @@ export async function createPoolStore(
     async saveMap(map) {
       // Only known fields, checked: a map read back must always parse.
       const checked = parsePoolMap(map);
-      const { rows } = await driver.query(
-        `INSERT INTO pool_maps (version, map) VALUES ($1, $2::text::jsonb)
-         ON CONFLICT (version) DO NOTHING RETURNING version`,
-        [checked.version, json(checked, 'map')],
-      );
+      const { rows } = await driver.query(sql.saveMap, [checked.version, json(checked, 'map')]);
       if (rows.length === 0) {
         throw conflict(
           `Pool map version ${checked.version} is already saved; a saved map is never replaced.`,
@@ -341,41 +329,33 @@ export async function createPoolStore(
     },
 
     async currentMap() {
-      const { rows } = await driver.query<{ map: string }>(
-        'SELECT map::text AS map FROM pool_maps ORDER BY version DESC LIMIT 1',
-      );
+      const { rows } = await driver.query<{ map: string }>(sql.currentMap);
       return rows[0] && parsePoolMap(JSON.parse(rows[0].map));
     },
 
     async getSetting<T>(settingName: string) {
-      const { rows } = await driver.query<{ value: string }>(
-        'SELECT value::text AS value FROM pool_settings WHERE name = $1',
-        [name(settingName, 'setting name')],
-      );
+      const { rows } = await driver.query<{ value: string }>(sql.getSetting, [
+        name(settingName, 'setting name'),
+      ]);
       return rows[0] && (JSON.parse(rows[0].value) as T);
     },
 
     async setSetting(settingName, value) {
-      await driver.query(
-        `INSERT INTO pool_settings (name, value) VALUES ($1, $2::text::jsonb)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()`,
-        [name(settingName, 'setting name'), json(value, `setting ${settingName}`)],
-      );
+      await driver.query(sql.setSetting, [
+        name(settingName, 'setting name'),
+        json(value, `setting ${settingName}`),
+      ]);
     },
 
     async addEvent(event) {
       if (typeof event !== 'object' || event === null)
         throw new TypeError('event must be an object');
       const details = event.details === undefined ? null : json(event.details, 'event details');
-      const { rows } = await driver.query<EventRow>(
-        `INSERT INTO pool_events (kind, message, details) VALUES ($1, $2, $3::text::jsonb)
-         RETURNING id, at, kind, message, details::text AS details`,
-        [
-          name(event.kind, 'event kind'),
-          name(event.message, 'event message', { empty: true }),
-          details,
-        ],
-      );
+      const { rows } = await driver.query<EventRow>(sql.addEvent, [
+        name(event.kind, 'event kind'),
+        name(event.message, 'event message', { empty: true }),
+        details,
+      ]);
       const row = rows[0];
       if (!row) throw new Error('INSERT … RETURNING returned no event row');
       return toEvent(row);
@@ -394,7 +374,7 @@ export async function createPoolStore(
       }
       params.push(limit);
       const { rows } = await driver.query<EventRow>(
-        `SELECT id, at, kind, message, details::text AS details FROM pool_events ${where}
+        `SELECT ${sql.eventColumns} FROM pool_events ${where}
          ORDER BY id DESC LIMIT $${params.length}`,
         params,
       );
@@ -412,21 +392,17 @@ export async function createPoolStore(
       if (protocol !== 'http:' && protocol !== 'https:') {
         throw new TypeError(`frontend url must be http or https (got ${protocol})`);
       }
-      await driver.query(
-        `INSERT INTO pool_frontends (url) VALUES ($1)
-         ON CONFLICT (url) DO UPDATE SET last_seen = now()`,
-        [url],
-      );
+      await driver.query(sql.registerFrontend, [url]);
     },
 
     async listFrontends(options = {}) {
       const params: unknown[] = [];
       let where = '';
       if (options.seenSince !== undefined) {
-        params.push(iso(time(options.seenSince, 'seenSince')));
-        where = 'WHERE last_seen >= $1::timestamptz';
+        params.push(at(time(options.seenSince, 'seenSince')));
+        where = sql.seenSince;
       }
-      const { rows } = await driver.query<{ url: string; last_seen: Date | string }>(
+      const { rows } = await driver.query<{ url: string; last_seen: Date | string | number }>(
         `SELECT url, last_seen FROM pool_frontends ${where} ORDER BY url`,
         params,
       );
@@ -436,38 +412,23 @@ export async function createPoolStore(
     async addSample(nodeId, sample) {
       name(nodeId, 'node id');
       checkSample(sample);
-      await driver.query(
-        `INSERT INTO pool_samples
-           (at, node_id, interval_ms, gets, hits, misses, puts, evictions, imports, items, bytes)
-         VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (at, node_id) DO NOTHING`,
-        [iso(new Date(sample.at)), nodeId, ...SAMPLE_COUNTS.map((field) => sample[field])],
-      );
+      await driver.query(sql.addSample, [
+        at(new Date(sample.at)),
+        nodeId,
+        ...SAMPLE_COUNTS.map((field) => sample[field]),
+      ]);
     },
 
     async pruneSamples(olderThan) {
-      const { rowCount } = await driver.query(
-        'DELETE FROM pool_samples WHERE at < $1::timestamptz',
-        [iso(time(olderThan, 'olderThan'))],
-      );
+      const { rowCount } = await driver.query(sql.pruneSamples, [at(time(olderThan, 'olderThan'))]);
       return rowCount;
     },
 
     async pruneHistory(olderThan) {
-      const params = [iso(time(olderThan, 'olderThan'))];
-      const events = await driver.query(
-        'DELETE FROM pool_events WHERE at < $1::timestamptz',
-        params,
-      );
-      const maps = await driver.query(
-        `DELETE FROM pool_maps WHERE version <
-           (SELECT max(version) FROM pool_maps WHERE created_at < $1::timestamptz)`,
-        params,
-      );
-      const frontends = await driver.query(
-        'DELETE FROM pool_frontends WHERE last_seen < $1::timestamptz',
-        params,
-      );
+      const params = [at(time(olderThan, 'olderThan'))];
+      const events = await driver.query(sql.pruneEvents, params);
+      const maps = await driver.query(sql.pruneMaps, params);
+      const frontends = await driver.query(sql.pruneFrontends, params);
       return { events: events.rowCount, maps: maps.rowCount, frontends: frontends.rowCount };
     },
 
@@ -484,10 +445,8 @@ export async function createPoolStore(
           `from..to holds ${count} buckets of ${bucketMs} ms; at most ${MAX_BUCKETS} are allowed`,
         );
       }
-      // A sample's bucket is floor((at - from) / bucketMs), in numeric (exact: `at` has
-      // microseconds, extract(epoch) is numeric), so a sample exactly on a boundary opens the
-      // later bucket. Items and bytes are gauges: the node's last sample in the bucket counts,
-      // never a sum of its samples. generate_series supplies the empty buckets.
+      // A sample's bucket is floor((at - from) / bucketMs); items and bytes are each node's
+      // last sample in the bucket (see dialect.ts).
       const { rows } = await driver.query<
         CountRow & {
           i: unknown;
@@ -496,35 +455,7 @@ export async function createPoolStore(
           bytes: unknown;
           pool_size: unknown;
         }
-      >(
-        `WITH s AS (
-           SELECT node_id, at, gets, hits, misses, puts, evictions, items, bytes,
-             floor((extract(epoch FROM at) * 1000 - $1::numeric) / $2::numeric)::int AS i
-           FROM pool_samples
-           WHERE at >= $3::timestamptz AND at < $4::timestamptz
-         ),
-         counts AS (
-           SELECT i, count(DISTINCT node_id) AS nodes, sum(gets) AS gets, sum(hits) AS hits,
-             sum(misses) AS misses, sum(puts) AS puts, sum(evictions) AS evictions
-           FROM s GROUP BY i
-         ),
-         last AS (
-           SELECT DISTINCT ON (i, node_id) i, items, bytes FROM s ORDER BY i, node_id, at DESC
-         ),
-         gauges AS (SELECT i, sum(items) AS items, sum(bytes) AS bytes FROM last GROUP BY i)
-         SELECT b.i, coalesce(c.nodes, 0) AS nodes, coalesce(c.gets, 0) AS gets,
-           coalesce(c.hits, 0) AS hits, coalesce(c.misses, 0) AS misses,
-           coalesce(c.puts, 0) AS puts, coalesce(c.evictions, 0) AS evictions,
-           coalesce(g.items, 0) AS items, coalesce(g.bytes, 0) AS bytes,
-           coalesce((SELECT jsonb_array_length(m.map -> 'nodes') FROM pool_maps m
-             WHERE m.created_at < to_timestamp(($1::numeric + (b.i + 1) * $2::numeric) / 1000)
-             ORDER BY m.version DESC LIMIT 1), 0) AS pool_size
-         FROM generate_series(0, $5::int - 1) AS b(i)
-         LEFT JOIN counts c ON c.i = b.i
-         LEFT JOIN gauges g ON g.i = b.i
-         ORDER BY b.i`,
-        [from.getTime(), bucketMs, iso(from), iso(to), count],
-      );
+      >(sql.aggregate, [from.getTime(), bucketMs, at(from), at(to), count]);
       return rows.map((row) => ({
         start: new Date(from.getTime() + toSafeInteger(row.i, 'bucket') * bucketMs),
         nodes: toSafeInteger(row.nodes, 'nodes'),
@@ -541,13 +472,10 @@ export async function createPoolStore(
 
     async windowTotals(options) {
       const { from, to } = checkWindow(options);
-      const { rows } = await driver.query<Record<keyof WindowTotals, unknown>>(
-        `SELECT coalesce(sum(gets), 0) AS gets, coalesce(sum(hits), 0) AS hits,
-           coalesce(sum(misses), 0) AS misses, count(*) AS samples,
-           count(DISTINCT node_id) AS nodes
-         FROM pool_samples WHERE at >= $1::timestamptz AND at < $2::timestamptz`,
-        [iso(from), iso(to)],
-      );
+      const { rows } = await driver.query<Record<keyof WindowTotals, unknown>>(sql.windowTotals, [
+        at(from),
+        at(to),
+      ]);
       const row = rows[0];
       return {
         gets: toSafeInteger(row?.gets, 'gets'),

@@ -1,11 +1,14 @@
 /**
- * The smallest SQL surface pixpool's stores need, so one set of queries runs on PostgreSQL (pg)
- * and on the embedded PostgreSQL (PGlite): parameterised queries, transactions, close.
+ * The smallest SQL surface pixpool's stores need, so one set of stores runs on PostgreSQL (pg)
+ * and on the embedded SQLite (node:sqlite): parameterised queries, transactions, close.
  *
- * Both drivers speak the same dialect (PGlite is PostgreSQL compiled to WebAssembly), so there is
- * no translation layer; the differences a store can notice are value types (int8 arrives as a
- * string from pg and as a number or bigint from PGlite: use toSafeInteger) and concurrency
- * (PGlite is one connection: its transactions run one after another).
+ * Both drivers take `$1`-style parameters (the SQLite driver renumbers them for SQLite). Where
+ * the two dialects differ, the stores take the statement for `kind` from src/storage/dialect.ts
+ * (the schema's two versions sit side by side in migrations.ts). Other differences a store can
+ * notice: value types (int8 arrives as a string from pg and as a number from SQLite: use
+ * toSafeInteger; timestamps are Dates from pg and milliseconds from SQLite) and concurrency
+ * (SQLite is one connection per process: its transactions run one after another, and across
+ * processes one writer at a time).
  */
 
 export interface SqlResult<R> {
@@ -23,8 +26,11 @@ export interface SqlExecutor {
 }
 
 export interface SqlDriver extends SqlExecutor {
-  readonly kind: 'postgres' | 'pglite';
-  /** Runs `fn` in one transaction (READ COMMITTED), committed when it resolves, rolled back when it throws. */
+  readonly kind: 'postgres' | 'sqlite';
+  /**
+   * Runs `fn` in one transaction, committed when it resolves, rolled back when it throws:
+   * READ COMMITTED on PostgreSQL; on SQLite serializable (it holds the write lock throughout).
+   */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Releases connections; safe to call twice. */
   close(): Promise<void>;

@@ -1,13 +1,15 @@
 /**
- * Issue 8, SIGTERM on `pixpool up` (frontend and manager in one process; cache nodes and the
- * autoscaler as its children) with an upload streaming in: the upload is acknowledged and
+ * Issue 8, SIGTERM on `pixpool up` (frontend, manager and autoscaler in one process; cache nodes
+ * and frontend workers as its children) with an upload streaming in: the upload is acknowledged and
  * durable (a second `up` on the same data dir serves it), the process exits 0, and no child
  * process is left behind (checked by pid).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { after, before, it } from 'node:test';
+import { MAX_WORKERS } from '../../src/up/workers.ts';
 import { auth, SECRET } from '../helpers/nodes.ts';
 import {
   cliEnv,
@@ -70,10 +72,13 @@ it('pixpool up: an upload streamed across the SIGTERM is acknowledged and durabl
 }, async () => {
   const first = await up(folder.dir);
   running.push(first.child);
-  // Its children: the cache node(s) and the autoscaler, all told the manager's URL.
+  // Its children, told the manager's URL: the cache node(s) and a frontend worker per core but
+  // the first (the autoscaler runs inside up).
   const children = pidsWithArgs('--manager-url', first.managerUrl);
-  assert.ok(nodePids(first.managerUrl).length >= 1, 'a cache node runs');
-  assert.ok(children.length >= 2, `a node and the autoscaler: ${children}`);
+  const nodes = nodePids(first.managerUrl);
+  assert.ok(nodes.length >= 1, 'a cache node runs');
+  const workers = Math.min(availableParallelism(), MAX_WORKERS);
+  assert.equal(children.length, nodes.length + workers - 1, `children: ${children}`);
 
   const image = bigImage(4);
   const upload = slowUpload(first.url, 'across', image);

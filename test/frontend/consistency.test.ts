@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
 
@@ -37,7 +37,7 @@ function instrumented(store: ObjectStore) {
 
 /** A real metadata store that counts row reads done (each fetch that missed the node makes one). */
 async function countingMetadata() {
-  const store = await createMetadataStore(createPgliteDriver({}));
+  const store = await createMetadataStore(createSqliteDriver());
   const state = { gets: 0 };
   return {
     state,

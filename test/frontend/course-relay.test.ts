@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { type FrontendOptions, runFrontend } from '../../src/frontend/main.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { imageBytes } from '../helpers/images.ts';
 import { startManager, type TestManager } from '../helpers/manager.ts';
 import { auth, SECRET } from '../helpers/nodes.ts';
@@ -45,7 +45,7 @@ const isEnvelope = (a: Answer, status: number) =>
   typeof a.body.error.message === 'string';
 
 describe('the frontend relays the course test API to the manager', { timeout: 120_000 }, () => {
-  const driver = createPgliteDriver({});
+  const driver = createSqliteDriver();
   let m: TestManager;
   let managerUp = false;
   let dir: string;

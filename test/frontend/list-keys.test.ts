@@ -1,5 +1,5 @@
 /**
- * POST /api/list_keys over real sockets and a real (in-memory PGlite) database holding many
+ * POST /api/list_keys over real sockets and a real (in-memory SQLite) database holding many
  * keys: the streamed full listing (no limit) must be exactly what the originals' collect-all
  * answer was — JSON.stringify({success: 'true', keys}) byte for byte — and equal the keyset pages
  * walked with limit and cursor, across page boundaries, with a prefix, with unicode keys.
@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import type { SqlDriver } from '../../src/storage/sql-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { type ApiBody, startFrontend, type TestFrontend } from '../helpers/frontend.ts';
 
 const post = async (url: string) => {
@@ -75,7 +75,7 @@ describe('list_keys streams the full listing, equal to the pages', () => {
   let metadata: MetadataStore;
   const keys = manyKeys().sort(byCodePoint);
   before(async () => {
-    driver = createPgliteDriver({});
+    driver = createSqliteDriver();
     metadata = await createMetadataStore(driver);
     await insertKeys(driver, keys);
     fe = await startFrontend({ metadata });
@@ -140,7 +140,7 @@ describe('list_keys when the database fails', () => {
   let driver: SqlDriver;
   let metadata: MetadataStore;
   before(async () => {
-    driver = createPgliteDriver({});
+    driver = createSqliteDriver();
     metadata = await createMetadataStore(driver);
     await insertKeys(driver, manyKeys().slice(0, 5000));
   });

@@ -1,5 +1,5 @@
 /**
- * Starts a real frontend on port 0 with embedded storage (PGlite in memory, objects in a temp
+ * Starts a real frontend on port 0 with embedded storage (SQLite in memory, objects in a temp
  * folder) or given stores, in front of real cache nodes on real sockets.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { NO_TLS, type Tls } from '../../src/http/tls.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { SECRET, socketLanes, startNode, type TestNode } from './nodes.ts';
 
 export interface TestFrontend {
@@ -62,7 +62,7 @@ export async function startFrontend(
           ),
         );
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-frontend-'));
-  const metadata = options.metadata ?? (await createMetadataStore(createPgliteDriver({})));
+  const metadata = options.metadata ?? (await createMetadataStore(createSqliteDriver()));
   const objects = options.objects ?? createFsObjectStore({ dir: join(dir, 'objects') });
   const link = options.managerUrl
     ? createManagerLink({

@@ -1,5 +1,5 @@
 /**
- * Starts a real manager on port 0 with embedded storage (PGlite in memory, objects in a temp
+ * Starts a real manager on port 0 with embedded storage (SQLite in memory, objects in a temp
  * folder) and its local provider: cache nodes as real `pixpool cache-node` processes.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,9 +17,9 @@ import type { NodeProvider } from '../../src/manager/providers/provider.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createPoolStore, type PoolStore } from '../../src/storage/pool-store.ts';
 import type { SqlDriver } from '../../src/storage/sql-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { SECRET } from './nodes.ts';
 
 export interface TestManager {
@@ -50,7 +50,7 @@ export async function startManager(
 ): Promise<TestManager> {
   const tls = options.tls ?? NO_TLS;
   const dir = await mkdtemp(join(tmpdir(), 'pixpool-manager-'));
-  const driver = options.driver ?? createPgliteDriver({});
+  const driver = options.driver ?? createSqliteDriver();
   const store = await createPoolStore(driver, { ownsDriver: false });
   const metadata = await createMetadataStore(driver, { ownsDriver: false });
   const objects = createFsObjectStore({ dir: join(dir, 'objects') });

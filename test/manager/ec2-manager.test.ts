@@ -1,6 +1,6 @@
 /**
  * The manager with the ec2 provider, end to end as far as can be run here: a real manager (its
- * pool, health checks, HTTP routes, PGlite registry), the real AWS SDK clients answered by the
+ * pool, health checks, HTTP routes, SQLite registry), the real AWS SDK clients answered by the
  * stateful fake EC2 and Auto Scaling (aws-sdk-client-mock, so everything runs in this process),
  * and real `pixpool cache-node` processes as the instances' nodes. An instance that boots runs
  * its node exactly as an engine-started one: `--announce ec2`, asking a fake IMDSv2 who it is,
@@ -26,7 +26,7 @@ import { freePort } from '../../src/http/listen.ts';
 import { createEc2Provider, type Ec2ProviderOptions } from '../../src/manager/providers/ec2.ts';
 import { NODE_TAG, POOL_TAG } from '../../src/manager/providers/ec2-options.ts';
 import { startChildService, stopChildProcess } from '../../src/process/child-service.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { createFakeEc2, type FakeEc2, type FakeInstance } from '../helpers/fake-ec2.ts';
 import { startFakeImds } from '../helpers/fake-imds.ts';
 import { managerCall, startManager, type TestManager } from '../helpers/manager.ts';
@@ -187,7 +187,7 @@ async function shrinkHandingOver(m: TestManager, fill: number): Promise<void> {
 
 async function exercise(c: Cloud, mode: Mode): Promise<void> {
   const pool = poolOf[mode];
-  const driver = createPgliteDriver({});
+  const driver = createSqliteDriver();
   const provider = () =>
     createEc2Provider({ ...settingsFor[mode], poolName: pool, bootTimeoutMs: 20_000 });
   const port = c.ports[mode];

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createNodeAdmin } from '../../src/clients/node-admin.ts';
 import { createNodeClient } from '../../src/clients/node-client.ts';
 import { regionOf } from '../../src/core/regions.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { startFrontend } from '../helpers/frontend.ts';
 import { managerCall, startManager, type TestManager } from '../helpers/manager.ts';
 import { SECRET } from '../helpers/nodes.ts';
@@ -298,7 +298,7 @@ describe('manager with real node processes', () => {
 
 describe('manager restart and admin token', () => {
   it('a restarted manager resumes the same pool; no node process outlives it', async () => {
-    const driver = createPgliteDriver({});
+    const driver = createSqliteDriver();
     const first = await startManager({ driver });
     await (await first.pool.resize(1)).done;
     const ids = first.pool.view().map.nodes;

@@ -1,6 +1,6 @@
 /**
  * The whole system for the security suites, on real sockets in this process: a frontend with
- * embedded storage (PGlite in memory, objects in a temp folder) in front of cache node F, a
+ * embedded storage (SQLite in memory, objects in a temp folder) in front of cache node F, a
  * manager (same database, static provider) whose pool is cache node M, and an autoscaler reading that
  * manager, to which the frontend relays the course test API. Every service runs with the shared
  * secret, the manager and the frontend with an admin token, and the Fastify instances are kept so tests can read their route inventories (src/http/service.ts).
@@ -32,8 +32,8 @@ import { createStaticProvider } from '../../src/manager/providers/static.ts';
 import { createFsObjectStore } from '../../src/storage/fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createPoolStore, type PoolStore } from '../../src/storage/pool-store.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { SECRET, socketLanes } from '../helpers/nodes.ts';
 import { startRenewer } from '../helpers/renewer.ts';
 
@@ -102,7 +102,7 @@ export async function startSystem(): Promise<System> {
 
   // One embedded database for the frontend and the manager, as in `pixpool up` (the manager's
   // delete-all works on the frontend's rows); PGlite takes seconds to start on a loaded machine.
-  const driver = createPgliteDriver({});
+  const driver = createSqliteDriver();
   const metadata = await createMetadataStore(driver, { ownsDriver: false });
   const objects = createFsObjectStore({ dir: join(dir, 'objects') });
   const routing = createRouting(fView);

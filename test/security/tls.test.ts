@@ -25,8 +25,8 @@ import { loadTls, NO_TLS, type Tls } from '../../src/http/tls.ts';
 import { createNotifier } from '../../src/manager/notifier.ts';
 import { createStaticProvider } from '../../src/manager/providers/static.ts';
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import type { PoolStore } from '../../src/storage/pool-store.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.ts';
 import { startFrontend } from '../helpers/frontend.ts';
 import { imageBytes } from '../helpers/images.ts';
@@ -75,7 +75,7 @@ describe('TLS between hosts', { timeout: 60_000 }, () => {
   let metadata: MetadataStore;
 
   before(async () => {
-    metadata = await createMetadataStore(createPgliteDriver({}));
+    metadata = await createMetadataStore(createSqliteDriver());
     [certs, foreign] = await Promise.all([
       makeCertificates({ ips: [AWAY] }),
       makeCertificates({ name: 'stranger' }),

@@ -1,8 +1,9 @@
 /**
- * The metadata store's commit is two single statements without a transaction (insert, else a
- * replace that locks the row), so its exactness under races rests on PostgreSQL's row locking.
+ * On PostgreSQL the metadata store's commit is two single statements without a transaction
+ * (insert, else a replace that locks the row), so its exactness under races rests on row locking;
+ * on SQLite it is one transaction holding the write lock.
  * This hammers it harder than the contract suite: hundreds of commits of a few keys at once,
- * with delete-alls landing in between, on PGlite and on PostgreSQL through two separate pools
+ * with delete-alls landing in between, on SQLite and on PostgreSQL through two separate pools
  * (two services). Whatever the interleaving, every object committed must come back exactly once:
  * as the object a later commit replaced, as one a delete-all removed, or as a key's final
  * object; and a replaced object is always an older version of the same key.
@@ -22,7 +23,7 @@ import {
   type MetadataStore,
 } from '../../src/storage/metadata-store.ts';
 import { createPgDriver } from '../../src/storage/pg-driver.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { databaseUrl, dropSchema, randomSchema, requirePostgres } from '../helpers/storage.ts';
 import { upload } from './metadata-store.contract.ts';
 
@@ -106,8 +107,8 @@ function assertMatches(record: ImageRecord, uploads: ReturnType<typeof upload>[]
   );
 }
 
-it('PGlite: racing commits and delete-alls account for every object exactly once', async () => {
-  const store = await createMetadataStore(createPgliteDriver());
+it('SQLite: racing commits and delete-alls account for every object exactly once', async () => {
+  const store = await createMetadataStore(createSqliteDriver());
   try {
     await storm([store], 0, { keys: 4, deletesAtOnce: 1 });
   } finally {
@@ -115,8 +116,8 @@ it('PGlite: racing commits and delete-alls account for every object exactly once
   }
 });
 
-it('PGlite: delete-alls at once, among racing commits, account for every object exactly once', async () => {
-  const store = await createMetadataStore(createPgliteDriver());
+it('SQLite: delete-alls at once, among racing commits, account for every object exactly once', async () => {
+  const store = await createMetadataStore(createSqliteDriver());
   try {
     await storm([store], 0, { keys: 24, deletesAtOnce: 8 });
   } finally {

@@ -1,6 +1,6 @@
 /**
  * The garbage collector against real stores: a folder store with an embedded PostgreSQL
- * (PGlite), then an s3rver bucket with the real PostgreSQL. Ages are real (files' mtimes set
+ * (SQLite), then an s3rver bucket with the real PostgreSQL. Ages are real (files' mtimes set
  * back with utimes, S3's own LastModified seen through a clock moved forward).
  */
 import assert from 'node:assert/strict';
@@ -12,8 +12,8 @@ import { collectGarbage, describeGcReport, startGarbageCollector } from '../../s
 import { createMetadataStore, type MetadataStore } from '../../src/storage/metadata-store.ts';
 import { newObjectName, type ObjectStore } from '../../src/storage/object-store.ts';
 import { createPgDriver } from '../../src/storage/pg-driver.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createS3ObjectStore } from '../../src/storage/s3-object-store.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import {
   databaseUrl,
   dropSchema,
@@ -48,14 +48,14 @@ async function put(objects: ObjectStore, metadata: MetadataStore, key: string, c
   return object;
 }
 
-describe('garbage collection over a folder and PGlite', () => {
+describe('garbage collection over a folder and SQLite', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let objects: ObjectStore;
   let metadata: MetadataStore;
   before(async () => {
     dir = await tempDir('gc');
     objects = createFsObjectStore({ dir: dir.dir });
-    metadata = await createMetadataStore(createPgliteDriver({}));
+    metadata = await createMetadataStore(createSqliteDriver());
   });
   after(async () => {
     await metadata.close();

@@ -1,5 +1,5 @@
 /**
- * The behaviour every MetadataStore must have, run on PGlite and on a real PostgreSQL, each test
+ * The behaviour every MetadataStore must have, run on SQLite and on a real PostgreSQL, each test
  * on a fresh, empty database (or schema). The concurrency case is the one the originals got wrong
  * with table locks: racing uploads of one key must each replace exactly one object.
  */
@@ -150,6 +150,15 @@ export function metadataStoreContract(name: string, open: MetadataStoreFactory):
           (await store.listKeys({ limit: 2, after: 'a\\d\0zz' })).keys,
           (await store.listKeys({ limit: 2, after: 'a\\d' })).keys,
         );
+        // Case-sensitive, and other engines' wildcards are plain characters too.
+        assert.deepEqual(await list({ prefix: 'A' }), []);
+        assert.equal(await store.countKeys({ contains: 'ZZ' }), 0);
+        await commitAll(store, ['g*1', 'g?2', 'g[3]', 'g3']);
+        assert.deepEqual(await list({ prefix: 'g*' }), ['g*1']);
+        assert.deepEqual(await list({ contains: '?' }), ['g?2']);
+        assert.deepEqual(await list({ contains: '[3' }), ['g[3]']);
+        assert.deepEqual(await list({ contains: '3]' }), ['g[3]']);
+        assert.deepEqual(await list({ prefix: 'g' }), ['g*1', 'g3', 'g?2', 'g[3]']);
       }));
 
     it('keeps unicode keys intact and sorts them by code point', () =>

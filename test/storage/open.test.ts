@@ -14,13 +14,14 @@ it('embedded storage keeps rows and objects under the data folder across a reope
     const first = await openStorage({ dataDir });
     assert.equal(
       first.description,
-      `embedded PostgreSQL in ${join(dataDir, 'db')}, objects in ${join(dataDir, 'objects')}`,
+      `embedded SQLite in ${join(dataDir, 'pixpool.db')}, objects in ${join(dataDir, 'objects')}`,
     );
     const object = newObjectName('k');
     await first.objects.put(object, Buffer.from('png'), 'image/png');
     await first.metadata.commit({ ...upload('k'), object });
     await first.close();
-    assert.deepEqual((await readdir(dataDir)).toSorted(), ['db', 'objects']);
+    // Closed cleanly: the WAL was checkpointed into the database file and removed.
+    assert.deepEqual((await readdir(dataDir)).toSorted(), ['objects', 'pixpool.db']);
 
     const second = await openStorage({ dataDir });
     try {

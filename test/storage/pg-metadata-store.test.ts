@@ -35,16 +35,6 @@ describe('PostgreSQL', () => {
 
   metadataStoreContract('PostgreSQL', () => createMetadataStore(freshDriver()));
 
-  it('leaves vacuuming to autovacuum: maintain() does nothing, even after many writes', async () => {
-    const store = await createMetadataStore(freshDriver());
-    try {
-      for (let i = 0; i < 1200; i++) await store.commit(upload(`many-${i % 10}`));
-      assert.equal(await store.maintain(), false);
-    } finally {
-      await store.close();
-    }
-  });
-
   it('applies each migration once when several services start at the same time', async () => {
     const schema = randomSchema();
     const drivers = Array.from({ length: 5 }, () => freshDriver(schema));

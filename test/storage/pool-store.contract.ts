@@ -1,5 +1,5 @@
 /**
- * The behaviour every PoolStore must have, run on PGlite and on a real PostgreSQL, each test on a
+ * The behaviour every PoolStore must have, run on SQLite and on a real PostgreSQL, each test on a
  * fresh, empty database (or schema). The statistics cases check what the originals got wrong:
  * counts summed per window (not averaged ratios), gauges from each node's last sample, nodes
  * keyed by a stable id, and every bucket of a chart present even when nothing reported.
@@ -111,7 +111,7 @@ export function poolStoreContract(name: string, open: PoolStoreFactory): void {
     it('registers nodes, keeps their first addedAt, changes state, lists by addedAt then id', () =>
       withStore(open, async (store) => {
         assert.deepEqual(await store.listNodes(), []);
-        // Inserted out of id order, a few ms apart (PGlite's clock has millisecond resolution).
+        // Inserted out of id order, a few ms apart (SQLite's clock has millisecond resolution).
         for (const id of ['node-b', 'node-c', 'node-a']) {
           await store.upsertNode({
             id,

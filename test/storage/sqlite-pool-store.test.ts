@@ -1,31 +1,22 @@
 /**
- * The pool store on PGlite (in memory, each test on a fresh database), and the shared-driver
+ * The pool store on SQLite (in memory, each test on a fresh database), and the shared-driver
  * arrangement `pixpool up` depends on: the metadata and pool stores on one embedded database,
  * both usable, the driver closed exactly once.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
 import { createPoolMap } from '../../src/core/pool-map.ts';
 import { createMetadataStore } from '../../src/storage/metadata-store.ts';
 import { openStorage } from '../../src/storage/open.ts';
-import { createPgliteDriver } from '../../src/storage/pglite-driver.ts';
 import { createPoolStore } from '../../src/storage/pool-store.ts';
 import type { SqlDriver } from '../../src/storage/sql-driver.ts';
+import { createSqliteDriver } from '../../src/storage/sqlite-driver.ts';
 import { tempDir } from '../helpers/storage.ts';
 import { upload } from './metadata-store.contract.ts';
 import { poolStoreContract } from './pool-store.contract.ts';
 
-// Each test gets a fresh database loaded from one made at start: initdb once, not per test.
-let template: Blob;
-before(async () => {
-  const db = await PGlite.create();
-  template = await db.dumpDataDir('none');
-  await db.close();
-});
-
-poolStoreContract('PGlite', () => createPoolStore(createPgliteDriver({ loadDataDir: template })));
+poolStoreContract('SQLite', () => createPoolStore(createSqliteDriver()));
 
 /** A driver that counts close() calls, to check who closes a shared driver. */
 function counting(driver: SqlDriver): SqlDriver & { closes: number } {
@@ -42,9 +33,9 @@ function counting(driver: SqlDriver): SqlDriver & { closes: number } {
   return counted;
 }
 
-describe('metadata and pool stores sharing one PGlite driver', () => {
+describe('metadata and pool stores sharing one SQLite driver', () => {
   it('both work on one driver; neither closes it when told it does not own it', async () => {
-    const driver = counting(createPgliteDriver({ loadDataDir: template }));
+    const driver = counting(createSqliteDriver());
     try {
       // Started together, as two services in one process might: migrating twice is harmless.
       const [metadata, pool] = await Promise.all([
@@ -74,12 +65,12 @@ describe('metadata and pool stores sharing one PGlite driver', () => {
   });
 
   it('a pool store owns its driver by default, and closes an owned one if migrating fails', async () => {
-    const driver = counting(createPgliteDriver({ loadDataDir: template }));
+    const driver = counting(createSqliteDriver());
     const pool = await createPoolStore(driver);
     await pool.close();
     assert.equal(driver.closes, 1);
 
-    const broken = counting(createPgliteDriver({ loadDataDir: template }));
+    const broken = counting(createSqliteDriver());
     const failing: SqlDriver = {
       ...broken,
       transaction: () => Promise.reject(new Error('disk on fire')),
@@ -87,7 +78,7 @@ describe('metadata and pool stores sharing one PGlite driver', () => {
     };
     await assert.rejects(createPoolStore(failing), /disk on fire/);
     assert.equal(broken.closes, 1);
-    const shared = counting(createPgliteDriver({ loadDataDir: template }));
+    const shared = counting(createSqliteDriver());
     await assert.rejects(
       createPoolStore({ ...failing, close: () => shared.close() }, { ownsDriver: false }),
       /disk on fire/,
