@@ -75,74 +75,104 @@ export async function runUp(options: UpOptions): Promise<void> {
     await stopAll().catch(() => {});
     throw error;
   };
-  const storage = await openStorage(storageOptions);
-  started.push(() => storage.close());
-  const tls = options.tls ?? NO_TLS;
-  const common = {
-    ...storageOptions,
-    storage,
-    secret,
-    tls,
-    logLevel: options.logLevel,
-    handleSignals: false,
+  let stopping = false;
+  /** Between start-up steps: after a signal, stop starting (and stop what has started). */
+  const proceed = () => {
+    if (stopping) throw new Error('stopped during start-up');
   };
-  const manager = await runManager({
-    ...common,
-    host: '127.0.0.1',
-    port: options.managerPort,
-    provider: 'local',
-    nodeUrls: [],
-    historyDays: options.historyDays,
-    assignment: 'balanced',
-    ...(options.socketLanes === false && { nodeArgs: ['--socket-lanes', 'off'] }),
-  }).catch(abandon);
-  started.push(() => manager.app.close());
-  const frontend = await runFrontend({
-    ...common,
-    host: '127.0.0.1',
-    port: options.port,
-    nodes: [],
-    managerUrl: manager.address,
-    ...frontendTuning(options),
-    socketLanes: options.socketLanes,
-    openCourseApi: options.openCourseApi,
-    reusePort: workers > 1,
-  }).catch(abandon);
-  const port = Number(new URL(frontend.address).port);
-  const others = Array.from({ length: workers - 1 }, (_, i) =>
-    superviseWorker(i + 2, { ...options, port, secret, tls, managerUrl: manager.address }),
-  );
-  // The frontends drain side by side, so the whole stop keeps the bound of one.
-  started.push(() =>
-    Promise.all([
-      frontend.app.close(),
-      ...others.map((worker) => worker.stop(DEFAULT_GRACE_MS + 2000)),
-    ]),
-  );
-  await Promise.all(others.map((worker) => worker.start())).catch(abandon);
-  const autoscale = options.autoscale ?? { intervalS: 60, windowS: 60 };
-  const autoscaler = await runAutoscaler({
-    host: '127.0.0.1',
-    port: options.autoscalerPort,
-    managerUrl: manager.address,
-    ...autoscale,
-    logLevel: 'warn',
-    tls,
-    handleSignals: false,
-  }).catch(abandon);
-  started.push(() => autoscaler.app.close());
+  let managerRef: { provider: { killNow?: () => void } } | undefined;
+  let others: SupervisedChild[] = [];
   const killWorkers = () => {
     for (const worker of others) worker.killNow();
   };
-  // Bounded like the manager alone.
-  closeOnSignals(stopAll, (message) => console.error(message), {
-    graceMs: STOP_GRACE_MS,
-    onForcedExit: () => {
-      killWorkers();
-      manager.provider.killNow?.();
+  const start = async () => {
+    const storage = await openStorage(storageOptions);
+    started.push(() => storage.close());
+    proceed();
+    const tls = options.tls ?? NO_TLS;
+    const common = {
+      ...storageOptions,
+      storage,
+      secret,
+      tls,
+      logLevel: options.logLevel,
+      handleSignals: false,
+    };
+    const manager = await runManager({
+      ...common,
+      host: '127.0.0.1',
+      port: options.managerPort,
+      provider: 'local',
+      nodeUrls: [],
+      historyDays: options.historyDays,
+      assignment: 'balanced',
+      ...(options.socketLanes === false && { nodeArgs: ['--socket-lanes', 'off'] }),
+    }).catch(abandon);
+    started.push(() => manager.app.close());
+    managerRef = manager;
+    proceed();
+    const frontend = await runFrontend({
+      ...common,
+      host: '127.0.0.1',
+      port: options.port,
+      nodes: [],
+      managerUrl: manager.address,
+      ...frontendTuning(options),
+      socketLanes: options.socketLanes,
+      openCourseApi: options.openCourseApi,
+      reusePort: workers > 1,
+    }).catch(abandon);
+    const port = Number(new URL(frontend.address).port);
+    others = Array.from({ length: workers - 1 }, (_, i) =>
+      superviseWorker(i + 2, { ...options, port, secret, tls, managerUrl: manager.address }),
+    );
+    // The frontends drain side by side, so the whole stop keeps the bound of one.
+    started.push(() =>
+      Promise.all([
+        frontend.app.close(),
+        ...others.map((worker) => worker.stop(DEFAULT_GRACE_MS + 2000)),
+      ]),
+    );
+    await Promise.all(others.map((worker) => worker.start())).catch(abandon);
+    proceed();
+    const autoscale = options.autoscale ?? { intervalS: 60, windowS: 60 };
+    const autoscaler = await runAutoscaler({
+      host: '127.0.0.1',
+      port: options.autoscalerPort,
+      managerUrl: manager.address,
+      ...autoscale,
+      logLevel: 'warn',
+      tls,
+      handleSignals: false,
+    }).catch(abandon);
+    started.push(() => autoscaler.app.close());
+    return { storage, manager, frontend, autoscaler };
+  };
+  const startup = start();
+  // Installed before anything has started: a Ctrl-C during start-up must stop what has (the
+  // cache nodes and workers run in process groups of their own and would outlive us). It lets
+  // the step under way finish, then stops everything; bounded like the manager alone.
+  closeOnSignals(
+    async () => {
+      stopping = true;
+      await startup.catch(() => {});
+      await stopAll();
     },
-  });
+    (message) => console.error(message),
+    {
+      graceMs: STOP_GRACE_MS,
+      onForcedExit: () => {
+        killWorkers();
+        managerRef?.provider.killNow?.();
+      },
+    },
+  );
   process.once('exit', killWorkers);
+  // A start-up cut short by a signal: the handler above stops and exits.
+  const { storage, manager, frontend, autoscaler } = await startup.catch((error: unknown) => {
+    if (stopping) return new Promise<never>(() => {});
+    throw error;
+  });
   const { map, addresses } = manager.pool.view();
   const pids = [process.pid, ...others.map((worker) => worker.pid)].join(', ');
   const frontends =

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { after, before, it } from 'node:test';
+import { freePort } from '../../src/http/listen.ts';
 import { MAX_WORKERS } from '../../src/up/workers.ts';
 import { auth, SECRET } from '../helpers/nodes.ts';
 import {
@@ -104,4 +105,45 @@ it('pixpool up: an upload streamed across the SIGTERM is acknowledged and durabl
   second.child.kill('SIGTERM');
   assert.equal((await stopped)[0], 0, second.output());
   assert.deepEqual(pidsWithArgs('--manager-url', second.managerUrl), []);
+});
+
+it('pixpool up: a SIGTERM during start-up, once the frontend answers, leaves no process behind', {
+  timeout: 120_000,
+}, async () => {
+  const [port, managerPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+  const managerUrl = `http://127.0.0.1:${managerPort}`;
+  const args = ['up', '--port', String(port), '--manager-port', String(managerPort)];
+  const child = spawn(
+    process.execPath,
+    [bin, ...args, '--autoscaler-port', '0', '--data-dir', folder.dir, '--log-level', 'warn'],
+    { env: cliEnv({ PIXPOOL_SECRET: SECRET }), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  running.push(child);
+  let output = '';
+  child.stderr.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+  });
+  // The frontend answers before up has started its workers and the autoscaler: a user who
+  // opens the page and changes their mind sends the signal then.
+  await waitFor(
+    'the frontend to answer',
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/ready`);
+      await response.arrayBuffer();
+      return response.status === 200;
+    },
+    { timeoutMs: 90_000, everyMs: 20 },
+  );
+  const started = pidsWithArgs('--manager-url', managerUrl);
+  assert.ok(started.length >= 1, 'the cache node runs');
+  assert.doesNotMatch(output, /Stop with Ctrl-C/, 'the signal is meant to come before the banner');
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const [code] = await exited;
+  assert.equal(code, 0, output);
+  for (const pid of started) assert.equal(processAlive(pid), false, `child ${pid} still runs`);
+  assert.deepEqual(pidsWithArgs('--manager-url', managerUrl), []);
 });
