@@ -10,17 +10,18 @@
  * others wait (see pglite-migration.ts). Neither store owns the driver; close() closes it
  * exactly once, after both.
  *
- * The caller (a main.ts) reads the environment and passes plain options.
+ * The caller (a main.ts) reads the environment and passes plain options. The PostgreSQL and S3
+ * clients are imported only when configured: each costs every process that loads it tens of MB
+ * (bench case embedded-footprint), and the embedded default uses neither.
  */
 import { join } from 'node:path';
 import { PixpoolError } from '../core/errors.ts';
 import { createFsObjectStore } from './fs-object-store.ts';
 import { createMetadataStore, type MetadataStore } from './metadata-store.ts';
 import type { ObjectStore } from './object-store.ts';
-import { createPgDriver, describePgServer } from './pg-driver.ts';
 import { migratePgliteFolder } from './pglite-migration.ts';
 import { createPoolStore, type PoolStore } from './pool-store.ts';
-import { createS3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.ts';
+import type { S3ObjectStoreOptions } from './s3-object-store.ts';
 import { once } from './sql-driver.ts';
 import { createSqliteDriver } from './sqlite-driver.ts';
 
@@ -55,9 +56,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       log: options.log ?? ((line) => console.error(line)),
     });
   }
-  const driver = options.databaseUrl
-    ? createPgDriver({ connectionString: options.databaseUrl })
-    : createSqliteDriver({ path: dbPath });
+  const pg = options.databaseUrl ? await import('./pg-driver.ts') : undefined;
+  const driver =
+    pg && options.databaseUrl
+      ? pg.createPgDriver({ connectionString: options.databaseUrl })
+      : createSqliteDriver({ path: dbPath });
   let metadata: MetadataStore;
   let pool: PoolStore;
   try {
@@ -74,10 +77,12 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     throw error;
   }
   const objects = options.s3
-    ? createS3ObjectStore(options.s3)
+    ? (await import('./s3-object-store.ts')).createS3ObjectStore(options.s3)
     : createFsObjectStore({ dir: objectsDir });
   const where = [
-    options.databaseUrl ? describePgServer(options.databaseUrl) : `embedded SQLite in ${dbPath}`,
+    pg && options.databaseUrl
+      ? pg.describePgServer(options.databaseUrl)
+      : `embedded SQLite in ${dbPath}`,
     options.s3 ? `S3 bucket ${options.s3.bucket}` : `objects in ${objectsDir}`,
   ];
   return {
