@@ -161,7 +161,7 @@ async function runFrontendGetVsNginx(ctx: BenchContext, self: BenchCase) {
       headers: {},
     }),
     fairness: [
-      `The server under test is the whole system as \`pixpool up\` runs it: the frontend and the manager (with its embedded PGlite registry) in the up process, the cache node and the autoscaler as child processes. All are pinned to the server CPU: taskset pins the up process and its children inherit its affinity, and the CPU time counted is the whole process tree's (the manager and autoscaler mostly idle: the node's statistics every 5 s, an autoscaler tick every 60 s, manual mode). nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
+      `The server under test is the whole system as \`pixpool up\` runs it: the frontend and the manager (with its embedded SQLite registry) in the up process, the cache node and the autoscaler as child processes. All are pinned to the server CPU: taskset pins the up process and its children inherit its affinity, and the CPU time counted is the whole process tree's (the manager and autoscaler mostly idle: the node's statistics every 5 s, an autoscaler tick every 60 s, manual mode). nginx (worker_processes 1, master and worker) is pinned to the same CPU, so each side gets exactly one CPU whatever its process count.`,
       "Every pixpool request is a cache hit served from the frontend's near cache: the frontend answers on the socket (its socket lane, before node:http): within the cache node's read lease (100 ms, the default) it sends its own copy of the bytes without asking the node; when the lease runs out the next request waits while the copy is revalidated with the node (a GET with x-pixpool-if-version over kept-alive loopback HTTP, answered 304 without a body, with a new lease; concurrent requests for the key share one check). The image was uploaded with POST /api/upload and fetched until x-pixpool-source said cache before measuring. nginx reads the file (page cache, sendfile).",
       `Both serve the same ${body.length.toLocaleString('en-US')} bytes (random after a JPEG signature, incompressible) at the same path ${path} with Content-Type ${contentType}, no compression; the runner checked both answer exactly those bytes. pixpool's answer carries a few more headers (ETag, Last-Modified, Cache-Control, CSP, nosniff, x-pixpool-source), a few hundred bytes.`,
       `pixpool runs on this runner's Node (${process.version}): bin/pixpool.js up --data-dir <tmp> --port <p> --manager-port <p> --autoscaler-port <p> --log-level warn (embedded storage; one cache node at the manager's default 100 MB, LRU; the frontend's near cache at its default 64 MiB).`,
@@ -237,7 +237,7 @@ async function runUploads(ctx: BenchContext, self: BenchCase): Promise<CaseResul
   const sides: UploadSide[] = [
     {
       id: 'embedded',
-      label: 'embedded (PGlite + folder)',
+      label: 'embedded (SQLite + folder)',
       async start() {
         const dataDir = join(ctx.tmp, `${self.id}-embedded`);
         const up = await startPixpoolUp(ctx.procs, {
@@ -255,7 +255,7 @@ async function runUploads(ctx: BenchContext, self: BenchCase): Promise<CaseResul
           pid: up.child.pid,
           command: up.command.replace(ctx.tmp, '<tmp>'),
           storage:
-            'PGlite (embedded PostgreSQL, WebAssembly, in the frontend process) in <tmp>/db; objects as files in <tmp>/objects',
+            'SQLite (node:sqlite, WAL, synchronous=FULL, in the frontend process) in <tmp>/pixpool.db; objects as files in <tmp>/objects',
           storagePids: [],
           stop: async () => {
             await up.stop();
@@ -809,7 +809,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
     title: self.title,
     fairness: [
       `CPUs: the manager is pinned with taskset -c ${cpus.server ?? '(not pinned)'}; the cache nodes it starts (child processes of the local provider) inherit that affinity, so the manager, the 4 old owners and the new node share ${cpus.server === undefined ? 'the machine' : `CPU ${cpus.server}`}. The loopback baseline's receiver and sender are two Node processes pinned to the same ${cpus.server === undefined ? 'CPUs (none)' : `CPU ${cpus.server}`}, so both sides copy between processes on the same CPU(s). The runner (fill PUTs, API calls) is not pinned; it only waits during the resize.`,
-      `Each repetition: a fresh manager (${managerCommand}; embedded PGlite registry in its own data dir), grown 1 → 4 with POST /api/manager/poolsize/manual {"change":"increase","wait":true}, configured with POST /api/manager/config {"capacity":256,"replacement_policy":"LRU"}, filled with ${HANDOVER_VALUES} distinct values of ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')} random bytes (PUT /v1/entries/<key> to each key's owner by the pool view, ${HANDOVER_FILL_CONCURRENCY} in flight), checked (the nodes hold exactly those entries and bytes), then grown 4 → 5 the same way; the manager and its nodes are then stopped and the loopback copy runs.`,
+      `Each repetition: a fresh manager (${managerCommand}; embedded SQLite registry in its own data dir), grown 1 → 4 with POST /api/manager/poolsize/manual {"change":"increase","wait":true}, configured with POST /api/manager/config {"capacity":256,"replacement_policy":"LRU"}, filled with ${HANDOVER_VALUES} distinct values of ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')} random bytes (PUT /v1/entries/<key> to each key's owner by the pool view, ${HANDOVER_FILL_CONCURRENCY} in flight), checked (the nodes hold exactly those entries and bytes), then grown 4 → 5 the same way; the manager and its nodes are then stopped and the loopback copy runs.`,
       `Baseline: ${copyCommand}, started through tsx; a plain node:net stream (no HTTP, no framing, no user-space copy of the payload), so it is the ceiling for moving those bytes between two processes here.`,
       `${settings.rounds} repetitions; the loopback copy of each repetition runs within seconds of its resize, with the same byte count.`,
     ],

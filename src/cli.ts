@@ -5,7 +5,7 @@
  * the check the service itself applies), so a bad value, from a flag or its variable, stops the
  * command with one line naming the flag before anything starts, and each action hands its
  * service typed options. Each command imports its service only when it runs, so a cache node
- * does not load (or hold in memory) the storage drivers, the AWS SDK or PGlite.
+ * does not load (or hold in memory) the storage drivers or the AWS SDK.
  */
 import { Command, Option } from 'commander';
 import type { AutoscalerOptions } from './autoscaler/main.ts';
@@ -221,7 +221,7 @@ function storageOptions(command: Command): Command {
     .addOption(
       new Option(
         '--database-url <url>',
-        'PostgreSQL connection string; unset: embedded PostgreSQL (PGlite) in <data-dir>/db',
+        'PostgreSQL connection string; unset: embedded SQLite in <data-dir>/pixpool.db',
       ).env('DATABASE_URL'),
     )
     .addOption(

@@ -134,7 +134,7 @@ end
       headers: {},
     }),
     fairness: [
-      `The server under test is the whole \`pixpool up\` tree (frontend + manager with embedded PGlite, cache node and autoscaler children), pinned to the server CPU like nginx (worker_processes 1). Objects are files in its data folder (in the page cache after the uploads), rows in PGlite.`,
+      `The server under test is the whole \`pixpool up\` tree (frontend + manager with embedded SQLite, cache node and autoscaler children), pinned to the server CPU like nginx (worker_processes 1). Objects are files in its data folder (in the page cache after the uploads), rows in SQLite.`,
       `pixpool: wrk asks for a random one of ${MISS_KEYS.toLocaleString('en-US')} distinct 100 KB images per request (Lua script); the cache node's capacity is ${NODE_CAPACITY_MB} MB (≈9 images), so nearly every read is a miss: row → object → answer → fill of the node (which evicts). nginx serves one 100 KB file (GET, no script) for scale only: this is not a like-for-like comparison and has no target.`,
     ],
   });

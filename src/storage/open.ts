@@ -22,7 +22,7 @@ import type { ObjectStore } from './object-store.ts';
 import { migratePgliteFolder } from './pglite-migration.ts';
 import { createPoolStore, type PoolStore } from './pool-store.ts';
 import type { S3ObjectStoreOptions } from './s3-object-store.ts';
-import { once } from './sql-driver.ts';
+import { once, type SqlDriver } from './sql-driver.ts';
 import { createSqliteDriver } from './sqlite-driver.ts';
 
 export interface StorageOptions {
@@ -41,6 +41,8 @@ export interface Storage {
   objects: ObjectStore;
   /** The manager's state, on the same database connection(s) as `metadata`. */
   pool: PoolStore;
+  /** The database connection(s) both stores use (for checks and tools; the stores own the SQL). */
+  driver: SqlDriver;
   /** Where things are, for a start-up log line; never includes a password. */
   description: string;
   close(): Promise<void>;
@@ -89,6 +91,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     metadata,
     objects,
     pool,
+    driver,
     description: where.join(', '),
     close: once(async () => {
       await Promise.allSettled([metadata.close(), pool.close(), objects.close()]);

@@ -218,7 +218,7 @@ describe('the Dockerfile', () => {
       };
       assert.equal(health.service, 'frontend');
       // The image's ENV applies: embedded data in /data (and 0.0.0.0: the test below).
-      assert.ok(container.output().includes(`embedded PostgreSQL in ${dirs.data}/db`));
+      assert.ok(container.output().includes(`embedded SQLite in ${dirs.data}/pixpool.db`));
       container.child.kill('SIGTERM');
       assert.equal(await container.exited, 0, container.output());
       const down = await healthcheck(pid, env);

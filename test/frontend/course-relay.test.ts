@@ -64,6 +64,7 @@ describe('the frontend relays the course test API to the manager', { timeout: 12
         metadata: m.metadata,
         objects: m.objects,
         pool: m.store,
+        driver,
         description: "the test manager's",
         close: async () => {},
       },
