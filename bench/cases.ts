@@ -20,6 +20,7 @@ import { postKey } from './cases/post-key.ts';
 import { redisCompare } from './cases/redis.ts';
 import { soak } from './cases/soak.ts';
 import { variantBurst, variantHit, variantMiss } from './cases/variants.ts';
+import { frontendWorkers } from './cases/workers.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
@@ -916,6 +917,7 @@ export const cases: BenchCase[] = [
   frontendGetVsNginx,
   uploads,
   embeddedFootprint,
+  frontendWorkers,
   handover,
   nodeMemory,
   redisCompare,

@@ -37,7 +37,11 @@ interface Setup {
   args: string[];
 }
 
-const setups: Setup[] = [{ id: 'default', label: './start.sh (defaults)', args: [] }];
+// The default runs a frontend per core (two here); one worker is today's shape before issue 19.
+const setups: Setup[] = [
+  { id: 'default', label: './start.sh (defaults)', args: [] },
+  { id: 'one-worker', label: './start.sh --workers 1', args: ['--workers', '1'] },
+];
 
 export const embeddedFootprint: BenchCase = {
   id: 'embedded-footprint',
@@ -77,7 +81,7 @@ async function measureSetup(ctx: BenchContext, self: BenchCase, setup: Setup) {
     root: ctx.root,
     dataDir,
     secret,
-    storageArgs: setup.args,
+    upArgs: setup.args,
     name: `pixpool up (${setup.id}, filling)`,
   });
   const image = benchImage(100 * 1024);

@@ -22,6 +22,8 @@ export interface PixpoolUpOptions {
   secret: string;
   /** Storage flags after the defaults, e.g. --database-url … --s3-bucket …. */
   storageArgs?: string[];
+  /** Any other flags of `up`, e.g. --workers 2. */
+  upArgs?: string[];
   /** Extra environment (e.g. S3 credentials). */
   env?: Record<string, string>;
   cpus?: string | undefined;
@@ -81,6 +83,7 @@ export async function startPixpoolUp(
     '--log-level',
     'warn',
     ...(options.storageArgs ?? []),
+    ...(options.upArgs ?? []),
   ];
   const env = cliEnv({ ...options.env, PIXPOOL_SECRET: options.secret });
   const child = group.spawn(options.name ?? 'pixpool up', process.execPath, args, {
