@@ -14,6 +14,7 @@ import { embeddedFootprint } from './cases/footprint.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
 import { listKeys } from './cases/list-keys.ts';
 import { missPath } from './cases/miss-path.ts';
+import { nearAdmission } from './cases/near-admission.ts';
 import { nodeCeiling } from './cases/node-ceiling.ts';
 import { nodeMemory } from './cases/node-memory.ts';
 import { postKey } from './cases/post-key.ts';
@@ -923,6 +924,7 @@ export const cases: BenchCase[] = [
   redisCompare,
   soak,
   hitRatio,
+  nearAdmission,
   postKey,
   listKeys,
   missPath,

@@ -18,6 +18,8 @@
  *   is NP-hard and this size-unaware rule is an upper reference, not a proven bound.
  */
 import type { CacheEntry, CacheStore } from '../src/core/stores/store.ts';
+import type { FetchedImage } from '../src/frontend/fetched-image.ts';
+import { createNearCache } from '../src/frontend/near-cache.ts';
 
 export type Random = () => number;
 
@@ -160,6 +162,65 @@ export function replayOnStore(
     countSum += store.count;
   }
   counts.meanCount = counts.requests > 0 ? countSum / counts.requests : 0;
+  return counts;
+}
+
+export interface NearCacheCounts extends HitCounts {
+  /** New keys the near cache let in, and kept out, over the measured requests. */
+  admitted: number;
+  rejected: number;
+}
+
+/**
+ * Replays `trace` on the frontend's near cache (src/frontend/near-cache.ts) as the image service
+ * drives it: each request is recorded, a held copy is a hit (as within a lease), and a miss offers
+ * the node's answer to the cache. `admission: false` is LRU alone, as before admission.
+ */
+export function replayOnNearCache(
+  trace: Trace,
+  capacity: number,
+  warmup: number,
+  admission: boolean,
+): NearCacheCounts {
+  const { sizes, requests } = trace;
+  let largest = 0;
+  for (const s of sizes) largest = Math.max(largest, s);
+  const backing = Buffer.alloc(largest);
+  const keys: string[] = [];
+  for (let id = 0; id < sizes.length; id++) keys.push(`o${id}`);
+  let measuring = false;
+  const counts = { requests: 0, hits: 0, bytes: 0, hitBytes: 0, admitted: 0, rejected: 0 };
+  const near = createNearCache(capacity, {
+    admission,
+    admitted: { inc: () => measuring && counts.admitted++ },
+    rejected: { inc: () => measuring && counts.rejected++ },
+  });
+  for (let i = 0; i < requests.length; i++) {
+    measuring = i >= warmup;
+    const id = requests[i] as number;
+    const key = keys[id] as string;
+    near.record(key);
+    const hit = near.get(key) !== undefined;
+    if (!hit) {
+      // A fresh object per answer, as the image service builds one per node answer.
+      const image: FetchedImage = {
+        bytes: backing.subarray(0, sizes[id]),
+        contentType: 'image/jpeg',
+        version: 1,
+        modifiedAt: undefined,
+        source: 'cache',
+      };
+      near.set(key, image);
+    }
+    if (!measuring) continue;
+    const size = sizes[id] as number;
+    counts.requests++;
+    counts.bytes += size;
+    if (hit) {
+      counts.hits++;
+      counts.hitBytes += size;
+    }
+  }
   return counts;
 }
 

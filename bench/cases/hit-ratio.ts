@@ -23,15 +23,15 @@ import type { BenchCase, BenchContext, CaseResult } from '../lib/case.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const OBJECTS = 100_000;
-const REQUESTS = 2_000_000;
+export const OBJECTS = 100_000;
+export const REQUESTS = 2_000_000;
 /** Requests that fill the cache before counting (the cache holds ~5,000 objects). */
-const WARMUP = 500_000;
-const ALPHA = 1.0;
-const CACHE_SHARE = 0.05;
-const SEEDS = [1, 2, 3];
+export const WARMUP = 500_000;
+export const ALPHA = 1.0;
+export const CACHE_SHARE = 0.05;
+export const SEEDS = [1, 2, 3];
 /** Image-like sizes: median 100 KiB; sigma 1 puts the middle 68 % within 37–272 KiB. */
-const SIZES: SizeModel = { median: 100 * KiB, sigma: 1.0, min: 4 * KiB, max: 5 * MiB };
+export const SIZES: SizeModel = { median: 100 * KiB, sigma: 1.0, min: 4 * KiB, max: 5 * MiB };
 /** The policy issue 7 asks to beat LRU by 5 points. */
 const CHALLENGER: PolicyName = 'SIEVE';
 const BELADY = 'Belady';

@@ -12,7 +12,7 @@
  *
  * Fetch: the near cache's copy while a read lease from its owning node vouches for it
  * (src/cachenode/leases.ts) → owning node (revalidating the near copy when there is one, and
- * asking for a lease: near-cache.ts) → on
+ * asking for a lease; its answer is kept near if frequency admits it: near-cache.ts) → on
  * a miss or a node failure, the row → the object → fill the node with the row's version
  * (conditional) → answer. Concurrent misses for the same key *and version*
  * share one object read; keying the flight by version means a fetch that starts after an upload
@@ -95,7 +95,10 @@ export function createImageService(deps: ImageServiceDeps) {
   const { metadata, objects, nodes, routing, metrics, log } = deps;
   const reads = createSingleFlight<Buffer | undefined>();
   const transforms = createSingleFlight<FetchedImage>();
-  const near = createNearCache(deps.nearCacheBytes ?? 64 * 1024 * 1024);
+  const near = createNearCache(deps.nearCacheBytes ?? 64 * 1024 * 1024, {
+    admitted: metrics.nearAdmissions.labels('admitted'),
+    rejected: metrics.nearAdmissions.labels('rejected'),
+  });
   // Concurrent reads of one hot key share a node check that started after each of them arrived.
   type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number };
   const checks = createFreshFlight<Answer>();
@@ -153,6 +156,7 @@ export function createImageService(deps: ImageServiceDeps) {
     if (!lease || lease.until <= performance.now()) return undefined;
     const owners = routing.ownersOf(key);
     if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
+    near.record(key);
     hits.inc();
     return held;
   }
@@ -275,6 +279,8 @@ export function createImageService(deps: ImageServiceDeps) {
   async function fetch(key: string): Promise<FetchedImage | undefined> {
     const leased = leasedCopy(key);
     if (leased) return leased;
+    // Counted here and on a leased hit, not in leasedCopy: the socket lane calls that first too.
+    near.record(key);
     const { cached, owners } = await cachedCopy(key);
     metrics.lookups.inc({ result: cached ? 'hit' : 'miss' });
     if (cached) return cached;
@@ -289,6 +295,7 @@ export function createImageService(deps: ImageServiceDeps) {
     const entryKey = variantEntryKey(key, id);
     const leased = leasedCopy(entryKey, variantHits);
     if (leased) return leased;
+    near.record(entryKey);
     const { cached, owners } = await cachedCopy(entryKey);
     metrics.variantLookups.inc({ result: cached ? 'hit' : 'miss' });
     if (cached) return cached;

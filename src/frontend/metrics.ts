@@ -10,6 +10,12 @@ export function createFrontendMetrics(registry: Registry) {
       labelNames: ['result'] as const,
       registers,
     }),
+    nearAdmissions: new Counter({
+      name: 'pixpool_frontend_near_cache_admissions_total',
+      help: 'Images from a node offered to the near cache as new keys, by outcome (admitted, or rejected: read less often lately than the entries they would evict)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     nodeErrors: new Counter({
       name: 'pixpool_frontend_node_errors_total',
       help: 'Cache node requests that failed or timed out',

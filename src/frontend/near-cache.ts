@@ -11,30 +11,101 @@
  * failing node makes a near entry unusable once its lease ends (the read goes to storage).
  * Bounded by bytes, LRU.
  *
+ * Admission by frequency (TinyLFU, core/frequency-sketch.ts): every read is counted (`record`),
+ * and once the cache is full a new key gets in only if it was read more often lately than each
+ * entry it would evict, coldest first. Under uniform reads over more than the cache holds, LRU
+ * alone admits a key on nearly every read and evicts it unread; this keeps the held ones. A key
+ * already held is always replaced (a newer version never waits behind admission), and an image
+ * that is not admitted leaves nothing behind, so admission cannot make an old copy servable.
+ *
  * An entry may also carry its image's POST /api/key answer (the base64 data URL as JSON, 4/3 of
  * the bytes), encoded once on the first such request and counted in the entry's size. It belongs
  * to the entry's version: a newer version is a new entry, so it can never be served stale.
  */
 import { LRUCache } from 'lru-cache';
+import { createFrequencySketch } from '../core/frequency-sketch.ts';
 import type { FetchedImage } from './fetched-image.ts';
 
-export function createNearCache(maxBytes: number) {
+interface Count {
+  inc(): void;
+}
+
+export interface NearCacheOptions {
+  /** false: admit every key, as LRU alone does (the bench's "before"). Default true. */
+  admission?: boolean;
+  /** Counts new keys let in and new keys kept out (the frontend's metrics). */
+  admitted?: Count;
+  rejected?: Count;
+}
+
+/** Sketch counters per row for a byte budget: room for entries averaging 4 KiB. */
+const BYTES_PER_COUNTER = 4096;
+const MIN_WIDTH = 256;
+const MAX_WIDTH = 1 << 20;
+/** Aging period per entry held (Caffeine's 10 × the maximum size), and its floor. */
+const SAMPLES_PER_ENTRY = 10;
+const MIN_ENTRIES = 64;
+
+const sizeOf = (image: FetchedImage) =>
+  Math.max(1, image.bytes.length + (image.dataUrlJson?.length ?? 0));
+
+const none = { inc() {} };
+
+export function createNearCache(maxBytes: number, options: NearCacheOptions = {}) {
   if (maxBytes <= 0) {
     return {
+      record: (_key: string) => {},
       get: (_key: string) => undefined,
       set: (_key: string, _image: FetchedImage) => {},
       delete: (_key: string) => {},
       attach: (_key: string, _image: FetchedImage, _body: Buffer) => {},
     };
   }
-  const cache = new LRUCache<string, FetchedImage>({
-    maxSize: maxBytes,
-    sizeCalculation: (image) => Math.max(1, image.bytes.length + (image.dataUrlJson?.length ?? 0)),
+  const { admission = true, admitted = none, rejected = none } = options;
+  const cache = new LRUCache<string, FetchedImage>({ maxSize: maxBytes, sizeCalculation: sizeOf });
+  let width = MIN_WIDTH;
+  while (width < MAX_WIDTH && width * BYTES_PER_COUNTER < maxBytes) width *= 2;
+  const sketch = createFrequencySketch({
+    width,
+    sampleSize: () => SAMPLES_PER_ENTRY * Math.max(MIN_ENTRIES, cache.size),
   });
+
+  /** Whether `key` (not held, `size` bytes) is read more often than every entry it would evict. */
+  function admits(key: string, size: number): boolean {
+    let free = maxBytes - cache.calculatedSize;
+    if (!admission || size <= free) return true;
+    const frequency = sketch.frequency(key);
+    // rkeys() goes coldest first, the order lru-cache evicts in.
+    for (const victim of cache.rkeys()) {
+      if (sketch.frequency(victim) >= frequency) return false;
+      const held = cache.peek(victim);
+      free += held ? sizeOf(held) : 0;
+      if (size <= free) return true;
+    }
+    return true;
+  }
+
   return {
+    /** Counts a read of `key` (once per read, whether the near cache holds it or not). */
+    record: (key: string) => {
+      if (admission) sketch.increment(key);
+    },
     get: (key: string) => cache.get(key),
     set(key: string, image: FetchedImage) {
-      if (image.bytes.length <= maxBytes) cache.set(key, image);
+      const size = sizeOf(image);
+      if (cache.has(key)) {
+        // A held key is replaced, whatever admission would say; one too large is dropped.
+        if (size <= maxBytes) cache.set(key, image);
+        else cache.delete(key);
+        return;
+      }
+      if (size > maxBytes) return;
+      if (!admits(key, size)) {
+        rejected.inc();
+        return;
+      }
+      admitted.inc();
+      cache.set(key, image);
     },
     delete: (key: string) => {
       cache.delete(key);

@@ -12,6 +12,7 @@ import {
   logNormalSizes,
   nextUses,
   replayBelady,
+  replayOnNearCache,
   replayOnStore,
   type Trace,
   zipfSampler,
@@ -174,6 +175,44 @@ describe('replay on a store', () => {
       bytes: 100,
       hitBytes: 10,
       meanCount: (1 + 2 + 2 + 2 + 2 + 2) / 6,
+    });
+  });
+});
+
+describe('replay on the near cache', () => {
+  // Room for two of three 10-byte objects. With admission: 2 is kept out while it is read no more
+  // than the coldest entry (0 at r4, then 1 at r6), and let in on its third read (r7).
+  const t = trace([0, 0, 1, 1, 2, 0, 2, 2], [10, 10, 10]);
+
+  it('counts hits, admissions and rejections with frequency admission', () => {
+    assert.deepEqual(replayOnNearCache(t, 20, 0, true), {
+      requests: 8,
+      hits: 3,
+      bytes: 80,
+      hitBytes: 30,
+      admitted: 3,
+      rejected: 2,
+    });
+    // Warm-up requests are replayed (they count in the sketch) but not counted.
+    assert.deepEqual(replayOnNearCache(t, 20, 4, true), {
+      requests: 4,
+      hits: 1,
+      bytes: 40,
+      hitBytes: 10,
+      admitted: 1,
+      rejected: 2,
+    });
+  });
+
+  it('admits every miss without admission, as LRU alone', () => {
+    // r4 evicts 0, r5 evicts 1; 2 then hits twice.
+    assert.deepEqual(replayOnNearCache(t, 20, 0, false), {
+      requests: 8,
+      hits: 4,
+      bytes: 80,
+      hitBytes: 40,
+      admitted: 4,
+      rejected: 0,
     });
   });
 });

@@ -15,6 +15,15 @@ const read = async (fe: TestFrontend, key: string) => {
   };
 };
 
+/** The frontend's near-cache admissions with `outcome` (admitted, rejected), from /metrics. */
+async function admissions(fe: TestFrontend, outcome: string): Promise<number> {
+  const text = await (await fetch(`${fe.url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`pixpool_frontend_near_cache_admissions_total{outcome="${outcome}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 describe('two frontends sharing storage and a cache node', () => {
   let a: TestFrontend;
   let b: TestFrontend;
@@ -25,6 +34,36 @@ describe('two frontends sharing storage and a cache node', () => {
   after(async () => {
     await b.close();
     await a.close();
+  });
+
+  it('a frontend whose near cache is full keeps its frequent images from a one-off read', async () => {
+    // Room for two of the three 40 KB images; a's stores (a fresh PGlite costs seconds).
+    const fe = await startFrontend({
+      nodes: a.nodes,
+      metadata: a.metadata,
+      objects: a.objects,
+      nearCacheMb: 0.09,
+    });
+    const node = a.nodes[0] as TestNode;
+    try {
+      for (const [i, key] of ['frequent-1', 'frequent-2', 'once'].entries()) {
+        await upload(fe.url, key, imageBytes('png', 40_000, 30 + i));
+      }
+      for (const key of ['frequent-1', 'frequent-2', 'once']) {
+        // The first read fills the node from storage; the next one is the node's answer.
+        while (!node.cache.peek(key)) {
+          await read(fe, key);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        if (key !== 'once') for (let i = 0; i < 6; i++) await read(fe, key);
+      }
+      assert.equal(await admissions(fe, 'admitted'), 2);
+      assert.equal((await read(fe, 'once')).source, 'cache');
+      assert.equal(await admissions(fe, 'rejected'), 1, 'read less often than the other two');
+      assert.equal(await admissions(fe, 'admitted'), 2);
+    } finally {
+      await fe.close();
+    }
   });
 
   it('an upload through one frontend is seen by the next read through the other, hot copy or not', async () => {
