@@ -75,6 +75,46 @@ test('a restart resumes the saved pool; a node that cannot be brought back leave
   await pool.close();
 });
 
+test('a restart waits out no lease when every node the manager before recorded answers or is gone', async () => {
+  for (const provable of [true, false]) {
+    const registry = createMemoryRegistry();
+    await registry.saveMap(createPoolMap(['a', 'b'], 'balanced'));
+    for (const id of ['a', 'b']) {
+      await registry.upsertNode({
+        id,
+        address: `http://${id}.0`,
+        state: 'active',
+        provider: 'fake',
+      });
+    }
+    // Stopped long ago; a failed node may be hung rather than dead: both are checked too.
+    await registry.upsertNode({
+      id: 'c',
+      address: 'http://c.0',
+      state: 'stopped',
+      provider: 'fake',
+    });
+    const { pool, fakes, provider, clock } = setup({ registry });
+    fakes.add('http://a.0'); // a still runs; b and c are gone, b starts again elsewhere
+    provider.gone.add('http://b.0');
+    if (provable) provider.gone.add('http://c.0');
+    let done = false;
+    const started = pool.start().then(() => {
+      done = true;
+    });
+    await clock.advance(10);
+    // b moved, so the pool takes a new map: at once when nothing can hold a lease, else only
+    // once the predecessor's leases have run out.
+    assert.equal(done, provable, `c proven gone: ${provable}`);
+    await clock.advance(3000);
+    await started;
+    assert.deepEqual(pool.view().map.nodes, ['a', 'b']);
+    assert.equal(pool.view().map.version, 2);
+    assert.equal(pool.view().addresses.b, 'http://b.1');
+    await pool.close();
+  }
+});
+
 test('the bounds hold for the size the queue will reach, and automatic mode refuses a manual resize', async () => {
   const { pool, store } = setup();
   await pool.start();

@@ -20,7 +20,7 @@ import type { PoolViews } from './views.ts';
 
 export interface StartupDeps {
   store: Pick<PoolStore, 'currentMap' | 'listNodes'>;
-  provider: Pick<NodeProvider, 'resume'>;
+  provider: Pick<NodeProvider, 'resume' | 'isGone'>;
   lifecycle: Pick<NodeLifecycle, 'bringUp' | 'record' | 'configure'>;
   views: PoolViews;
   journal: Journal;
@@ -45,9 +45,33 @@ async function startFirst(deps: StartupDeps): Promise<void> {
   await deps.journal.event('resize', `Started the pool with node ${id}`);
 }
 
+/**
+ * The predecessor may have given a view lease to any node it recorded, whatever its state now
+ * (a failed node may be hung, not dead), and the views wait such leases out before ownership
+ * changes. A node that answers at its address (adopted) takes the next view, and one the
+ * provider proves gone holds no lease: when that accounts for every recorded node, nothing is
+ * left to wait out, which spares a restart of `pixpool up` the whole lease (3 s by default).
+ */
+async function accountForLeases(
+  deps: StartupDeps,
+  registry: { address: string }[],
+  resumed: (ProvidedNode | undefined)[],
+): Promise<void> {
+  const { isGone } = deps.provider;
+  if (!isGone) return;
+  const answering = new Set(resumed.flatMap((node) => (node ? [node.url] : [])));
+  const addresses = [...new Set(registry.map((n) => n.address).filter(Boolean))];
+  const gone = await Promise.all(
+    addresses.map(async (url) => (answering.has(url) ? false : isGone(url))),
+  );
+  for (const [i, url] of addresses.entries()) if (gone[i]) deps.views.gone(url);
+  if (addresses.every((url, i) => answering.has(url) || gone[i])) deps.views.liftFloor();
+}
+
 async function resume(deps: StartupDeps, saved: PoolMap): Promise<void> {
   const { views, lifecycle, journal } = deps;
-  const known = new Map((await deps.store.listNodes()).map((n) => [n.id, n.address]));
+  const registry = await deps.store.listNodes();
+  const known = new Map(registry.map((n) => [n.id, n.address]));
   views.resume(
     saved,
     saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
@@ -55,6 +79,7 @@ async function resume(deps: StartupDeps, saved: PoolMap): Promise<void> {
   const resumed = await deps.provider.resume(
     saved.nodes.map((id) => ({ id, url: known.get(id) ?? '' })),
   );
+  await accountForLeases(deps, registry, resumed);
   const back: NodeId[] = [];
   let moved = false;
   for (const [i, id] of saved.nodes.entries()) {

@@ -150,6 +150,8 @@ export function createFakeProvider(fakes: FakeNodes, options: { canReplace?: boo
   const running = new Map<string, string>();
   /** Ids whose start fails. */
   const failing = new Set<string>();
+  /** Addresses the provider can prove nothing listens at any more (isGone). */
+  const gone = new Set<string>();
   const start = async (id: string): Promise<ProvidedNode> => {
     fakes.calls.push(`start ${id}`);
     if (failing.has(id)) throw new Error(`node ${id} would not start`);
@@ -162,12 +164,14 @@ export function createFakeProvider(fakes: FakeNodes, options: { canReplace?: boo
   };
   const provider: NodeProvider & {
     failing: Set<string>;
+    gone: Set<string>;
     running: Map<string, string>;
     die(id: string): void;
     restartOnItsOwn(id: string): Promise<void>;
   } = {
     name: 'fake',
     failing,
+    gone,
     running,
     start,
     async stop(id) {
@@ -179,6 +183,7 @@ export function createFakeProvider(fakes: FakeNodes, options: { canReplace?: boo
     async resume(nodes) {
       return nodes.map((node) => (fakes.get(node.url) ? node : undefined));
     },
+    isGone: async (url) => gone.has(url),
     ...(options.canReplace !== false && {
       async replace(id: string) {
         fakes.calls.push(`replace ${id}`);

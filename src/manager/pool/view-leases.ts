@@ -134,6 +134,15 @@ export function createViewLeases(options: ViewLeasesOptions) {
       }
     },
 
+    /**
+     * At the start of a manager that resumes a saved pool: every node its predecessor could
+     * have given a view either answers (and takes the next view) or is gone, so no lease of
+     * its can be running: nothing to wait out before ownership changes.
+     */
+    liftFloor(): void {
+      startFloor = 0;
+    },
+
     /** Resolves once any lease a previous manager may have granted has run out. */
     async startFloor(): Promise<void> {
       for (let left = startFloor - now(); left > 0; left = startFloor - now()) {

@@ -178,6 +178,11 @@ export function createPoolViews(deps: ViewDeps) {
       }
     },
 
+    /** See view-leases.ts liftFloor: the predecessor's nodes are all accounted for. */
+    liftFloor(): void {
+      deps.leases.liftFloor();
+    },
+
     /** The process at `url` has exited (its provider killed it): no lease is left to wait out. */
     gone(url: string): void {
       deps.leases.forget(url);

@@ -14,6 +14,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
+import { isLoopback } from '../../http/listen.ts';
 import { NO_TLS, type Tls } from '../../http/tls.ts';
 import {
   type ChildService,
@@ -53,6 +55,27 @@ async function probe(
   } catch {
     return undefined; // nothing answers there: the node is not running
   }
+}
+
+/**
+ * Whether a TCP connection to `url` is refused on this host: no socket listens on that port, so
+ * no process of ours can answer there. A timeout or any other error proves nothing (a stopped
+ * process keeps its listening socket; connections queue and time out).
+ */
+async function refused(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (!isLoopback(host) || !port) return false;
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port), timeout: 1000 });
+    const done = (result: boolean) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once('connect', () => done(false));
+    socket.once('timeout', () => done(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED'));
+  });
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
@@ -201,6 +224,7 @@ export function createLocalProvider(options: LocalProviderOptions): NodeProvider
           });
         }),
       ),
+    isGone: refused,
     onFailed: (listener) => {
       failedListeners.push(listener);
     },

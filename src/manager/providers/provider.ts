@@ -80,6 +80,12 @@ export interface NodeProvider {
    * does not call it: nodes outlive a crashed manager, which adopts them when it comes back.
    */
   killNow?(): void;
+  /**
+   * Whether no process can still be listening at `url` (a node there holds no view lease):
+   * only what the provider can prove, such as a refused connection on this host. Providers
+   * that cannot tell leave it out, and a restarted manager waits out its predecessor's leases.
+   */
+  isGone?(url: string): Promise<boolean>;
   /** Called when a node dies unexpectedly and was replaced (its URL may have changed). */
   onReplaced(listener: (node: ProvidedNode) => void): void;
   close(): Promise<void>;
