@@ -7,6 +7,7 @@
  * pool grow 4 → 5 vs a loopback copy of the same bytes.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { regionOf } from '../src/core/regions.ts';
@@ -25,7 +26,14 @@ import { frontendWorkers } from './cases/workers.ts';
 import { startCacheNode } from './lib/cachenode.ts';
 import type { BenchCase, BenchContext, CaseResult } from './lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from './lib/compare.ts';
-import { addProfile, profileFlags, profileNotes } from './lib/cpuprofile.ts';
+import {
+  addProfile,
+  formatProfile,
+  type ProfileSummary,
+  profileFlags,
+  profileNotes,
+  profilesInWindow,
+} from './lib/cpuprofile.ts';
 import { runLoopbackCopy, startLoopbackReceiver } from './lib/loopback.ts';
 import { type PoolViewAnswer, type ResizeDetails, startManagerPeer } from './lib/manager.ts';
 import { benchImage } from './lib/multipart.ts';
@@ -638,13 +646,21 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
   const secret = randomBytes(24).toString('base64url');
   const notes: string[] = [];
   const reps: HandoverRep[] = [];
+  const profiles: ProfileSummary[] = [];
   let managerCommand = '';
   let copyCommand = '';
   const receiver = await startLoopbackReceiver(procs, ctx.root, cpus.server);
   try {
     for (let rep = 1; rep <= settings.rounds; rep++) {
       ctx.log(`${self.id}: repetition ${rep}/${settings.rounds}: starting a fresh manager`);
+      // With --cpu-prof, the manager and the nodes it starts (NODE_OPTIONS is inherited) each
+      // write a profile at exit; only the samples taken during the grow are summarized.
+      const profileDir = settings.cpuProfDir && join(settings.cpuProfDir, `${self.id}-r${rep}`);
+      if (profileDir) mkdirSync(profileDir, { recursive: true });
+      let resizeWindow = { fromUs: 0, toUs: 0 };
+      let fromUs = 0;
       const manager = await startManagerPeer(procs, {
+        ...(profileDir && { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } }),
         root: ctx.root,
         dataDir: join(ctx.tmp, `${self.id}-r${rep}`),
         secret,
@@ -679,9 +695,12 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         }
         await sleep(1000); // let the fill's garbage and the nodes' statistics settle
         const cpuBefore = treeCpuSeconds(manager.child.pid);
+        const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+        fromUs = monotonicUs();
         const t0 = performance.now();
         await manager.resize('increase');
         const t1 = performance.now();
+        resizeWindow = { fromUs, toUs: monotonicUs() };
         const cpuAfter = treeCpuSeconds(manager.child.pid);
         requestMs = t1 - t0;
         resizeCpuPct =
@@ -697,6 +716,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         const added = after.map.nodes.find((id) => !view.map.nodes.includes(id));
         const listenedAt = added ? manager.nodeListeningAt(added) : undefined;
         nodeStartMs = listenedAt === undefined ? undefined : listenedAt - t0;
+        // Profiles cover what follows the new node's start, the part the targets are about.
+        if (nodeStartMs !== undefined) resizeWindow.fromUs += Math.round(nodeStartMs * 1000);
         const statuses = await manager.nodes();
         newNodeBytes = statuses.find((n) => n.id === added)?.bytes ?? null;
         bytesAfter = statuses.every((n) => n.bytes !== null)
@@ -705,6 +726,16 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
       } finally {
         ctx.log(`${self.id}: stopping the manager and its nodes`);
         await manager.stop();
+      }
+      if (profileDir) {
+        for (const summary of profilesInWindow(profileDir, resizeWindow)) {
+          const who = summary.file.includes(`.${manager.child.pid}.`)
+            ? 'the manager'
+            : summary.startUs > fromUs
+              ? 'the new node'
+              : 'an old node';
+          profiles.push({ ...summary, file: `${summary.file} (${who}, repetition ${rep})` });
+        }
       }
       // The baseline right after, on the same CPU(s), with nothing else of ours running there.
       const copy = await runLoopbackCopy(
@@ -805,6 +836,13 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
     '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
     `The loopback copy sends the bytes that repetition handed over, in ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')}-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition ${HANDOVER_COPY_WARMUP} untimed copies (JIT, TCP buffers), then ${HANDOVER_COPIES} timed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
   );
+
+  if (profiles.length > 0) {
+    notes.push(
+      'These figures were taken with the manager and its nodes under --cpu-prof, which slows them down: use them for where the time goes during the grow, not for the ratio.',
+      ...profiles.flatMap(formatProfile),
+    );
+  }
 
   return {
     id: self.id,
@@ -908,6 +946,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         ratioAfterStart,
       },
       repetitions: reps,
+      ...(profiles.length > 0 && { profiles }),
     },
   };
 }

@@ -15,8 +15,16 @@ interface ProfileNode {
 
 interface Profile {
   nodes: ProfileNode[];
+  /** µs on the monotonic clock (process.hrtime's). */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** A span of the monotonic clock, µs (process.hrtime.bigint() / 1000n). */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
 }
 
 export interface Share {
@@ -27,6 +35,8 @@ export interface Share {
 
 export interface ProfileSummary {
   file: string;
+  /** When the profile began, µs on the monotonic clock. */
+  startUs: number;
   /** Sampled time, idle excluded, ms. */
   busyMs: number;
   idleMs: number;
@@ -67,7 +77,11 @@ function shares(map: Map<string, number>, total: number, limit: number): Share[]
     .map(([name, us]) => ({ name, ms: us / 1000, pct: (us / total) * 100 }));
 }
 
-export function summarizeProfile(file: string, limit = 15): ProfileSummary {
+/**
+ * Summarizes `file`; with `window`, only the samples taken in it (a profile of a whole process
+ * life, of which one step is wanted).
+ */
+export function summarizeProfile(file: string, limit = 15, window?: ProfileWindow): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
@@ -75,8 +89,12 @@ export function summarizeProfile(file: string, limit = 15): ProfileSummary {
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
   const selfUs = new Map<number, number>();
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window && (at < window.fromUs || at > window.toUs)) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   });
 
   let busy = 0;
@@ -108,6 +126,7 @@ export function summarizeProfile(file: string, limit = 15): ProfileSummary {
   }
   return {
     file,
+    startUs: profile.startTime,
     busyMs: busy / 1000,
     idleMs: idle / 1000,
     byArea: shares(byArea, busy, limit),
@@ -127,6 +146,15 @@ export function formatProfile(summary: ProfileSummary): string[] {
     "pixpool's own functions, inclusive time:",
     ...summary.projectInclusive.map(line),
   ];
+}
+
+/** Every profile in `dir` over `window`, those busy in it, busiest first. */
+export function profilesInWindow(dir: string, window: ProfileWindow): ProfileSummary[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => summarizeProfile(join(dir, f), 12, window))
+    .filter((s) => s.busyMs > 0)
+    .sort((a, b) => b.busyMs - a.busyMs);
 }
 
 /** Node flags for a Node peer: --cpu-prof into the run's profile folder when asked. */

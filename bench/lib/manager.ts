@@ -18,6 +18,8 @@ export interface ManagerPeerOptions {
   secret: string;
   cpus?: string | undefined;
   logFile?: string;
+  /** More environment for the manager, and so for the nodes it starts (e.g. NODE_OPTIONS). */
+  env?: Record<string, string>;
 }
 
 /** The `details` of a finished resize event (src/manager/pool.ts, report()). */
@@ -85,7 +87,7 @@ export async function startManagerPeer(
   ];
   const child = group.spawn('pixpool manager', process.execPath, args, {
     cwd: options.root,
-    env: cliEnv({ PIXPOOL_SECRET: options.secret }),
+    env: cliEnv({ ...options.env, PIXPOOL_SECRET: options.secret }),
     cpus: options.cpus,
     ...(options.logFile !== undefined && { logFile: options.logFile }),
   });

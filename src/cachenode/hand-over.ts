@@ -2,6 +2,12 @@
  * Hand-over: this node sends the entries of given regions (or given keys, for the seed payload)
  * straight to another node, in batches of raw bytes, then forgets what the receiver has.
  *
+ * A batch is streamed, not built: its frames are made as the request pulls them (the cached
+ * values themselves go to the socket uncopied), and the next batch is on its way while the
+ * receiver applies the last one. Each batch is all-or-nothing on the receiver, which holds at
+ * most one batch per request in memory; so this node has at most BATCHES_IN_FLIGHT of them
+ * open at a receiver, and a region of any size moves in bounded memory on both sides.
+ *
  * The node enumerates its own entries, so nothing is guessed by a frontend (the originals' frontend
  * kept its own list of cached keys, which drifted from what the nodes held). A local entry is
  * deleted only if it is still the version that was sent, so a newer upload that lands here during
@@ -10,14 +16,20 @@
  */
 
 import type { NodeClient } from '../clients/node-client.ts';
-import { encodeBatchParts } from '../core/entry-batch.ts';
+import { type BatchEntry, encodeBatchStream, frameBytes } from '../core/entry-batch.ts';
 import { badRequest } from '../core/errors.ts';
 import { nodeUrl } from '../core/node-address.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { NodeCache } from './node-cache.ts';
 
-const BATCH_BYTES = 8 * 1024 * 1024;
+/** A batch is closed once its frames reach this many bytes. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Batches sent before the first is answered: two, so the receiver decodes one while the next
+ * arrives, instead of the link standing idle for every answer.
+ */
+const BATCHES_IN_FLIGHT = 2;
 
 export interface HandOverOrder {
   /** Base URL of the receiving node. */
@@ -97,7 +109,15 @@ export async function handOver(
   const missing = { count: 0 };
   // Snapshot first: deleting while iterating the store is not allowed, and the snapshot is
   // only references to the immutable value buffers.
-  const entries = [...selected(cache, order, missing)];
+  const entries = [...selected(cache, order, missing)].map(
+    ([key, e]): BatchEntry => ({
+      key,
+      contentType: e.contentType,
+      version: e.version,
+      modifiedAt: e.modifiedAt,
+      value: e.value,
+    }),
+  );
   const result: HandOverResult = {
     to: order.to,
     entries: 0,
@@ -106,45 +126,56 @@ export async function handOver(
     refused: 0,
     missing: missing.count,
   };
-  try {
-    for (const batch of batches(entries)) {
-      // The batch's parts (frame prefixes and the cached values themselves), not one joined
-      // copy: the values go from the cache to the socket without being copied here.
-      const parts = encodeBatchParts(
-        batch.map(([key, e]) => ({
-          key,
-          contentType: e.contentType,
-          version: e.version,
-          modifiedAt: e.modifiedAt,
-          value: e.value,
-        })),
-      );
-      const { accepted, refused } = await client.importBatch(order.to, parts);
-      result.accepted += accepted;
-      result.refused += refused;
-      for (const [key, e] of batch) {
-        result.entries++;
-        result.bytes += e.value.length;
-        if (!options.keep) cache.deleteIfVersion(key, e.version);
-      }
+  let failure: Error | undefined;
+  const send = async ({ entries: batch, bytes }: Batch) => {
+    const { accepted, refused } = await client.importBatch(
+      order.to,
+      encodeBatchStream(batch),
+      bytes,
+    );
+    result.accepted += accepted;
+    result.refused += refused;
+    for (const e of batch) {
+      result.entries++;
+      result.bytes += e.value.length;
+      if (!options.keep) cache.deleteIfVersion(e.key, e.version);
     }
-  } catch (error) {
-    result.error = (error as Error).message;
+  };
+  const inFlight = new Set<Promise<void>>();
+  for (const batch of batches(entries)) {
+    if (failure) break;
+    const sent = send(batch).then(
+      () => inFlight.delete(sent),
+      (error: Error) => {
+        failure ??= error;
+        inFlight.delete(sent);
+      },
+    ) as Promise<void>;
+    inFlight.add(sent);
+    if (inFlight.size >= BATCHES_IN_FLIGHT) await Promise.race(inFlight);
   }
+  await Promise.all(inFlight);
+  if (failure) result.error = failure.message;
   return result;
 }
 
-function* batches(entries: [string, CacheEntry][]): Generator<[string, CacheEntry][]> {
-  let batch: [string, CacheEntry][] = [];
+interface Batch {
+  entries: BatchEntry[];
+  /** Its encoded size (Content-Length). */
+  bytes: number;
+}
+
+function* batches(entries: BatchEntry[]): Generator<Batch> {
+  let batch: BatchEntry[] = [];
   let bytes = 0;
-  for (const item of entries) {
-    batch.push(item);
-    bytes += item[1].value.length;
+  for (const entry of entries) {
+    batch.push(entry);
+    bytes += frameBytes(entry);
     if (bytes >= BATCH_BYTES) {
-      yield batch;
+      yield { entries: batch, bytes };
       batch = [];
       bytes = 0;
     }
   }
-  if (batch.length > 0) yield batch;
+  if (batch.length > 0) yield { entries: batch, bytes };
 }

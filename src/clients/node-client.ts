@@ -123,22 +123,36 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     },
 
     /**
-     * Hand a batch (core/entry-batch.ts) to a node: one Buffer, or its parts from
-     * encodeBatchParts, written to the socket one after the other without joining them first.
+     * Hand a batch (core/entry-batch.ts) to a node: one Buffer, or its parts — a list, or a
+     * stream or generator (encodeBatchStream) that the request pulls as the socket drains, so
+     * the batch is never built whole. `length`, the batch's bytes, is sent as Content-Length
+     * (a list's is summed; without either the body goes chunked).
      */
     async importBatch(
       nodeUrl: string,
-      batch: Buffer | readonly Buffer[],
+      batch: Buffer | readonly Buffer[] | Iterable<Buffer> | Readable,
+      length?: number,
     ): Promise<{ accepted: number; refused: number }> {
-      const length = Buffer.isBuffer(batch)
-        ? batch.length
-        : batch.reduce((sum, part) => sum + part.length, 0);
+      const bytes =
+        length ??
+        (Buffer.isBuffer(batch)
+          ? batch.length
+          : Array.isArray(batch)
+            ? (batch as readonly Buffer[]).reduce((sum, part) => sum + part.length, 0)
+            : undefined);
+      const body =
+        Buffer.isBuffer(batch) || batch instanceof Readable
+          ? batch
+          : Readable.from(batch, { objectMode: false });
       const response = await call(
         nodeUrl,
         'POST',
         '/v1/import',
-        { 'content-type': BATCH_CONTENT_TYPE, 'content-length': String(length) },
-        Buffer.isBuffer(batch) ? batch : Readable.from(batch, { objectMode: false }),
+        {
+          'content-type': BATCH_CONTENT_TYPE,
+          ...(bytes !== undefined && { 'content-length': String(bytes) }),
+        },
+        body,
       );
       if (response.statusCode !== 200) return failure(nodeUrl, response);
       const { accepted, refused } = (await response.body.json()) as {

@@ -6,10 +6,10 @@
  *   | u32 BE value length | value bytes
  * Raw bytes, no base64: a hand-over of 100 MB should cost close to a copy of 100 MB.
  *
- * Both ends avoid whole-batch buffers. The sender frames a batch as a list of buffers — each
- * large cached value itself, uncopied, between small parts that join the frame prefixes (the two
- * lengths around the header) and small values — that the HTTP client writes to the socket one
- * after the other (encodeBatchParts). The receiver
+ * Both ends avoid whole-batch buffers. The sender frames a batch lazily as a sequence of buffers
+ * — each large cached value itself, uncopied, between small parts that join the frame prefixes
+ * (the two lengths around the header) and small values — that the HTTP client pulls and writes
+ * to the socket as it drains (encodeBatchStream). The receiver
  * decodes the body as it arrives (BatchDecoder): each value is copied exactly once, from the
  * socket's chunks into a Buffer of its own exact size, so a kept entry never pins a chunk or a
  * batch, and no 8 MiB body is collected first. Decoding checks every length against the limits
@@ -34,40 +34,59 @@ const OWN_PART_BYTES = 16 * 1024;
 const JOINED_PART_BYTES = 64 * 1024;
 
 /**
- * The batch as buffers to send in order. A large value is its own part (the cached Buffer
- * itself, not a copy); frame prefixes and small values are joined into parts of up to 64 KB, so
- * a batch of many small images is not thousands of tiny socket writes.
+ * The batch as buffers to send in order, made one at a time as the reader asks for them, so a
+ * sender streams a batch instead of building it. A large value is its own part (the cached
+ * Buffer itself, not a copy); frame prefixes and small values are joined into parts of up to
+ * 64 KB, so a batch of many small images is not thousands of tiny socket writes.
  */
-export function encodeBatchParts(entries: Iterable<BatchEntry>): Buffer[] {
-  const parts: Buffer[] = [];
+export function* encodeBatchStream(entries: Iterable<BatchEntry>): Generator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  const flush = () => {
-    if (pending.length === 1) parts.push(pending[0] as Buffer);
-    else if (pending.length > 1) parts.push(Buffer.concat(pending, pendingBytes));
+  function* flush() {
+    if (pending.length === 1) yield pending[0] as Buffer;
+    else if (pending.length > 1) yield Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-  };
-  for (const { key, contentType, version, modifiedAt, value } of entries) {
-    const header = JSON.stringify({ k: key, t: contentType, v: version, m: modifiedAt });
-    const headerLength = Buffer.byteLength(header);
-    const prefix = Buffer.allocUnsafe(4 + headerLength + 4);
-    prefix.writeUInt32BE(headerLength, 0);
-    prefix.write(header, 4, 'utf8');
-    prefix.writeUInt32BE(value.length, 4 + headerLength);
+  }
+  for (const entry of entries) {
+    const prefix = framePrefix(entry);
     pending.push(prefix);
     pendingBytes += prefix.length;
+    const { value } = entry;
     if (value.length >= OWN_PART_BYTES) {
-      flush();
-      parts.push(value);
+      yield* flush();
+      yield value;
     } else {
       pending.push(value);
       pendingBytes += value.length;
-      if (pendingBytes >= JOINED_PART_BYTES) flush();
+      if (pendingBytes >= JOINED_PART_BYTES) yield* flush();
     }
   }
-  flush();
-  return parts;
+  yield* flush();
+}
+
+/** The bytes `entry` takes in a batch (its prefix and value), without encoding it. */
+export function frameBytes(entry: BatchEntry): number {
+  return 8 + Buffer.byteLength(frameHeader(entry)) + entry.value.length;
+}
+
+const frameHeader = ({ key, contentType, version, modifiedAt }: BatchEntry) =>
+  JSON.stringify({ k: key, t: contentType, v: version, m: modifiedAt });
+
+/** The two lengths around the header, and the header. */
+function framePrefix(entry: BatchEntry): Buffer {
+  const header = frameHeader(entry);
+  const headerLength = Buffer.byteLength(header);
+  const prefix = Buffer.allocUnsafe(4 + headerLength + 4);
+  prefix.writeUInt32BE(headerLength, 0);
+  prefix.write(header, 4, 'utf8');
+  prefix.writeUInt32BE(entry.value.length, 4 + headerLength);
+  return prefix;
+}
+
+/** The whole batch's parts at once (encodeBatchStream, collected). */
+export function encodeBatchParts(entries: Iterable<BatchEntry>): Buffer[] {
+  return [...encodeBatchStream(entries)];
 }
 
 /** The batch as one buffer (tests, small batches). */

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { handOver } from '../../src/cachenode/hand-over.ts';
+import { createNodeCache } from '../../src/cachenode/node-cache.ts';
+import { createNodeClient, type NodeClient } from '../../src/clients/node-client.ts';
+import { decodeBatch } from '../../src/core/entry-batch.ts';
 import { regionOf } from '../../src/core/regions.ts';
-import { call, png, startNode, type TestNode } from '../helpers/nodes.ts';
+import { call, png, SECRET, startNode, type TestNode } from '../helpers/nodes.ts';
 
 const put = (node: TestNode, key: string, version: number, bytes = 1000) =>
   node.cache.put(key, { value: png(bytes, version), contentType: 'image/png', version }, true);
@@ -128,5 +133,116 @@ describe('hand-over between two real nodes', () => {
     } finally {
       await outsider.close();
     }
+  });
+});
+
+describe('a hand-over streams its batches', () => {
+  const MiB = 1024 * 1024;
+  const VALUE = 100 * 1024;
+  /** Keys of one region, `count` of them. */
+  const keysOf = (region: number, count: number) => {
+    const keys: string[] = [];
+    for (let i = 0; keys.length < count; i++) {
+      if (regionOf(`big-${i}`) === region) keys.push(`big-${i}`);
+    }
+    return keys;
+  };
+  const sender = (keys: string[]) => {
+    const cache = createNodeCache({ policy: 'LRU', capacityMb: 64, maxCapacityMb: 64 });
+    keys.forEach((key, i) => {
+      cache.put(key, { value: png(VALUE, i), contentType: 'image/png', version: 1 }, true);
+    });
+    return cache;
+  };
+  type Batch = Parameters<NodeClient['importBatch']>[1];
+
+  /** `batch` as a body stream that records, per part it gives, the bytes waiting in it. */
+  const measured = (batch: Iterable<Buffer>, request: { bytes: number; pendingMax: number }) => {
+    const state = { body: undefined as Readable | undefined };
+    state.body = Readable.from(
+      (function* () {
+        for (const part of batch) {
+          request.bytes += part.length;
+          const waiting = state.body?.readableLength ?? 0;
+          request.pendingMax = Math.max(request.pendingMax, waiting + part.length);
+          yield part;
+        }
+      })(),
+      { objectMode: false },
+    );
+    return state.body;
+  };
+
+  it('moves a region larger than a batch in bounded requests, none built whole', async () => {
+    const receiver = await startNode({ capacityMb: 64 });
+    const real = createNodeClient({ secret: SECRET, timeoutMs: 30_000 });
+    try {
+      const keys = keysOf(5, 120); // 12 MB in one region
+      const cache = sender(keys);
+      const requests: { bytes: number; pendingMax: number }[] = [];
+      // The real client, with what the sender gives it measured: bytes per request, and the
+      // bytes waiting in the request's body stream (pulled from the sender, not yet taken by
+      // the socket). A batch built before it is sent — one Buffer or a list of its parts — is
+      // waiting whole.
+      const client: NodeClient = {
+        ...real,
+        importBatch(url: string, batch: Batch, length?: number) {
+          const request = { bytes: 0, pendingMax: 0 };
+          requests.push(request);
+          if (Buffer.isBuffer(batch) || Array.isArray(batch)) {
+            const parts: readonly Buffer[] = Buffer.isBuffer(batch) ? [batch] : batch;
+            request.bytes = parts.reduce((sum, part) => sum + part.length, 0);
+            request.pendingMax = request.bytes;
+            return real.importBatch(url, batch, length);
+          }
+          return real.importBatch(url, measured(batch as Iterable<Buffer>, request), length);
+        },
+      };
+      const result = await handOver(cache, client, { to: receiver.url, regions: [5] });
+      assert.equal(result.error, undefined);
+      assert.equal(result.accepted, keys.length);
+      assert.ok(requests.length >= 3, `12 MB in ${requests.length} request(s)`);
+      for (const { bytes, pendingMax } of requests) {
+        // What the receiver holds per request before it applies a batch.
+        assert.ok(bytes <= 4 * MiB + VALUE + 1024, `a request of ${bytes} bytes`);
+        // What the sender holds per request beyond its cached values: about one part.
+        assert.ok(pendingMax <= MiB, `${pendingMax} bytes waiting in a request body`);
+      }
+      keys.forEach((key, i) => {
+        assert.ok(receiver.cache.peek(key)?.value.equals(png(VALUE, i)), `${key} byte-exact`);
+      });
+      assert.equal(cache.items, 0, 'the sender forgot what it handed over');
+    } finally {
+      await real.close();
+      await receiver.close();
+    }
+  });
+
+  it('sends the next batch before the last one is answered', async () => {
+    const keys = keysOf(9, 100); // 10 MB: three batches
+    const cache = sender(keys);
+    let open = 0;
+    let mostOpen = 0;
+    const received: string[] = [];
+    const client = {
+      async importBatch(_url: string, batch: Batch) {
+        open++;
+        mostOpen = Math.max(mostOpen, open);
+        const parts: Buffer[] = [];
+        for await (const part of batch as AsyncIterable<Buffer> | Iterable<Buffer>) {
+          parts.push(part);
+        }
+        const entries = decodeBatch(Buffer.concat(parts));
+        received.push(...entries.map((e) => e.key));
+        // Answered on a later turn of the event loop, as a receiver over a socket would.
+        await new Promise((resolve) => setImmediate(resolve));
+        open--;
+        return { accepted: entries.length, refused: 0 };
+      },
+    } as unknown as NodeClient;
+    const result = await handOver(cache, client, { to: 'http://127.0.0.1:1', regions: [9] });
+    assert.equal(result.accepted, keys.length);
+    assert.deepEqual(received.sort(), [...keys].sort());
+    assert.equal(mostOpen, 2, 'two batches on their way at once');
   });
 });
