@@ -8,7 +8,7 @@
  * On the embedded defaults, as `./start.sh` runs it: every worker opens the one SQLite database.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -18,25 +18,19 @@ import { after, before, describe, it } from 'node:test';
 import { createSeededRandom } from '../src/core/seeded-random.ts';
 import { nodePids } from './faults/process-sigterm-helpers.ts';
 import { imageBytes } from './helpers/images.ts';
-import { auth, SECRET } from './helpers/nodes.ts';
-import {
-  cliEnv,
-  pidsWithArgs,
-  processAlive,
-  refuses,
-  uploadImage,
-  waitFor,
-} from './helpers/processes.ts';
+import { auth } from './helpers/nodes.ts';
+import { pidsWithArgs, processAlive, refuses, uploadImage, waitFor } from './helpers/processes.ts';
 import { tempDir } from './helpers/storage.ts';
-
-const bin = new URL('../bin/pixpool.js', import.meta.url).pathname;
+import { startUp as startUpWith } from './helpers/up.ts';
 
 /**
  * GET on a new connection (no keep-alive): the kernel picks a worker per connection, so each
- * request may land on either. A connection cut or refused (its worker just died) is retried
- * once, as a client's retry would.
+ * request may land on either. A connection cut or refused (its worker just died) is retried,
+ * as a client's retry would: twice, a moment apart. Linux resets the connections queued on a
+ * SO_REUSEPORT listener whose process dies, and a retry sent while the process is still being
+ * torn down can be queued there too.
  */
-async function get(url: string, retry = true): Promise<{ status: number; body: Buffer }> {
+async function get(url: string, retries = 2): Promise<{ status: number; body: Buffer }> {
   try {
     return await new Promise((resolve, reject) => {
       const req = request(url, { agent: false, headers: auth }, (res) => {
@@ -50,7 +44,10 @@ async function get(url: string, retry = true): Promise<{ status: number; body: B
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (retry && (code === 'ECONNRESET' || code === 'ECONNREFUSED')) return get(url, false);
+    if (retries > 0 && (code === 'ECONNRESET' || code === 'ECONNREFUSED')) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return get(url, retries - 1);
+    }
     throw error;
   }
 }
@@ -75,45 +72,7 @@ async function fetchesServed(ownUrl: string): Promise<number> {
 }
 
 /** `pixpool up --workers 2` on `dataDir`, once it printed its banner. */
-async function startUp(dataDir: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      'up',
-      '--workers',
-      '2',
-      ...['--port', '0', '--manager-port', '0', '--autoscaler-port', '0'],
-      ...['--data-dir', dataDir, '--log-level', 'warn'],
-    ],
-    {
-      env: cliEnv({ PIXPOOL_SECRET: SECRET }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let text = '';
-  child.stdout?.on('data', (chunk) => {
-    text += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    text += chunk;
-  });
-  await waitFor(
-    'pixpool up to print its banner',
-    () => {
-      if (child.exitCode !== null) throw new Error(`up exited: ${text}`);
-      return /Stop with Ctrl-C/.test(text);
-    },
-    { timeoutMs: 90_000 },
-  ).catch((error) => {
-    child.kill('SIGKILL');
-    throw new Error(`${error.message}: ${text}`);
-  });
-  const url = /pixpool is up: open (http:\/\/\S+)/.exec(text)?.[1] as string;
-  const managerUrl = /manager +(http:\/\/\S+)/.exec(text)?.[1] as string;
-  assert.ok(url && managerUrl, text);
-  return { child, url, managerUrl, output: () => text };
-}
+const startUp = (dataDir: string) => startUpWith(dataDir, { args: ['--workers', '2'] });
 
 describe('pixpool up --workers 2', { timeout: 180_000 }, () => {
   let folder: Awaited<ReturnType<typeof tempDir>>;

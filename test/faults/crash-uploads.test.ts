@@ -9,7 +9,6 @@
  * that opens, not the fsyncs: test/storage/sqlite-*.test.ts checks that commits are synced.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +16,6 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { createSeededRandom } from '../../src/core/seeded-random.ts';
 import {
-  cliEnv,
   imageFor,
   processAlive,
   sha256,
@@ -25,51 +23,9 @@ import {
   uploadImage,
   waitFor,
 } from '../helpers/processes.ts';
+import { startUp } from '../helpers/up.ts';
 
-const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 const WRITERS = 8;
-
-function startUp(dataDir: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      'up',
-      '--port',
-      '0',
-      '--manager-port',
-      '0',
-      '--autoscaler-port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--log-level',
-      'warn',
-    ],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  return { child, output: () => output };
-}
-
-async function upUrl(up: { child: ChildProcess; output: () => string }): Promise<string> {
-  return waitFor(
-    'pixpool up to print its banner',
-    () => {
-      assert.equal(up.child.exitCode, null, up.output());
-      return /Stop with Ctrl-C/.test(up.output())
-        ? /pixpool is up: open (http:\/\/\S+)/.exec(up.output())?.[1]
-        : undefined;
-    },
-    { timeoutMs: 60_000 },
-  );
-}
 
 /** `pid` and every living descendant (the cache nodes run in process groups of their own). */
 function tree(pid: number): number[] {
@@ -106,8 +62,8 @@ it('SIGKILL of the whole up tree during uploads loses no acknowledged upload', a
   let serial = 0;
   try {
     for (let round = 1; round <= 3; round++) {
-      const up = startUp(dataDir);
-      const url = await upUrl(up);
+      const up = await startUp(dataDir, { detached: true });
+      const { url } = up;
       let stop = false;
       let acked = 0;
       // Each writer uploads new keys and overwrites its own hot key: both the insert and the
@@ -149,8 +105,8 @@ it('SIGKILL of the whole up tree during uploads loses no acknowledged upload', a
     }
 
     // The folder opens again, and holds every acknowledged upload.
-    const up = startUp(dataDir);
-    const url = await upUrl(up);
+    const up = await startUp(dataDir, { detached: true });
+    const { url } = up;
     try {
       for (const [key, { acked, inFlight }] of expected) {
         const response = await fetch(`${url}/images/${encodeURIComponent(key)}`);

@@ -22,41 +22,12 @@ import {
   waitFor,
 } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/storage.ts';
+import { startUp } from '../helpers/up.ts';
 import { bigImage, nodePids } from './process-sigterm-helpers.ts';
 
 const bin = new URL('../../bin/pixpool.js', import.meta.url).pathname;
 
-/** `pixpool up` on `dataDir`; resolves once it printed its banner, with the URLs in it. */
-async function up(dataDir: string) {
-  const args = ['up', '--port', '0', '--manager-port', '0', '--autoscaler-port', '0'];
-  const child = spawn(
-    process.execPath,
-    [bin, ...args, '--data-dir', dataDir, '--log-level', 'warn'],
-    { env: cliEnv({ PIXPOOL_SECRET: SECRET }), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  await waitFor(
-    'pixpool up to print its banner',
-    () => {
-      if (child.exitCode !== null) throw new Error(`up exited: ${output}`);
-      return /Stop with Ctrl-C/.test(output);
-    },
-    { timeoutMs: 90_000 },
-  ).catch((error) => {
-    child.kill('SIGKILL');
-    throw new Error(`${error.message}: ${output}`);
-  });
-  const url = /pixpool is up: open (http:\/\/\S+)/.exec(output)?.[1] as string;
-  const managerUrl = /manager +(http:\/\/\S+)/.exec(output)?.[1] as string;
-  assert.ok(url && managerUrl, output);
-  return { child, url, managerUrl, output: () => output };
-}
+const up = (dataDir: string) => startUp(dataDir);
 
 let folder: Awaited<ReturnType<typeof tempDir>>;
 const running: ReturnType<typeof spawn>[] = [];
