@@ -812,7 +812,7 @@ frontendOptions(
       .addOption(
         new Option(
           '--workers <n>',
-          `frontend processes sharing --port, each with its own near cache; 1: one, in this process. Default: one per core, at most ${MAX_WORKERS}`,
+          `frontend processes sharing --port, each with its own near cache; 1: one, in this process. Default: one per core, at most ${MAX_WORKERS} (Linux, FreeBSD: elsewhere a port cannot be shared, so 1)`,
         )
           .env('PIXPOOL_WORKERS')
           .argParser(wholeNumber(1, MAX_WORKERS)),

@@ -10,7 +10,26 @@ import { availableParallelism } from 'node:os';
  */
 export const MAX_WORKERS = 8;
 
-/** The frontends to run: as asked, else one per core, at most MAX_WORKERS. */
-export function workerCount(options: { workers?: number | undefined }): number {
-  return options.workers ?? Math.min(availableParallelism(), MAX_WORKERS);
+/**
+ * Where the kernel spreads one port's connections over several listening processes
+ * (SO_REUSEPORT on Linux, SO_REUSEPORT_LB on FreeBSD). Elsewhere (macOS, Windows) Node refuses
+ * `reusePort`, so frontends cannot share a port.
+ */
+export const SHARED_PORTS = ['linux', 'freebsd'];
+
+/**
+ * The frontends to run: as asked, else one per core, at most MAX_WORKERS; one where ports
+ * cannot be shared. Asking for more than one there is an error that says why.
+ */
+export function workerCount(
+  options: { workers?: number | undefined },
+  platform: string = process.platform,
+): number {
+  const shared = SHARED_PORTS.includes(platform);
+  if (options.workers !== undefined && options.workers > 1 && !shared) {
+    throw new Error(
+      `--workers ${options.workers}: frontends share a port only on ${SHARED_PORTS.join(' and ')} (SO_REUSEPORT); this is ${platform}. Use --workers 1, or run more frontends on other ports behind a load balancer.`,
+    );
+  }
+  return options.workers ?? (shared ? Math.min(availableParallelism(), MAX_WORKERS) : 1);
 }
