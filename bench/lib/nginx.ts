@@ -22,6 +22,14 @@ export interface NginxOptions {
   defaultType?: string;
   cpus?: string | undefined;
   workers?: number;
+  /** Directives inside http {} (upstreams, cache paths); none for a static file server. */
+  http?: string;
+  /** Directives inside `location / {}` (e.g. proxy_pass); empty: serve files from root. */
+  location?: string;
+  /** Further locations inside server {} (e.g. a stub_status one). */
+  server?: string;
+  /** TCP_CORK around sendfile (default on, Debian's default; see nginxConfig). */
+  tcpNopush?: boolean;
 }
 
 export interface Nginx {
@@ -64,8 +72,23 @@ export function nginxConfig(options: {
   /** Temp-path directives whose module this build has. */
   tempModules: string[];
   asRoot: boolean;
+  http?: string | undefined;
+  location?: string | undefined;
+  server?: string | undefined;
+  tcpNopush?: boolean | undefined;
 }): string {
   const { prefix } = options;
+  const indent = (text: string | undefined, by: string) =>
+    (text ?? '')
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => `${by}${line}`)
+      .join('\n');
+  const http = indent(options.http, '  ');
+  const server = indent(options.server, '    ');
+  const location = options.location
+    ? `location / {\n${indent(options.location, '      ')}\n    }`
+    : 'location / { }';
   const temp = options.tempModules
     .map((module) => `  ${module}_temp_path ${join(prefix, `${module}_temp`)};`)
     .join('\n');
@@ -85,7 +108,7 @@ http {
   sendfile on;
   # Debian's default. It buys nginx a few % of throughput here, at the price of a ~40 ms p99:
   # TCP_CORK meets the client's delayed ACK on some responses (off: p99 ~2 ms, a bit fewer req/s).
-  tcp_nopush on;
+  tcp_nopush ${options.tcpNopush === false ? 'off' : 'on'};
   tcp_nodelay on;
   keepalive_timeout 65s;
   # nginx closes a keep-alive connection after 1000 requests by default; the cache node never
@@ -95,12 +118,14 @@ http {
   types { }
   client_body_temp_path ${join(prefix, 'client_body_temp')};
 ${temp}
+${http}
 
   server {
     listen 127.0.0.1:${options.port};
     server_name _;
     root ${options.root};
-    location / { }
+    ${location}
+${server}
   }
 }
 `;
@@ -122,6 +147,10 @@ export async function startNginx(group: ProcessGroup, options: NginxOptions): Pr
     defaultType: options.defaultType ?? 'application/octet-stream',
     tempModules,
     asRoot: process.getuid?.() === 0,
+    http: options.http,
+    location: options.location,
+    server: options.server,
+    tcpNopush: options.tcpNopush,
   });
   const configFile = join(prefix, 'nginx.conf');
   writeFileSync(configFile, config);

@@ -1,6 +1,7 @@
 /**
  * The outside programs the benchmark needs — nginx, wrk, taskset — found on PATH (plus the sbin
  * folders, where Debian puts nginx), and installed with apt-get when missing and we are root.
+ * Varnish, which only the hop case compares against, is found or installed on that case's demand.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -30,25 +31,31 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
+/** Whether missing Debian packages can be installed here: root with apt-get. */
+const canInstall = () => process.getuid?.() === 0 && which('apt-get') !== undefined;
+
+function aptInstall(packages: string[], log: (line: string) => void): void {
+  log(`installing ${packages.join(', ')} with apt-get…`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update'], { stdio: ['ignore', 'inherit', 'inherit'], env });
+  execFileSync('apt-get', ['install', '-y', ...packages], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env,
+  });
+}
+
 /** Finds the tools; installs nginx-light and wrk from Debian when absent (root only). */
 export function ensureTools(log: (line: string) => void): Tools {
   const missing: string[] = [];
   if (!which('nginx')) missing.push('nginx-light');
   if (!which('wrk')) missing.push('wrk');
   if (missing.length > 0) {
-    const root = process.getuid?.() === 0;
-    if (!root || !which('apt-get')) {
+    if (!canInstall()) {
       throw new Error(
         `The benchmark needs ${missing.join(' and ')}; install with: sudo apt-get install -y ${missing.join(' ')}`,
       );
     }
-    log(`installing ${missing.join(', ')} with apt-get…`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['update'], { stdio: ['ignore', 'inherit', 'inherit'], env });
-    execFileSync('apt-get', ['install', '-y', ...missing], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env,
-    });
+    aptInstall(missing, log);
   }
   const nginx = which('nginx');
   const wrk = which('wrk');
@@ -67,4 +74,30 @@ export function firstLine(command: string, args: string[]): string | undefined {
     const out = String((error as { stdout?: unknown }).stdout ?? '');
     return out.split('\n')[0]?.trim() || undefined;
   }
+}
+
+export const VARNISH_INSTALL = 'sudo apt-get install -y varnish';
+
+/**
+ * varnishd's path, installing Debian's `varnish` when absent and we are root; otherwise (or when
+ * the install fails) why not, with the command that installs it: a case then skips that peer.
+ */
+export function ensureVarnish(log: (line: string) => void): { varnishd: string } | { why: string } {
+  const found = which('varnishd');
+  if (found) return { varnishd: found };
+  if (!canInstall())
+    return { why: `varnishd is not installed; install it with: ${VARNISH_INSTALL}` };
+  try {
+    aptInstall(['varnish'], log);
+  } catch (error) {
+    return {
+      why: `apt-get install -y varnish failed (${(error as Error).message.split('\n')[0]}); install it with: ${VARNISH_INSTALL}`,
+    };
+  }
+  const installed = which('varnishd');
+  return installed
+    ? { varnishd: installed }
+    : {
+        why: `varnishd is still missing after apt-get install; install it with: ${VARNISH_INSTALL}`,
+      };
 }
