@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { regionOf } from '../src/core/regions.ts';
 import { embeddedFootprint } from './cases/footprint.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
+import { hop } from './cases/hop.ts';
 import { listKeys } from './cases/list-keys.ts';
 import { missPath } from './cases/miss-path.ts';
 import { nearAdmission } from './cases/near-admission.ts';
@@ -967,6 +968,7 @@ export const cases: BenchCase[] = [
   postKey,
   listKeys,
   missPath,
+  hop,
   variantHit,
   variantMiss,
   variantBurst,

@@ -1,0 +1,585 @@
+/**
+ * Bench case `hop-uniform` (issue 23, "The hop"): uniform random reads over 2,000 cached images of
+ * ~100 KB, where every read crosses from pixpool's frontend to the node that owns the key, beside
+ * the HTTP caches one would otherwise put in front of storage: Varnish (malloc) and nginx
+ * proxy_cache, each caching from an nginx static origin holding the same files; an nginx reverse
+ * proxy without a cache (two nginx hops) and the origin alone (the floor).
+ *
+ * Unpinned, as the issue measured it: pixpool's tree has six processes and Varnish is threaded,
+ * so pinning every side to one CPU would measure scheduling, not the servers. Sides alternate
+ * round by round, order flipped each round, medians of the rounds. CPU per request is summed
+ * over each side's process tree from /proc; a cache's origin is counted apart.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
+import { fmt, median } from '../lib/compare.ts';
+import { addProfile, profileFlags, profileNotes } from '../lib/cpuprofile.ts';
+import { benchImage } from '../lib/multipart.ts';
+import { type Nginx, startNginx, staticRoot } from '../lib/nginx.ts';
+import { type PixpoolUp, startPixpoolUp } from '../lib/pixpool.ts';
+import { freePort, treeCpuSeconds, waitForHttp } from '../lib/processes.ts';
+import { ensureVarnish, firstLine } from '../lib/tools.ts';
+import { runWrk, type WrkResult } from '../lib/wrk.ts';
+import { writeWrkScript } from './post-key.ts';
+
+const KB = 1024;
+const KEYS = 2000;
+const IMAGE_BYTES = 100 * KB;
+const UPLOAD_CONCURRENCY = 8;
+const READ_CONCURRENCY = 8;
+const POOL_NODES = 4;
+const NODE_CAPACITY_MB = 64;
+const WARM_PASSES = 5;
+
+const keyOf = (i: number) => `hop-${i}`;
+const pathOf = (i: number) => `/images/${keyOf(i)}`;
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** One side, up and warm: its URL, the root of its process tree, and its origin's if it has one. */
+interface HopSide {
+  label: string;
+  baseUrl: string;
+  pid: number;
+  /** The nginx origin behind a cache or proxy; its CPU is reported apart. */
+  origin: boolean;
+  command: string;
+}
+
+interface HopMeasurement {
+  round: number;
+  side: string;
+  wrk: WrkResult;
+  wrkCpuPct: number | undefined;
+  /** Side tree CPU per response, µs. */
+  cpuUs: number | undefined;
+  /** The origin's CPU per response, µs (for sides with an origin). */
+  originCpuUs: number | undefined;
+  /** Requests the origin answered during the run (for sides with an origin). */
+  originRequests: number | undefined;
+  /** pixpool only: frontend cache misses during the run. */
+  misses: number | undefined;
+}
+
+export const hop: BenchCase = {
+  id: 'hop-uniform',
+  title: `The hop: uniform random GETs over ${KEYS.toLocaleString('en-US')} cached ~100 KB images — pixpool (4 nodes) vs Varnish, nginx proxy_cache, nginx reverse proxy, nginx static origin (unpinned)`,
+  run: (ctx) => runHop(ctx, hop),
+};
+
+/** Reads every key (READ_CONCURRENCY in flight), checks the bytes, returns the headers of each. */
+async function readAll(
+  baseUrl: string,
+  keys: number[],
+  images: Buffer[],
+  label: string,
+): Promise<Map<number, Headers>> {
+  const headers = new Map<number, Headers>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: READ_CONCURRENCY }, async () => {
+      for (let j = next++; j < keys.length; j = next++) {
+        const i = keys[j] as number;
+        const response = await fetch(`${baseUrl}${pathOf(i)}`);
+        const got = new Uint8Array(await response.arrayBuffer());
+        if (response.status !== 200 || sha256(got) !== sha256(images[i] as Buffer)) {
+          throw new Error(
+            `${label}: GET ${pathOf(i)} answered ${response.status} with ${got.length} bytes, not the ${IMAGE_BYTES} expected.`,
+          );
+        }
+        headers.set(i, response.headers);
+      }
+    }),
+  );
+  return headers;
+}
+
+/** Requests nginx has answered so far (stub_status), less the status requests themselves. */
+async function originRequests(origin: Nginx, statusReads: { n: number }): Promise<number> {
+  const text = await (await fetch(`${origin.baseUrl}/nginx-status`)).text();
+  const counts = /^\s*(\d+)\s+(\d+)\s+(\d+)\s*$/m.exec(text);
+  if (!counts) throw new Error(`nginx stub_status answered: ${text}`);
+  statusReads.n++;
+  return Number(counts[3]) - statusReads.n;
+}
+
+/** pixpool_frontend_cache_lookups_total{result="miss"} from the frontend's /metrics. */
+async function frontendMisses(up: PixpoolUp, secret: string): Promise<number> {
+  const response = await fetch(`${up.baseUrl}/metrics`, {
+    headers: { authorization: `Bearer ${secret}` },
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  const miss = /^pixpool_frontend_cache_lookups_total\{[^}]*result="miss"[^}]*\} (\S+)$/m.exec(
+    text,
+  );
+  return Number(miss?.[1] ?? 0);
+}
+
+async function managerCall(up: PixpoolUp, path: string, body: unknown): Promise<void> {
+  const response = await fetch(`${up.managerUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 200) {
+    throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`);
+  }
+}
+
+async function runHop(ctx: BenchContext, self: BenchCase): Promise<CaseResult> {
+  const { settings, procs, tools } = ctx;
+  const images = Array.from({ length: KEYS }, () => benchImage(IMAGE_BYTES));
+  const all = images.map((_, i) => i);
+  const secret = randomBytes(24).toString('base64url');
+  const profileName = `${self.id}-frontend`;
+  const notes: string[] = [];
+  const fairness: string[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
+  const sides: HopSide[] = [];
+  const statusReads = { n: 0 };
+  let up: PixpoolUp | undefined;
+  // Each wrk thread seeds its own generator (thread:set before init), so threads differ.
+  const script = writeWrkScript(
+    ctx,
+    self.id,
+    `local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
+function init(args) math.randomseed(os.time() * 1000 + id * 7919) end
+function request()
+  return wrk.format("GET", "/images/hop-" .. math.random(0, ${KEYS - 1}))
+end
+`,
+  );
+
+  const www = join(ctx.tmp, `${self.id}-www`);
+  for (const [i, image] of images.entries()) staticRoot(ctx, `${self.id}-www`, pathOf(i), image);
+  // Proxies keep a 100 KB answer in memory rather than spilling it to a temp file.
+  const proxy = (upstream: string) => `proxy_pass http://${upstream};
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_buffer_size 16k;
+proxy_buffers 16 16k;`;
+  const upstream = (port: number) => `upstream origin {
+  server 127.0.0.1:${port};
+  keepalive 32;
+}`;
+
+  const measurements: HopMeasurement[] = [];
+  let wrkCommand = '';
+  let origin: Nginx | undefined;
+  try {
+    ctx.log(`${self.id}: starting the nginx static origin`);
+    origin = await startNginx(procs, {
+      nginx: tools.nginx,
+      prefix: join(ctx.tmp, `${self.id}-origin`),
+      root: www,
+      readyPath: pathOf(0),
+      defaultType: 'image/jpeg',
+      // One day of freshness, so both caches keep every image through the run under their
+      // default rules (Varnish's default TTL is 120 s).
+      location: 'expires 1d;',
+      server: 'location = /nginx-status { stub_status; }',
+    });
+    stops.push(origin.stop);
+    const originPort = origin.port;
+
+    // pixpool, as ./start.sh runs it, then the pool the issue sets up.
+    ctx.log(`${self.id}: starting pixpool up --workers 1`);
+    up = await startPixpoolUp(procs, {
+      root: ctx.root,
+      dataDir: join(ctx.tmp, `${self.id}-data`),
+      secret,
+      upArgs: ['--workers', '1'],
+      nodeFlags: profileFlags(ctx, profileName),
+      logFile: join(ctx.tmp, `${self.id}-up.log`),
+      name: 'pixpool up --workers 1',
+    });
+    stops.push((up as PixpoolUp).stop);
+    await managerCall(up, '/api/manager/config', {
+      capacity: NODE_CAPACITY_MB,
+      replacement_policy: 'LRU',
+    });
+    for (let n = 1; n < POOL_NODES; n++) {
+      ctx.log(`${self.id}: growing the pool to ${n + 1} nodes`);
+      await managerCall(up, '/api/manager/poolsize/manual', { change: 'increase', wait: true });
+    }
+    ctx.log(`${self.id}: uploading ${KEYS} images, ${UPLOAD_CONCURRENCY} in flight`);
+    let next = 0;
+    const pixpool = up;
+    await Promise.all(
+      Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
+        for (let i = next++; i < KEYS; i = next++) {
+          await pixpool.upload(keyOf(i), images[i] as Buffer);
+        }
+      }),
+    );
+    let pending = all;
+    let passes = 0;
+    while (pending.length > 0) {
+      if (++passes > WARM_PASSES) {
+        throw new Error(
+          `pixpool: ${pending.length} keys still not served from the cache after ${WARM_PASSES} passes`,
+        );
+      }
+      const headers = await readAll(up.baseUrl, pending, images, 'pixpool');
+      pending = pending.filter((i) => headers.get(i)?.get('x-pixpool-source') !== 'cache');
+    }
+    const nodes = await dashboardNodes(up);
+    notes.push(
+      `pixpool: ${passes} read passes over all keys until every one said x-pixpool-source: cache; nodes then held ${nodes}.`,
+    );
+    sides.push({
+      label: 'pixpool',
+      baseUrl: up.baseUrl,
+      pid: up.child.pid,
+      origin: false,
+      command: up.command.replace(ctx.tmp, '<tmp>'),
+    });
+
+    const varnish = ensureVarnish(ctx.log);
+    if ('why' in varnish) {
+      notes.push(`Varnish was NOT measured: ${varnish.why}.`);
+      ctx.log(`${self.id}: skipping Varnish: ${varnish.why}`);
+    } else {
+      const port = await freePort();
+      const args = [
+        '-a',
+        `127.0.0.1:${port}`,
+        '-b',
+        `127.0.0.1:${originPort}`,
+        '-s',
+        'malloc,256m',
+        '-F',
+        '-n',
+        join(ctx.tmp, `${self.id}-varnish`),
+      ];
+      const child = procs.spawn('varnishd', varnish.varnishd, args, {
+        logFile: join(ctx.tmp, `${self.id}-varnish.log`),
+      });
+      stops.push(() => child.stop(5000));
+      const baseUrl = `http://127.0.0.1:${port}`;
+      await waitForHttp(`${baseUrl}${pathOf(0)}`, child, { timeoutMs: 30_000 });
+      const version = firstLine(varnish.varnishd, ['-V']) ?? 'varnishd';
+      sides.push({
+        label: 'Varnish',
+        baseUrl,
+        pid: child.pid,
+        origin: true,
+        command: `${version}: varnishd ${args.join(' ').replace(ctx.tmp, '<tmp>')} (default VCL)`,
+      });
+    }
+
+    const cacheNginx = await startNginx(procs, {
+      nginx: tools.nginx,
+      prefix: join(ctx.tmp, `${self.id}-proxy-cache`),
+      root: www,
+      readyPath: pathOf(0),
+      http: `${upstream(originPort)}
+proxy_cache_path ${join(ctx.tmp, `${self.id}-proxy-cache`, 'cache')} levels=1:2 keys_zone=hop:16m max_size=1g inactive=1d use_temp_path=off;`,
+      location: `${proxy('origin')}
+proxy_cache hop;`,
+      // With TCP_CORK, a cached answer (header, then the file) waits out the client's delayed
+      // ACK on nearly every request here; uncorked it is a fair peer.
+      tcpNopush: false,
+    });
+    stops.push(cacheNginx.stop);
+    sides.push({
+      label: 'nginx proxy_cache',
+      baseUrl: cacheNginx.baseUrl,
+      pid: cacheNginx.child.pid,
+      origin: true,
+      command: `${cacheNginx.version}: proxy_cache (files under <tmp>, keys_zone 16m, max_size 1g), upstream keepalive 32, proxy_buffers 16 16k, tcp_nopush off, worker_processes 1`,
+    });
+
+    const plainProxy = await startNginx(procs, {
+      nginx: tools.nginx,
+      prefix: join(ctx.tmp, `${self.id}-proxy`),
+      root: www,
+      readyPath: pathOf(0),
+      http: upstream(originPort),
+      location: proxy('origin'),
+      tcpNopush: false,
+    });
+    stops.push(plainProxy.stop);
+    sides.push({
+      label: 'nginx reverse proxy (no cache)',
+      baseUrl: plainProxy.baseUrl,
+      pid: plainProxy.child.pid,
+      origin: true,
+      command: `${plainProxy.version}: proxy_pass, upstream keepalive 32, proxy_buffers 16 16k, tcp_nopush off, no cache, worker_processes 1`,
+    });
+    sides.push({
+      label: 'nginx static origin',
+      baseUrl: origin.baseUrl,
+      pid: origin.child.pid,
+      origin: false,
+      command: `${origin.version}: static files, sendfile, tcp_nopush on (the other cases' nginx setting), expires 1d, worker_processes 1`,
+    });
+
+    // Every side reads every key once (bytes checked); the caches until a pass reaches no origin.
+    for (const side of sides.slice(1)) {
+      const cache = side.origin && side.label !== 'nginx reverse proxy (no cache)';
+      for (let pass = 1; ; pass++) {
+        const before = await originRequests(origin, statusReads);
+        const headers = await readAll(side.baseUrl, all, images, side.label);
+        const fetched = (await originRequests(origin, statusReads)) - before;
+        if (!cache) break;
+        if (fetched === 0) {
+          const hits =
+            side.label === 'Varnish'
+              ? ` (${all.filter((i) => /^\d+ \d+$/.test(headers.get(i)?.get('x-varnish') ?? '')).length} of ${KEYS} answers carried two X-Varnish ids, a hit; Age up to ${Math.max(...all.map((i) => Number(headers.get(i)?.get('age') ?? 0)))} s)`
+              : '';
+          notes.push(
+            `${side.label}: pass ${pass} over all keys reached the origin 0 times${hits}.`,
+          );
+          break;
+        }
+        if (pass >= WARM_PASSES) {
+          throw new Error(`${side.label}: pass ${pass} still reached the origin ${fetched} times`);
+        }
+      }
+    }
+    fairness.push(
+      `All ${sides.length} sides answered every one of the ${KEYS.toLocaleString('en-US')} keys with the uploaded bytes (200, SHA-256 compared) before the load, at the same paths /images/hop-<n>.`,
+    );
+
+    const load = (side: HopSide, durationSec: number) =>
+      runWrk(procs, {
+        wrk: tools.wrk,
+        url: `${side.baseUrl}${pathOf(0)}`,
+        threads: settings.threads,
+        connections: settings.connections,
+        durationSec,
+        cpus: undefined,
+        script,
+      });
+    if (settings.warmupSec > 0) {
+      for (const side of sides) {
+        ctx.log(`${self.id}: warming up ${side.label} (${settings.warmupSec} s)`);
+        await load(side, settings.warmupSec);
+      }
+    }
+    for (let round = 1; round <= settings.rounds; round++) {
+      const order = round % 2 === 1 ? sides : [...sides].reverse();
+      for (const side of order) {
+        const missesBefore = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
+        const originBefore = await originRequests(origin, statusReads);
+        const cpuBefore = treeCpuSeconds(side.pid);
+        const originCpuBefore = treeCpuSeconds(origin.child.pid);
+        const run = await load(side, settings.durationSec);
+        const cpuAfter = treeCpuSeconds(side.pid);
+        const originCpuAfter = treeCpuSeconds(origin.child.pid);
+        const originAfter = await originRequests(origin, statusReads);
+        const missesAfter = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
+        wrkCommand = run.command.replace(ctx.tmp, '<tmp>');
+        const r = run.result;
+        if (r.errors.non2xx3xx > 0) {
+          throw new Error(`${side.label}: ${r.errors.non2xx3xx} of ${r.requests} not 2xx/3xx`);
+        }
+        const perRequest = (a: typeof cpuBefore, b: typeof cpuBefore) =>
+          a && b && r.requests > 0
+            ? ((b.user + b.system - a.user - a.system) / r.requests) * 1e6
+            : undefined;
+        const m: HopMeasurement = {
+          round,
+          side: side.label,
+          wrk: r,
+          wrkCpuPct: run.cpu ? ((run.cpu.user + run.cpu.system) / run.wallSec) * 100 : undefined,
+          cpuUs: perRequest(cpuBefore, cpuAfter),
+          originCpuUs: side.origin ? perRequest(originCpuBefore, originCpuAfter) : undefined,
+          originRequests: side.origin ? originAfter - originBefore : undefined,
+          misses: side.label === 'pixpool' ? missesAfter - missesBefore : undefined,
+        };
+        measurements.push(m);
+        ctx.log(
+          `${self.id}: round ${round}/${settings.rounds} ${side.label.padEnd(30)} ` +
+            `${fmt.int(r.requestsPerSec)} req/s  p50 ${fmt.ms(r.latencyMs.p50)}  p99 ${fmt.ms(r.latencyMs.p99)}  ` +
+            `CPU/req ${us(m.cpuUs)}${side.origin ? ` + origin ${us(m.originCpuUs)}` : ''}`,
+        );
+      }
+    }
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+  }
+
+  return summarize(ctx, self, {
+    sides,
+    measurements,
+    notes,
+    fairness,
+    wrkCommand,
+    profile: profileNotes(ctx, profileName, "pixpool's frontend (its process only)"),
+  });
+}
+
+const us = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} µs`);
+
+/** The nodes' items and bytes as the manager's dashboard shows them, one phrase. */
+async function dashboardNodes(up: PixpoolUp): Promise<string> {
+  const response = await fetch(`${up.managerUrl}/api/manager/dashboard`);
+  const answer = (await response.json()) as {
+    content: { nodes: { id: string; items: number | null; bytes: number | null }[] };
+  };
+  return answer.content.nodes
+    .map((n) => `${n.items ?? '?'} items / ${fmt.mib(n.bytes ?? 0)} MiB`)
+    .join(', ');
+}
+
+function summarize(
+  ctx: BenchContext,
+  self: BenchCase,
+  run: {
+    sides: HopSide[];
+    measurements: HopMeasurement[];
+    notes: string[];
+    fairness: string[];
+    wrkCommand: string;
+    profile: ReturnType<typeof profileNotes>;
+  },
+): CaseResult {
+  const { settings } = ctx;
+  const optionalMedian = (values: (number | undefined)[]) =>
+    values.every((v) => v !== undefined) ? median(values as number[]) : undefined;
+  const summaries = run.sides.map((side) => {
+    const mine = run.measurements.filter((m) => m.side === side.label);
+    const cpuUs = optionalMedian(mine.map((m) => m.cpuUs));
+    const originCpuUs = side.origin ? optionalMedian(mine.map((m) => m.originCpuUs)) : undefined;
+    const totalCpuUs = optionalMedian(
+      mine.map((m) =>
+        m.cpuUs === undefined ? undefined : m.cpuUs + (side.origin ? (m.originCpuUs ?? 0) : 0),
+      ),
+    );
+    const requests = mine.reduce((sum, m) => sum + m.wrk.requests, 0);
+    return {
+      side: side.label,
+      command: side.command,
+      requestsPerSec: median(mine.map((m) => m.wrk.requestsPerSec)),
+      p50Ms: median(mine.map((m) => m.wrk.latencyMs.p50)),
+      p99Ms: median(mine.map((m) => m.wrk.latencyMs.p99)),
+      cpuUs,
+      originCpuUs,
+      totalCpuUs,
+      wrkCpuPct: optionalMedian(mine.map((m) => m.wrkCpuPct)),
+      requests,
+      originRequests: side.origin
+        ? mine.reduce((sum, m) => sum + (m.originRequests ?? 0), 0)
+        : undefined,
+      misses: side.label === 'pixpool' ? mine.reduce((s, m) => s + (m.misses ?? 0), 0) : undefined,
+      bytesPerResponse: median(mine.map((m) => m.wrk.bytesPerSec / m.wrk.requestsPerSec)),
+      rounds: mine.map((m) => m.wrk.requestsPerSec),
+    };
+  });
+  const find = (label: string) => summaries.find((s) => s.side === label);
+  const pixpool = find('pixpool');
+  const varnish = find('Varnish');
+  const plainProxy = find('nginx reverse proxy (no cache)');
+  const checks: Check[] = [];
+  if (pixpool?.cpuUs !== undefined) {
+    checks.push({
+      name: 'pixpool whole-tree CPU per request, µs (median of rounds)',
+      value: pixpool.cpuUs,
+      target: '≤ 120',
+      met: pixpool.cpuUs <= 120,
+      advisory: true,
+    });
+  }
+  if (pixpool && varnish) {
+    const ratio = pixpool.requestsPerSec / varnish.requestsPerSec;
+    checks.push({
+      name: 'pixpool ÷ Varnish req/s (ratio of medians)',
+      value: ratio,
+      target: '≥ 0.5',
+      met: ratio >= 0.5,
+      advisory: true,
+    });
+  }
+  if (pixpool && plainProxy) {
+    const ratio = pixpool.requestsPerSec / plainProxy.requestsPerSec;
+    checks.push({
+      name: 'pixpool ÷ nginx reverse proxy (no cache) req/s (ratio of medians)',
+      value: ratio,
+      target: '≥ 1.0',
+      met: ratio >= 1,
+      advisory: true,
+    });
+  }
+  // Not targets but the case's own premise: every measured read was a hit on every cache.
+  for (const s of summaries) {
+    const misses = s.side === 'pixpool' ? s.misses : undefined;
+    const fetched =
+      s.originRequests !== undefined && s.side !== plainProxy?.side ? s.originRequests : undefined;
+    const value = misses ?? fetched;
+    if (value === undefined) continue;
+    checks.push({
+      name: `${s.side}: ${misses !== undefined ? 'frontend cache misses' : 'origin requests'} during the measured rounds`,
+      value,
+      target: '= 0',
+      met: value === 0,
+    });
+  }
+  for (const s of summaries) {
+    const overhead = s.bytesPerResponse - IMAGE_BYTES;
+    if (overhead < -0.02 * IMAGE_BYTES || overhead > 2048 + 0.02 * IMAGE_BYTES) {
+      run.notes.push(`${s.side}: ~${Math.round(s.bytesPerResponse)} bytes per response; check.`);
+    }
+  }
+  for (const m of run.measurements) {
+    const e = m.wrk.errors;
+    if (e.connect + e.read + e.write + e.timeout > 0) {
+      run.notes.push(
+        `${m.side}, round ${m.round}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}.`,
+      );
+    }
+  }
+  const result: CaseResult = {
+    id: self.id,
+    title: self.title,
+    fairness: [
+      `pixpool: ${pixpool?.command ?? '(not started)'} — ./start.sh's defaults (embedded SQLite and object folder, near cache 64 MiB) but --workers 1, so the frontend is one process like each nginx peer's one worker; then POST /api/manager/config {"capacity":${NODE_CAPACITY_MB},"replacement_policy":"LRU"} and ${POOL_NODES - 1} × POST /api/manager/poolsize/manual {"change":"increase","wait":true}: ${POOL_NODES} nodes × ${NODE_CAPACITY_MB} MB. The ${KEYS.toLocaleString('en-US')} images were uploaded (${UPLOAD_CONCURRENCY} in flight) and read until each came from its node. CPU: the whole tree (up with frontend, manager and autoscaler; the ${POOL_NODES} node children).`,
+      ...summaries.slice(1).map((s) => `${s.side}: ${s.command}.`),
+      `Origin: one nginx static server (worker_processes 1, sendfile, Cache-Control max-age=86400 via expires 1d) holding the same ${KEYS.toLocaleString('en-US')} files at the same paths, behind Varnish, proxy_cache and the reverse proxy; only one side is under load at a time, so its CPU during a side's rounds is that side's origin cost ("origin CPU/req"; "total" adds it).`,
+      ...run.fairness,
+      "Both nginx proxies run with tcp_nopush off: with it on (Debian's default, and the other cases' nginx setting) proxy_cache answered ~1,600 req/s at a p50 of ~24 ms here, nearly every cached answer waiting out the client's delayed ACK; off, it served ~27,000 req/s in a separate try. The static origin keeps it on, as in the other cases; its p99 shows the same stall on a few % of answers.",
+      `Load: ${run.wrkCommand} — a uniformly random key of the ${KEYS.toLocaleString('en-US')} per request (Lua, seeded per thread); same command for every side.`,
+      `Nothing pinned: servers, origin and wrk share the machine's CPUs as the OS schedules them. ${settings.rounds} rounds of ${settings.durationSec} s per side after a ${settings.warmupSec} s warm-up each; sides alternate, order flipped every round; medians of the rounds, each column on its own.`,
+    ],
+    table: {
+      head: [
+        'side',
+        'req/s',
+        'p50',
+        'p99',
+        'CPU/req',
+        'origin CPU/req',
+        'total CPU/req',
+        'wrk CPU',
+        'req/s by round',
+      ],
+      rows: summaries.map((s) => [
+        s.side,
+        fmt.int(s.requestsPerSec),
+        fmt.ms(s.p50Ms),
+        fmt.ms(s.p99Ms),
+        us(s.cpuUs),
+        us(s.originCpuUs),
+        us(s.totalCpuUs),
+        fmt.pct(s.wrkCpuPct),
+        s.rounds.map(fmt.int).join(' / '),
+      ]),
+    },
+    checks,
+    notes: run.notes,
+    figures: {
+      keys: KEYS,
+      imageBytes: IMAGE_BYTES,
+      poolNodes: POOL_NODES,
+      nodeCapacityMb: NODE_CAPACITY_MB,
+      wrkCommand: run.wrkCommand,
+      sides: summaries,
+      measurements: run.measurements,
+    },
+  };
+  addProfile(result, run.profile);
+  return result;
+}
