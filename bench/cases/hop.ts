@@ -18,7 +18,7 @@ import { addProfile, profileFlags, profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { type Nginx, startNginx, staticRoot } from '../lib/nginx.ts';
 import { type PixpoolUp, startPixpoolUp } from '../lib/pixpool.ts';
-import { freePort, treeCpuSeconds, waitForHttp } from '../lib/processes.ts';
+import { freePort, processCpuSeconds, treeCpuSeconds, waitForHttp } from '../lib/processes.ts';
 import { ensureVarnish, firstLine } from '../lib/tools.ts';
 import { runWrk, type WrkResult } from '../lib/wrk.ts';
 import { writeWrkScript } from './post-key.ts';
@@ -53,6 +53,8 @@ interface HopMeasurement {
   wrkCpuPct: number | undefined;
   /** Side tree CPU per response, µs. */
   cpuUs: number | undefined;
+  /** pixpool only: the part of cpuUs spent in the up process (frontend, manager, autoscaler). */
+  upCpuUs: number | undefined;
   /** The origin's CPU per response, µs (for sides with an origin). */
   originCpuUs: number | undefined;
   /** Requests the origin answered during the run (for sides with an origin). */
@@ -366,9 +368,11 @@ proxy_cache hop;`,
         const missesBefore = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
         const originBefore = await originRequests(origin, statusReads);
         const cpuBefore = treeCpuSeconds(side.pid);
+        const upCpuBefore = side.label === 'pixpool' ? processCpuSeconds(side.pid) : undefined;
         const originCpuBefore = treeCpuSeconds(origin.child.pid);
         const run = await load(side, settings.durationSec);
         const cpuAfter = treeCpuSeconds(side.pid);
+        const upCpuAfter = side.label === 'pixpool' ? processCpuSeconds(side.pid) : undefined;
         const originCpuAfter = treeCpuSeconds(origin.child.pid);
         const originAfter = await originRequests(origin, statusReads);
         const missesAfter = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
@@ -387,6 +391,7 @@ proxy_cache hop;`,
           wrk: r,
           wrkCpuPct: run.cpu ? ((run.cpu.user + run.cpu.system) / run.wallSec) * 100 : undefined,
           cpuUs: perRequest(cpuBefore, cpuAfter),
+          upCpuUs: perRequest(upCpuBefore, upCpuAfter),
           originCpuUs: side.origin ? perRequest(originCpuBefore, originCpuAfter) : undefined,
           originRequests: side.origin ? originAfter - originBefore : undefined,
           misses: side.label === 'pixpool' ? missesAfter - missesBefore : undefined,
@@ -450,6 +455,7 @@ function summarize(
         m.cpuUs === undefined ? undefined : m.cpuUs + (side.origin ? (m.originCpuUs ?? 0) : 0),
       ),
     );
+    const upCpuUs = optionalMedian(mine.map((m) => m.upCpuUs));
     const requests = mine.reduce((sum, m) => sum + m.wrk.requests, 0);
     return {
       side: side.label,
@@ -458,6 +464,7 @@ function summarize(
       p50Ms: median(mine.map((m) => m.wrk.latencyMs.p50)),
       p99Ms: median(mine.map((m) => m.wrk.latencyMs.p99)),
       cpuUs,
+      upCpuUs,
       originCpuUs,
       totalCpuUs,
       wrkCpuPct: optionalMedian(mine.map((m) => m.wrkCpuPct)),
@@ -517,6 +524,18 @@ function summarize(
       target: '= 0',
       met: value === 0,
     });
+  }
+  if (pixpool?.upCpuUs !== undefined && pixpool.cpuUs !== undefined) {
+    run.notes.push(
+      `pixpool's CPU per request by process (medians of rounds): the up process (frontend, manager, autoscaler) ${us(pixpool.upCpuUs)}, the ${POOL_NODES} cache nodes together about ${us(pixpool.cpuUs - pixpool.upCpuUs)}.`,
+    );
+  }
+  for (const s of summaries) {
+    if (s.wrkCpuPct !== undefined && s.wrkCpuPct >= 90) {
+      run.notes.push(
+        `${s.side}: wrk used ${fmt.pct(s.wrkCpuPct)} of a CPU (one thread): the load generator was the limit, so its req/s is a floor; its CPU per request still holds.`,
+      );
+    }
   }
   for (const s of summaries) {
     const overhead = s.bytesPerResponse - IMAGE_BYTES;

@@ -236,6 +236,17 @@ export interface CpuTime {
   system: number;
 }
 
+/** User and system CPU seconds used so far by `pid` alone (all its threads); undefined once gone. */
+export function processCpuSeconds(pid: number): CpuTime | undefined {
+  try {
+    const stat = readFileSync(join('/proc', String(pid), 'stat'), 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(rest[11]) / CLOCK_TICKS, system: Number(rest[12]) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * User and system CPU seconds used so far by `pid` and all its living descendants (nginx's
  * master and worker, node and its helper threads). Linux /proc only; undefined elsewhere.
