@@ -14,7 +14,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
-import { addProfile, profileFlags, profileNotes } from '../lib/cpuprofile.ts';
+import {
+  formatProfile,
+  type ProfileWindow,
+  profileFlags,
+  summarizeProfile,
+} from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { type Nginx, startNginx, staticRoot } from '../lib/nginx.ts';
 import { type PixpoolUp, startPixpoolUp } from '../lib/pixpool.ts';
@@ -168,6 +173,9 @@ proxy_buffers 16 16k;`;
 }`;
 
   const measurements: HopMeasurement[] = [];
+  // The frontend's profile is summarized over the load only, not the uploads and warm reads.
+  const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+  const loadWindow: ProfileWindow = { fromUs: 0, toUs: 0 };
   let wrkCommand = '';
   let origin: Nginx | undefined;
   try {
@@ -356,6 +364,7 @@ proxy_cache hop;`,
         cpus: undefined,
         script,
       });
+    loadWindow.fromUs = monotonicUs();
     if (settings.warmupSec > 0) {
       for (const side of sides) {
         ctx.log(`${self.id}: warming up ${side.label} (${settings.warmupSec} s)`);
@@ -404,6 +413,7 @@ proxy_cache hop;`,
         );
       }
     }
+    loadWindow.toUs = monotonicUs();
   } finally {
     for (const stop of stops.reverse()) await stop();
   }
@@ -414,8 +424,22 @@ proxy_cache hop;`,
     notes,
     fairness,
     wrkCommand,
-    profile: profileNotes(ctx, profileName, "pixpool's frontend (its process only)"),
+    profile: frontendProfile(ctx, profileName, loadWindow),
   });
+}
+
+/** The frontend's --cpu-prof profile over the load (warm-ups and rounds of every side). */
+function frontendProfile(ctx: BenchContext, name: string, window: ProfileWindow) {
+  const dir = ctx.settings.cpuProfDir;
+  if (!dir || window.toUs === 0) return { notes: [] as string[], summaries: [] as unknown[] };
+  const summary = summarizeProfile(join(dir, `${name}.cpuprofile`), 15, window);
+  return {
+    notes: [
+      "The profile below is of pixpool's frontend process (the up process) under --cpu-prof, which slows it down, over the load only (every side's warm-up and rounds; the frontend idles during the others'): use it for where the time goes, not for the figures above. The cache nodes are not profiled.",
+      ...formatProfile(summary),
+    ],
+    summaries: [summary],
+  };
 }
 
 const us = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} µs`);
@@ -440,7 +464,7 @@ function summarize(
     notes: string[];
     fairness: string[];
     wrkCommand: string;
-    profile: ReturnType<typeof profileNotes>;
+    profile: ReturnType<typeof frontendProfile>;
   },
 ): CaseResult {
   const { settings } = ctx;
@@ -599,6 +623,9 @@ function summarize(
       measurements: run.measurements,
     },
   };
-  addProfile(result, run.profile);
+  result.notes.push(...run.profile.notes);
+  if (run.profile.summaries.length > 0) {
+    result.figures = { ...(result.figures as object), profiles: run.profile.summaries };
+  }
   return result;
 }
