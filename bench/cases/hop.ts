@@ -35,7 +35,7 @@ import {
   us,
   WARM_PASSES,
 } from './hop-report.ts';
-import { writeWrkScript } from './post-key.ts';
+import { randomKeyScript } from './post-key.ts';
 
 const keyOf = (i: number) => `hop-${i}`;
 const pathOf = (i: number) => `/images/${keyOf(i)}`;
@@ -119,18 +119,7 @@ async function runHop(ctx: BenchContext, self: BenchCase): Promise<CaseResult> {
   const sides: HopSide[] = [];
   const statusReads = { n: 0 };
   let up: PixpoolUp | undefined;
-  // Each wrk thread seeds its own generator (thread:set before init), so threads differ.
-  const script = writeWrkScript(
-    ctx,
-    self.id,
-    `local n = 0
-function setup(thread) n = n + 1; thread:set("id", n) end
-function init(args) math.randomseed(os.time() * 1000 + id * 7919) end
-function request()
-  return wrk.format("GET", "/images/hop-" .. math.random(0, ${KEYS - 1}))
-end
-`,
-  );
+  const script = randomKeyScript(ctx, self.id, 'hop-', KEYS);
 
   const www = join(ctx.tmp, `${self.id}-www`);
   for (const [i, image] of images.entries()) staticRoot(ctx, `${self.id}-www`, pathOf(i), image);

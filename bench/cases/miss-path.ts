@@ -20,7 +20,7 @@ import { addProfile, profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
 import { startCaseUp } from '../lib/pixpool.ts';
-import { writeWrkScript } from './post-key.ts';
+import { randomKeyScript } from './post-key.ts';
 
 const KB = 1024;
 const MISS_KEYS = 1000;
@@ -60,18 +60,7 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
   const contentType = 'image/jpeg';
   const www = staticRoot(ctx, 'www-miss', path, body);
   const profileName = `${self.id}-frontend`;
-  // Each wrk thread seeds its own generator (thread:set before init), so threads differ.
-  const script = writeWrkScript(
-    ctx,
-    self.id,
-    `local n = 0
-function setup(thread) n = n + 1; thread:set("id", n) end
-function init(args) math.randomseed(os.time() * 1000 + id * 7919) end
-function request()
-  return wrk.format("GET", "/images/miss-" .. math.random(0, ${MISS_KEYS - 1}))
-end
-`,
-  );
+  const script = randomKeyScript(ctx, self.id, 'miss-', MISS_KEYS);
   const missShare = { before: { hit: 0, miss: 0 }, after: { hit: 0, miss: 0 }, probe: 0 };
 
   const result = await compareHttp(ctx, {

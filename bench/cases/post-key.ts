@@ -27,6 +27,29 @@ export function writeWrkScript(ctx: BenchContext, name: string, lua: string): st
   return file;
 }
 
+/**
+ * A wrk script that GETs `/images/<prefix><n>` for a uniformly random n in 0..count-1 per
+ * request. Each wrk thread seeds its own generator (thread:set before init), so threads differ.
+ */
+export function randomKeyScript(
+  ctx: BenchContext,
+  name: string,
+  prefix: string,
+  count: number,
+): string {
+  return writeWrkScript(
+    ctx,
+    name,
+    `local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
+function init(args) math.randomseed(os.time() * 1000 + id * 7919) end
+function request()
+  return wrk.format("GET", "/images/${prefix}" .. math.random(0, ${count - 1}))
+end
+`,
+  );
+}
+
 export const postKey: BenchCase = {
   id: 'frontend-post-key-100k',
   title:
