@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
 import { benchImage } from '../lib/multipart.ts';
-import { cliEnv, startPixpoolUp } from '../lib/pixpool.ts';
+import { cliEnv, startPixpoolUp, upFlags } from '../lib/pixpool.ts';
 import {
   type Child,
   freePort,
@@ -95,19 +95,7 @@ async function measureSetup(ctx: BenchContext, self: BenchCase, setup: Setup) {
   let memory: ProcessMemory[] = [];
   for (let start = 1; start <= STARTS; start++) {
     const port = await freePort();
-    const args = [
-      '--data-dir',
-      dataDir,
-      '--port',
-      String(port),
-      '--manager-port',
-      String(await freePort()),
-      '--autoscaler-port',
-      String(await freePort()),
-      '--log-level',
-      'warn',
-      ...setup.args,
-    ];
+    const args = [...(await upFlags(dataDir, port)), ...setup.args];
     const started = performance.now();
     const child = ctx.procs.spawn(`start.sh (${setup.id}, start ${start})`, './start.sh', args, {
       cwd: ctx.root,

@@ -63,6 +63,22 @@ export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return Object.assign(env, extra);
 }
 
+/** The flags of `up` on `dataDir`, the frontend on `port`, the other services on free ports. */
+export async function upFlags(dataDir: string, port: number): Promise<string[]> {
+  return [
+    '--data-dir',
+    dataDir,
+    '--port',
+    String(port),
+    '--manager-port',
+    String(await freePort()),
+    '--autoscaler-port',
+    String(await freePort()),
+    '--log-level',
+    'warn',
+  ];
+}
+
 export async function startPixpoolUp(
   group: ProcessGroup,
   options: PixpoolUpOptions,
@@ -72,16 +88,7 @@ export async function startPixpoolUp(
     ...(options.nodeFlags ?? []),
     join('bin', 'pixpool.js'),
     'up',
-    '--data-dir',
-    options.dataDir,
-    '--port',
-    String(port),
-    '--manager-port',
-    String(await freePort()),
-    '--autoscaler-port',
-    String(await freePort()),
-    '--log-level',
-    'warn',
+    ...(await upFlags(options.dataDir, port)),
     ...(options.storageArgs ?? []),
     ...(options.upArgs ?? []),
   ];

@@ -3,6 +3,7 @@
  * configured), routes to the configured nodes, listens, and closes gracefully on SIGTERM/SIGINT.
  */
 
+import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createNodeClient } from '../clients/node-client.ts';
@@ -195,19 +196,14 @@ export async function runFrontend(options: FrontendOptions) {
   return { app, address, ownUrl };
 }
 
-/** Listens on host:port; resolves with the URL. */
+/** Listens on host:port; resolves with the URL (rejects with the listen error). */
 async function listen(
   server: Server,
   host: string,
   port: number,
   scheme: 'http' | 'https',
 ): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  server.listen({ host, port });
+  await once(server, 'listening');
   return urlFor(host, (server.address() as AddressInfo).port, scheme);
 }
