@@ -18,11 +18,15 @@ import {
   VERSION_HEADER,
 } from '../core/node-protocol.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
-import { createNodeTransport, type NodeTransportOptions } from './node-transport.ts';
+import { createEntryReader, type EntryAnswer } from './entry-reader.ts';
+import {
+  createNodeTransport,
+  NodeRequestError,
+  type NodeTransportOptions,
+} from './node-transport.ts';
 
 export { nodeUrl, SEED_NODE_PORT } from '../core/node-address.ts';
-export { NodeRequestError } from './node-transport.ts';
-export { IF_VERSION_HEADER, MAP_VERSION_HEADER, MODIFIED_HEADER, VERSION_HEADER };
+export { IF_VERSION_HEADER, MAP_VERSION_HEADER, MODIFIED_HEADER, NodeRequestError, VERSION_HEADER };
 
 export interface NodeClientOptions extends NodeTransportOptions {
   /** The pool map version this client routes with; sent on entry requests (fencing). */
@@ -37,6 +41,30 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   const transport = createNodeTransport(options);
   const { call } = transport;
   const failure = transport.failure;
+  // Entry reads from plain-http nodes skip undici (entry-reader.ts); https ones go through it.
+  const reader = createEntryReader({
+    timeoutMs: transport.timeoutMs,
+    connections: transport.connections,
+  });
+  const auth: Record<string, string> = options.secret
+    ? { authorization: `Bearer ${options.secret}` }
+    : {};
+
+  /** GET of an entry: its status, headers and whole body. */
+  async function getEntry(
+    nodeUrl: string,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<EntryAnswer> {
+    if (nodeUrl.startsWith('http://')) return reader.get(nodeUrl, path, { ...auth, ...headers });
+    const response = await call(nodeUrl, 'GET', path, headers);
+    const body = Buffer.from(await response.body.arrayBuffer());
+    return {
+      status: response.statusCode,
+      headers: response.headers as EntryAnswer['headers'],
+      body,
+    };
+  }
 
   const entryPath = (key: string) => `${ENTRY_PATH}${encodeURIComponent(key)}`;
   /** Headers for an entry request: the map version it was routed with, when there is one. */
@@ -66,27 +94,22 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       const headers: Record<string, string> =
         version === undefined ? {} : { [IF_VERSION_HEADER]: String(version) };
       if (lease) headers[LEASE_HEADER] = '1';
-      const response = await call(nodeUrl, 'GET', entryPath(key), fence(headers));
-      const granted = lease ? Number(response.headers[LEASE_HEADER] ?? 0) : 0;
+      const answer = await getEntry(nodeUrl, entryPath(key), fence(headers));
+      const granted = lease ? Number(answer.headers[LEASE_HEADER] ?? 0) : 0;
       // Anything but a whole number of ms within the protocol's bound is no lease at all.
       const leaseMs =
         Number.isInteger(granted) && granted > 0 && granted <= MAX_LEASE_MS ? granted : 0;
-      if (response.statusCode === 304) {
-        await response.body.dump();
-        return { entry: 'current', leaseMs };
+      if (answer.status === 304) return { entry: 'current', leaseMs };
+      if (answer.status === 404) return { entry: undefined, leaseMs: 0 };
+      if (answer.status !== 200) {
+        throw transport.answerError(nodeUrl, answer.status, answer.body.toString());
       }
-      if (response.statusCode === 404) {
-        await response.body.dump();
-        return { entry: undefined, leaseMs: 0 };
-      }
-      if (response.statusCode !== 200) return failure(nodeUrl, response);
-      const value = Buffer.from(await response.body.arrayBuffer());
-      const modified = response.headers[MODIFIED_HEADER];
+      const modified = answer.headers[MODIFIED_HEADER];
       return {
         entry: {
-          value,
-          contentType: String(response.headers['content-type'] ?? 'application/octet-stream'),
-          version: Number(response.headers[VERSION_HEADER] ?? 0),
+          value: answer.body,
+          contentType: answer.headers['content-type'] ?? 'application/octet-stream',
+          version: Number(answer.headers[VERSION_HEADER] ?? 0),
           ...(modified !== undefined && { modifiedAt: Number(modified) }),
         },
         leaseMs,
@@ -162,7 +185,10 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       return { accepted, refused };
     },
 
-    close: () => transport.close(),
+    close: () => {
+      reader.close();
+      return transport.close();
+    },
   };
 }
 

@@ -74,8 +74,19 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
     return pool;
   }
 
+  /** The error for an answer a call does not accept, with the node's message from `text`. */
+  function answerError(nodeUrl: string, status: number, text: string): NodeRequestError {
+    let message = text.slice(0, 300);
+    try {
+      message = JSON.parse(text).error.message ?? message;
+    } catch {}
+    return new NodeRequestError(nodeUrl, status, `${status} ${message}`);
+  }
+
   return {
     timeoutMs,
+    connections,
+    answerError,
 
     /** One request; a failure to get an answer is a NodeRequestError of kind `unreachable`. */
     async call(
@@ -104,11 +115,7 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
     /** Reads an unwanted answer and throws it as a NodeRequestError with the node's message. */
     async failure(nodeUrl: string, response: NodeResponse): Promise<never> {
       const text = await response.body.text().catch(() => '');
-      let message = text.slice(0, 300);
-      try {
-        message = JSON.parse(text).error.message ?? message;
-      } catch {}
-      throw new NodeRequestError(nodeUrl, response.statusCode, `${response.statusCode} ${message}`);
+      throw answerError(nodeUrl, response.statusCode, text);
     },
 
     async close(): Promise<void> {

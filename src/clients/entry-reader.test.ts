@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createEntryReader, type EntryReader } from './entry-reader.ts';
+import { NodeRequestError } from './node-transport.ts';
+
+/**
+ * A server on a real socket that answers each request head with whatever `answer` writes, and
+ * records the heads and how many connections were opened.
+ */
+async function scriptedServer(answer: (socket: Socket, head: string, n: number) => void) {
+  const heads: string[] = [];
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    socket.on('data', (data) => {
+      buffered += data.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        heads.push(head);
+        answer(socket, head, heads.length);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    heads,
+    connections: () => connections,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+const okHead = (body: Buffer, extra = '') =>
+  `HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: ${body.length}\r\nx-pixpool-version: 7\r\n${extra}\r\n`;
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+function reader(options = { timeoutMs: 1000, connections: 4 }): EntryReader {
+  const r = createEntryReader(options);
+  cleanups.push(() => r.close());
+  return r;
+}
+async function server(answer: Parameters<typeof scriptedServer>[0]) {
+  const s = await scriptedServer(answer);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+/** The failure kind of a read that must fail. */
+async function failureOf(read: Promise<unknown>): Promise<string> {
+  const error = await read.then(
+    () => assert.fail('the read should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof NodeRequestError, String(error));
+  return error.kind;
+}
+
+test('a body cut into many pieces, with its head cut too, arrives whole', async () => {
+  const body = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+  const s = await server(async (socket) => {
+    const all = Buffer.concat([Buffer.from(okHead(body)), body]);
+    // The head is cut after 5 bytes, inside "\r\n\r\n", then the body in odd pieces.
+    const cuts = [5, okHead(body).length - 2, okHead(body).length + 1, 70_001, 200_003, all.length];
+    let from = 0;
+    for (const cut of cuts) {
+      socket.write(all.subarray(from, cut));
+      from = cut;
+      await sleep(5);
+    }
+  });
+  const answer = await reader().get(s.url, '/v1/entries/a', { 'x-pixpool-lease': '1' });
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers['content-type'], 'image/png');
+  assert.equal(answer.headers['x-pixpool-version'], '7');
+  assert.ok(answer.body.equals(body));
+});
+
+test('the request carries the path, Host and the given headers', async () => {
+  const s = await server((socket) =>
+    socket.write('HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}'),
+  );
+  const answer = await reader().get(s.url, '/v1/entries/k%C3%A9p', {
+    authorization: 'Bearer s3cret',
+    'x-pixpool-map-version': '12',
+  });
+  assert.equal(answer.status, 404);
+  assert.equal(answer.body.toString(), '{}');
+  const [requestLine, ...lines] = (s.heads[0] as string).split('\r\n');
+  assert.equal(requestLine, 'GET /v1/entries/k%C3%A9p HTTP/1.1');
+  assert.deepEqual(lines.sort(), [
+    'authorization: Bearer s3cret',
+    `host: ${new URL(s.url).host}`,
+    'x-pixpool-map-version: 12',
+  ]);
+});
+
+test('304 and 204 have no body, and the connection is kept for the next read', async () => {
+  const s = await server((socket, _head, n) =>
+    socket.write(
+      n === 1
+        ? 'HTTP/1.1 304 Not Modified\r\nx-pixpool-lease: 100\r\n\r\n'
+        : 'HTTP/1.1 204 No Content\r\n\r\n',
+    ),
+  );
+  const r = reader();
+  const first = await r.get(s.url, '/v1/entries/a', {});
+  assert.equal(first.status, 304);
+  assert.equal(first.body.length, 0);
+  assert.equal(first.headers['x-pixpool-lease'], '100');
+  const second = await r.get(s.url, '/v1/entries/a', {});
+  assert.equal(second.status, 204);
+  assert.equal(s.connections(), 1);
+});
+
+test('at most `connections` per node; the rest wait their turn and are all answered', async () => {
+  const body = Buffer.alloc(50_000, 3);
+  const s = await server((socket) => {
+    setTimeout(() => socket.write(Buffer.concat([Buffer.from(okHead(body)), body])), 5);
+  });
+  const r = reader({ timeoutMs: 2000, connections: 3 });
+  const answers = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => r.get(s.url, `/v1/entries/${i}`, {})),
+  );
+  assert.ok(answers.every((a) => a.status === 200 && a.body.equals(body)));
+  assert.equal(s.connections(), 3);
+});
+
+test('a kept-alive connection the node closed is replaced, once, without failing the read', async () => {
+  const body = Buffer.from('abc');
+  // Each connection's first request is answered; its second finds the connection closing, as one
+  // written just as the node's idle timeout closed it would.
+  const served = new WeakSet<Socket>();
+  const s = await server((socket) => {
+    if (served.has(socket)) return void socket.destroy();
+    served.add(socket);
+    socket.write(Buffer.concat([Buffer.from(okHead(body)), body]));
+  });
+  const r = reader();
+  assert.equal((await r.get(s.url, '/v1/entries/a', {})).status, 200);
+  assert.equal((await r.get(s.url, '/v1/entries/b', {})).status, 200);
+  assert.equal(s.connections(), 2);
+  assert.deepEqual(
+    s.heads.map((h) => h.split(' ')[1]),
+    ['/v1/entries/a', '/v1/entries/b', '/v1/entries/b'],
+  );
+});
+
+test('a new connection closed without an answer fails the read, and is not retried', async () => {
+  const s = await server((socket) => socket.destroy());
+  assert.equal(await failureOf(reader().get(s.url, '/v1/entries/a', {})), 'unreachable');
+  assert.equal(s.connections(), 1);
+});
+
+test('answers the reader does not take fail as `answer`, and their connection is closed', async () => {
+  const cases = [
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n\r\nabc',
+    'HTTP/1.1 200 OK\r\ncontent-length: -3\r\n\r\nabc',
+    'HTTP/1.1 100 Continue\r\n\r\n',
+    'SSH-2.0-OpenSSH\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 0\r\n\r\n',
+    `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(17 * 1024)}\r\ncontent-length: 0\r\n\r\n`,
+  ];
+  for (const text of cases) {
+    const s = await server((socket) => socket.write(text));
+    const r = reader();
+    assert.equal(await failureOf(r.get(s.url, '/v1/entries/a', {})), 'answer', text.slice(0, 40));
+    // The next read opens a new connection (and fails the same way).
+    await failureOf(r.get(s.url, '/v1/entries/a', {}));
+    assert.equal(s.connections(), 2, text.slice(0, 40));
+  }
+});
+
+test('a head over 16 KiB with no end in sight is refused without buffering more', async () => {
+  const s = await server((socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(40 * 1024)}`);
+  });
+  assert.equal(await failureOf(reader().get(s.url, '/v1/entries/a', {})), 'answer');
+});
+
+test('bytes after the answer: the answer stands, the connection is not used again', async () => {
+  const body = Buffer.from('abc');
+  const s = await server((socket) =>
+    socket.write(Buffer.concat([Buffer.from(okHead(body)), body, Buffer.from('HTTP/1.1 200')])),
+  );
+  const r = reader();
+  const first = await r.get(s.url, '/v1/entries/a', {});
+  assert.ok(first.body.equals(body));
+  await r.get(s.url, '/v1/entries/b', {});
+  assert.equal(s.connections(), 2);
+});
+
+test('Connection: close is honoured', async () => {
+  const body = Buffer.from('abc');
+  const s = await server((socket) =>
+    socket.write(Buffer.concat([Buffer.from(okHead(body, 'connection: close\r\n')), body])),
+  );
+  const r = reader();
+  await r.get(s.url, '/v1/entries/a', {});
+  await r.get(s.url, '/v1/entries/b', {});
+  assert.equal(s.connections(), 2);
+});
+
+test('no answer within the timeout, or nobody listening, fails as unreachable', async () => {
+  const s = await server(() => {});
+  const started = performance.now();
+  assert.equal(
+    await failureOf(reader({ timeoutMs: 150, connections: 1 }).get(s.url, '/v1/entries/a', {})),
+    'unreachable',
+  );
+  const took = performance.now() - started;
+  assert.ok(took >= 140 && took < 1500, `failed after ${took} ms`);
+  await s.close();
+  assert.equal(await failureOf(reader().get(s.url, '/v1/entries/a', {})), 'unreachable');
+});
+
+test('close() fails the reads under way and waiting, and refuses later ones', async () => {
+  const s = await server(() => {});
+  const r = createEntryReader({ timeoutMs: 5000, connections: 1 });
+  const under = r.get(s.url, '/v1/entries/a', {});
+  const waiting = r.get(s.url, '/v1/entries/b', {});
+  await sleep(20);
+  r.close();
+  assert.equal(await failureOf(under), 'unreachable');
+  assert.equal(await failureOf(waiting), 'unreachable');
+  assert.equal(await failureOf(r.get(s.url, '/v1/entries/c', {})), 'unreachable');
+});
