@@ -231,6 +231,17 @@ function laneConnection(
   };
 
   function serve(): void {
+    if (!pending) return;
+    // The answers to requests that came together (pipelined) leave together, in one write.
+    socket.cork();
+    try {
+      serveAll();
+    } finally {
+      socket.uncork();
+    }
+  }
+
+  function serveAll(): void {
     const buffer = pending;
     pending = undefined;
     if (!buffer) return;

@@ -158,6 +158,31 @@ describe('socket lane: promised answers', { timeout: 30_000 }, () => {
     assert.equal(answers[4]?.headers.connection, 'close');
   });
 
+  it('answers pipelined requests that came in one read in one write', async () => {
+    const client = await rawClient(t.url);
+    client.socket.write(get('/gate/one') + get('/now/a') + get('/now/b') + last('/now/c'));
+    const gate = await t.reached('one');
+    // Counts the server socket's writes to the kernel from here on (its handle's write calls).
+    const handle = (gate.socket as unknown as { _handle: Record<string, unknown> })._handle;
+    let writes = 0;
+    for (const name of ['writev', 'writeBuffer', 'writeLatin1String', 'writeUtf8String']) {
+      const original = handle[name] as (...args: unknown[]) => unknown;
+      handle[name] = (...args: unknown[]) => {
+        writes++;
+        return original.apply(handle, args);
+      };
+    }
+    gate.open();
+    await within(client.closed, 'the connection to close after c');
+    const answers = parseAnswers(client.received());
+    assert.deepEqual(
+      answers.map((a) => a.body.toString()),
+      ['lane one', 'lane a', 'lane b', 'lane c'],
+    );
+    // The awaited answer in one write, then the three read with it in one more.
+    assert.equal(writes, 2);
+  });
+
   it('serves requests that arrive while it waits once the answer is out', async () => {
     const from = t.asked.length;
     const client = await rawClient(t.url);
