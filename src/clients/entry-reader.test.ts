@@ -13,6 +13,7 @@ import { NodeRequestError } from './node-transport.ts';
 async function scriptedServer(answer: (socket: Socket, head: string, n: number) => void) {
   const heads: string[] = [];
   let connections = 0;
+  let reads = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     connections++;
@@ -21,6 +22,7 @@ async function scriptedServer(answer: (socket: Socket, head: string, n: number) 
     socket.on('error', () => {});
     let buffered = '';
     socket.on('data', (data) => {
+      reads++;
       buffered += data.toString('latin1');
       for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
         const head = buffered.slice(0, end);
@@ -37,6 +39,7 @@ async function scriptedServer(answer: (socket: Socket, head: string, n: number) 
     url: `http://127.0.0.1:${port}`,
     heads,
     connections: () => connections,
+    reads: () => reads,
     async close() {
       for (const socket of sockets) socket.destroy();
       server.close();
@@ -241,4 +244,70 @@ test('close() fails the reads under way and waiting, and refuses later ones', as
   assert.equal(await failureOf(under), 'unreachable');
   assert.equal(await failureOf(waiting), 'unreachable');
   assert.equal(await failureOf(r.get(s.url, '/v1/entries/c', {})), 'unreachable');
+});
+
+test('reads made together go to a node in one write, pipelined, each getting its own answer', async () => {
+  const s = await server((socket, head) => {
+    const path = head.split(' ')[1] as string;
+    const body = Buffer.from(path.repeat(1000));
+    socket.write(Buffer.concat([Buffer.from(okHead(body)), body]));
+  });
+  const r = reader({ timeoutMs: 1000, connections: 4 });
+  const paths = Array.from({ length: 6 }, (_, i) => `/v1/entries/k${i}`);
+  const answers = await Promise.all(paths.map((p) => r.get(s.url, p, {})));
+  answers.forEach((a, i) => {
+    assert.equal(a.body.toString(), (paths[i] as string).repeat(1000));
+  });
+  assert.equal(s.connections(), 1);
+  assert.equal(s.reads(), 1, 'the six heads came in one write');
+  assert.deepEqual(
+    s.heads.map((h) => h.split(' ')[1]),
+    paths,
+  );
+});
+
+test('a node closing under a pipelined batch: answered reads stand, the rest go again', async () => {
+  const body = Buffer.from('abc');
+  let answeredOnFirst = 0;
+  const firstSocket: Socket[] = [];
+  const s = await server((socket) => {
+    if (firstSocket.length === 0) firstSocket.push(socket);
+    if (socket === firstSocket[0]) {
+      // The first connection answers one read, then (the batch of three behind it in) closes.
+      if (answeredOnFirst++ === 0) socket.write(Buffer.concat([Buffer.from(okHead(body)), body]));
+      else if (answeredOnFirst === 4) socket.destroy();
+      return;
+    }
+    socket.write(Buffer.concat([Buffer.from(okHead(body)), body]));
+  });
+  const r = reader();
+  assert.equal((await r.get(s.url, '/v1/entries/warm', {})).status, 200);
+  const answers = await Promise.all(
+    ['a', 'b', 'c'].map((k) => r.get(s.url, `/v1/entries/${k}`, {})),
+  );
+  assert.ok(answers.every((a) => a.status === 200 && a.body.equals(body)));
+  assert.equal(s.connections(), 2);
+});
+
+test('no read waits behind an answer over 1 MiB on its connection', async () => {
+  const big = Buffer.alloc(3 * 1024 * 1024, 1);
+  const small = Buffer.from('small');
+  let release: () => void = () => {};
+  const s = await server((socket, head) => {
+    if (head.includes('/big ')) {
+      // The head and 1 MiB + 1 byte now, the rest once the small read was answered.
+      const all = Buffer.concat([Buffer.from(okHead(big)), big]);
+      const cut = okHead(big).length + 1024 * 1024 + 1;
+      socket.write(all.subarray(0, cut));
+      release = () => socket.write(all.subarray(cut));
+    } else socket.write(Buffer.concat([Buffer.from(okHead(small)), small]));
+  });
+  const r = reader();
+  const bigRead = r.get(s.url, '/v1/entries/big', {});
+  await sleep(50);
+  const smallAnswer = await r.get(s.url, '/v1/entries/small', {});
+  assert.ok(smallAnswer.body.equals(small));
+  release();
+  assert.ok((await bigRead).body.equals(big));
+  assert.equal(s.connections(), 2);
 });

@@ -9,15 +9,21 @@
  * an informational status, a head over 16 KiB, bytes nobody asked for) fails the read as an
  * `answer` failure and closes the connection, which the frontend treats as a failing node (a miss).
  *
- * Each connection carries one request at a time; at most `connections` per node, then requests
- * wait their turn. Every connection reads into one buffer shared by all (reads are handed over
- * synchronously, one at a time, on this thread), and the body is copied from it into a buffer of
- * the answer's size: one allocation per answer, none per read.
+ * Requests are pipelined: a connection carries up to MAX_PIPELINED at once, answered in order, and
+ * the requests made in one turn of the event loop go to a node in one write. On this host each
+ * write wakes the node, and that wake-up, paid on both sides, cost more than the bytes (bench/
+ * RESULTS.md, "The hop"); the node answers a pipelined batch in one write too
+ * (http/socket-lane.ts). More connections are opened (up to `connections` per node) only when
+ * every open one is full or receiving an answer over 1 MiB; then requests wait their turn.
  *
- * A read on a kept-alive connection that the node closed before any byte of the answer arrived
- * (a keep-alive race) is tried once more on a new connection: it is a GET, and nothing was
- * answered. A read that gets no byte for `timeoutMs` fails as `unreachable`, as one that cannot
- * connect does.
+ * Every connection reads into one buffer shared by all (reads are handed over synchronously, one
+ * at a time, on this thread), and the body is copied from it into a buffer of the answer's size:
+ * one allocation per answer, none per read.
+ *
+ * A read on a kept-alive connection that the node closed before any byte of its answer arrived
+ * (a keep-alive race, or the node closing under a pipelined batch) is tried once more elsewhere:
+ * it is a GET, and nothing was answered to it. A read that gets no byte for `timeoutMs` fails as
+ * `unreachable`, as one that cannot connect does.
  */
 import { connect, type Socket } from 'node:net';
 import { NodeRequestError } from './node-transport.ts';
@@ -34,6 +40,10 @@ export interface EntryAnswer {
 const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
+/** Requests one connection carries at once (HTTP/1.1 pipelining), before another is opened. */
+const MAX_PIPELINED = 8;
+/** A connection receiving an answer larger than this takes no more requests until it is in. */
+const LARGE_ANSWER_BYTES = 1024 * 1024;
 /** How long an idle connection is kept (a node closes its own after 72 s). */
 const IDLE_MS = 30_000;
 
@@ -61,7 +71,10 @@ interface Reading {
 interface Connection {
   socket: Socket;
   origin: Origin;
-  request: Request | undefined;
+  /** Requests written (or to be written), in order; the first is the one being answered. */
+  sent: Request[];
+  /** Heads not yet handed to the socket: written together once this turn's reads are out. */
+  unsent: string;
   reading: Reading;
   /** Carried an answer before: a close before the next answer may be a keep-alive race. */
   reused: boolean;
@@ -73,9 +86,7 @@ interface Origin {
   port: number;
   /** The Host header: the URL's host (with port, an IPv6 address in brackets). */
   hostHeader: string;
-  /** Every open connection, and those of them without a request. */
-  open: Set<Connection>;
-  idle: Connection[];
+  open: Connection[];
   waiting: Request[];
 }
 
@@ -109,6 +120,10 @@ function parseHead(head: string): { status: number; headers: Record<string, stri
   return { status: Number(statusLine[1]), headers };
 }
 
+/** Why a head is not taken before it is parsed, if it is not. */
+const headProblem = (head: string) =>
+  head.length > MAX_HEAD_BYTES ? 'an answer head over 16 KiB' : undefined;
+
 /** The body's length by the head, or a message saying why the answer is not one we take. */
 function bodyLength(status: number, headers: Record<string, string>): number | string {
   if (status < 200) return `an informational answer (${status})`;
@@ -125,6 +140,9 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
   const { timeoutMs, connections } = options;
   const origins = new Map<string, Origin>();
   let closing = false;
+  /** Connections with heads to write, and whether a write of them is due. */
+  const unflushed: Connection[] = [];
+  let flushing = false;
 
   function originOf(nodeUrl: string): Origin {
     let origin = origins.get(nodeUrl);
@@ -135,8 +153,7 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
         host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: Number(url.port || 80),
         hostHeader: url.host,
-        open: new Set(),
-        idle: [],
+        open: [],
         waiting: [],
       };
       origins.set(nodeUrl, origin);
@@ -144,85 +161,87 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
     return origin;
   }
 
-  function settle(c: Connection): Request | undefined {
-    const request = c.request;
-    c.request = undefined;
-    c.reading = freshReading();
-    return request;
-  }
-
-  /** The connection failed or closed: its request fails (or is tried again), and it is gone. */
-  function drop(c: Connection, why: string): void {
+  /** The connection failed or closed: its requests fail (or are tried again), and it is gone. */
+  function drop(c: Connection, why: string, timedOut = false): void {
     if (c.closed) return;
     c.closed = true;
-    c.origin.open.delete(c);
-    const idleAt = c.origin.idle.indexOf(c);
-    if (idleAt >= 0) c.origin.idle.splice(idleAt, 1);
+    c.origin.open.splice(c.origin.open.indexOf(c), 1);
     c.socket.destroy();
-    const raced = c.reused && !c.reading.answered;
-    const request = settle(c);
-    if (request) {
-      if (raced && !request.retried && !closing) {
+    const requests = c.sent.splice(0);
+    requests.forEach((request, i) => {
+      // A request nothing was answered to, on a connection that carried answers before: the
+      // node may have closed it idle just as we wrote (a GET, safe to send again).
+      const unanswered = i > 0 || !c.reading.answered;
+      if (unanswered && c.reused && !timedOut && !request.retried && !closing) {
         request.retried = true;
         dispatch(c.origin, request);
       } else {
         request.reject(new NodeRequestError(request.node, undefined, why));
       }
-    }
+    });
+    c.reading = freshReading();
     next(c.origin);
   }
 
-  /** A complete answer: delivered, and the connection goes to the next request or idles. */
+  /** A complete answer: delivered to its request; the connection goes on with the next. */
   function answered(c: Connection, answer: EntryAnswer, keep: boolean): void {
-    const request = settle(c);
+    const request = c.sent.shift() as Request;
+    c.reading = freshReading();
     c.reused = true;
     if (!keep) drop(c, 'closed after its answer');
-    else {
-      c.socket.setTimeout(IDLE_MS);
-      const waiting = c.origin.waiting.shift();
-      if (waiting) send(c, waiting);
-      else c.origin.idle.push(c);
-    }
-    request?.resolve(answer);
+    else if (c.sent.length === 0) c.socket.setTimeout(IDLE_MS);
+    next(c.origin);
+    request.resolve(answer);
   }
 
   /** Fails the answer under way as one we cannot take; the connection is closed. */
   function refuse(c: Connection, why: string): void {
-    const request = settle(c);
+    const request = c.sent.shift();
     request?.reject(new NodeRequestError(request.node, undefined, why, 'answer'));
     drop(c, why);
   }
 
   function onRead(c: Connection, n: number) {
     if (c.closed) return;
-    if (!c.request) return refuse(c, 'the node sent bytes nobody asked for');
+    if (c.sent.length === 0) return refuse(c, 'the node sent bytes nobody asked for');
     const data = readBuffer.subarray(0, n);
+    // One read may hold the ends and starts of several pipelined answers.
+    for (let at = 0; at < n && !c.closed; ) {
+      if (c.sent.length === 0) return refuse(c, 'the node sent bytes nobody asked for');
+      at = readAnswer(c, data, at);
+    }
+  }
+
+  /** Takes what `data` from `from` holds of the answer under way; where it stopped. */
+  function readAnswer(c: Connection, data: Buffer, from: number): number {
+    const n = data.length;
     const r = c.reading;
     r.answered = true;
-    let at = 0;
+    let at = from;
     if (!r.headers) {
       // The head ends in this read: found here, or (cut across reads) in what was kept of it.
-      let end = r.head === '' ? data.indexOf(HEAD_END) : -1;
+      let end = r.head === '' ? data.indexOf(HEAD_END, from) : -1;
       let head: string;
       if (end >= 0) {
-        head = data.toString('latin1', 0, end);
+        head = data.toString('latin1', from, end);
         at = end + HEAD_END.length;
       } else {
         const before = r.head.length;
-        r.head += data.toString('latin1', 0, Math.min(n, MAX_HEAD_BYTES + 4 - before));
+        r.head += data.toString('latin1', from, Math.min(n, from + MAX_HEAD_BYTES + 4 - before));
         end = r.head.indexOf('\r\n\r\n');
         if (end < 0) {
           if (r.head.length > MAX_HEAD_BYTES) refuse(c, 'an answer head over 16 KiB');
-          return;
+          return n;
         }
         head = r.head.slice(0, end);
-        at = end + 4 - before;
+        at = from + end + 4 - before;
       }
-      if (head.length > MAX_HEAD_BYTES) return refuse(c, 'an answer head over 16 KiB');
+      const problem = headProblem(head);
+      if (problem !== undefined) return refused(c, problem, n);
       const parsed = parseHead(head);
-      if (typeof parsed === 'string') return refuse(c, parsed);
+      if (typeof parsed === 'string') return refused(c, parsed, n);
       const length = bodyLength(parsed.status, parsed.headers);
-      if (typeof length === 'string') return refuse(c, length);
+      if (typeof length === 'string') return refused(c, length, n);
       r.status = parsed.status;
       r.headers = parsed.headers;
       r.body = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
@@ -233,16 +252,24 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
       r.got += take;
       at += take;
     }
-    if (r.got < r.body.length) return;
-    // Bytes after the answer were never asked for: the answer stands, the connection does not.
-    const keep = at === n && r.headers.connection?.toLowerCase() !== 'close';
-    answered(c, { status: r.status, headers: r.headers, body: r.body }, keep);
+    if (r.got === r.body.length) {
+      const keep = r.headers.connection?.toLowerCase() !== 'close';
+      answered(c, { status: r.status, headers: r.headers, body: r.body }, keep);
+    }
+    return at;
+  }
+
+  /** refuse(), for readAnswer: nothing more of this read is taken. */
+  function refused(c: Connection, why: string, n: number): number {
+    refuse(c, why);
+    return n;
   }
 
   function open(origin: Origin): Connection {
     const c: Connection = {
       origin,
-      request: undefined,
+      sent: [],
+      unsent: '',
       reading: freshReading(),
       reused: false,
       closed: false,
@@ -259,35 +286,70 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
         },
       }),
     };
-    origin.open.add(c);
+    origin.open.push(c);
     const { socket } = c;
     socket.on('error', (error) => drop(c, error.message));
     socket.on('end', () => drop(c, 'the node closed the connection'));
     socket.on('close', () => drop(c, 'the connection closed'));
     socket.on('timeout', () => {
-      if (c.request) drop(c, `no answer within ${timeoutMs} ms`);
+      if (c.sent.length > 0) drop(c, `no answer within ${timeoutMs} ms`, true);
       else drop(c, 'idle');
     });
     return c;
   }
 
   function send(c: Connection, request: Request): void {
-    c.request = request;
-    c.socket.setTimeout(timeoutMs);
-    c.socket.write(request.head, 'latin1');
+    if (c.sent.length === 0) c.socket.setTimeout(timeoutMs);
+    c.sent.push(request);
+    if (c.unsent === '') unflushed.push(c);
+    c.unsent += request.head;
+    if (!flushing) {
+      flushing = true;
+      setImmediate(flush);
+    }
+  }
+
+  /**
+   * Writes every connection's new heads, one write each: requests made while this turn's reads
+   * were handled go to a node together (pipelined), and each write to a socket on this host
+   * costs about as much as the node's wake-up it causes (bench/RESULTS.md, "The hop").
+   */
+  function flush(): void {
+    flushing = false;
+    for (const c of unflushed.splice(0)) {
+      if (!c.closed) c.socket.write(c.unsent, 'latin1');
+      c.unsent = '';
+    }
+  }
+
+  /**
+   * The open connection with the fewest requests under way, while it has fewer than
+   * MAX_PIPELINED and is not receiving a large answer (which would hold the next one up); else a
+   * new one while there are fewer than `connections`; else none (the request waits).
+   */
+  function connectionFor(origin: Origin): Connection | undefined {
+    let best: Connection | undefined;
+    for (const c of origin.open) {
+      if (c.sent.length >= MAX_PIPELINED || c.reading.body.length > LARGE_ANSWER_BYTES) continue;
+      if (!best || c.sent.length < best.sent.length) best = c;
+    }
+    if (best) return best;
+    return origin.open.length < connections ? open(origin) : undefined;
   }
 
   function dispatch(origin: Origin, request: Request): void {
-    const idle = origin.idle.pop();
-    if (idle) send(idle, request);
-    else if (origin.open.size < connections) send(open(origin), request);
+    const c = closing ? undefined : connectionFor(origin);
+    if (c) send(c, request);
     else origin.waiting.push(request);
   }
 
-  /** Starts a waiting request if a connection can be opened for it. */
+  /** Starts waiting requests where a connection has room for them. */
   function next(origin: Origin): void {
-    if (origin.waiting.length === 0 || origin.open.size >= connections || closing) return;
-    send(open(origin), origin.waiting.shift() as Request);
+    while (origin.waiting.length > 0 && !closing) {
+      const c = connectionFor(origin);
+      if (!c) return;
+      send(c, origin.waiting.shift() as Request);
+    }
   }
 
   return {

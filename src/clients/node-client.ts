@@ -56,7 +56,10 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     path: string,
     headers: Record<string, string>,
   ): Promise<EntryAnswer> {
-    if (nodeUrl.startsWith('http://')) return reader.get(nodeUrl, path, { ...auth, ...headers });
+    if (nodeUrl.startsWith('http://')) {
+      transport.guard(nodeUrl);
+      return reader.get(nodeUrl, path, { ...auth, ...headers });
+    }
     const response = await call(nodeUrl, 'GET', path, headers);
     const body = Buffer.from(await response.body.arrayBuffer());
     return {

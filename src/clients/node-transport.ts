@@ -83,10 +83,23 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
     return new NodeRequestError(nodeUrl, status, `${status} ${message}`);
   }
 
+  /** Throws, as a NodeRequestError, when the process's TLS forbids sending the secret there. */
+  const guarded = new Set<string>();
+  function guard(nodeUrl: string): void {
+    if (guarded.has(nodeUrl)) return;
+    try {
+      tls?.guard(new URL(nodeUrl).origin, 'the shared secret');
+    } catch (error) {
+      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
+    }
+    guarded.add(nodeUrl);
+  }
+
   return {
     timeoutMs,
     connections,
     answerError,
+    guard,
 
     /** One request; a failure to get an answer is a NodeRequestError of kind `unreachable`. */
     async call(
