@@ -30,6 +30,8 @@ const HELP = `Usage: npm run bench -- [options]
   --case <id>         run only this case (repeatable); --list shows the ids; long cases
                       (soak: 10 minutes) run only when named
   --cpu-prof          run Node peers under --cpu-prof and summarize where time goes
+  --before <dir>      another pixpool checkout (npm ci'd), measured beside this one as
+                      "pixpool (before)" where a case supports it (hop-uniform)
                       (slows them down: not for the ratio)
   --no-pin            do not pin the server and wrk to CPUs with taskset
   --strict            exit 2 when a case misses its target (advisory ones excepted)
@@ -50,6 +52,7 @@ function options() {
       threads: { type: 'string' },
       case: { type: 'string', multiple: true },
       'cpu-prof': { type: 'boolean', default: false },
+      before: { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       strict: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
@@ -189,6 +192,7 @@ async function main(): Promise<number> {
     threads: opts.threads,
     connections: opts.connections,
     cpuProfDir,
+    beforeRoot: opts.values.before === undefined ? undefined : resolve(opts.values.before),
   };
   const ctx: BenchContext = { root, tmp, procs, tools, cpus, settings, log };
   const info = machine(tools);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
 import { formatProfile, type ProfileWindow, summarizeProfile } from '../lib/cpuprofile.ts';
+import type { PixpoolUp } from '../lib/pixpool.ts';
 import type { WrkResult } from '../lib/wrk.ts';
 
 export const KB = 1024;
@@ -26,6 +27,8 @@ export interface HopSide {
   /** The nginx origin behind a cache or proxy; its CPU is reported apart. */
   origin: boolean;
   command: string;
+  /** A pixpool side: its `up` (for the frontend's miss counter). */
+  pixpool?: PixpoolUp;
 }
 
 export interface HopMeasurement {
@@ -102,7 +105,7 @@ export function summarize(
       originRequests: side.origin
         ? mine.reduce((sum, m) => sum + (m.originRequests ?? 0), 0)
         : undefined,
-      misses: side.label === 'pixpool' ? mine.reduce((s, m) => s + (m.misses ?? 0), 0) : undefined,
+      misses: side.pixpool ? mine.reduce((s, m) => s + (m.misses ?? 0), 0) : undefined,
       bytesPerResponse: median(mine.map((m) => m.wrk.bytesPerSec / m.wrk.requestsPerSec)),
       rounds: mine.map((m) => m.wrk.requestsPerSec),
     };
@@ -143,7 +146,7 @@ export function summarize(
   }
   // Not targets but the case's own premise: every measured read was a hit on every cache.
   for (const s of summaries) {
-    const misses = s.side === 'pixpool' ? s.misses : undefined;
+    const misses = s.misses;
     const fetched =
       s.originRequests !== undefined && s.side !== plainProxy?.side ? s.originRequests : undefined;
     const value = misses ?? fetched;
@@ -155,9 +158,21 @@ export function summarize(
       met: value === 0,
     });
   }
-  if (pixpool?.upCpuUs !== undefined && pixpool.cpuUs !== undefined) {
+  for (const p of summaries) {
+    if (p.upCpuUs === undefined || p.cpuUs === undefined) continue;
     run.notes.push(
-      `pixpool's CPU per request by process (medians of rounds): the up process (frontend, manager, autoscaler) ${us(pixpool.upCpuUs)}, the ${POOL_NODES} cache nodes together about ${us(pixpool.cpuUs - pixpool.upCpuUs)}.`,
+      `${p.side}'s CPU per request by process (medians of rounds): the up process (frontend, manager, autoscaler) ${us(p.upCpuUs)}, the ${POOL_NODES} cache nodes together about ${us(p.cpuUs - p.upCpuUs)}.`,
+    );
+  }
+  const before = find('pixpool (before)');
+  if (pixpool?.cpuUs !== undefined && before?.cpuUs !== undefined) {
+    const byRound = (label: string) => run.measurements.filter((m) => m.side === label);
+    const ratios = byRound('pixpool').map((m, i) => {
+      const b = byRound('pixpool (before)')[i];
+      return m.cpuUs !== undefined && b?.cpuUs !== undefined ? m.cpuUs / b.cpuUs : Number.NaN;
+    });
+    run.notes.push(
+      `pixpool ÷ pixpool (before), same rounds: CPU per request ${fmt.ratio(pixpool.cpuUs / before.cpuUs)} (by round ${ratios.map((r) => r.toFixed(2)).join(', ')}), req/s ${fmt.ratio(pixpool.requestsPerSec / before.requestsPerSec)}.`,
     );
   }
   for (const s of summaries) {

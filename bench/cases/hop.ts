@@ -118,7 +118,6 @@ async function runHop(ctx: BenchContext, self: BenchCase): Promise<CaseResult> {
   const stops: (() => Promise<unknown>)[] = [];
   const sides: HopSide[] = [];
   const statusReads = { n: 0 };
-  let up: PixpoolUp | undefined;
   const script = randomKeyScript(ctx, self.id, 'hop-', KEYS);
 
   const www = join(ctx.tmp, `${self.id}-www`);
@@ -140,6 +139,63 @@ proxy_buffers 16 16k;`;
   const loadWindow: ProfileWindow = { fromUs: 0, toUs: 0 };
   let wrkCommand = '';
   let origin: Nginx | undefined;
+
+  /** pixpool from the checkout at `root`, up with the pool the issue sets, every image cached. */
+  async function pixpoolSide(root: string, label: string): Promise<HopSide> {
+    ctx.log(`${self.id}: starting ${label}: up --workers 1`);
+    const main = root === ctx.root;
+    const up = await startPixpoolUp(procs, {
+      root,
+      dataDir: join(ctx.tmp, `${self.id}-data${main ? '' : '-before'}`),
+      secret,
+      upArgs: ['--workers', '1'],
+      // Only this checkout's frontend is profiled.
+      nodeFlags: main ? profileFlags(ctx, profileName) : [],
+      logFile: join(ctx.tmp, `${self.id}-up${main ? '' : '-before'}.log`),
+      name: `${label} up --workers 1`,
+    });
+    stops.push(up.stop);
+    await managerCall(up, '/api/manager/config', {
+      capacity: NODE_CAPACITY_MB,
+      replacement_policy: 'LRU',
+    });
+    for (let n = 1; n < POOL_NODES; n++) {
+      ctx.log(`${self.id}: ${label}: growing the pool to ${n + 1} nodes`);
+      await managerCall(up, '/api/manager/poolsize/manual', { change: 'increase', wait: true });
+    }
+    ctx.log(`${self.id}: ${label}: uploading ${KEYS} images, ${UPLOAD_CONCURRENCY} in flight`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
+        for (let i = next++; i < KEYS; i = next++) {
+          await up.upload(keyOf(i), images[i] as Buffer);
+        }
+      }),
+    );
+    let pending = all;
+    let passes = 0;
+    while (pending.length > 0) {
+      if (++passes > WARM_PASSES) {
+        throw new Error(
+          `${label}: ${pending.length} keys still not served from the cache after ${WARM_PASSES} passes`,
+        );
+      }
+      const headers = await readAll(up.baseUrl, pending, images, label);
+      pending = pending.filter((i) => headers.get(i)?.get('x-pixpool-source') !== 'cache');
+    }
+    notes.push(
+      `${label}: ${passes} read passes over all keys until every one said x-pixpool-source: cache; nodes then held ${await dashboardNodes(up)}.`,
+    );
+    return {
+      label,
+      baseUrl: up.baseUrl,
+      pid: up.child.pid,
+      origin: false,
+      command: `${main ? '' : `(in ${root}) `}${up.command.replace(ctx.tmp, '<tmp>')}`,
+      pixpool: up,
+    };
+  }
+
   try {
     ctx.log(`${self.id}: starting the nginx static origin`);
     origin = await startNginx(procs, {
@@ -156,58 +212,10 @@ proxy_buffers 16 16k;`;
     stops.push(origin.stop);
     const originPort = origin.port;
 
-    // pixpool, as ./start.sh runs it, then the pool the issue sets up.
-    ctx.log(`${self.id}: starting pixpool up --workers 1`);
-    up = await startPixpoolUp(procs, {
-      root: ctx.root,
-      dataDir: join(ctx.tmp, `${self.id}-data`),
-      secret,
-      upArgs: ['--workers', '1'],
-      nodeFlags: profileFlags(ctx, profileName),
-      logFile: join(ctx.tmp, `${self.id}-up.log`),
-      name: 'pixpool up --workers 1',
-    });
-    stops.push((up as PixpoolUp).stop);
-    await managerCall(up, '/api/manager/config', {
-      capacity: NODE_CAPACITY_MB,
-      replacement_policy: 'LRU',
-    });
-    for (let n = 1; n < POOL_NODES; n++) {
-      ctx.log(`${self.id}: growing the pool to ${n + 1} nodes`);
-      await managerCall(up, '/api/manager/poolsize/manual', { change: 'increase', wait: true });
-    }
-    ctx.log(`${self.id}: uploading ${KEYS} images, ${UPLOAD_CONCURRENCY} in flight`);
-    let next = 0;
-    const pixpool = up;
-    await Promise.all(
-      Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
-        for (let i = next++; i < KEYS; i = next++) {
-          await pixpool.upload(keyOf(i), images[i] as Buffer);
-        }
-      }),
-    );
-    let pending = all;
-    let passes = 0;
-    while (pending.length > 0) {
-      if (++passes > WARM_PASSES) {
-        throw new Error(
-          `pixpool: ${pending.length} keys still not served from the cache after ${WARM_PASSES} passes`,
-        );
-      }
-      const headers = await readAll(up.baseUrl, pending, images, 'pixpool');
-      pending = pending.filter((i) => headers.get(i)?.get('x-pixpool-source') !== 'cache');
-    }
-    const nodes = await dashboardNodes(up);
-    notes.push(
-      `pixpool: ${passes} read passes over all keys until every one said x-pixpool-source: cache; nodes then held ${nodes}.`,
-    );
-    sides.push({
-      label: 'pixpool',
-      baseUrl: up.baseUrl,
-      pid: up.child.pid,
-      origin: false,
-      command: up.command.replace(ctx.tmp, '<tmp>'),
-    });
+    // pixpool, as ./start.sh runs it, then the pool the issue sets up; with --before, an earlier
+    // checkout beside it, set up the same way.
+    sides.push(await pixpoolSide(ctx.root, 'pixpool'));
+    if (settings.beforeRoot) sides.push(await pixpoolSide(settings.beforeRoot, 'pixpool (before)'));
 
     const varnish = ensureVarnish(ctx.log);
     if ('why' in varnish) {
@@ -336,17 +344,18 @@ proxy_cache hop;`,
     for (let round = 1; round <= settings.rounds; round++) {
       const order = round % 2 === 1 ? sides : [...sides].reverse();
       for (const side of order) {
-        const missesBefore = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
+        const { pixpool } = side;
+        const missesBefore = pixpool ? await frontendMisses(pixpool, secret) : 0;
         const originBefore = await originRequests(origin, statusReads);
         const cpuBefore = treeCpuSeconds(side.pid);
-        const upCpuBefore = side.label === 'pixpool' ? processCpuSeconds(side.pid) : undefined;
+        const upCpuBefore = pixpool ? processCpuSeconds(side.pid) : undefined;
         const originCpuBefore = treeCpuSeconds(origin.child.pid);
         const run = await load(side, settings.durationSec);
         const cpuAfter = treeCpuSeconds(side.pid);
-        const upCpuAfter = side.label === 'pixpool' ? processCpuSeconds(side.pid) : undefined;
+        const upCpuAfter = pixpool ? processCpuSeconds(side.pid) : undefined;
         const originCpuAfter = treeCpuSeconds(origin.child.pid);
         const originAfter = await originRequests(origin, statusReads);
-        const missesAfter = side.label === 'pixpool' ? await frontendMisses(pixpool, secret) : 0;
+        const missesAfter = pixpool ? await frontendMisses(pixpool, secret) : 0;
         wrkCommand = run.command.replace(ctx.tmp, '<tmp>');
         const r = run.result;
         if (r.errors.non2xx3xx > 0) {
@@ -365,7 +374,7 @@ proxy_cache hop;`,
           upCpuUs: perRequest(upCpuBefore, upCpuAfter),
           originCpuUs: side.origin ? perRequest(originCpuBefore, originCpuAfter) : undefined,
           originRequests: side.origin ? originAfter - originBefore : undefined,
-          misses: side.label === 'pixpool' ? missesAfter - missesBefore : undefined,
+          misses: pixpool ? missesAfter - missesBefore : undefined,
         };
         measurements.push(m);
         ctx.log(

@@ -25,6 +25,11 @@ export interface BenchSettings {
   connections: number;
   /** Write a --cpu-prof profile of Node peers into this folder (slows them down). */
   cpuProfDir: string | undefined;
+  /**
+   * --before: another checkout of pixpool (with its node_modules), measured beside this one as
+   * "pixpool (before)" by the cases that support it (hop-uniform), for a before/after in one run.
+   */
+  beforeRoot?: string | undefined;
 }
 
 export interface BenchContext {
