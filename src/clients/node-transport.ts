@@ -8,7 +8,8 @@
  *
  * Two pools per origin because a node answers entry reads on the socket only while a connection
  * has carried nothing else (http/socket-lane.ts): reads get connections of their own, so writes
- * and commands never move a read connection to node:http.
+ * and commands never move a read connection to node:http. (Entry reads from plain-http nodes do
+ * not come here at all: entry-reader.ts.)
  */
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
