@@ -165,7 +165,8 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
   function drop(c: Connection, why: string, timedOut = false): void {
     if (c.closed) return;
     c.closed = true;
-    c.origin.open.splice(c.origin.open.indexOf(c), 1);
+    const at = c.origin.open.indexOf(c);
+    if (at >= 0) c.origin.open.splice(at, 1);
     c.socket.destroy();
     const requests = c.sent.splice(0);
     requests.forEach((request, i) => {
