@@ -38,12 +38,15 @@ import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 
 export interface LaneRequest {
-  method: 'GET' | 'POST';
+  /** PUT only where the service takes bodies on the lane (LaneBodies), and then with one. */
+  method: 'GET' | 'POST' | 'PUT';
   /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
   target: string;
   /** Header values by lower-case name; each name occurs once (else the lane declines). */
   headers: ReadonlyMap<string, string>;
   socket: Socket;
+  /** A PUT's body, exactly its Content-Length, in memory of its own (LaneBodies). */
+  body?: Buffer | undefined;
 }
 
 export interface LaneAnswer {
@@ -60,6 +63,17 @@ export interface LaneAnswer {
 export type SocketLane = (
   request: LaneRequest,
 ) => LaneAnswer | undefined | Promise<LaneAnswer | undefined>;
+
+/**
+ * PUTs with a body that the lane reads itself, where a service wants that (the cache node's
+ * fills). `wants` sees the head before any byte of the body is read (so an unauthenticated
+ * client makes the lane buffer nothing); a request it does not want, or whose body is longer
+ * than `maxBytes`, goes to node:http as any other.
+ */
+export interface LaneBodies {
+  maxBytes: number;
+  wants(request: LaneRequest): boolean;
+}
 
 /** node:http's default limit on a request head; a longer one is left to it (a 431). */
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -83,7 +97,7 @@ const MAX_WRITE_BYTES = 112 * 1024;
  * its CRLF.
  */
 const PLAIN_HEAD =
-  /^(GET|POST) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
+  /^(GET|POST|PUT) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /**
  * Headers after which a body may follow, or the connection may change protocol, and
@@ -98,14 +112,22 @@ const waiting = new WeakSet<Socket>();
 /** Whether the lane owes `socket` an answer it is waiting for (keep-responses.ts asks). */
 export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
 
-type Head = Omit<LaneRequest, 'socket'>;
+type Head = Omit<LaneRequest, 'socket' | 'body'> & {
+  /** A PUT's Content-Length (0 for GET and POST, which have none). */
+  bodyLength: number;
+};
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+/** A Content-Length the lane takes: digits only (no sign, list or spaces), at most 2^53. */
+const LENGTH = /^[0-9]{1,15}$/;
 
 const isOws = (c: number) => c === 32 || c === 9;
 
 /**
  * A request head (latin1 text up to its blank line), or undefined if it is not a plain bodiless
- * GET or POST: any header twice, more than `maxHeaders` of them, no Host, or one that lets a
- * body follow, and it is not.
+ * GET or POST, or a PUT whose body is framed by one plain Content-Length: any header twice, more
+ * than `maxHeaders` of them, no Host, or one that lets a body follow otherwise (for GET and
+ * POST, a Content-Length but 0), and it is not.
  */
 export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefined {
   const match = PLAIN_HEAD.exec(head);
@@ -127,9 +149,14 @@ export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefi
   }
   if (!headers.has('host')) return undefined;
   for (const name of NOT_LANE) if (headers.has(name)) return undefined;
+  const method = match[1] as Head['method'];
   const length = headers.get('content-length');
+  if (method === 'PUT') {
+    if (length === undefined || !LENGTH.test(length)) return undefined;
+    return { method, target: match[2] as string, headers, bodyLength: Number(length) };
+  }
   if (length !== undefined && length !== '0') return undefined;
-  return { method: match[1] as Head['method'], target: match[2] as string, headers };
+  return { method, target: match[2] as string, headers, bodyLength: 0 };
 }
 
 /** Date header text, made at most once a second. */
@@ -157,7 +184,12 @@ export const httpConnectionEvent = (server: Server): 'connection' | 'secureConne
  * Puts `lane` in front of `server`'s own connection handling. Call it right after creating the
  * server, before anything else listens for its connections.
  */
-export function installSocketLane(server: Server, lane: SocketLane, closing: () => boolean): void {
+export function installSocketLane(
+  server: Server,
+  lane: SocketLane,
+  closing: () => boolean,
+  bodies?: LaneBodies,
+): void {
   const event = httpConnectionEvent(server);
   const http = server.listeners(event) as ((socket: Socket) => void)[];
   server.removeAllListeners(event);
@@ -166,7 +198,7 @@ export function installSocketLane(server: Server, lane: SocketLane, closing: () 
       for (const listener of http) listener.call(server, socket);
       return;
     }
-    laneConnection(server, socket, lane, closing, http);
+    laneConnection(server, socket, lane, closing, http, bodies);
   });
 }
 
@@ -176,6 +208,7 @@ function laneConnection(
   lane: SocketLane,
   closing: () => boolean,
   http: ((socket: Socket) => void)[],
+  bodies: LaneBodies | undefined,
 ): void {
   // A server told to take fewer headers than the lane would (0: no limit) gets its own limit.
   const maxHeaders = Math.min(MAX_HEADERS, server.maxHeadersCount || MAX_HEADERS);
@@ -188,8 +221,20 @@ function laneConnection(
   let keptAlive = false;
   /** The reader half-closed: once what it sent is answered, so do we. */
   let ended = false;
+  /** A PUT whose body is being read: its head's bytes, and the body so far (`have` bytes). */
+  let reading:
+    | {
+        head: Head;
+        headBytes: Buffer;
+        body: Buffer;
+        have: number;
+        close: boolean;
+        timer?: NodeJS.Timeout;
+      }
+    | undefined;
 
   const onError = () => socket.destroy();
+  socket.once('close', () => clearTimeout(reading?.timer));
   const onTimeout = () => socket.destroy();
   const onDrain = () => {
     socket.resume();
@@ -197,9 +242,15 @@ function laneConnection(
   };
   const onEnd = () => {
     ended = true;
-    if (!pending && !waiting.has(socket)) socket.end();
+    // A body cut short: node:http is given what came, and the end, and answers it as it would.
+    if (reading) handOff(partOfBody());
+    else if (!pending && !waiting.has(socket)) socket.end();
   };
   const onData = (chunk: Buffer) => {
+    if (reading) {
+      bodyData(chunk);
+      return;
+    }
     pending = pending ? Buffer.concat([pending, chunk]) : chunk;
     // Reads are paused while an answer is awaited; should a chunk come anyway, it waits too.
     if (!waiting.has(socket)) serve();
@@ -234,44 +285,120 @@ function laneConnection(
     const buffer = pending;
     pending = undefined;
     if (!buffer) return;
-    // latin1: one character per byte, so offsets in the text are offsets in the buffer.
-    const text = buffer.toString('latin1');
     let at = 0;
-    while (at < text.length) {
-      const end = text.indexOf('\r\n\r\n', at);
+    while (at < buffer.length) {
+      const end = buffer.indexOf(CRLFCRLF, at);
       // A head cut across reads, or too long: node:http's parser and its timeouts take it.
       if (end === -1 || end - at > MAX_HEAD_BYTES || closing()) {
         handOff(buffer.subarray(at));
         return;
       }
-      const head = parseHead(text.slice(at, end), maxHeaders);
+      // latin1: one character per byte, so offsets in the text are offsets in the buffer.
+      const head = parseHead(buffer.toString('latin1', at, end), maxHeaders);
+      if (head?.method === 'PUT') {
+        if (!wantsBody(head)) {
+          handOff(buffer.subarray(at));
+          return;
+        }
+        startBody(head, buffer.subarray(at, end + 4), buffer.subarray(end + 4));
+        return;
+      }
       const answer = head && answerOf(head);
       if (!head || !answer) {
         handOff(buffer.subarray(at));
         return;
       }
       const close = CLOSE.test(head.headers.get('connection') ?? '');
+      const next = end + 4;
+      const more = next < buffer.length ? buffer.subarray(next) : undefined;
       if (answer instanceof Promise) {
-        wait(answer, buffer.subarray(at), end + 4 - at, close);
+        wait(answer, () => buffer.subarray(at, next), more, close);
         return;
       }
-      at = end + 4;
-      if (!sent(answer, close, at < text.length ? buffer.subarray(at) : undefined)) return;
+      at = next;
+      if (!sent(answer, close, more)) return;
     }
     if (ended) socket.end();
   }
 
+  /** Whether the lane reads this PUT's body itself (the service says so on its head). */
+  function wantsBody(head: Head): boolean {
+    if (!bodies || head.bodyLength === 0 || head.bodyLength > bodies.maxBytes) return false;
+    try {
+      return bodies.wants({ ...head, socket });
+    } catch {
+      return false;
+    }
+  }
+
   /**
-   * Waits for `answer` to the request at the start of `bytes` (its head `headLength` long) with
-   * reads stopped, then writes it and serves on, or hands the connection over with it.
+   * Starts reading a PUT's body into memory of its own, exactly Content-Length long, from the
+   * bytes that came with the head (`after`) and then from each read; bytes past the body are the
+   * next request's. node:http would give the request `requestTimeout` to arrive: past that, the
+   * lane gives node:http what came, and the rest of the body arrives there.
+   */
+  function startBody(head: Head, headBytes: Buffer, after: Buffer): void {
+    const close = CLOSE.test(head.headers.get('connection') ?? '');
+    reading = { head, headBytes, body: Buffer.allocUnsafeSlow(head.bodyLength), have: 0, close };
+    socket.setTimeout(0);
+    keptAlive = false;
+    if (server.requestTimeout > 0) {
+      reading.timer = setTimeout(() => {
+        if (reading && !socket.destroyed) handOff(partOfBody());
+      }, server.requestTimeout).unref();
+    }
+    if (after.length > 0) bodyData(after);
+  }
+
+  function bodyData(chunk: Buffer): void {
+    const r = reading as NonNullable<typeof reading>;
+    const take = Math.min(r.body.length - r.have, chunk.length);
+    chunk.copy(r.body, r.have, 0, take);
+    r.have += take;
+    if (r.have < r.body.length) return;
+    clearTimeout(r.timer);
+    reading = undefined;
+    bodyDone(r, take < chunk.length ? chunk.subarray(take) : undefined);
+  }
+
+  /** The request being read, as it came so far (for node:http); it stops being read. */
+  function partOfBody(): Buffer {
+    const r = reading as NonNullable<typeof reading>;
+    clearTimeout(r.timer);
+    reading = undefined;
+    return Buffer.concat([r.headBytes, r.body.subarray(0, r.have)]);
+  }
+
+  /** A PUT read whole: answered, or (declined) given to node:http as it came, `more` after it. */
+  function bodyDone(r: NonNullable<typeof reading>, more: Buffer | undefined): void {
+    const replay = () => Buffer.concat([r.headBytes, r.body]);
+    const answer = answerOf(r.head, r.body);
+    if (!answer) {
+      handOff(more ? Buffer.concat([replay(), more]) : replay());
+      return;
+    }
+    if (answer instanceof Promise) {
+      wait(answer, replay, more, r.close);
+      return;
+    }
+    if (!sent(answer, r.close, more)) return;
+    pending = more;
+    if (pending) serve();
+    else if (ended) socket.end();
+  }
+
+  /**
+   * Waits for `answer` to a request (`request()`: its bytes, should node:http need them) with
+   * reads stopped, then writes it and serves on from `more`, or hands the connection over with
+   * the request first.
    */
   function wait(
     answer: Promise<LaneAnswer | undefined>,
-    bytes: Buffer,
-    headLength: number,
+    request: () => Buffer,
+    more: Buffer | undefined,
     close: boolean,
   ): void {
-    pending = bytes;
+    pending = more;
     waiting.add(socket);
     socket.pause();
     socket.setTimeout(0);
@@ -279,13 +406,13 @@ function laneConnection(
     const settled = (result: LaneAnswer | undefined) => {
       waiting.delete(socket);
       if (socket.destroyed) return;
-      const rest = pending as Buffer;
+      const rest = pending;
       pending = undefined;
       if (!result) {
-        handOff(rest);
+        handOff(rest ? Buffer.concat([request(), rest]) : request());
         return;
       }
-      const more = rest.length > headLength ? rest.subarray(headLength) : undefined;
+      const more = rest;
       if (!sent(result, close, more)) return;
       socket.resume();
       pending = more;
@@ -327,9 +454,15 @@ function laneConnection(
   }
 
   /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
-  function answerOf(head: Head) {
+  function answerOf(head: Head, body?: Buffer) {
     try {
-      return lane({ ...head, socket });
+      return lane({
+        method: head.method,
+        target: head.target,
+        headers: head.headers,
+        socket,
+        body,
+      });
     } catch {
       return undefined;
     }
