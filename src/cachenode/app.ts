@@ -11,7 +11,7 @@ import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
-import { binaryRoutes, entryBodies, entrySocketLane } from './binary-routes.ts';
+import { binaryRoutes, entrySocketLane, entryWrites } from './binary-routes.ts';
 import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
@@ -69,7 +69,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
     health: () => ({ node_id: nodeId, pid: process.pid }),
     socketLane:
       deps.socketLanes === false ? undefined : entrySocketLane(cache, view, leases, admitted),
-    socketLaneBodies: entryBodies(view, admitted, bodyLimit),
+    socketLaneWrites: entryWrites(view, admitted, bodyLimit),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).

@@ -44,7 +44,7 @@ import {
 } from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
-import type { LaneBodies, SocketLane } from '../http/socket-lane.ts';
+import type { LaneAnswer, LaneWrites, SocketLane } from '../http/socket-lane.ts';
 import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 import type { NodeView } from './view.ts';
@@ -161,16 +161,17 @@ function fillOf(target: string, headers: ReadonlyMap<string, string>) {
 }
 
 /**
- * Which fills (PUT /v1/entries/:key) the socket lane reads itself, judged on the head before any
- * of the body is read: from a client with the secret, to a valid key, with a plain image type
- * and valid versions, routed with the node's map, while the node serves. The rest go to the
- * route. Bodies up to `maxBytes` (the node's body limit).
+ * The writes the socket lane takes: invalidations (DELETE, answered by entrySocketLane or left to
+ * the route), and the fills (PUT /v1/entries/:key) whose body it reads itself, judged on the
+ * head before any of the body is read: from a client with the secret, to a valid key, with a
+ * plain image type and valid versions, routed with the node's map, while the node serves. The
+ * rest go to the route. Bodies up to `maxBytes` (the node's body limit).
  */
-export function entryBodies(
+export function entryWrites(
   view: NodeView,
   admitted: (socket: Socket, authorization: string | undefined) => boolean,
   maxBytes: number,
-): LaneBodies {
+): LaneWrites {
   return {
     maxBytes,
     wants({ method, target, headers, socket }) {
@@ -189,10 +190,12 @@ export function entryBodies(
  * declines the rest (a wrong secret, a bad key or map version, a query string), which the route
  * then words. A cached key was checked when it was stored; only a miss checks the key.
  *
- * And the fills entryBodies lets through, with their bodies (a miss fills its node, and node:http
- * and Fastify were most of a fill's CPU: bench/RESULTS.md, "the miss path"): 204 stored, 409 a
- * newer version cached, as the route answers them. Anything else (a value too large, a view that
- * moved while the body came) goes to the route, body and all.
+ * And the writes (entryWrites): the fills it lets through, with their bodies (a miss fills its
+ * node, and node:http and Fastify were most of a fill's CPU: bench/RESULTS.md, "the miss path"),
+ * 204 stored or 409 a newer version cached, as the route answers them; anything else (a value
+ * too large, a view that moved while the body came) goes to the route, body and all. And the
+ * invalidations, which would otherwise move a frontend's write connection to node:http for good
+ * at the first upload, and every fill after it with it.
  */
 export function entrySocketLane(
   cache: NodeCache,
@@ -202,8 +205,47 @@ export function entrySocketLane(
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
   const expired = JSON.stringify(VIEW_EXPIRED);
+  /**
+   * DELETE /v1/entries/:key (an upload's invalidation), as the route answers it: 421 routed with
+   * an older map; else the key forgotten at once, then 204 once no read lease on it remains, or
+   * 503 if the view's lease ran out meanwhile. Declined (the route words it): a wrong secret, a
+   * bad key or version.
+   */
+  function invalidation(
+    target: string,
+    headers: ReadonlyMap<string, string>,
+    socket: Socket,
+  ): LaneAnswer | Promise<LaneAnswer> | undefined {
+    const key = keyInPath(target, ENTRY_PATH);
+    if (key === undefined || entryKeyProblem(key)) return undefined;
+    let tagged: number | undefined;
+    let version: number | undefined;
+    try {
+      tagged = parseVersion(headers.get(MAP_VERSION_HEADER));
+      version = parseVersion(headers.get(VERSION_HEADER));
+    } catch {
+      return undefined;
+    }
+    if (!admitted(socket, headers.get('authorization'))) return undefined;
+    if (!view.admits(tagged)) {
+      return {
+        status: 421,
+        headers: JSON_TYPE,
+        body: JSON.stringify(misrouted(tagged, view.version)),
+      };
+    }
+    cache.invalidate(key, version);
+    return leases
+      .settle(key)
+      .then(() =>
+        view.serving()
+          ? { status: 204, headers: {} }
+          : { status: 503, headers: JSON_TYPE, body: expired },
+      );
+  }
   return ({ method, target, headers, socket, body }) => {
     if (method === 'PUT') return body && fillAnswer(cache, view, target, headers, body);
+    if (method === 'DELETE') return invalidation(target, headers, socket);
     const key = method === 'GET' ? keyInPath(target, ENTRY_PATH) : undefined;
     if (key === undefined) return undefined;
     let tagged: number | undefined;
@@ -230,7 +272,7 @@ export function entrySocketLane(
   };
 }
 
-/** A fill read whole by the lane (entryBodies let it through): stored, stale, or the route's. */
+/** A fill read whole by the lane (entryWrites let it through): stored, stale, or the route's. */
 function fillAnswer(
   cache: NodeCache,
   view: NodeView,

@@ -34,7 +34,7 @@ import { installAdminToken, installSharedSecret } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { keepResponsesOnClose } from './keep-responses.ts';
 import { createRegistry, installMetrics } from './metrics.ts';
-import { installSocketLane, type LaneBodies, type SocketLane } from './socket-lane.ts';
+import { installSocketLane, type LaneWrites, type SocketLane } from './socket-lane.ts';
 
 export interface ServiceTimeouts {
   /** Time for a request's headers to arrive, ms. */
@@ -78,8 +78,8 @@ export interface ServiceOptions {
    * for a hot path whose answers a route registered in Fastify gives too.
    */
   socketLane?: SocketLane;
-  /** PUTs whose bodies the socket lane reads itself (socket-lane.ts, LaneBodies). */
-  socketLaneBodies?: LaneBodies | undefined;
+  /** Writes the socket lane takes too: PUTs with their bodies, DELETEs (socket-lane.ts). */
+  socketLaneWrites?: LaneWrites | undefined;
   /** A registry made before the app (for parts built before it); default: a new one. */
   registry?: Registry;
   /** Serve HTTPS with this certificate and key (Tls.server, http/tls.ts); plain HTTP without. */
@@ -188,7 +188,7 @@ export function createService(options: ServiceOptions) {
     serverFactory: (handler) => {
       const server = makeServer(handler);
       if (options.socketLane) {
-        installSocketLane(server, options.socketLane, () => closing, options.socketLaneBodies);
+        installSocketLane(server, options.socketLane, () => closing, options.socketLaneWrites);
       }
       return server;
     },

@@ -13,7 +13,10 @@
  * are `token: value` with no control characters, at most 100 of them, each name at most once, a
  * Host, no Transfer-Encoding, Expect, Upgrade or Proxy-Connection and no Content-Length but 0
  * — and handed to the service's `lane` function, which answers it, declines, or promises an answer.
- * At the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated
+ * A service may also take its writes there (LaneWrites): DELETE, checked as GET is, and PUT with
+ * a body framed by exactly one Content-Length of plain digits, which the lane reads itself into
+ * memory of that size once the service wants it, then hands over with the request.
+ * At the first request that fails any of this (another PUT, a body, a HEAD, HTTP/1.0, a duplicated
  * header, a head cut across reads, one the service declines), the connection, with that request's
  * bytes put back in front, is given to node:http for good: its parser, limits and timeouts (headers
  * within 20 s, 16 KiB heads) then apply as they always do, and Fastify answers. Requests the lane
@@ -38,14 +41,17 @@ import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 
 export interface LaneRequest {
-  /** PUT only where the service takes bodies on the lane (LaneBodies), and then with one. */
-  method: 'GET' | 'POST' | 'PUT';
+  /**
+   * PUT (with a body) and DELETE only where the service takes its writes on the lane
+   * (LaneWrites).
+   */
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
   target: string;
   /** Header values by lower-case name; each name occurs once (else the lane declines). */
   headers: ReadonlyMap<string, string>;
   socket: Socket;
-  /** A PUT's body, exactly its Content-Length, in memory of its own (LaneBodies). */
+  /** A PUT's body, exactly its Content-Length, in memory of its own (LaneWrites). */
   body?: Buffer | undefined;
 }
 
@@ -57,20 +63,22 @@ export interface LaneAnswer {
 }
 
 /**
- * Answers a bodiless GET or POST, now or later (a promise), or returns undefined (or a promise of
- * undefined) to leave it, and its connection, to node:http.
+ * Answers a bodiless GET or POST (and, with LaneWrites, a PUT with its body or a bodiless DELETE),
+ * now or later (a promise), or returns undefined (or a promise of undefined) to leave it, and its
+ * connection, to node:http.
  */
 export type SocketLane = (
   request: LaneRequest,
 ) => LaneAnswer | undefined | Promise<LaneAnswer | undefined>;
 
 /**
- * PUTs with a body that the lane reads itself, where a service wants that (the cache node's
- * fills). `wants` sees the head before any byte of the body is read (so an unauthenticated
- * client makes the lane buffer nothing); a request it does not want, or whose body is longer
- * than `maxBytes`, goes to node:http as any other.
+ * Writes the lane takes, where a service asks for them (the cache node's fills and
+ * invalidations): bodiless DELETEs, given to the lane function as GETs are, and PUTs whose body
+ * the lane reads itself. `wants` sees a PUT's head before any byte of its body is read (so an
+ * unauthenticated client makes the lane buffer nothing); a PUT it does not want, or whose body
+ * is longer than `maxBytes`, goes to node:http as any other request.
  */
-export interface LaneBodies {
+export interface LaneWrites {
   maxBytes: number;
   wants(request: LaneRequest): boolean;
 }
@@ -91,13 +99,13 @@ const MAX_UNSENT_BYTES = 1024 * 1024;
  */
 const MAX_WRITE_BYTES = 112 * 1024;
 /**
- * A plain GET or POST head, whole: the request line, then header lines of a token, a colon and a
+ * A plain GET, POST, PUT or DELETE head, whole: the request line, then header lines of a token, a colon and a
  * value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF,
  * and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by
  * its CRLF.
  */
 const PLAIN_HEAD =
-  /^(GET|POST|PUT) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
+  /^(GET|POST|PUT|DELETE) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /**
  * Headers after which a body may follow, or the connection may change protocol, and
@@ -113,7 +121,7 @@ const waiting = new WeakSet<Socket>();
 export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
 
 type Head = Omit<LaneRequest, 'socket' | 'body'> & {
-  /** A PUT's Content-Length (0 for GET and POST, which have none). */
+  /** A PUT's Content-Length (0 for the others, which have none). */
   bodyLength: number;
 };
 
@@ -125,9 +133,9 @@ const isOws = (c: number) => c === 32 || c === 9;
 
 /**
  * A request head (latin1 text up to its blank line), or undefined if it is not a plain bodiless
- * GET or POST, or a PUT whose body is framed by one plain Content-Length: any header twice, more
- * than `maxHeaders` of them, no Host, or one that lets a body follow otherwise (for GET and
- * POST, a Content-Length but 0), and it is not.
+ * GET, POST or DELETE, or a PUT whose body is framed by one plain Content-Length: any header
+ * twice, more than `maxHeaders` of them, no Host, or one that lets a body follow otherwise (but
+ * for a PUT, a Content-Length but 0), and it is not.
  */
 export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefined {
   const match = PLAIN_HEAD.exec(head);
@@ -188,7 +196,7 @@ export function installSocketLane(
   server: Server,
   lane: SocketLane,
   closing: () => boolean,
-  bodies?: LaneBodies,
+  writes?: LaneWrites,
 ): void {
   const event = httpConnectionEvent(server);
   const http = server.listeners(event) as ((socket: Socket) => void)[];
@@ -198,7 +206,7 @@ export function installSocketLane(
       for (const listener of http) listener.call(server, socket);
       return;
     }
-    laneConnection(server, socket, lane, closing, http, bodies);
+    laneConnection(server, socket, lane, closing, http, writes);
   });
 }
 
@@ -208,7 +216,7 @@ function laneConnection(
   lane: SocketLane,
   closing: () => boolean,
   http: ((socket: Socket) => void)[],
-  bodies: LaneBodies | undefined,
+  writes: LaneWrites | undefined,
 ): void {
   // A server told to take fewer headers than the lane would (0: no limit) gets its own limit.
   const maxHeaders = Math.min(MAX_HEADERS, server.maxHeadersCount || MAX_HEADERS);
@@ -295,6 +303,11 @@ function laneConnection(
       }
       // latin1: one character per byte, so offsets in the text are offsets in the buffer.
       const head = parseHead(buffer.toString('latin1', at, end), maxHeaders);
+      // Writes only where the service asked for them.
+      if (head && !writes && head.method !== 'GET' && head.method !== 'POST') {
+        handOff(buffer.subarray(at));
+        return;
+      }
       if (head?.method === 'PUT') {
         if (!wantsBody(head)) {
           handOff(buffer.subarray(at));
@@ -323,9 +336,9 @@ function laneConnection(
 
   /** Whether the lane reads this PUT's body itself (the service says so on its head). */
   function wantsBody(head: Head): boolean {
-    if (!bodies || head.bodyLength === 0 || head.bodyLength > bodies.maxBytes) return false;
+    if (!writes || head.bodyLength === 0 || head.bodyLength > writes.maxBytes) return false;
     try {
-      return bodies.wants({ ...head, socket });
+      return writes.wants({ ...head, socket });
     } catch {
       return false;
     }

@@ -338,19 +338,25 @@ describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
     assert.equal(stored?.value.buffer.byteLength, first.length);
   });
 
-  it('gives the route’s answers to fills: 204 stored, 409 an older version', async () => {
+  const del = (key: string, extra = '') =>
+    `DELETE /v1/entries/${encodeURIComponent(key)} HTTP/1.1\r\nHost: node\r\n${AUTH}${extra}\r\n`;
+
+  it('gives the route’s answers to fills and invalidations: 204, 409 an older version', async () => {
     const value = Buffer.alloc(5000, 3);
     const requests = (key: string) =>
       Buffer.concat([
         put(key, value, 'x-pixpool-version: 9\r\n'),
         put(key, value, 'x-pixpool-version: 8\r\n'),
+        Buffer.from(del(key, 'x-pixpool-version: 12\r\n')),
+        // The invalidation's version stays: an older fill after it is refused.
+        put(key, value, 'x-pixpool-version: 10\r\n'),
         Buffer.from(last(`/v1/entries/${key}`)),
       ]);
     const lane = await exchange(node.url, [requests('lane-fill')]);
     // A request for another path first hands the connection to node:http.
     const route = await exchange(node.url, [Buffer.from(get('/health')), requests('node-fill')]);
     assert.equal(route.shift()?.status, 200);
-    assert.ok(lane.slice(0, 2).every(byLane), 'the lane took both fills');
+    assert.ok(lane.slice(0, 4).every(byLane), 'the lane took the fills and the invalidation');
     assert.ok(!route.some(byLane));
     const comparable = (a: RawAnswer) => {
       const { date, connection, 'keep-alive': _alive, ...headers } = a.headers;
@@ -363,11 +369,38 @@ describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
     assert.deepEqual(lane.map(comparable), route.map(comparable));
     assert.deepEqual(
       lane.map((a) => a.status),
-      [204, 409, 200],
+      [204, 409, 204, 409, 404],
     );
   });
 
-  it('leaves fills of any other shape to the route, which words them, body and all', async () => {
+  it('answers an invalidation once the read leases on its key have run out', async () => {
+    const leased = await startNode({ socketLanes: true, leaseMs: 300 });
+    try {
+      leased.cache.put(
+        'held',
+        { value: Buffer.from('v'), contentType: 'image/png', version: 1 },
+        true,
+      );
+      const read = await exchange(leased.url, [last('/v1/entries/held', 'x-pixpool-lease: 1\r\n')]);
+      assert.equal(read[0]?.headers['x-pixpool-lease'], '300');
+      const started = Date.now();
+      const answers = await exchange(leased.url, [
+        Buffer.from(del('held', 'x-pixpool-version: 2\r\n') + last('/v1/entries/held')),
+      ]);
+      assert.ok(Date.now() - started >= 200, 'answered while a lease still ran');
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [204, true],
+          [404, true],
+        ],
+      );
+    } finally {
+      await leased.close();
+    }
+  });
+
+  it('leaves writes of any other shape to the route, which words them, body and all', async () => {
     const value = Buffer.alloc(2000, 4);
     const shapes: [string, Buffer, number][] = [
       [
@@ -376,6 +409,9 @@ describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
         401,
       ],
       ['a bad key', put('a b', value), 400],
+      ['a DELETE without the secret', Buffer.from(del('k').replace(AUTH, '')), 401],
+      ['a DELETE of a bad version', Buffer.from(del('k', 'x-pixpool-version: -1\r\n')), 400],
+      ['a DELETE with a body', Buffer.from(del('k', 'Content-Length: 1\r\n') + 'x'), 204],
       ['a text body', put('k', value, '', 'text/plain'), 400],
       ['a type with parameters', put('k', value, '', 'image/png; q=1'), 204],
       ['a bad version', put('k', value, 'x-pixpool-version: soon\r\n'), 400],
@@ -404,7 +440,7 @@ describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
     }
   });
 
-  it('turns away a fill routed with an older pool map the way the route does (421)', async () => {
+  it('turns away writes routed with an older pool map as the route does (421)', async () => {
     const fenced = await startNode({ socketLanes: true });
     try {
       const pushed = await call(fenced.url, 'POST', '/v1/pool-view', {
@@ -414,15 +450,23 @@ describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
       assert.equal(pushed.body.adopted, true);
       const value = Buffer.alloc(1000, 5);
       const answers = await exchange(fenced.url, [
-        put('k', value, 'x-pixpool-map-version: 3\r\nx-pixpool-version: 1\r\n'),
+        Buffer.from(del('k', 'x-pixpool-map-version: 3\r\n')),
         put('k', value, 'x-pixpool-map-version: 4\r\nx-pixpool-version: 1\r\n'),
+        put('k', value, 'x-pixpool-map-version: 3\r\nx-pixpool-version: 1\r\n'),
         Buffer.from(last('/v1/entries/k')),
       ]);
       assert.deepEqual(
-        answers.map((a) => a.status),
-        [421, 204, 200],
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [421, true],
+          [204, true],
+          [421, false],
+          [200, false],
+        ],
       );
-      assert.equal(JSON.parse(answers[0]?.body.toString() ?? '').error.code, 421);
+      for (const i of [0, 2]) {
+        assert.equal(JSON.parse(answers[i]?.body.toString() ?? '').error.code, 421);
+      }
     } finally {
       await fenced.close();
     }
