@@ -117,8 +117,15 @@ const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade', 'proxy-connection'];
 /** Connections waiting for a promised answer (a graceful close must not end them yet). */
 const waiting = new WeakSet<Socket>();
 
-/** Whether the lane owes `socket` an answer it is waiting for (keep-responses.ts asks). */
-export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
+/** Connections whose lane is reading a request's body. */
+const readingBody = new WeakSet<Socket>();
+
+/**
+ * Whether the lane owes `socket` an answer: one it is waiting for, or to a request whose body it
+ * is reading (keep-responses.ts asks).
+ */
+export const isLaneBusy = (socket: Socket): boolean =>
+  waiting.has(socket) || readingBody.has(socket);
 
 type Head = Omit<LaneRequest, 'socket' | 'body'> & {
   /** A PUT's Content-Length (0 for the others, which have none). */
@@ -353,6 +360,7 @@ function laneConnection(
   function startBody(head: Head, headBytes: Buffer, after: Buffer): void {
     const close = CLOSE.test(head.headers.get('connection') ?? '');
     reading = { head, headBytes, body: Buffer.allocUnsafeSlow(head.bodyLength), have: 0, close };
+    readingBody.add(socket);
     socket.setTimeout(0);
     keptAlive = false;
     if (server.requestTimeout > 0) {
@@ -371,6 +379,7 @@ function laneConnection(
     if (r.have < r.body.length) return;
     clearTimeout(r.timer);
     reading = undefined;
+    readingBody.delete(socket);
     bodyDone(r, take < chunk.length ? chunk.subarray(take) : undefined);
   }
 
@@ -379,6 +388,7 @@ function laneConnection(
     const r = reading as NonNullable<typeof reading>;
     clearTimeout(r.timer);
     reading = undefined;
+    readingBody.delete(socket);
     return Buffer.concat([r.headBytes, r.body.subarray(0, r.have)]);
   }
 
@@ -397,7 +407,9 @@ function laneConnection(
     if (!sent(answer, r.close, more)) return;
     pending = more;
     if (pending) serve();
-    else if (ended) socket.end();
+    // A half-closed reader, or a graceful close that passed this connection by while its body
+    // came, ends it.
+    else if (ended || closing()) socket.end();
   }
 
   /**

@@ -263,6 +263,32 @@ describe('closing a cache node with connections in its socket lane', { timeout: 
     );
     client.socket.destroy();
   });
+
+  it('answers a fill whose body is still arriving, then ends the connection', async () => {
+    const node = await startNode({ socketLanes: true });
+    const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+    const client = await rawClient(node.url);
+    const fill = Buffer.alloc(20_000, 9);
+    const head =
+      `PUT /v1/entries/closing HTTP/1.1\r\nHost: node\r\n${AUTH}` +
+      `Content-Type: image/png\r\nContent-Length: ${fill.length}\r\n\r\n`;
+    client.socket.write(Buffer.concat([Buffer.from(head), fill.subarray(0, 5000)]));
+    await serverHasRead(await serverSide, head.length + 5000);
+    const closed = node.close();
+    client.socket.write(fill.subarray(5000));
+    await within(
+      Promise.all([closed, client.ended]),
+      'the node to close and end the connection',
+      3000,
+    );
+    const answers = parseAnswers(client.received());
+    assert.deepEqual(
+      answers.map((a) => [a.status, byLane(a)]),
+      [[204, true]],
+    );
+    assert.deepEqual(node.cache.peek('closing')?.value, fill);
+    client.socket.destroy();
+  });
 });
 
 describe('a cache node with its socket lane off', { timeout: 30_000 }, () => {
