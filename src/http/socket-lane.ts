@@ -99,10 +99,10 @@ const MAX_UNSENT_BYTES = 1024 * 1024;
  */
 const MAX_WRITE_BYTES = 112 * 1024;
 /**
- * A plain GET, POST, PUT or DELETE head, whole: the request line, then header lines of a token, a colon and a
- * value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF,
- * and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by
- * its CRLF.
+ * A plain GET, POST, PUT or DELETE head, whole: the request line, then header lines of a token, a
+ * colon and a value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone
+ * CR or LF, and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each
+ * led by its CRLF.
  */
 const PLAIN_HEAD =
   /^(GET|POST|PUT|DELETE) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;

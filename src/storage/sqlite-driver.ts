@@ -67,7 +67,7 @@ export function createSqliteDriver(options: SqliteDriverOptions = {}): SqlDriver
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   // One turn at a time on the one connection: a whole transaction, or one plain statement.
   const turns = pLimit(1);
-  /** Prepared statements by text, each with whether it hands back rows (columns() per run costs). */
+  /** Prepared statements by text, each with whether it hands back rows (asked once) */
   const statements = new LRUCache<string, { statement: StatementSync; rows: boolean }>({
     max: 256,
   });
