@@ -11,15 +11,25 @@
  * one only within the node's read lease (100 ms) and otherwise revalidates it, and a node that no
  * longer holds the key makes it a miss. The miss share is measured from
  * the frontend's /metrics (cache lookups by result) over the whole load, and checked up front on
- * x-pixpool-source.
+ * x-pixpool-source. Where a miss's CPU goes (miss-breakdown.ts): each process's CPU per request
+ * from /proc, and with --cpu-prof every process of the tree profiled (NODE_OPTIONS, which the
+ * cache node inherits) and its time split into the steps of a miss.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BenchCase, BenchContext } from '../lib/case.ts';
 import { compareHttp, type HttpTarget } from '../lib/compare.ts';
-import { addProfile, profileNotes } from '../lib/cpuprofile.ts';
 import { benchImage } from '../lib/multipart.ts';
 import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
 import { startCaseUp } from '../lib/pixpool.ts';
+import {
+  breakdownNotes,
+  type ProcessCpu,
+  type ProcessCpuSpan,
+  processCpu,
+  treeProfileEnv,
+} from './miss-breakdown.ts';
 import { randomKeyScript } from './post-key.ts';
 
 const KB = 1024;
@@ -59,7 +69,9 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
   const path = `/images/${keyOf(0)}`;
   const contentType = 'image/jpeg';
   const www = staticRoot(ctx, 'www-miss', path, body);
-  const profileName = `${self.id}-frontend`;
+  const profileDir = ctx.settings.cpuProfDir && join(ctx.settings.cpuProfDir, `${self.id}-tree`);
+  let span: ProcessCpuSpan | undefined;
+  let perProcess: ProcessCpu | undefined;
   const script = randomKeyScript(ctx, self.id, 'miss-', MISS_KEYS);
   const missShare = { before: { hit: 0, miss: 0 }, after: { hit: 0, miss: 0 }, probe: 0 };
 
@@ -71,7 +83,15 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
     subject: {
       label: 'pixpool up',
       async start(): Promise<HttpTarget> {
-        const up = await startCaseUp(ctx, self.id, secret, profileName);
+        if (profileDir) mkdirSync(profileDir, { recursive: true });
+        const up = await startCaseUp(
+          ctx,
+          self.id,
+          secret,
+          self.id,
+          profileDir ? treeProfileEnv(profileDir) : undefined,
+          false,
+        );
         const config = await fetch(`${up.managerUrl}/api/manager/config`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -102,6 +122,7 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
           if (response.headers.get('x-pixpool-source') === 'storage') missShare.probe++;
         }
         missShare.before = await lookups(up.baseUrl, secret);
+        span = processCpu(up.child.pid);
         return {
           url: `${up.baseUrl}${path}`,
           headers: {},
@@ -110,6 +131,12 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
           command: up.command.replace(ctx.tmp, '<tmp>'),
           stop: async () => {
             missShare.after = await lookups(up.baseUrl, secret);
+            const requests =
+              missShare.after.hit +
+              missShare.after.miss -
+              missShare.before.hit -
+              missShare.before.miss;
+            perProcess = span?.stop(requests);
             await up.stop();
           },
         };
@@ -146,7 +173,15 @@ async function runMissPath(ctx: BenchContext, self: BenchCase) {
     "The frontend's near cache stays at its default (64 MiB): it keeps only copies the node answered and trusts one only within the node's 100 ms read lease, so it rarely turns a miss into a hit (the measured miss share says how rarely).",
   );
   result.figures = { ...(result.figures as object), lookupsDuringLoad, missShare: share };
-  const profile = profileNotes(ctx, profileName, 'the frontend (its process only)');
-  addProfile(result, profile);
+  if (perProcess && span) {
+    const breakdown = breakdownNotes(ctx, perProcess, span.window, profileDir);
+    if (profileDir) {
+      result.notes.push(
+        "With --cpu-prof every process of pixpool's tree ran under it, which slows them down: use the profiles for where the time goes, not for the figures above.",
+      );
+    }
+    result.notes.push(...breakdown.notes);
+    result.figures = { ...(result.figures as object), ...breakdown.figures };
+  }
   return result;
 }

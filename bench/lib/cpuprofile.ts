@@ -185,3 +185,68 @@ export function addProfile(result: CaseResult, profile: ReturnType<typeof profil
     result.figures = { ...(result.figures as object), profiles: profile.summaries };
   }
 }
+
+/** A call frame as the profile names it: the function and its script's URL. */
+export type Frame = ProfileNode['callFrame'];
+
+/** A named part of a process's work, recognised by the frames on a sample's stack. */
+export interface StackGroup {
+  name: string;
+  matches(frame: Frame): boolean;
+}
+
+/**
+ * Busy time split by `groups`: each sample goes to the group of the frame nearest its leaf that
+ * some group matches (so a query under a fill counts as the query), else to "GC" or "other".
+ * Unlike self time by function, this follows a step into the libraries it calls; unlike a
+ * function's inclusive time, it also catches an async function's later turns (each resumes under
+ * its own name). Work a step leaves to another turn under no frame of its own (an undici answer
+ * parsed from the socket) is in "other".
+ */
+export function stackShares(file: string, groups: StackGroup[], window?: ProfileWindow) {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const groupOf = new Map<number, string>();
+  const resolve = (id: number): string => {
+    const known = groupOf.get(id);
+    if (known !== undefined) return known;
+    const node = byId.get(id);
+    let name = 'other';
+    if (node) {
+      const { functionName, url } = node.callFrame;
+      const own = groups.find((g) => g.matches(node.callFrame))?.name;
+      if (own) name = own;
+      else if (url === '' && functionName === '(garbage collector)') name = 'GC';
+      else if (url === '' && functionName === '(idle)') name = '(idle)';
+      else if (parent.has(id)) name = resolve(parent.get(id) as number);
+    }
+    groupOf.set(id, name);
+    return name;
+  };
+  const us = new Map<string, number>();
+  let at = profile.startTime;
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window && (at < window.fromUs || at > window.toUs)) return;
+    const name = resolve(id);
+    if (name === '(idle)') return;
+    busy += delta;
+    us.set(name, (us.get(name) ?? 0) + delta);
+  });
+  const order = [...groups.map((g) => g.name), 'GC', 'other'];
+  return {
+    file,
+    busyMs: busy / 1000,
+    shares: order.map((name) => ({
+      name,
+      ms: (us.get(name) ?? 0) / 1000,
+      pct: busy > 0 ? ((us.get(name) ?? 0) / busy) * 100 : 0,
+    })),
+  };
+}

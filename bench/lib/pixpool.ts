@@ -160,13 +160,16 @@ export function startCaseUp(
   id: string,
   secret: string,
   profileName: string,
+  env?: Record<string, string>,
+  profileFrontend = true,
 ): Promise<PixpoolUp> {
   return startPixpoolUp(ctx.procs, {
+    ...(env && { env }),
     root: ctx.root,
     dataDir: join(ctx.tmp, `${id}-data`),
     secret,
     cpus: ctx.cpus.server,
-    nodeFlags: profileFlags(ctx, profileName),
+    nodeFlags: profileFrontend ? profileFlags(ctx, profileName) : [],
     logFile: join(ctx.tmp, `${id}-up.log`),
   });
 }

@@ -11,7 +11,7 @@ import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
 import { NO_TLS, type Tls } from '../http/tls.ts';
-import { binaryRoutes, entrySocketLane } from './binary-routes.ts';
+import { binaryRoutes, entrySocketLane, entryWrites } from './binary-routes.ts';
 import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
@@ -57,18 +57,19 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
   const view = createNodeView(nodeId, cache, leases);
   const instance = randomUUID();
+  const admitted = secret ? connectionCheck(secret) : () => true;
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const { app, registry } = createService({
     service: 'cache-node',
     secret,
-    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     logger: deps.logger,
     https: tls.server,
     // The pid lets an operator (or a test) find the process behind a node URL.
     health: () => ({ node_id: nodeId, pid: process.pid }),
     socketLane:
-      deps.socketLanes === false
-        ? undefined
-        : entrySocketLane(cache, view, leases, secret ? connectionCheck(secret) : () => true),
+      deps.socketLanes === false ? undefined : entrySocketLane(cache, view, leases, admitted),
+    socketLaneWrites: entryWrites(view, admitted, bodyLimit),
   });
   await app.register(formbody);
   // Any other content type is a raw value (PUT /v1/entries) or an entry batch (POST /v1/import).

@@ -44,7 +44,7 @@ import {
 } from '../core/node-protocol.ts';
 import { parsePoolView } from '../core/pool-view.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
-import type { SocketLane } from '../http/socket-lane.ts';
+import type { LaneAnswer, LaneWrites, SocketLane } from '../http/socket-lane.ts';
 import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
 import type { NodeView } from './view.ts';
@@ -118,6 +118,14 @@ function entryAnswer(
 }
 
 const NOT_CACHED = failure(404, 'Not in this cache.');
+const newerCached = (key: string) =>
+  `A newer version of ${JSON.stringify(key)} is cached; this one was not stored.`;
+/**
+ * Value types a fill takes on the socket lane: an image's, without parameters. Fastify would
+ * parse others (JSON, text, forms) into something that is not the raw value, so those go to the
+ * route, which words the refusal.
+ */
+const LANE_VALUE_TYPE = /^image\/[\w.+-]+$/;
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
 /** Why a request routed with an older pool map than the node's is turned away (421). */
@@ -133,12 +141,61 @@ export const VIEW_EXPIRED = failure(
   'This cache node has not heard from its manager in time, so its pool view has expired and it answers no reads until the manager renews it: read from storage.',
 );
 
+/** A fill's head as the PUT route reads it; undefined for anything the route would word. */
+function fillOf(target: string, headers: ReadonlyMap<string, string>) {
+  const key = keyInPath(target, ENTRY_PATH);
+  const contentType = headers.get('content-type');
+  if (key === undefined || entryKeyProblem(key)) return undefined;
+  if (contentType === undefined || !LANE_VALUE_TYPE.test(contentType)) return undefined;
+  try {
+    return {
+      key,
+      contentType,
+      tagged: parseVersion(headers.get(MAP_VERSION_HEADER)),
+      version: parseVersion(headers.get(VERSION_HEADER)),
+      modifiedAt: parseVersion(headers.get(MODIFIED_HEADER)),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The writes the socket lane takes: invalidations (DELETE, answered by entrySocketLane or left to
+ * the route), and the fills (PUT /v1/entries/:key) whose body it reads itself, judged on the
+ * head before any of the body is read: from a client with the secret, to a valid key, with a
+ * plain image type and valid versions, routed with the node's map, while the node serves. The
+ * rest go to the route. Bodies up to `maxBytes` (the node's body limit).
+ */
+export function entryWrites(
+  view: NodeView,
+  admitted: (socket: Socket, authorization: string | undefined) => boolean,
+  maxBytes: number,
+): LaneWrites {
+  return {
+    maxBytes,
+    wants({ method, target, headers, socket }) {
+      if (method !== 'PUT') return false;
+      const fill = fillOf(target, headers);
+      if (!fill || !admitted(socket, headers.get('authorization'))) return false;
+      return view.admits(fill.tagged) && view.serving();
+    },
+  };
+}
+
 /**
  * GET /v1/entries/:key, answered on the socket before node:http parses it (http/socket-lane.ts):
  * the reads frontends make for every image, and what bench node-get-100k measures. It answers
  * what the route below answers 200, 304, 404 or 421, with the same headers and envelopes, and
  * declines the rest (a wrong secret, a bad key or map version, a query string), which the route
  * then words. A cached key was checked when it was stored; only a miss checks the key.
+ *
+ * And the writes (entryWrites): the fills it lets through, with their bodies (a miss fills its
+ * node, and node:http and Fastify were most of a fill's CPU: bench/RESULTS.md, "the miss path"),
+ * 204 stored or 409 a newer version cached, as the route answers them; anything else (a value
+ * too large, a view that moved while the body came) goes to the route, body and all. And the
+ * invalidations, which would otherwise move a frontend's write connection to node:http for good
+ * at the first upload, and every fill after it with it.
  */
 export function entrySocketLane(
   cache: NodeCache,
@@ -148,7 +205,47 @@ export function entrySocketLane(
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
   const expired = JSON.stringify(VIEW_EXPIRED);
-  return ({ method, target, headers, socket }) => {
+  /**
+   * DELETE /v1/entries/:key (an upload's invalidation), as the route answers it: 421 routed with
+   * an older map; else the key forgotten at once, then 204 once no read lease on it remains, or
+   * 503 if the view's lease ran out meanwhile. Declined (the route words it): a wrong secret, a
+   * bad key or version.
+   */
+  function invalidation(
+    target: string,
+    headers: ReadonlyMap<string, string>,
+    socket: Socket,
+  ): LaneAnswer | Promise<LaneAnswer> | undefined {
+    const key = keyInPath(target, ENTRY_PATH);
+    if (key === undefined || entryKeyProblem(key)) return undefined;
+    let tagged: number | undefined;
+    let version: number | undefined;
+    try {
+      tagged = parseVersion(headers.get(MAP_VERSION_HEADER));
+      version = parseVersion(headers.get(VERSION_HEADER));
+    } catch {
+      return undefined;
+    }
+    if (!admitted(socket, headers.get('authorization'))) return undefined;
+    if (!view.admits(tagged)) {
+      return {
+        status: 421,
+        headers: JSON_TYPE,
+        body: JSON.stringify(misrouted(tagged, view.version)),
+      };
+    }
+    cache.invalidate(key, version);
+    return leases
+      .settle(key)
+      .then(() =>
+        view.serving()
+          ? { status: 204, headers: {} }
+          : { status: 503, headers: JSON_TYPE, body: expired },
+      );
+  }
+  return ({ method, target, headers, socket, body }) => {
+    if (method === 'PUT') return body && fillAnswer(cache, view, target, headers, body);
+    if (method === 'DELETE') return invalidation(target, headers, socket);
     const key = method === 'GET' ? keyInPath(target, ENTRY_PATH) : undefined;
     if (key === undefined) return undefined;
     let tagged: number | undefined;
@@ -173,6 +270,36 @@ export function entrySocketLane(
     const asked = { lease: headers.has(LEASE_HEADER), held: headers.get(IF_VERSION_HEADER) };
     return entryAnswer(asked, key, entry, leases);
   };
+}
+
+/** A fill read whole by the lane (entryWrites let it through): stored, stale, or the route's. */
+function fillAnswer(
+  cache: NodeCache,
+  view: NodeView,
+  target: string,
+  headers: ReadonlyMap<string, string>,
+  body: Buffer,
+) {
+  const fill = fillOf(target, headers);
+  // The view may have moved while the body arrived: then the route answers (421 or 503).
+  if (!fill || !view.admits(fill.tagged) || !view.serving()) return undefined;
+  const { key, version } = fill;
+  const entry: CacheEntry = {
+    // The lane read the body into memory of its own, exactly its size.
+    value: body,
+    contentType: fill.contentType,
+    version: version ?? 0,
+    modifiedAt: fill.modifiedAt,
+  };
+  // A value larger than the capacity throws (413): the route words it.
+  if (cache.put(key, entry, version !== undefined) === 'stale') {
+    return {
+      status: 409,
+      headers: JSON_TYPE,
+      body: JSON.stringify(failure(409, newerCached(key))),
+    };
+  }
+  return { status: 204, headers: {} };
 }
 
 export function binaryRoutes(
@@ -239,9 +366,7 @@ export function binaryRoutes(
         modifiedAt: parseVersion(request.headers[MODIFIED_HEADER]),
       };
       if (cache.put(key, entry, version !== undefined) === 'stale') {
-        throw conflict(
-          `A newer version of ${JSON.stringify(key)} is cached; this one was not stored.`,
-        );
+        throw conflict(newerCached(key));
       }
       return reply.code(204).send();
     },

@@ -195,7 +195,9 @@ export function createImageService(deps: ImageServiceDeps) {
     for (let attempt = 0; attempt < 4; attempt++) {
       const row = await metadata.get(key);
       if (!row) return undefined;
-      const bytes = await reads.run(`${row.version}\u0000${key}`, () => objects.get(row.object));
+      const bytes = await reads.run(`${row.version}\u0000${key}`, () =>
+        objects.get(row.object, row.size),
+      );
       if (bytes) {
         return {
           bytes,

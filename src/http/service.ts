@@ -34,7 +34,7 @@ import { installAdminToken, installSharedSecret } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { keepResponsesOnClose } from './keep-responses.ts';
 import { createRegistry, installMetrics } from './metrics.ts';
-import { installSocketLane, type SocketLane } from './socket-lane.ts';
+import { installSocketLane, type LaneWrites, type SocketLane } from './socket-lane.ts';
 
 export interface ServiceTimeouts {
   /** Time for a request's headers to arrive, ms. */
@@ -78,6 +78,8 @@ export interface ServiceOptions {
    * for a hot path whose answers a route registered in Fastify gives too.
    */
   socketLane?: SocketLane;
+  /** Writes the socket lane takes too: PUTs with their bodies, DELETEs (socket-lane.ts). */
+  socketLaneWrites?: LaneWrites | undefined;
   /** A registry made before the app (for parts built before it); default: a new one. */
   registry?: Registry;
   /** Serve HTTPS with this certificate and key (Tls.server, http/tls.ts); plain HTTP without. */
@@ -185,7 +187,9 @@ export function createService(options: ServiceOptions) {
     // one. Once closing, every request goes to Fastify, which answers 503 (Connection: close).
     serverFactory: (handler) => {
       const server = makeServer(handler);
-      if (options.socketLane) installSocketLane(server, options.socketLane, () => closing);
+      if (options.socketLane) {
+        installSocketLane(server, options.socketLane, () => closing, options.socketLaneWrites);
+      }
       return server;
     },
   });

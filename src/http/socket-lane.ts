@@ -13,7 +13,10 @@
  * are `token: value` with no control characters, at most 100 of them, each name at most once, a
  * Host, no Transfer-Encoding, Expect, Upgrade or Proxy-Connection and no Content-Length but 0
  * — and handed to the service's `lane` function, which answers it, declines, or promises an answer.
- * At the first request that fails any of this (a PUT, a body, a HEAD, HTTP/1.0, a duplicated
+ * A service may also take its writes there (LaneWrites): DELETE, checked as GET is, and PUT with
+ * a body framed by exactly one Content-Length of plain digits, which the lane reads itself into
+ * memory of that size once the service wants it, then hands over with the request.
+ * At the first request that fails any of this (another PUT, a body, a HEAD, HTTP/1.0, a duplicated
  * header, a head cut across reads, one the service declines), the connection, with that request's
  * bytes put back in front, is given to node:http for good: its parser, limits and timeouts (headers
  * within 20 s, 16 KiB heads) then apply as they always do, and Fastify answers. Requests the lane
@@ -38,12 +41,18 @@ import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 
 export interface LaneRequest {
-  method: 'GET' | 'POST';
+  /**
+   * PUT (with a body) and DELETE only where the service takes its writes on the lane
+   * (LaneWrites).
+   */
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** The request target as sent (path and query), e.g. `/v1/entries/k%C3%A9p`. */
   target: string;
   /** Header values by lower-case name; each name occurs once (else the lane declines). */
   headers: ReadonlyMap<string, string>;
   socket: Socket;
+  /** A PUT's body, exactly its Content-Length, in memory of its own (LaneWrites). */
+  body?: Buffer | undefined;
 }
 
 export interface LaneAnswer {
@@ -54,12 +63,25 @@ export interface LaneAnswer {
 }
 
 /**
- * Answers a bodiless GET or POST, now or later (a promise), or returns undefined (or a promise of
- * undefined) to leave it, and its connection, to node:http.
+ * Answers a bodiless GET or POST (and, with LaneWrites, a PUT with its body or a bodiless DELETE),
+ * now or later (a promise), or returns undefined (or a promise of undefined) to leave it, and its
+ * connection, to node:http.
  */
 export type SocketLane = (
   request: LaneRequest,
 ) => LaneAnswer | undefined | Promise<LaneAnswer | undefined>;
+
+/**
+ * Writes the lane takes, where a service asks for them (the cache node's fills and
+ * invalidations): bodiless DELETEs, given to the lane function as GETs are, and PUTs whose body
+ * the lane reads itself. `wants` sees a PUT's head before any byte of its body is read (so an
+ * unauthenticated client makes the lane buffer nothing); a PUT it does not want, or whose body
+ * is longer than `maxBytes`, goes to node:http as any other request.
+ */
+export interface LaneWrites {
+  maxBytes: number;
+  wants(request: LaneRequest): boolean;
+}
 
 /** node:http's default limit on a request head; a longer one is left to it (a 431). */
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -77,13 +99,13 @@ const MAX_UNSENT_BYTES = 1024 * 1024;
  */
 const MAX_WRITE_BYTES = 112 * 1024;
 /**
- * A plain GET or POST head, whole: the request line, then header lines of a token, a colon and a
- * value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone CR or LF,
- * and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each led by
- * its CRLF.
+ * A plain GET, POST, PUT or DELETE head, whole: the request line, then header lines of a token, a
+ * colon and a value of visible ASCII, spaces, tabs or obs-text (no control characters, so no lone
+ * CR or LF, and no folded lines). Group 1 is the method, 2 the target, 3 the header lines, each
+ * led by its CRLF.
  */
 const PLAIN_HEAD =
-  /^(GET|POST) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
+  /^(GET|POST|PUT|DELETE) (\/[!-~]*) HTTP\/1\.1((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*)$/;
 const CLOSE = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 /**
  * Headers after which a body may follow, or the connection may change protocol, and
@@ -95,17 +117,32 @@ const NOT_LANE = ['transfer-encoding', 'expect', 'upgrade', 'proxy-connection'];
 /** Connections waiting for a promised answer (a graceful close must not end them yet). */
 const waiting = new WeakSet<Socket>();
 
-/** Whether the lane owes `socket` an answer it is waiting for (keep-responses.ts asks). */
-export const isLaneBusy = (socket: Socket): boolean => waiting.has(socket);
+/** Connections whose lane is reading a request's body. */
+const readingBody = new WeakSet<Socket>();
 
-type Head = Omit<LaneRequest, 'socket'>;
+/**
+ * Whether the lane owes `socket` an answer: one it is waiting for, or to a request whose body it
+ * is reading (keep-responses.ts asks).
+ */
+export const isLaneBusy = (socket: Socket): boolean =>
+  waiting.has(socket) || readingBody.has(socket);
+
+type Head = Omit<LaneRequest, 'socket' | 'body'> & {
+  /** A PUT's Content-Length (0 for the others, which have none). */
+  bodyLength: number;
+};
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+/** A Content-Length the lane takes: digits only (no sign, list or spaces), at most 2^53. */
+const LENGTH = /^[0-9]{1,15}$/;
 
 const isOws = (c: number) => c === 32 || c === 9;
 
 /**
  * A request head (latin1 text up to its blank line), or undefined if it is not a plain bodiless
- * GET or POST: any header twice, more than `maxHeaders` of them, no Host, or one that lets a
- * body follow, and it is not.
+ * GET, POST or DELETE, or a PUT whose body is framed by one plain Content-Length: any header
+ * twice, more than `maxHeaders` of them, no Host, or one that lets a body follow otherwise (but
+ * for a PUT, a Content-Length but 0), and it is not.
  */
 export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefined {
   const match = PLAIN_HEAD.exec(head);
@@ -127,9 +164,14 @@ export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefi
   }
   if (!headers.has('host')) return undefined;
   for (const name of NOT_LANE) if (headers.has(name)) return undefined;
+  const method = match[1] as Head['method'];
   const length = headers.get('content-length');
+  if (method === 'PUT') {
+    if (length === undefined || !LENGTH.test(length)) return undefined;
+    return { method, target: match[2] as string, headers, bodyLength: Number(length) };
+  }
   if (length !== undefined && length !== '0') return undefined;
-  return { method: match[1] as Head['method'], target: match[2] as string, headers };
+  return { method, target: match[2] as string, headers, bodyLength: 0 };
 }
 
 /** Date header text, made at most once a second. */
@@ -157,7 +199,12 @@ export const httpConnectionEvent = (server: Server): 'connection' | 'secureConne
  * Puts `lane` in front of `server`'s own connection handling. Call it right after creating the
  * server, before anything else listens for its connections.
  */
-export function installSocketLane(server: Server, lane: SocketLane, closing: () => boolean): void {
+export function installSocketLane(
+  server: Server,
+  lane: SocketLane,
+  closing: () => boolean,
+  writes?: LaneWrites,
+): void {
   const event = httpConnectionEvent(server);
   const http = server.listeners(event) as ((socket: Socket) => void)[];
   server.removeAllListeners(event);
@@ -166,7 +213,7 @@ export function installSocketLane(server: Server, lane: SocketLane, closing: () 
       for (const listener of http) listener.call(server, socket);
       return;
     }
-    laneConnection(server, socket, lane, closing, http);
+    laneConnection(server, socket, lane, closing, http, writes);
   });
 }
 
@@ -176,6 +223,7 @@ function laneConnection(
   lane: SocketLane,
   closing: () => boolean,
   http: ((socket: Socket) => void)[],
+  writes: LaneWrites | undefined,
 ): void {
   // A server told to take fewer headers than the lane would (0: no limit) gets its own limit.
   const maxHeaders = Math.min(MAX_HEADERS, server.maxHeadersCount || MAX_HEADERS);
@@ -188,8 +236,20 @@ function laneConnection(
   let keptAlive = false;
   /** The reader half-closed: once what it sent is answered, so do we. */
   let ended = false;
+  /** A PUT whose body is being read: its head's bytes, and the body so far (`have` bytes). */
+  let reading:
+    | {
+        head: Head;
+        headBytes: Buffer;
+        body: Buffer;
+        have: number;
+        close: boolean;
+        timer?: NodeJS.Timeout;
+      }
+    | undefined;
 
   const onError = () => socket.destroy();
+  socket.once('close', () => clearTimeout(reading?.timer));
   const onTimeout = () => socket.destroy();
   const onDrain = () => {
     socket.resume();
@@ -197,9 +257,15 @@ function laneConnection(
   };
   const onEnd = () => {
     ended = true;
-    if (!pending && !waiting.has(socket)) socket.end();
+    // A body cut short: node:http is given what came, and the end, and answers it as it would.
+    if (reading) handOff(partOfBody());
+    else if (!pending && !waiting.has(socket)) socket.end();
   };
   const onData = (chunk: Buffer) => {
+    if (reading) {
+      bodyData(chunk);
+      return;
+    }
     pending = pending ? Buffer.concat([pending, chunk]) : chunk;
     // Reads are paused while an answer is awaited; should a chunk come anyway, it waits too.
     if (!waiting.has(socket)) serve();
@@ -245,44 +311,130 @@ function laneConnection(
     const buffer = pending;
     pending = undefined;
     if (!buffer) return;
-    // latin1: one character per byte, so offsets in the text are offsets in the buffer.
-    const text = buffer.toString('latin1');
     let at = 0;
-    while (at < text.length) {
-      const end = text.indexOf('\r\n\r\n', at);
+    while (at < buffer.length) {
+      const end = buffer.indexOf(CRLFCRLF, at);
       // A head cut across reads, or too long: node:http's parser and its timeouts take it.
       if (end === -1 || end - at > MAX_HEAD_BYTES || closing()) {
         handOff(buffer.subarray(at));
         return;
       }
-      const head = parseHead(text.slice(at, end), maxHeaders);
+      // latin1: one character per byte, so offsets in the text are offsets in the buffer.
+      const head = parseHead(buffer.toString('latin1', at, end), maxHeaders);
+      // Writes only where the service asked for them.
+      if (head && !writes && head.method !== 'GET' && head.method !== 'POST') {
+        handOff(buffer.subarray(at));
+        return;
+      }
+      if (head?.method === 'PUT') {
+        if (!wantsBody(head)) {
+          handOff(buffer.subarray(at));
+          return;
+        }
+        startBody(head, buffer.subarray(at, end + 4), buffer.subarray(end + 4));
+        return;
+      }
       const answer = head && answerOf(head);
       if (!head || !answer) {
         handOff(buffer.subarray(at));
         return;
       }
       const close = CLOSE.test(head.headers.get('connection') ?? '');
+      const next = end + 4;
+      const more = next < buffer.length ? buffer.subarray(next) : undefined;
       if (answer instanceof Promise) {
-        wait(answer, buffer.subarray(at), end + 4 - at, close);
+        wait(answer, () => buffer.subarray(at, next), more, close);
         return;
       }
-      at = end + 4;
-      if (!sent(answer, close, at < text.length ? buffer.subarray(at) : undefined)) return;
+      at = next;
+      if (!sent(answer, close, more)) return;
     }
     if (ended) socket.end();
   }
 
+  /** Whether the lane reads this PUT's body itself (the service says so on its head). */
+  function wantsBody(head: Head): boolean {
+    if (!writes || head.bodyLength === 0 || head.bodyLength > writes.maxBytes) return false;
+    try {
+      return writes.wants({ ...head, socket });
+    } catch {
+      return false;
+    }
+  }
+
   /**
-   * Waits for `answer` to the request at the start of `bytes` (its head `headLength` long) with
-   * reads stopped, then writes it and serves on, or hands the connection over with it.
+   * Starts reading a PUT's body into memory of its own, exactly Content-Length long, from the
+   * bytes that came with the head (`after`) and then from each read; bytes past the body are the
+   * next request's. node:http would give the request `requestTimeout` to arrive: past that, the
+   * lane gives node:http what came, and the rest of the body arrives there.
+   */
+  function startBody(head: Head, headBytes: Buffer, after: Buffer): void {
+    const close = CLOSE.test(head.headers.get('connection') ?? '');
+    reading = { head, headBytes, body: Buffer.allocUnsafeSlow(head.bodyLength), have: 0, close };
+    readingBody.add(socket);
+    socket.setTimeout(0);
+    keptAlive = false;
+    if (server.requestTimeout > 0) {
+      reading.timer = setTimeout(() => {
+        if (reading && !socket.destroyed) handOff(partOfBody());
+      }, server.requestTimeout).unref();
+    }
+    if (after.length > 0) bodyData(after);
+  }
+
+  function bodyData(chunk: Buffer): void {
+    const r = reading as NonNullable<typeof reading>;
+    const take = Math.min(r.body.length - r.have, chunk.length);
+    chunk.copy(r.body, r.have, 0, take);
+    r.have += take;
+    if (r.have < r.body.length) return;
+    clearTimeout(r.timer);
+    reading = undefined;
+    readingBody.delete(socket);
+    bodyDone(r, take < chunk.length ? chunk.subarray(take) : undefined);
+  }
+
+  /** The request being read, as it came so far (for node:http); it stops being read. */
+  function partOfBody(): Buffer {
+    const r = reading as NonNullable<typeof reading>;
+    clearTimeout(r.timer);
+    reading = undefined;
+    readingBody.delete(socket);
+    return Buffer.concat([r.headBytes, r.body.subarray(0, r.have)]);
+  }
+
+  /** A PUT read whole: answered, or (declined) given to node:http as it came, `more` after it. */
+  function bodyDone(r: NonNullable<typeof reading>, more: Buffer | undefined): void {
+    const replay = () => Buffer.concat([r.headBytes, r.body]);
+    const answer = answerOf(r.head, r.body);
+    if (!answer) {
+      handOff(more ? Buffer.concat([replay(), more]) : replay());
+      return;
+    }
+    if (answer instanceof Promise) {
+      wait(answer, replay, more, r.close);
+      return;
+    }
+    if (!sent(answer, r.close, more)) return;
+    pending = more;
+    if (pending) serve();
+    // A half-closed reader, or a graceful close that passed this connection by while its body
+    // came, ends it.
+    else if (ended || closing()) socket.end();
+  }
+
+  /**
+   * Waits for `answer` to a request (`request()`: its bytes, should node:http need them) with
+   * reads stopped, then writes it and serves on from `more`, or hands the connection over with
+   * the request first.
    */
   function wait(
     answer: Promise<LaneAnswer | undefined>,
-    bytes: Buffer,
-    headLength: number,
+    request: () => Buffer,
+    more: Buffer | undefined,
     close: boolean,
   ): void {
-    pending = bytes;
+    pending = more;
     waiting.add(socket);
     socket.pause();
     socket.setTimeout(0);
@@ -290,13 +442,13 @@ function laneConnection(
     const settled = (result: LaneAnswer | undefined) => {
       waiting.delete(socket);
       if (socket.destroyed) return;
-      const rest = pending as Buffer;
+      const rest = pending;
       pending = undefined;
       if (!result) {
-        handOff(rest);
+        handOff(rest ? Buffer.concat([request(), rest]) : request());
         return;
       }
-      const more = rest.length > headLength ? rest.subarray(headLength) : undefined;
+      const more = rest;
       if (!sent(result, close, more)) return;
       socket.resume();
       pending = more;
@@ -338,9 +490,15 @@ function laneConnection(
   }
 
   /** The lane's answer; should it throw, node:http and the route answer instead (and log). */
-  function answerOf(head: Head) {
+  function answerOf(head: Head, body?: Buffer) {
     try {
-      return lane({ ...head, socket });
+      return lane({
+        method: head.method,
+        target: head.target,
+        headers: head.headers,
+        socket,
+        body,
+      });
     } catch {
       return undefined;
     }

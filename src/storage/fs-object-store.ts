@@ -14,6 +14,7 @@
  * row has it).
  */
 import { randomUUID } from 'node:crypto';
+import { close as closeFd, open as openFd, readv } from 'node:fs';
 import { mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { unavailable } from '../core/errors.ts';
@@ -207,6 +208,29 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
     }
   }
 
+  /**
+   * The file's bytes if it holds exactly `size` of them, else undefined (the caller reads it
+   * whole). One open and one read (the file's bytes and one past them, which must not be
+   * there), where readFile also stats the file and waits for its close: on a miss, every step
+   * is a trip to libuv's thread pool (bench/RESULTS.md, "the miss path").
+   */
+  function readSized(path: string, size: number): Promise<Buffer | undefined> {
+    if (!Number.isSafeInteger(size) || size < 0) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      openFd(path, 'r', (error, fd) => {
+        if (error) return reject(error);
+        const bytes = Buffer.allocUnsafe(size);
+        const past = Buffer.allocUnsafe(1);
+        readv(fd, [bytes, past], 0, (readError, read) => {
+          // The answer does not wait for the close (a close of a read-only fd cannot lose data).
+          closeFd(fd, () => {});
+          if (readError) return reject(readError);
+          resolve(read === size ? bytes : undefined);
+        });
+      });
+    });
+  }
+
   async function* walk(dir: string, prefix: string): AsyncGenerator<string> {
     let handle: Awaited<ReturnType<typeof opendir>>;
     try {
@@ -280,10 +304,11 @@ export function createFsObjectStore(options: FsObjectStoreOptions): ObjectStore 
       }
     },
 
-    async get(name) {
+    async get(name, size) {
       const path = pathOf(name);
       try {
-        return await readFile(path);
+        const sized = size === undefined ? undefined : await readSized(path, size);
+        return sized ?? (await readFile(path));
       } catch (error) {
         const code = codeOf(error);
         if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;

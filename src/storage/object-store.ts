@@ -11,8 +11,12 @@ import { createHash, randomUUID } from 'node:crypto';
 export interface ObjectStore {
   /** Stores the bytes under `name`; durable once the promise resolves. */
   put(name: string, bytes: Buffer, contentType: string): Promise<void>;
-  /** The bytes under `name`, or undefined when there is no such object. */
-  get(name: string): Promise<Buffer | undefined>;
+  /**
+   * The bytes under `name`, or undefined when there is no such object. `size`, when the caller
+   * knows it (the metadata row's), lets a store read them in fewer steps; a store that finds
+   * another size returns what it holds all the same.
+   */
+  get(name: string, size?: number): Promise<Buffer | undefined>;
   /** Removes `name`; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
   /** Every object name, across all pages of the backend's listing, in no promised order. */

@@ -67,7 +67,10 @@ export function createSqliteDriver(options: SqliteDriverOptions = {}): SqlDriver
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   // One turn at a time on the one connection: a whole transaction, or one plain statement.
   const turns = pLimit(1);
-  const statements = new LRUCache<string, StatementSync>({ max: 256 });
+  /** Prepared statements by text, each with whether it hands back rows (asked once) */
+  const statements = new LRUCache<string, { statement: StatementSync; rows: boolean }>({
+    max: 256,
+  });
   let db: DatabaseSync | undefined;
   let closed = false;
 
@@ -117,14 +120,16 @@ export function createSqliteDriver(options: SqliteDriverOptions = {}): SqlDriver
     return opening;
   }
 
-  function prepare(connection: DatabaseSync, text: string): StatementSync {
-    let statement = statements.get(text);
-    if (!statement) {
-      statement = connection.prepare(numberedPlaceholders(text));
+  function prepare(connection: DatabaseSync, text: string) {
+    let prepared = statements.get(text);
+    if (!prepared) {
+      const statement = connection.prepare(numberedPlaceholders(text));
       statement.setReadBigInts(false);
-      statements.set(text, statement);
+      // Statements with result columns (SELECT, RETURNING, most PRAGMAs) hand back their rows.
+      prepared = { statement, rows: statement.columns().length > 0 };
+      statements.set(text, prepared);
     }
-    return statement;
+    return prepared;
   }
 
   function execute<R>(
@@ -132,10 +137,9 @@ export function createSqliteDriver(options: SqliteDriverOptions = {}): SqlDriver
     text: string,
     params: readonly unknown[],
   ): SqlResult<R> {
-    const statement = prepare(connection, text);
+    const { statement, rows: hasRows } = prepare(connection, text);
     const values = params.map(bindable);
-    // Statements with result columns (SELECT, RETURNING, most PRAGMAs) hand back their rows.
-    if (statement.columns().length > 0) {
+    if (hasRows) {
       const rows = statement.all(...values) as R[];
       return { rows, rowCount: rows.length };
     }
@@ -152,6 +156,16 @@ export function createSqliteDriver(options: SqliteDriverOptions = {}): SqlDriver
     kind: 'sqlite',
 
     query<R>(text: string, params: readonly unknown[] = []) {
+      // No turn running or waiting, so no transaction is open on the connection: the statement
+      // runs now, as its turn would, without the queue's promises (every miss reads a row). A
+      // BUSY goes to the queue, which retries it.
+      if (db && !closed && turns.activeCount === 0 && turns.pendingCount === 0) {
+        try {
+          return Promise.resolve(execute<R>(db, text, params));
+        } catch (error) {
+          if (!isBusy(error)) return Promise.reject(error);
+        }
+      }
       return turns(async () => {
         const connection = await live();
         return retryBusy(() => execute<R>(connection, text, params));

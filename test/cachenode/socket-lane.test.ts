@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { auth, startNode, type TestNode } from '../helpers/nodes.ts';
+import { createPoolMap } from '../../src/core/pool-map.ts';
+import { auth, call, startNode, type TestNode } from '../helpers/nodes.ts';
 import {
   byLane,
   exchange,
@@ -83,9 +84,10 @@ describe('cache node socket lane', { timeout: 30_000 }, () => {
 
   it('hands the connection to node:http at the first request it does not take, in order', async () => {
     const fresh = Buffer.from('a newer value, put through the handed-over connection');
+    // A fill the lane leaves to the route: a value type that is not an image's.
     const put =
       `PUT /v1/entries/lane-put HTTP/1.1\r\nHost: node\r\n${AUTH}` +
-      `Content-Type: image/png\r\nx-pixpool-version: 3\r\nContent-Length: ${fresh.length}\r\n\r\n`;
+      `Content-Type: application/octet-stream\r\nx-pixpool-version: 3\r\nContent-Length: ${fresh.length}\r\n\r\n`;
     // node:http runs pipelined requests' handlers side by side (clients should not pipeline
     // after a PUT), so the GETs after it read a key the PUT does not touch.
     const answers = await exchange(node.url, [
@@ -261,6 +263,32 @@ describe('closing a cache node with connections in its socket lane', { timeout: 
     );
     client.socket.destroy();
   });
+
+  it('answers a fill whose body is still arriving, then ends the connection', async () => {
+    const node = await startNode({ socketLanes: true });
+    const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+    const client = await rawClient(node.url);
+    const fill = Buffer.alloc(20_000, 9);
+    const head =
+      `PUT /v1/entries/closing HTTP/1.1\r\nHost: node\r\n${AUTH}` +
+      `Content-Type: image/png\r\nContent-Length: ${fill.length}\r\n\r\n`;
+    client.socket.write(Buffer.concat([Buffer.from(head), fill.subarray(0, 5000)]));
+    await serverHasRead(await serverSide, head.length + 5000);
+    const closed = node.close();
+    client.socket.write(fill.subarray(5000));
+    await within(
+      Promise.all([closed, client.ended]),
+      'the node to close and end the connection',
+      3000,
+    );
+    const answers = parseAnswers(client.received());
+    assert.deepEqual(
+      answers.map((a) => [a.status, byLane(a)]),
+      [[204, true]],
+    );
+    assert.deepEqual(node.cache.peek('closing')?.value, fill);
+    client.socket.destroy();
+  });
 });
 
 describe('a cache node with its socket lane off', { timeout: 30_000 }, () => {
@@ -282,6 +310,235 @@ describe('a cache node with its socket lane off', { timeout: 30_000 }, () => {
       assert.deepEqual(answers[0]?.body, value);
     } finally {
       await node.close();
+    }
+  });
+});
+
+describe('fills on the cache node socket lane', { timeout: 30_000 }, () => {
+  let node: TestNode;
+  before(async () => {
+    node = await startNode({ capacityMb: 1, socketLanes: true });
+  });
+  after(() => node.close());
+
+  const put = (key: string, body: Buffer, extra = '', type = 'image/png') =>
+    Buffer.concat([
+      Buffer.from(
+        `PUT /v1/entries/${encodeURIComponent(key)} HTTP/1.1\r\nHost: node\r\n${AUTH}` +
+          `Content-Type: ${type}\r\n${extra}Content-Length: ${body.length}\r\n\r\n`,
+      ),
+      body,
+    ]);
+
+  it('stores a fill whose body comes in pieces, and answers the requests after it in order', async () => {
+    const first = Buffer.alloc(100 * 1024, 1);
+    const second = Buffer.alloc(3000, 2);
+    const fills = Buffer.concat([
+      put('fill-a', first, 'x-pixpool-version: 5\r\nx-pixpool-modified: 77\r\n'),
+      put('fill-b', second, 'x-pixpool-version: 6\r\n'),
+    ]);
+    const bytes = Buffer.concat([
+      fills,
+      Buffer.from(get('/v1/entries/fill-a') + last('/v1/entries/fill-b')),
+    ]);
+    const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+    // Cut twice inside the first body, inside the second, and right after it. (A head cut in
+    // two would go to node:http, as any other.)
+    const cuts = [200, 70_000, fills.length - 10, fills.length];
+    const parts = [0, ...cuts].map((from, i) => bytes.subarray(from, cuts[i] ?? bytes.length));
+    const answers = await exchange(node.url, parts, async (written) =>
+      serverHasRead(await serverSide, written),
+    );
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [204, 204, 200, 200],
+    );
+    assert.ok(answers.every(byLane), 'the lane answered all four');
+    assert.deepEqual(answers[2]?.body, first);
+    assert.equal(answers[2]?.headers['x-pixpool-version'], '5');
+    assert.equal(answers[2]?.headers['x-pixpool-modified'], '77');
+    assert.deepEqual(answers[3]?.body, second);
+    const stored = node.cache.peek('fill-a');
+    assert.equal(stored?.contentType, 'image/png');
+    // Memory of its own, exactly the value's size (not a slice of a read buffer).
+    assert.equal(stored?.value.buffer.byteLength, first.length);
+  });
+
+  const del = (key: string, extra = '') =>
+    `DELETE /v1/entries/${encodeURIComponent(key)} HTTP/1.1\r\nHost: node\r\n${AUTH}${extra}\r\n`;
+
+  it('gives the route’s answers to fills and invalidations: 204, 409 an older version', async () => {
+    const value = Buffer.alloc(5000, 3);
+    const requests = (key: string) =>
+      Buffer.concat([
+        put(key, value, 'x-pixpool-version: 9\r\n'),
+        put(key, value, 'x-pixpool-version: 8\r\n'),
+        Buffer.from(del(key, 'x-pixpool-version: 12\r\n')),
+        // The invalidation's version stays: an older fill after it is refused.
+        put(key, value, 'x-pixpool-version: 10\r\n'),
+        Buffer.from(last(`/v1/entries/${key}`)),
+      ]);
+    const lane = await exchange(node.url, [requests('lane-fill')]);
+    // A request for another path first hands the connection to node:http.
+    const route = await exchange(node.url, [Buffer.from(get('/health')), requests('node-fill')]);
+    assert.equal(route.shift()?.status, 200);
+    assert.ok(lane.slice(0, 4).every(byLane), 'the lane took the fills and the invalidation');
+    assert.ok(!route.some(byLane));
+    const comparable = (a: RawAnswer) => {
+      const { date, connection, 'keep-alive': _alive, ...headers } = a.headers;
+      return {
+        status: a.status,
+        headers,
+        body: a.body.toString('latin1').replace('node-fill', 'lane-fill'),
+      };
+    };
+    assert.deepEqual(lane.map(comparable), route.map(comparable));
+    assert.deepEqual(
+      lane.map((a) => a.status),
+      [204, 409, 204, 409, 404],
+    );
+  });
+
+  it('answers an invalidation once the read leases on its key have run out', async () => {
+    const leased = await startNode({ socketLanes: true, leaseMs: 300 });
+    try {
+      leased.cache.put(
+        'held',
+        { value: Buffer.from('v'), contentType: 'image/png', version: 1 },
+        true,
+      );
+      const read = await exchange(leased.url, [last('/v1/entries/held', 'x-pixpool-lease: 1\r\n')]);
+      assert.equal(read[0]?.headers['x-pixpool-lease'], '300');
+      const started = Date.now();
+      const answers = await exchange(leased.url, [
+        Buffer.from(del('held', 'x-pixpool-version: 2\r\n') + last('/v1/entries/held')),
+      ]);
+      assert.ok(Date.now() - started >= 200, 'answered while a lease still ran');
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [204, true],
+          [404, true],
+        ],
+      );
+    } finally {
+      await leased.close();
+    }
+  });
+
+  it('leaves writes of any other shape to the route, which words them, body and all', async () => {
+    const value = Buffer.alloc(2000, 4);
+    const shapes: [string, Buffer, number][] = [
+      [
+        'no secret',
+        Buffer.from(put('k', value).toString('latin1').replace(AUTH, ''), 'latin1'),
+        401,
+      ],
+      ['a bad key', put('a b', value), 400],
+      ['a DELETE without the secret', Buffer.from(del('k').replace(AUTH, '')), 401],
+      ['a DELETE of a bad version', Buffer.from(del('k', 'x-pixpool-version: -1\r\n')), 400],
+      ['a DELETE with a body', Buffer.from(`${del('k', 'Content-Length: 1\r\n')}x`), 204],
+      ['a text body', put('k', value, '', 'text/plain'), 400],
+      ['a type with parameters', put('k', value, '', 'image/png; q=1'), 204],
+      ['a bad version', put('k', value, 'x-pixpool-version: soon\r\n'), 400],
+      ['an empty body', put('k', Buffer.alloc(0)), 400],
+      ['a value over the capacity', put('k', Buffer.alloc(2 * 1024 * 1024, 1)), 413],
+      [
+        'a chunked body',
+        Buffer.from(
+          `PUT /v1/entries/k HTTP/1.1\r\nHost: node\r\n${AUTH}Content-Type: image/png\r\n` +
+            `Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`,
+        ),
+        204,
+      ],
+      [
+        'a Content-Length with a sign',
+        Buffer.from(put('k', value).toString('latin1').replace('Length: ', 'Length: +'), 'latin1'),
+        400,
+      ],
+    ];
+    for (const [shape, request, status] of shapes) {
+      const answers = await exchange(node.url, [request, Buffer.from(last('/v1/entries/absent'))]);
+      assert.equal(answers[0]?.status, status, `${shape}: status`);
+      assert.ok(!answers.some(byLane), `${shape}: not by the lane`);
+      if (status >= 400)
+        assert.equal(JSON.parse(answers[0]?.body.toString() ?? '').error.code, status);
+    }
+  });
+
+  it('turns away writes routed with an older pool map as the route does (421)', async () => {
+    const fenced = await startNode({ socketLanes: true });
+    try {
+      const pushed = await call(fenced.url, 'POST', '/v1/pool-view', {
+        map: createPoolMap([fenced.url], 'balanced', 4),
+        addresses: { [fenced.url]: fenced.url },
+      });
+      assert.equal(pushed.body.adopted, true);
+      const value = Buffer.alloc(1000, 5);
+      const answers = await exchange(fenced.url, [
+        Buffer.from(del('k', 'x-pixpool-map-version: 3\r\n')),
+        put('k', value, 'x-pixpool-map-version: 4\r\nx-pixpool-version: 1\r\n'),
+        put('k', value, 'x-pixpool-map-version: 3\r\nx-pixpool-version: 1\r\n'),
+        Buffer.from(last('/v1/entries/k')),
+      ]);
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [421, true],
+          [204, true],
+          [421, false],
+          [200, false],
+        ],
+      );
+      for (const i of [0, 2]) {
+        assert.equal(JSON.parse(answers[i]?.body.toString() ?? '').error.code, 421);
+      }
+    } finally {
+      await fenced.close();
+    }
+  });
+
+  it('gives node:http a body cut short by the client’s end, and stores nothing', async () => {
+    const socket = await open(node.url);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const whole = put('cut-short', Buffer.alloc(10_000, 6));
+    socket.end(whole.subarray(0, whole.length - 100));
+    await within(closed, 'the node to close the connection');
+    assert.equal(node.cache.peek('cut-short'), undefined);
+    const text = Buffer.concat(received).toString('latin1');
+    assert.ok(!text.includes('\r\ndate: '), `the lane answered:\n${text}`);
+  });
+
+  it('gives node:http a body that is slower than the request timeout', async () => {
+    const previous = node.server.requestTimeout;
+    node.server.requestTimeout = 200;
+    try {
+      const whole = put('slow', Buffer.alloc(10_000, 7));
+      const serverSide = new Promise<Socket>((resolve) => node.server.once('connection', resolve));
+      const answers = await exchange(
+        node.url,
+        [
+          whole.subarray(0, 5000),
+          Buffer.concat([whole.subarray(5000), Buffer.from(last('/health'))]),
+        ],
+        async (written) => {
+          await serverHasRead(await serverSide, written);
+          await new Promise((resolve) => setTimeout(resolve, 400));
+        },
+      );
+      // node:http took the rest of the body (its own timeout counts from when it got it).
+      assert.deepEqual(
+        answers.map((a) => [a.status, byLane(a)]),
+        [
+          [204, false],
+          [200, false],
+        ],
+      );
+      assert.deepEqual(node.cache.peek('slow')?.value, Buffer.alloc(10_000, 7));
+    } finally {
+      node.server.requestTimeout = previous;
     }
   });
 });

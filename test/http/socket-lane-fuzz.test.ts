@@ -29,13 +29,22 @@
  * valid requests it must leave to node:http, and hostile ones. The run counts what it reached
  * (requests taken, pipelines, hand-overs, bytes compared, cut heads) and fails below a floor.
  * Seed: FUZZ_SEED=<n> picks another (a failure prints the seed and path that reproduce it).
+ *
+ * All of it runs twice: with the lane as the frontend has it (GET and POST), and as the cache
+ * node has it, taking writes too (LaneWrites): DELETE, and PUT with a body the lane reads itself,
+ * which must then be, byte for byte, the body node:http read for that request.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { installSocketLane, type LaneAnswer, type SocketLane } from '../../src/http/socket-lane.ts';
+import {
+  installSocketLane,
+  type LaneAnswer,
+  type LaneWrites,
+  type SocketLane,
+} from '../../src/http/socket-lane.ts';
 import { until, within } from '../helpers/raw-http.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_206);
@@ -442,6 +451,28 @@ const plainRequest = fc
   })
   .map(requestText);
 
+/**
+ * A write as the cache node's clients send them: a PUT with a body framed by Content-Length
+ * (bytes of any value, now and then a request's text), or a DELETE.
+ */
+const writeRequest = fc
+  .record({
+    method: fc.constantFrom('PUT', 'PUT', 'DELETE'),
+    sp1: fc.constant(' '),
+    target: plainTarget,
+    sp2: fc.constant(' '),
+    version: fc.constant('HTTP/1.1'),
+    host: fc.constant<'first'>('first'),
+    hostValue: plainHosts,
+    headers: fc.array(plainHeader, { maxLength: 3 }),
+    eols: fc.constant(CRLFS),
+    body: weighted(
+      [4, fc.string({ unit: char(0, 0xff), minLength: 1, maxLength: 40 })],
+      [1, fc.constant('GET /smuggled HTTP/1.1\r\nHost: s\r\n\r\n')],
+    ).map((bytes) => ({ header: `Content-Length: ${bytes.length}`, bytes })),
+  })
+  .map((r) => requestText(r.method === 'DELETE' ? { ...r, body: undefined } : r));
+
 /** Valid HTTP that the lane leaves to node:http: another method or version, a body, a header twice. */
 const otherRequest = fc
   .record({
@@ -518,12 +549,14 @@ const crowdedRequest = weighted(
   return `${text}\r\n`;
 });
 
-const request = weighted(
-  [10, plainRequest],
-  [3, otherRequest],
-  [4, hostileRequest],
-  [1, crowdedRequest],
-);
+const request = (writes: boolean) =>
+  weighted(
+    [10, plainRequest],
+    [3, otherRequest],
+    [4, hostileRequest],
+    [1, crowdedRequest],
+    [writes ? 8 : 0, writeRequest],
+  );
 
 const garbage = weighted(
   [
@@ -547,16 +580,17 @@ const decision = weighted<Decision>(
   [1, fc.constantFrom<Decision>('decline', 'later-decline', 'throw', 'reject')],
 );
 
-const fuzzCase: fc.Arbitrary<Case> = fc.record({
-  units: fc.array(weighted([12, request], [1, garbage]), { minLength: 1, maxLength: 5 }),
-  writes: weighted<Case['writes']>(
-    [3, fc.constant('one')],
-    [1, fc.constant('units')],
-    [2, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 3 })],
-  ),
-  decisions: fc.array(decision, { maxLength: 4 }),
-  tap: weighted([3, fc.constant(true)], [1, fc.constant(false)]),
-});
+const fuzzCase = (writes: boolean): fc.Arbitrary<Case> =>
+  fc.record({
+    units: fc.array(weighted([12, request(writes)], [1, garbage]), { minLength: 1, maxLength: 5 }),
+    writes: weighted<Case['writes']>(
+      [3, fc.constant('one')],
+      [1, fc.constant('units')],
+      [2, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 3 })],
+    ),
+    decisions: fc.array(decision, { maxLength: 4 }),
+    tap: weighted([3, fc.constant(true)], [1, fc.constant(false)]),
+  });
 
 /** The case's writes, as bytes. */
 function writesOf(c: Case): Buffer[] {
@@ -638,7 +672,13 @@ interface Observed {
   /** The codes of the errors node:http's parser raised. */
   errors: string[];
   /** The lane's server only: what the lane was given, and what it did. */
-  calls: { method: string; target: string; headers: Map<string, string>; decision: Decision }[];
+  calls: {
+    method: string;
+    target: string;
+    headers: Map<string, string>;
+    decision: Decision;
+    body: Buffer | undefined;
+  }[];
   decisions: Decision[];
   tap: boolean;
   /** The lane's server only: set when the lane hands the connection to node:http. */
@@ -728,13 +768,20 @@ function firstAnswers(bytes: Buffer, count: number) {
   return answers;
 }
 
-/** Where the `count`-th head (a CRLF CRLF) in `bytes` ends: where the lane's next would start. */
-function afterHeads(bytes: Buffer, count: number): number {
+/**
+ * Where the requests the lane answered end in `bytes` (each a head to its CRLF CRLF, then the
+ * body it was given): where the lane's next would start.
+ */
+function afterAnswered(bytes: Buffer, answered: { body: Buffer | undefined }[]): number {
   let at = 0;
-  for (let i = 0; i < count; i++) {
+  for (const { body } of answered) {
     const end = bytes.indexOf('\r\n\r\n', at, 'latin1');
-    assert.notEqual(end, -1, `the lane took ${count} requests, the stream has fewer heads`);
-    at = end + 4;
+    assert.notEqual(
+      end,
+      -1,
+      `the lane took ${answered.length} requests, the stream has fewer heads`,
+    );
+    at = end + 4 + (body?.length ?? 0);
   }
   return at;
 }
@@ -766,172 +813,202 @@ function failure(run: fc.RunDetails<[Case]>): string {
 
 const show = (text: string) => JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}…` : text);
 
-describe('socket lane against node:http, differentially', { timeout: 120_000 }, () => {
-  let reference: Server;
-  let laneServer: Server;
-  let ref = observing();
-  let lane = observing();
-  const tally = {
-    cases: 0,
-    given: 0,
-    answered: 0,
-    declined: 0,
-    handedOver: 0,
-    bytesCompared: 0,
-    cutHeads: 0,
-    closedByLane: 0,
-    pipelined: 0,
-  };
+/**
+ * The writes the cache node's lane takes, as the fuzz gives them: PUT bodies up to 24 bytes (so
+ * longer ones go to node:http), and not to a target with an X in it (so the lane turns some
+ * down on their head).
+ */
+const WRITES: LaneWrites = { maxBytes: 24, wants: ({ target }) => !target.includes('X') };
 
-  before(async () => {
-    reference = recordingServer(() => ref);
-    laneServer = recordingServer(() => lane);
-    // Installed before the lane, so the lane calls it beside node:http's own at a hand-over.
-    laneServer.on('connection', (socket: Socket) => {
-      const handed = { bytes: [] as Buffer[], ended: false };
-      lane.handed = handed;
-      if (!lane.tap) return;
-      socket.on('data', (chunk: Buffer) => handed.bytes.push(chunk));
-      socket.on('end', () => {
-        handed.ended = true;
+for (const writes of [undefined, WRITES]) {
+  describe(`socket lane against node:http, differentially${writes ? ', taking writes' : ''}`, {
+    timeout: 120_000,
+  }, () => {
+    let reference: Server;
+    let laneServer: Server;
+    let ref = observing();
+    let lane = observing();
+    const tally = {
+      cases: 0,
+      given: 0,
+      answered: 0,
+      declined: 0,
+      handedOver: 0,
+      bytesCompared: 0,
+      cutHeads: 0,
+      closedByLane: 0,
+      pipelined: 0,
+      bodies: 0,
+    };
+
+    before(async () => {
+      reference = recordingServer(() => ref);
+      laneServer = recordingServer(() => lane);
+      // Installed before the lane, so the lane calls it beside node:http's own at a hand-over.
+      laneServer.on('connection', (socket: Socket) => {
+        const handed = { bytes: [] as Buffer[], ended: false };
+        lane.handed = handed;
+        if (!lane.tap) return;
+        socket.on('data', (chunk: Buffer) => handed.bytes.push(chunk));
+        socket.on('end', () => {
+          handed.ended = true;
+        });
       });
+      const laneOf: SocketLane = ({ method, target, headers, body }) => {
+        const decision = lane.decisions[lane.calls.length] ?? 'answer';
+        lane.calls.push({ method, target, headers: new Map(headers), decision, body });
+        // Settled after the I/O already waiting, as an answer that needs I/O would be.
+        const later = (settle: () => LaneAnswer | undefined | Promise<never>) =>
+          new Promise<LaneAnswer | undefined>((resolve, reject) =>
+            setImmediate(() => Promise.resolve().then(settle).then(resolve, reject)),
+          );
+        switch (decision) {
+          case 'answer':
+            return LANE_ANSWER;
+          case 'later':
+            return later(() => LANE_ANSWER);
+          case 'decline':
+            return undefined;
+          case 'later-decline':
+            return later(() => undefined);
+          case 'throw':
+            throw new Error('the lane failed');
+          case 'reject':
+            return later(() => Promise.reject(new Error('the store failed')));
+        }
+      };
+      installSocketLane(laneServer, laneOf, () => false, writes);
+      for (const server of [reference, laneServer]) {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      }
     });
-    const laneOf: SocketLane = ({ method, target, headers }) => {
-      const decision = lane.decisions[lane.calls.length] ?? 'answer';
-      lane.calls.push({ method, target, headers: new Map(headers), decision });
-      // Settled after the I/O already waiting, as an answer that needs I/O would be.
-      const later = (settle: () => LaneAnswer | undefined | Promise<never>) =>
-        new Promise<LaneAnswer | undefined>((resolve, reject) =>
-          setImmediate(() => Promise.resolve().then(settle).then(resolve, reject)),
+    after(async () => {
+      for (const server of [reference, laneServer]) {
+        // A failed case may leave its connection open: it must not hold the run.
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    /** Sends `c` to both servers and checks what the lane made of it against node:http. */
+    async function check(c: Case): Promise<void> {
+      const writes = writesOf(c);
+      ref = observing();
+      lane = observing(c.decisions, c.tap);
+      const [, byLane] = await Promise.all([
+        deliver(reference, writes),
+        deliver(laneServer, writes),
+      ]);
+      const { calls } = lane;
+      const answered = calls.filter((call) => ANSWERS.includes(call.decision)).length;
+      tally.cases++;
+      tally.given += calls.length;
+      tally.answered += answered;
+      if (answered > 1) tally.pipelined++;
+
+      // The lane stops at the first request it does not answer.
+      for (const call of calls.slice(0, -1)) {
+        assert.ok(ANSWERS.includes(call.decision), 'the lane was given a request after a decline');
+      }
+      // What the lane was given is what node:http parsed there.
+      for (const [i, call] of calls.entries()) {
+        const parsed = ref.parsed[i];
+        const what = `request ${i} (${call.method} ${show(call.target)})`;
+        assert.ok(
+          parsed,
+          `the lane took ${what}, which node:http did not parse as a request (errors: ${ref.errors})`,
         );
-      switch (decision) {
-        case 'answer':
-          return LANE_ANSWER;
-        case 'later':
-          return later(() => LANE_ANSWER);
-        case 'decline':
-          return undefined;
-        case 'later-decline':
-          return later(() => undefined);
-        case 'throw':
-          throw new Error('the lane failed');
-        case 'reject':
-          return later(() => Promise.reject(new Error('the store failed')));
+        const { request } = parsed;
+        assert.equal(call.method, request.method, `${what}: the method`);
+        assert.equal(call.target, request.url, `${what}: the target`);
+        assert.equal(request.httpVersion, '1.1', `${what}: the version`);
+        const headers = Object.fromEntries(
+          [...call.headers].map(([name, value]) => [name, [value]]),
+        );
+        assert.deepEqual(headers, { ...request.headersDistinct }, `${what}: the headers`);
+        assert.equal(call.headers.size * 2, request.rawHeaders.length, `${what}: header lines`);
+        assert.ok(request.complete, `${what}: node:http waits for a body`);
+        if (call.body) {
+          tally.bodies++;
+          assert.equal(call.method, 'PUT', `${what}: a body`);
+          assert.ok(call.body.equals(Buffer.concat(parsed.body)), `${what}: another body`);
+        } else {
+          assert.equal(Buffer.concat(parsed.body).length, 0, `${what}: node:http read a body`);
+        }
       }
-    };
-    installSocketLane(laneServer, laneOf, () => false);
-    for (const server of [reference, laneServer]) {
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    }
-  });
-  after(async () => {
-    for (const server of [reference, laneServer]) {
-      // A failed case may leave its connection open: it must not hold the run.
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+      // Its answers, in order, say what node:http would of keeping the connection.
+      const answers = firstAnswers(byLane.received, answered);
+      assert.equal(answers.length, answered, 'an answer of the lane is missing');
+      let closed = false;
+      for (const [i, answer] of answers.entries()) {
+        assert.equal(answer.body, 'lane', `answer ${i} is not the lane's`);
+        closed = answer.lines.includes('connection: close');
+        assert.equal(closed, !ref.parsed[i]?.keepAlive, `request ${i}: keep the connection open?`);
+        if (closed) assert.equal(i, calls.length - 1, 'the lane read on after Connection: close');
+      }
+      if (closed) tally.closedByLane++;
 
-  /** Sends `c` to both servers and checks what the lane made of it against node:http. */
-  async function check(c: Case): Promise<void> {
-    const writes = writesOf(c);
-    ref = observing();
-    lane = observing(c.decisions, c.tap);
-    const [, byLane] = await Promise.all([deliver(reference, writes), deliver(laneServer, writes)]);
-    const { calls } = lane;
-    const answered = calls.filter((call) => ANSWERS.includes(call.decision)).length;
-    tally.cases++;
-    tally.given += calls.length;
-    tally.answered += answered;
-    if (answered > 1) tally.pipelined++;
-
-    // The lane stops at the first request it does not answer.
-    for (const call of calls.slice(0, -1)) {
-      assert.ok(ANSWERS.includes(call.decision), 'the lane was given a request after a decline');
-    }
-    // What the lane was given is what node:http parsed there.
-    for (const [i, call] of calls.entries()) {
-      const parsed = ref.parsed[i];
-      const what = `request ${i} (${call.method} ${show(call.target)})`;
+      // Whatever the lane did not answer went to node:http, from its first byte.
+      const rest = byLane.sent.subarray(afterAnswered(byLane.sent, calls.slice(0, answered)));
+      if (closed || rest.length === 0) {
+        assert.equal(lane.handed, undefined, 'handed over with nothing left to answer');
+        return;
+      }
+      const { handed } = lane;
       assert.ok(
-        parsed,
-        `the lane took ${what}, which node:http did not parse as a request (errors: ${ref.errors})`,
+        handed,
+        `the lane neither answered nor handed over ${show(rest.toString('latin1'))}`,
       );
-      const { request } = parsed;
-      assert.equal(call.method, request.method, `${what}: the method`);
-      assert.equal(call.target, request.url, `${what}: the target`);
-      assert.equal(request.httpVersion, '1.1', `${what}: the version`);
-      const headers = Object.fromEntries([...call.headers].map(([name, value]) => [name, [value]]));
-      assert.deepEqual(headers, { ...request.headersDistinct }, `${what}: the headers`);
-      assert.equal(call.headers.size * 2, request.rawHeaders.length, `${what}: header lines`);
-      assert.ok(request.complete, `${what}: node:http waits for a body`);
-      assert.equal(Buffer.concat(parsed.body).length, 0, `${what}: node:http read a body`);
-    }
-    // Its answers, in order, say what node:http would of keeping the connection.
-    const answers = firstAnswers(byLane.received, answered);
-    assert.equal(answers.length, answered, 'an answer of the lane is missing');
-    let closed = false;
-    for (const [i, answer] of answers.entries()) {
-      assert.equal(answer.body, 'lane', `answer ${i} is not the lane's`);
-      closed = answer.lines.includes('connection: close');
-      assert.equal(closed, !ref.parsed[i]?.keepAlive, `request ${i}: keep the connection open?`);
-      if (closed) assert.equal(i, calls.length - 1, 'the lane read on after Connection: close');
-    }
-    if (closed) tally.closedByLane++;
-
-    // Whatever the lane did not answer went to node:http, from its first byte.
-    const rest = byLane.sent.subarray(afterHeads(byLane.sent, answered));
-    if (closed || rest.length === 0) {
-      assert.equal(lane.handed, undefined, 'handed over with nothing left to answer');
-      return;
-    }
-    const { handed } = lane;
-    assert.ok(handed, `the lane neither answered nor handed over ${show(rest.toString('latin1'))}`);
-    tally.handedOver++;
-    if (calls.length > answered) tally.declined++;
-    else if (rest.indexOf('\r\n\r\n', 0, 'latin1') === -1 || writes.length > 1) tally.cutHeads++;
-    if (c.tap) {
-      const received = Buffer.concat(handed.bytes);
-      if (handed.ended) {
-        tally.bytesCompared++;
-        assert.equal(show(received.toString('latin1')), show(rest.toString('latin1')));
-        assert.ok(received.equals(rest), 'node:http did not receive the bytes sent');
-      } else {
-        // node:http closed the connection before the end (a parse error, Connection: close, a
-        // CONNECT), so it read only part of the rest: that part. (Had the lane kept back bytes,
-        // node:http would be waiting for them, and the connection would not have closed.)
-        assert.ok(rest.subarray(0, received.length).equals(received), 'node:http got other bytes');
+      tally.handedOver++;
+      if (calls.length > answered) tally.declined++;
+      else if (rest.indexOf('\r\n\r\n', 0, 'latin1') === -1 || writes.length > 1) tally.cutHeads++;
+      if (c.tap) {
+        const received = Buffer.concat(handed.bytes);
+        if (handed.ended) {
+          tally.bytesCompared++;
+          assert.equal(show(received.toString('latin1')), show(rest.toString('latin1')));
+          assert.ok(received.equals(rest), 'node:http did not receive the bytes sent');
+        } else {
+          // node:http closed the connection before the end (a parse error, Connection: close, a
+          // CONNECT), so it read only part of the rest: that part. (Had the lane kept back bytes,
+          // node:http would be waiting for them, and the connection would not have closed.)
+          assert.ok(
+            rest.subarray(0, received.length).equals(received),
+            'node:http got other bytes',
+          );
+        }
       }
+      // And node:http made of it what the reference made of the same bytes there.
+      assert.deepEqual(lane.parsed.map(meaning), ref.parsed.slice(answered).map(meaning));
+      // (The first error: node:http may report the bytes after it again, as they came in.)
+      assert.equal(lane.errors[0], ref.errors[0], 'node:http found another error');
     }
-    // And node:http made of it what the reference made of the same bytes there.
-    assert.deepEqual(lane.parsed.map(meaning), ref.parsed.slice(answered).map(meaning));
-    // (The first error: node:http may report the bytes after it again, as they came in.)
-    assert.equal(lane.errors[0], ref.errors[0], 'node:http found another error');
-  }
 
-  for (const [what, found] of FOUND) it(`found before: ${what}`, () => check(found));
+    for (const [what, found] of FOUND) it(`found before: ${what}`, () => check(found));
 
-  it('takes only what node:http would make the same of, and hands it the rest intact', async (t) => {
-    t.diagnostic(`seed ${SEED}, ${RUNS} runs`);
-    const run = await fc.check(
-      fc.asyncProperty(fuzzCase, (c) => check(c)),
-      { seed: SEED, numRuns: RUNS },
-    );
-    t.diagnostic(JSON.stringify(tally));
-    if (run.failed) assert.fail(failure(run));
-    // The cases did reach what they are meant to test (about three times these, at this seed).
-    const least = {
-      given: 0.4,
-      pipelined: 0.05,
-      declined: 0.02,
-      handedOver: 0.2,
-      bytesCompared: 0.04,
-      cutHeads: 0.05,
-      closedByLane: 0.05,
-    };
-    for (const [what, share] of Object.entries(least)) {
-      const count = tally[what as keyof typeof tally];
-      assert.ok(count >= share * RUNS, `only ${count} cases ${what} in ${RUNS}`);
-    }
+    it('takes only what node:http would make the same of, and hands it the rest intact', async (t) => {
+      t.diagnostic(`seed ${SEED}, ${RUNS} runs`);
+      const run = await fc.check(
+        fc.asyncProperty(fuzzCase(writes !== undefined), (c) => check(c)),
+        { seed: SEED, numRuns: RUNS },
+      );
+      t.diagnostic(JSON.stringify(tally));
+      if (run.failed) assert.fail(failure(run));
+      // The cases did reach what they are meant to test (about three times these, at this seed).
+      const least = {
+        given: 0.4,
+        pipelined: 0.05,
+        declined: 0.02,
+        handedOver: 0.2,
+        bytesCompared: 0.04,
+        cutHeads: 0.05,
+        closedByLane: 0.05,
+        bodies: writes ? 0.1 : 0,
+      };
+      for (const [what, share] of Object.entries(least)) {
+        const count = tally[what as keyof typeof tally];
+        assert.ok(count >= share * RUNS, `only ${count} cases ${what} in ${RUNS}`);
+      }
+    });
   });
-});
+}

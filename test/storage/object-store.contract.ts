@@ -44,6 +44,22 @@ export function objectStoreContract(name: string, open: ObjectStoreFactory): voi
         assert.ok(read.equals(bigBytes), 'the 5 MB object came back changed');
       }));
 
+    it('returns the bytes it holds whatever size the caller expects', () =>
+      withStore(open, async (store) => {
+        const name = newObjectName('sized');
+        const bytes = randomBytes(100 * 1024);
+        await store.put(name, bytes, 'image/png');
+        for (const size of [bytes.length, 0, 1, bytes.length - 1, bytes.length + 1, 1e9]) {
+          const read = await store.get(name, size);
+          assert.ok(read?.equals(bytes), `get with size ${size} did not return the object`);
+        }
+        const empty = newObjectName('empty');
+        await store.put(empty, Buffer.alloc(0), 'image/png');
+        assert.deepEqual(await store.get(empty, 0), Buffer.alloc(0));
+        assert.deepEqual(await store.get(empty, 5), Buffer.alloc(0));
+        assert.equal(await store.get(newObjectName('absent'), 3), undefined);
+      }));
+
     it('answers undefined for an absent object and deletes idempotently', () =>
       withStore(open, async (store) => {
         const name = newObjectName('k');

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, it } from 'node:test';
 import { createMetadataStore } from '../../src/storage/metadata-store.ts';
 import { applyMigrations, migrations } from '../../src/storage/migrations.ts';
@@ -106,4 +107,23 @@ it('answers queries in the order asked, never inside a transaction that is runni
     await driver.close();
   }
   await assert.rejects(driver.query('SELECT 1'), /closed/);
+});
+
+it('runs a statement asked while the connection is idle at once, without queueing it', async () => {
+  const path = join(folder.dir, 'at-once.db');
+  const driver = createSqliteDriver({ path });
+  try {
+    await driver.query('CREATE TABLE t (x INTEGER)');
+    const write = driver.query('INSERT INTO t VALUES (1)');
+    // Before anything awaited: the insert has committed, as another connection sees.
+    const seen = new DatabaseSync(path, { readOnly: true });
+    try {
+      assert.deepEqual({ ...seen.prepare('SELECT count(*) AS n FROM t').get() }, { n: 1 });
+    } finally {
+      seen.close();
+    }
+    assert.equal((await write).rowCount, 1);
+  } finally {
+    await driver.close();
+  }
 });
