@@ -561,13 +561,25 @@ const HANDOVER_COPY_WARMUP = 2;
 const HANDOVER_COPIES = 9;
 const MiB = 1024 * 1024;
 
+/** The resize event's details, with the step times the manager reports (manager/pool/resize.ts). */
+type HandoverDetails = ResizeDetails & {
+  handOverMs?: number;
+  steps?: {
+    nodeMs: number;
+    transitionalViewMs: number;
+    censusMs: number;
+    handOverMs: number;
+    finalViewMs: number;
+  };
+};
+
 interface HandoverRep {
   rep: number;
   filledEntries: number;
   filledBytes: number;
   /** Values per region over the 16 regions, fewest and most. */
   valuesPerRegion: { min: number; max: number };
-  details: ResizeDetails;
+  details: HandoverDetails;
   eventMessage: string;
   /** The POST …/poolsize/manual round trip, as the runner saw it, ms. */
   requestMs: number;
@@ -589,6 +601,13 @@ interface HandoverRep {
   copyCpuPct: number | undefined;
   ratioResize: number;
   ratioAfterStart: number | undefined;
+}
+
+/** A repetition's resize steps after the node started (the manager's figures), ms. */
+function steps(r: HandoverRep): string {
+  const s = r.details.steps;
+  if (!s) return '–';
+  return `${s.transitionalViewMs}+${s.handOverMs}+${s.finalViewMs} (census ${s.censusMs}, node ${s.nodeMs})`;
 }
 
 /**
@@ -669,7 +688,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         logFile: join(ctx.tmp, `${self.id}-r${rep}-manager.log`),
       });
       managerCommand = manager.command.replace(ctx.tmp, '<tmp>');
-      let details: ResizeDetails;
+      let details: HandoverDetails;
       let eventMessage: string;
       let filled: Awaited<ReturnType<typeof fillPool>>;
       let requestMs: number;
@@ -793,7 +812,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           `node start ${nodeStartMs?.toFixed(0) ?? '?'} ms, after it ${afterStartMs?.toFixed(0) ?? '?'} ms, ` +
           `manager tree CPU ${fmt.pct(resizeCpuPct)} | loopback copy ${copyMedianMs.toFixed(1)} ms ` +
           `(${copyMiBps.toFixed(0)} MiB/s) | ratio ${r.ratioResize.toFixed(4)} whole, ` +
-          `${r.ratioAfterStart?.toFixed(3) ?? '?'} after the node started`,
+          `${r.ratioAfterStart?.toFixed(3) ?? '?'} after the node started | steps: ${steps(r)}`,
       );
       if (details.failed.length > 0) {
         notes.push(`Repetition ${rep}: hand-over(s) failed: ${details.failed.join('; ')}`);
@@ -823,6 +842,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
   const mibps = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} MiB/s`);
   const ratio = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(4));
   const byRep = (format: (r: HandoverRep) => string) => reps.map(format).join(' / ');
+  const stepMs = (pick: (s: NonNullable<HandoverDetails['steps']>) => number) =>
+    ms(optMed((r) => (r.details.steps ? pick(r.details.steps) : undefined)));
 
   const resizeMiBps = med((r) => r.resizeMiBps);
   const afterStartMiBps = optMed((r) => r.afterStartMiBps);
@@ -834,8 +855,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
 
   notes.unshift(
     'Medians over the repetitions, each row on its own; the ratio rows divide the median rates (their by-repetition figures are each repetition’s own ratio). MiB = 1,048,576 bytes.',
-    '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
-    `The loopback copy sends the bytes that repetition handed over, in ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')}-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition ${HANDOVER_COPY_WARMUP} untimed copies (JIT, TCP buffers), then ${HANDOVER_COPIES} timed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
+    '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included; "steps" splits it as the manager timed them: transitional view + hand-over + final view, with the census of the moved regions and the node’s start, health check and config in brackets). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
+    `The loopback copy sends the bytes that repetition handed over, in $HANDOVER_VALUE_BYTES.toLocaleString('en-US')-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition $HANDOVER_COPY_WARMUPuntimed copies (JIT, TCP buffers), then $HANDOVER_COPIEStimed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
   );
 
   if (profiles.length > 0) {
@@ -882,6 +903,11 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           '  after the node listened (runner)',
           ms(optMed((r) => r.afterStartMs)),
           byRep((r) => ms(r.afterStartMs)),
+        ],
+        [
+          '  steps: transitional view / census (during it) / hand-over / final view',
+          `${stepMs((s) => s.transitionalViewMs)} / ${stepMs((s) => s.censusMs)} / ${stepMs((s) => s.handOverMs)} / ${stepMs((s) => s.finalViewMs)}`,
+          byRep(steps),
         ],
         ['hand-over rate, whole resize', mibps(resizeMiBps), byRep((r) => mibps(r.resizeMiBps))],
         [
