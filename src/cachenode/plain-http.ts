@@ -34,6 +34,9 @@ export interface BatchSender {
  */
 const WRITE_AHEAD_BYTES = 1024 * 1024;
 
+/** An idle kept-alive connection is closed after this long, ms. */
+const IDLE_MS = 30_000;
+
 interface PlainHttpOptions {
   secret?: string | undefined;
   timeoutMs: number;
@@ -46,8 +49,10 @@ interface PlainHttpOptions {
 /** Hand-over batches to plain-http nodes over node:http; https ones through `https()`. */
 export function createBatchSender(options: PlainHttpOptions): BatchSender {
   const { secret, timeoutMs } = options;
-  // Kept-alive connections: a hand-over's batches, two at a time, reuse the same two.
-  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
+  // Kept-alive connections: a hand-over's batches, two at a time, reuse the same two. An idle
+  // one is closed well before the peer's keep-alive timeout (65 s), so none is reused just as
+  // the peer closes it.
+  const agent = new Agent({ keepAlive: true, timeout: IDLE_MS });
   let secure: Promise<BatchSender> | undefined;
 
   async function importBatch(nodeUrl: string, batch: BatchBody, length?: number) {
@@ -142,7 +147,7 @@ export function createBatchSender(options: PlainHttpOptions): BatchSender {
  * the answer's ok, status and json().
  */
 export function plainFetch(fallback: typeof fetch): typeof fetch {
-  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
+  const agent = new Agent({ keepAlive: true, timeout: IDLE_MS });
   return ((input: string | URL, init: RequestInit = {}) => {
     const url = new URL(String(input));
     if (url.protocol !== 'http:') return fallback(input, init);
