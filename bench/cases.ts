@@ -561,13 +561,25 @@ const HANDOVER_COPY_WARMUP = 2;
 const HANDOVER_COPIES = 9;
 const MiB = 1024 * 1024;
 
+/** The resize event's details, with the step times the manager reports (manager/pool/resize.ts). */
+type HandoverDetails = ResizeDetails & {
+  handOverMs?: number;
+  steps?: {
+    nodeMs: number;
+    transitionalViewMs: number;
+    censusMs: number;
+    handOverMs: number;
+    finalViewMs: number;
+  };
+};
+
 interface HandoverRep {
   rep: number;
   filledEntries: number;
   filledBytes: number;
   /** Values per region over the 16 regions, fewest and most. */
   valuesPerRegion: { min: number; max: number };
-  details: ResizeDetails;
+  details: HandoverDetails;
   eventMessage: string;
   /** The POST …/poolsize/manual round trip, as the runner saw it, ms. */
   requestMs: number;
@@ -577,6 +589,8 @@ interface HandoverRep {
   afterStartMs: number | undefined;
   /** User+system CPU of the manager's tree (manager + 5 nodes) over the request, % of one CPU. */
   resizeCpuPct: number | undefined;
+  /** User+system CPU of that tree from the new node's "listening" line to the answer, ms. */
+  afterStartCpuMs: number | undefined;
   /** Bytes on the new node after the resize, and over all nodes (the final view dropped the old copies). */
   newNodeBytes: number | null;
   bytesAfter: number | null;
@@ -589,6 +603,13 @@ interface HandoverRep {
   copyCpuPct: number | undefined;
   ratioResize: number;
   ratioAfterStart: number | undefined;
+}
+
+/** A repetition's resize steps after the node started (the manager's figures), ms. */
+function steps(r: HandoverRep): string {
+  const s = r.details.steps;
+  if (!s) return '–';
+  return `${s.transitionalViewMs}+${s.handOverMs}+${s.finalViewMs} (census ${s.censusMs}, node ${s.nodeMs})`;
 }
 
 /**
@@ -669,12 +690,13 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         logFile: join(ctx.tmp, `${self.id}-r${rep}-manager.log`),
       });
       managerCommand = manager.command.replace(ctx.tmp, '<tmp>');
-      let details: ResizeDetails;
+      let details: HandoverDetails;
       let eventMessage: string;
       let filled: Awaited<ReturnType<typeof fillPool>>;
       let requestMs: number;
       let nodeStartMs: number | undefined;
       let resizeCpuPct: number | undefined;
+      let afterStartCpuMs: number | undefined;
       let newNodeBytes: number | null = null;
       let bytesAfter: number | null = null;
       try {
@@ -697,10 +719,23 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         await sleep(1000); // let the fill's garbage and the nodes' statistics settle
         const cpuBefore = treeCpuSeconds(manager.child.pid);
         const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+        // The tree's CPU every 10 ms, to tell what it spent after the new node listened: on a
+        // CPU shared with other work, the wall time says more about the others than about us.
+        const cpuSamples: { at: number; sec: number }[] = [];
+        const sampleCpu = () => {
+          const cpu = treeCpuSeconds(manager.child.pid);
+          if (cpu) cpuSamples.push({ at: performance.now(), sec: cpu.user + cpu.system });
+        };
+        const sampler = setInterval(sampleCpu, 10);
         fromUs = monotonicUs();
         const t0 = performance.now();
-        await manager.resize('increase');
+        try {
+          await manager.resize('increase');
+        } finally {
+          clearInterval(sampler);
+        }
         const t1 = performance.now();
+        sampleCpu();
         resizeWindow = { fromUs, toUs: monotonicUs() };
         const cpuAfter = treeCpuSeconds(manager.child.pid);
         requestMs = t1 - t0;
@@ -717,6 +752,10 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         const added = after.map.nodes.find((id) => !view.map.nodes.includes(id));
         const listenedAt = added ? manager.nodeListeningAt(added) : undefined;
         nodeStartMs = listenedAt === undefined ? undefined : listenedAt - t0;
+        const atListen =
+          listenedAt === undefined ? undefined : cpuSamples.findLast((c) => c.at <= listenedAt);
+        const atEnd = cpuSamples.at(-1);
+        afterStartCpuMs = atListen && atEnd ? (atEnd.sec - atListen.sec) * 1000 : undefined;
         // Profiles cover what follows the new node's start, the part the targets are about.
         if (nodeStartMs !== undefined) resizeWindow.fromUs += Math.round(nodeStartMs * 1000);
         const statuses = await manager.nodes();
@@ -776,6 +815,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         nodeStartMs,
         afterStartMs,
         resizeCpuPct,
+        afterStartCpuMs,
         newNodeBytes,
         bytesAfter,
         resizeMiBps,
@@ -791,9 +831,9 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
       ctx.log(
         `${self.id}: repetition ${rep}: ${eventMessage} | runner: ${r.requestMs.toFixed(0)} ms, ` +
           `node start ${nodeStartMs?.toFixed(0) ?? '?'} ms, after it ${afterStartMs?.toFixed(0) ?? '?'} ms, ` +
-          `manager tree CPU ${fmt.pct(resizeCpuPct)} | loopback copy ${copyMedianMs.toFixed(1)} ms ` +
+          `manager tree CPU ${fmt.pct(resizeCpuPct)}, ${afterStartCpuMs?.toFixed(0) ?? '?'} ms of it after the node listened | loopback copy ${copyMedianMs.toFixed(1)} ms ` +
           `(${copyMiBps.toFixed(0)} MiB/s) | ratio ${r.ratioResize.toFixed(4)} whole, ` +
-          `${r.ratioAfterStart?.toFixed(3) ?? '?'} after the node started`,
+          `${r.ratioAfterStart?.toFixed(3) ?? '?'} after the node started | steps: ${steps(r)}`,
       );
       if (details.failed.length > 0) {
         notes.push(`Repetition ${rep}: hand-over(s) failed: ${details.failed.join('; ')}`);
@@ -823,6 +863,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
   const mibps = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} MiB/s`);
   const ratio = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(4));
   const byRep = (format: (r: HandoverRep) => string) => reps.map(format).join(' / ');
+  const stepMs = (pick: (s: NonNullable<HandoverDetails['steps']>) => number) =>
+    ms(optMed((r) => (r.details.steps ? pick(r.details.steps) : undefined)));
 
   const resizeMiBps = med((r) => r.resizeMiBps);
   const afterStartMiBps = optMed((r) => r.afterStartMiBps);
@@ -834,8 +876,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
 
   notes.unshift(
     'Medians over the repetitions, each row on its own; the ratio rows divide the median rates (their by-repetition figures are each repetition’s own ratio). MiB = 1,048,576 bytes.',
-    '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
-    `The loopback copy sends the bytes that repetition handed over, in ${HANDOVER_VALUE_BYTES.toLocaleString('en-US')}-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition ${HANDOVER_COPY_WARMUP} untimed copies (JIT, TCP buffers), then ${HANDOVER_COPIES} timed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
+    '"whole resize" is the manager’s own figure (details.ms of the resize event: from the start of grow() — starting the new node process, health check, config, transitional map to every node, census of the moved regions, the node-to-node hand-over — to the end of the hand-over; the final map publication after it is not included; "steps" splits it as the manager timed them: transitional view + hand-over + final view, with the census of the moved regions and the node’s start, health check and config in brackets). "after the node listened" is the runner’s: from the new node’s "listening" line (passed on by the manager on its stderr) to the answer of the resize request, i.e. everything but the process start, the final map publication included.',
+    `The loopback copy sends the bytes that repetition handed over, in $HANDOVER_VALUE_BYTES.toLocaleString('en-US')-byte writes (the value size) over one fresh TCP connection, timed from connect() to the receiver’s byte count coming back; per repetition $HANDOVER_COPY_WARMUPuntimed copies (JIT, TCP buffers), then $HANDOVER_COPIEStimed ones, median. The hand-over gets no such warm-up: its connection to the new node and the new node’s import route are fresh — part of what a resize costs.`,
   );
 
   if (profiles.length > 0) {
@@ -883,6 +925,11 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           ms(optMed((r) => r.afterStartMs)),
           byRep((r) => ms(r.afterStartMs)),
         ],
+        [
+          '  steps: transitional view / census (during it) / hand-over / final view',
+          `${stepMs((s) => s.transitionalViewMs)} / ${stepMs((s) => s.censusMs)} / ${stepMs((s) => s.handOverMs)} / ${stepMs((s) => s.finalViewMs)}`,
+          byRep(steps),
+        ],
         ['hand-over rate, whole resize', mibps(resizeMiBps), byRep((r) => mibps(r.resizeMiBps))],
         [
           'hand-over rate, after the node listened',
@@ -904,6 +951,11 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           'manager tree CPU during the resize',
           fmt.pct(optMed((r) => r.resizeCpuPct)),
           byRep((r) => fmt.pct(r.resizeCpuPct)),
+        ],
+        [
+          'manager tree CPU after the node listened',
+          ms(optMed((r) => r.afterStartCpuMs)),
+          byRep((r) => ms(r.afterStartCpuMs)),
         ],
         [
           'loopback sender + receiver CPU',
@@ -938,6 +990,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         resizeMs: med((r) => r.details.ms),
         nodeStartMs: optMed((r) => r.nodeStartMs),
         afterStartMs: optMed((r) => r.afterStartMs),
+        afterStartCpuMs: optMed((r) => r.afterStartCpuMs),
         bytes: med((r) => r.details.bytes),
         cachedBytes: med((r) => r.details.cachedBytes),
         resizeMiBps,

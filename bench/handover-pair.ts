@@ -5,6 +5,9 @@
  * cold (fresh receiver, the sender's first hand-over); the second moves the next regions warm.
  *
  *   node --import tsx bench/handover-pair.ts [MiB filled, default 100] [cpu, default 0]
+ *
+ * Env: UNTUNED=1 (nodes without bin/pixpool.js's runtime tuning), NODE_FLAGS="…" (more node
+ * flags), PROFILE=<dir> (--cpu-prof), PERF=<prefix> (perf record), TRACE_GC=<prefix> (--trace-gc).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,17 +37,21 @@ try {
         ...(process.env.TRACE_GC && {
           logFile: `${process.env.TRACE_GC}-${i ? 'receiver' : 'sender'}.log`,
         }),
-        nodeFlags: process.env.TRACE_GC
-          ? ['--trace-gc']
-          : process.env.PERF
-            ? ['--perf-basic-prof']
-            : process.env.PROFILE
-              ? [
-                  '--cpu-prof',
-                  `--cpu-prof-dir=${process.env.PROFILE}`,
-                  `--cpu-prof-name=${i ? 'receiver' : 'sender'}.cpuprofile`,
-                ]
-              : [],
+        // NODE_FLAGS="…": more node flags (with UNTUNED=1, to try the tuning's parts one by one).
+        nodeFlags: [
+          ...(process.env.NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+          ...(process.env.TRACE_GC
+            ? ['--trace-gc']
+            : process.env.PERF
+              ? ['--perf-basic-prof']
+              : process.env.PROFILE
+                ? [
+                    '--cpu-prof',
+                    `--cpu-prof-dir=${process.env.PROFILE}`,
+                    `--cpu-prof-name=${i ? 'receiver' : 'sender'}.cpuprofile`,
+                  ]
+                : []),
+        ],
       }),
     ),
   );

@@ -10,10 +10,12 @@
 // - A cache node's memory is what it sells: V8 sized for memory rather than peak speed (a 1 MB
 //   young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. A full node
 //   holds less RSS that way, for some more CPU per cached GET (bench case node-memory). Values of
-//   64 KB and more get their own mapping (MALLOC_MMAP_THRESHOLD_), so an evicted image's memory
+//   68 KB and more get their own mapping (MALLOC_MMAP_THRESHOLD_), so an evicted image's memory
 //   goes back to the system at once instead of leaving a hole in a malloc heap that allocations
 //   of other sizes (the seed JSON API's base64 and JSON strings) do not fill, at no cost in fill
-//   rate or in the GET's CPU.
+//   rate or in the GET's CPU. Not 64 KB: node:http copies each request body chunk it reads (up to
+//   64 KB) into a fresh buffer, which at 64 KB got a mapping of its own, page faults and a
+//   munmap (a TLB flush) each; from the heap they reuse the memory of the chunks before them.
 // - The frontend (`frontend`, and `up`, which runs it) gets a floor under V8's old-generation
 //   limit. Its JavaScript heap is small while its uploads churn through buffers, and V8 sizes the
 //   limit so close above a small heap that full mark-compacts ran back to back under upload load;
@@ -24,7 +26,7 @@ const tuning = {
   'cache-node': {
     skip: 'PIXPOOL_NODE_TUNED',
     flags: ['--max-semi-space-size=1', '--optimize-for-size'],
-    env: { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '65536' },
+    env: { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '69632' },
   },
   frontend,
   up: frontend,

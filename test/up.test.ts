@@ -97,7 +97,7 @@ it('pixpool up runs the whole system on embedded defaults, prints where to open 
     const node = cmdline(nodePid);
     assert.ok(node.includes('--optimize-for-size'), JSON.stringify(node));
     const environ = readFileSync(`/proc/${nodePid}/environ`, 'utf8').split('\0');
-    assert.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=65536'), 'values get their own mappings');
+    assert.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=69632'), 'values get their own mappings');
     assert.ok(!node.includes('--initial-heap-size=128'), 'the frontend flags stay in the frontend');
 
     assert.equal((await fetch(`${url}/`)).status, 200, 'the home page');

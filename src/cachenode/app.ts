@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import formbody from '@fastify/formbody';
 import type { FastifyServerOptions } from 'fastify';
-import type { NodeClient } from '../clients/node-client.ts';
 import { DEFAULT_LEASE_MS } from '../core/node-protocol.ts';
 import { connectionCheck } from '../http/auth.ts';
 import { createService } from '../http/service.ts';
@@ -15,6 +14,7 @@ import { binaryRoutes, entrySocketLane, entryWrites } from './binary-routes.ts';
 import { createLeases } from './leases.ts';
 import { registerNodeMetrics } from './metrics.ts';
 import type { NodeCache } from './node-cache.ts';
+import { type BatchSender, createBatchSender, plainFetch } from './plain-http.ts';
 import { readyRoute } from './ready-route.ts';
 import { seedRoutes } from './seed-routes.ts';
 import { createNodeView } from './view.ts';
@@ -25,8 +25,8 @@ export interface CacheNodeDeps {
   cache: NodeCache;
   /** The pool's shared secret; undefined only on loopback (main.ts enforces that). */
   secret?: string | undefined;
-  /** Client for hand-overs to other nodes; defaults to one using `secret`. */
-  client?: NodeClient;
+  /** Sends hand-over batches to other nodes; defaults to one using `secret` (plain-http.ts). */
+  client?: BatchSender;
   /** Largest request body, bytes (JSON values are base64, so ~4/3 of the image). */
   bodyLimit?: number;
   logger?: FastifyServerOptions['logger'];
@@ -45,15 +45,22 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export async function buildCacheNode(deps: CacheNodeDeps) {
   const { cache, nodeId, secret } = deps;
   const tls = deps.tls ?? NO_TLS;
-  // The client is only for hand-overs, so it (and its HTTP library) loads on the first one.
+  // Hand-overs to plain-http nodes go over node:http (plain-http.ts); the node client, and its
+  // HTTP library, load only on the first hand-over to an https node.
   // Hand-over batches are up to 8 MiB: give them far more than an entry request's 2 s.
-  let client: Promise<NodeClient> | undefined = deps.client && Promise.resolve(deps.client);
-  const getClient = () => {
-    client ??= import('../clients/node-client.ts').then(({ createNodeClient }) =>
-      createNodeClient({ secret, timeoutMs: 30_000, tls }),
-    );
-    return client;
-  };
+  const timeoutMs = 30_000;
+  const client: BatchSender =
+    deps.client ??
+    createBatchSender({
+      secret,
+      timeoutMs,
+      guard: (origin) => tls.guard(origin, 'the shared secret'),
+      https: () =>
+        import('../clients/node-client.ts').then(({ createNodeClient }) =>
+          createNodeClient({ secret, timeoutMs, tls }),
+        ),
+    });
+  const getClient = async () => client;
   const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
   const view = createNodeView(nodeId, cache, leases);
   const instance = randomUUID();
@@ -78,12 +85,13 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   binaryRoutes(app, cache, view, leases, instance);
   seedRoutes(app, { cache, client: getClient, nodeId, view, leases });
   readyRoute(app, view, Boolean(deps.managerUrl));
-  if (!deps.client) app.addHook('onClose', async () => (await client)?.close());
+  if (!deps.client) app.addHook('onClose', async () => client.close());
   if (deps.managerUrl) {
     const renewal = createViewRenewal({
       managerUrl: deps.managerUrl.replace(/\/+$/, ''),
       secret,
-      fetch: tls.fetch,
+      // With a CA, the process's fetch verifies an https manager; else node:http (plain-http.ts).
+      fetch: tls.files.ca ? tls.fetch : plainFetch(tls.fetch),
       view,
       instance,
       log: app.log,

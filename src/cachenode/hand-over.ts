@@ -15,13 +15,13 @@
  * failure.
  */
 
-import type { NodeClient } from '../clients/node-client.ts';
 import { type BatchEntry, encodeBatchStream, frameBytes } from '../core/entry-batch.ts';
 import { badRequest } from '../core/errors.ts';
 import { nodeUrl } from '../core/node-address.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import type { CacheEntry } from '../core/stores/store.ts';
 import type { NodeCache } from './node-cache.ts';
+import type { BatchSender } from './plain-http.ts';
 
 /** A batch is closed once its frames reach this many bytes. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -102,7 +102,7 @@ function* selected(cache: NodeCache, order: HandOverOrder, missing: { count: num
 
 export async function handOver(
   cache: NodeCache,
-  client: NodeClient,
+  client: Pick<BatchSender, 'importBatch'>,
   order: HandOverOrder,
   options: { keep?: boolean } = {},
 ): Promise<HandOverResult> {

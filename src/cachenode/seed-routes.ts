@@ -5,7 +5,6 @@
  * any of it applies, and move_keys is done by the node itself with the versions kept.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { NodeClient } from '../clients/node-client.ts';
 import { badRequest, notFound, PixpoolError } from '../core/errors.ts';
 import { REGION_COUNT } from '../core/regions.ts';
 import { rate } from '../core/stats.ts';
@@ -13,6 +12,7 @@ import { checkKey, parseVersion, VIEW_EXPIRED } from './binary-routes.ts';
 import { handOver, parseOrders } from './hand-over.ts';
 import type { Leases } from './leases.ts';
 import type { NodeCache } from './node-cache.ts';
+import type { BatchSender } from './plain-http.ts';
 import { parseValue, toDataUrl } from './values.ts';
 import type { NodeView } from './view.ts';
 
@@ -34,7 +34,7 @@ export function seedRoutes(
   deps: {
     cache: NodeCache;
     /** The client for hand-overs, made on first use. */
-    client: () => Promise<NodeClient>;
+    client: () => Promise<BatchSender>;
     nodeId: string;
     view: NodeView;
     leases: Leases;

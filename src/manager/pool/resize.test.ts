@@ -60,6 +60,8 @@ test('a grow starts and configures the node, publishes the transitional view, ha
       failed: [],
       ms: 0,
       handOverMs: 0,
+      // The fake clock stands still.
+      steps: { nodeMs: 0, transitionalViewMs: 0, censusMs: 0, handOverMs: 0, finalViewMs: 0 },
     },
   );
   assert.deepEqual(journal.failures, []);

@@ -66,10 +66,16 @@ export async function resizeByOne(deps: ResizeDeps, change: 1 | -1): Promise<voi
     await lifecycle.setState(leaving, 'draining');
   }
   const nodes = joining ? [...prev.nodes, joining] : prev.nodes.slice(0, -1);
+  const up = clock.now();
 
   // 1. Transitional view. Not published (the map could not be saved): the pool stays as it was.
+  // The census of the moved regions (what a perfect hand-over carries, for the report) only
+  // asks the senders, which hold those entries whatever view they are in: it runs meanwhile.
+  const next = resizePoolMap(prev, nodes);
+  const handOverDeps = { ...deps, address: views.address, timeoutMs: deps.handOverTimeoutMs };
+  const census = timed(clock, bytesInMovedRegions(handOverDeps, prev, next));
   try {
-    await views.adopt(resizePoolMap(prev, nodes), prev.owner);
+    await views.adopt(next, prev.owner);
   } catch (error) {
     if (joining) {
       views.forget(joining);
@@ -78,15 +84,16 @@ export async function resizeByOne(deps: ResizeDeps, change: 1 | -1): Promise<voi
     if (leaving) await lifecycle.setState(leaving, 'active');
     throw error;
   }
-  if (joining) await lifecycle.setState(joining, 'active');
-  const next = views.map;
+  const transitional = clock.now();
+  // The registry is advisory (setState never throws): recorded while the entries move.
+  const activated = joining ? lifecycle.setState(joining, 'active') : undefined;
 
   // 2. Hand-over.
-  const handOverDeps = { ...deps, address: views.address, timeoutMs: deps.handOverTimeoutMs };
-  const cached = await bytesInMovedRegions(handOverDeps, prev, next);
   const handOverStarted = clock.now();
   const moved = await handOver(handOverDeps, prev, next);
   const ended = clock.now();
+  await activated;
+  const { value: cached, ms: censusMs } = await census;
   const report: ResizeReport = {
     from: n,
     to: next.nodes.length,
@@ -96,17 +103,36 @@ export async function resizeByOne(deps: ResizeDeps, change: 1 | -1): Promise<voi
     ...moved,
     ms: ended - started,
     handOverMs: ended - handOverStarted,
+    steps: {
+      nodeMs: up - started,
+      transitionalViewMs: transitional - up,
+      censusMs,
+      handOverMs: ended - handOverStarted,
+      finalViewMs: 0,
+    },
   };
-  await journal.event('resize', describe(change > 0 ? 'Grew' : 'Shrank', report), report);
 
-  // 3. Final view.
-  await views.adopt(resizePoolMap(next, next.nodes));
+  // 3. Final view. The event is written after it, with its time; a final view that fails
+  // still leaves the event (the entries did move), and the error goes on to the caller.
+  try {
+    await views.adopt(resizePoolMap(next, next.nodes));
+    report.steps.finalViewMs = clock.now() - ended;
+  } finally {
+    await journal.event('resize', describe(change > 0 ? 'Grew' : 'Shrank', report), report);
+  }
 
   // 4. Stop the node that left.
   if (leaving) {
     views.forget(leaving);
     await lifecycle.stop(leaving);
   }
+}
+
+/** `promise`'s value and how long it took from now, ms. */
+async function timed<T>(clock: Clock, promise: Promise<T>): Promise<{ value: T; ms: number }> {
+  const from = clock.now();
+  const value = await promise;
+  return { value, ms: clock.now() - from };
 }
 
 /** What a resize event's details hold (the dashboard and the benchmarks read them). */
@@ -119,8 +145,21 @@ export interface ResizeReport extends HandOverSummary {
   minimumRegions: number;
   /** Bytes cached in the moved regions before the hand-over. */
   cachedBytes: number;
+  /** From the start of the resize to the end of the hand-over, ms. */
   ms: number;
   handOverMs: number;
+  /**
+   * The resize's steps, ms: starting the node (or marking it draining), the transitional view,
+   * the census (run during the transitional view), the hand-over, the final view (0 when it
+   * failed). `ms` ends with the hand-over; the final view comes after it.
+   */
+  steps: {
+    nodeMs: number;
+    transitionalViewMs: number;
+    censusMs: number;
+    handOverMs: number;
+    finalViewMs: number;
+  };
 }
 
 function describe(kind: 'Grew' | 'Shrank', r: ResizeReport): string {
