@@ -11,7 +11,7 @@
  */
 import { Agent, type IncomingMessage, request } from 'node:http';
 import type { Readable } from 'node:stream';
-import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
+import { BATCH_CONTENT_TYPE, batchBodyBytes } from '../core/entry-batch.ts';
 
 /** A batch as node-client.ts's importBatch takes it: one Buffer, its parts, or a stream of them. */
 export type BatchBody = Buffer | readonly Buffer[] | Iterable<Buffer> | Readable;
@@ -66,13 +66,7 @@ export function createBatchSender(options: PlainHttpOptions): BatchSender {
     } catch (error) {
       throw new Error(`cache node ${nodeUrl}: ${(error as Error).message}`);
     }
-    const bytes =
-      length ??
-      (Buffer.isBuffer(batch)
-        ? batch.length
-        : Array.isArray(batch)
-          ? (batch as readonly Buffer[]).reduce((sum, part) => sum + part.length, 0)
-          : undefined);
+    const bytes = batchBodyBytes(batch, length);
     const headers: Record<string, string> = {
       'content-type': BATCH_CONTENT_TYPE,
       ...(bytes !== undefined && { 'content-length': String(bytes) }),

@@ -7,7 +7,7 @@
  * timeout; failures throw NodeRequestError so callers can treat a failing node as a miss.
  */
 import { Readable } from 'node:stream';
-import { BATCH_CONTENT_TYPE } from '../core/entry-batch.ts';
+import { BATCH_CONTENT_TYPE, batchBodyBytes } from '../core/entry-batch.ts';
 import {
   ENTRY_PATH,
   IF_VERSION_HEADER,
@@ -159,13 +159,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       batch: Buffer | readonly Buffer[] | Iterable<Buffer> | Readable,
       length?: number,
     ): Promise<{ accepted: number; refused: number }> {
-      const bytes =
-        length ??
-        (Buffer.isBuffer(batch)
-          ? batch.length
-          : Array.isArray(batch)
-            ? (batch as readonly Buffer[]).reduce((sum, part) => sum + part.length, 0)
-            : undefined);
+      const bytes = batchBodyBytes(batch, length);
       const body =
         Buffer.isBuffer(batch) || batch instanceof Readable
           ? batch

@@ -5,6 +5,7 @@ import {
   BatchDecoder,
   BatchFormatError,
   BatchTooLargeError,
+  batchBodyBytes,
   decodeBatch,
   encodeBatch,
   encodeBatchParts,
@@ -142,3 +143,11 @@ it('a batch is sent as large values uncopied and small pieces joined', () => {
 function entry2(key: string, value: Buffer) {
   return { key, contentType: 'image/png', version: 1, value };
 }
+
+it('batchBodyBytes: the given length, a Buffer’s or a list’s, none for a stream', () => {
+  const part = Buffer.alloc(5);
+  assert.equal(batchBodyBytes(part), 5);
+  assert.equal(batchBodyBytes([part, Buffer.alloc(7)]), 12);
+  assert.equal(batchBodyBytes([part], 99), 99);
+  assert.equal(batchBodyBytes((function* () {})()), undefined);
+});

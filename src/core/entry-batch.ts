@@ -65,6 +65,17 @@ export function* encodeBatchStream(entries: Iterable<BatchEntry>): Generator<Buf
   yield* flush();
 }
 
+/**
+ * A batch body's bytes (its Content-Length) when they are known without reading it: `length` as
+ * given, else a Buffer's or a list's; undefined for a stream or generator.
+ */
+export function batchBodyBytes(batch: unknown, length?: number): number | undefined {
+  if (length !== undefined) return length;
+  if (Buffer.isBuffer(batch)) return batch.length;
+  if (Array.isArray(batch)) return (batch as Buffer[]).reduce((sum, part) => sum + part.length, 0);
+  return undefined;
+}
+
 /** The bytes `entry` takes in a batch (its prefix and value), without encoding it. */
 export function frameBytes(entry: BatchEntry): number {
   return 8 + Buffer.byteLength(frameHeader(entry)) + entry.value.length;
