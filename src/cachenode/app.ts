@@ -60,7 +60,6 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
           createNodeClient({ secret, timeoutMs, tls }),
         ),
     });
-  const getClient = async () => client;
   const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
   const view = createNodeView(nodeId, cache, leases);
   const instance = randomUUID();
@@ -83,7 +82,7 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerNodeMetrics(registry, cache);
   binaryRoutes(app, cache, view, leases, instance);
-  seedRoutes(app, { cache, client: getClient, nodeId, view, leases });
+  seedRoutes(app, { cache, client, nodeId, view, leases });
   readyRoute(app, view, Boolean(deps.managerUrl));
   if (!deps.client) app.addHook('onClose', async () => client.close());
   if (deps.managerUrl) {

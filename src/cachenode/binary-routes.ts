@@ -141,6 +141,38 @@ export const VIEW_EXPIRED = failure(
   'This cache node has not heard from its manager in time, so its pool view has expired and it answers no reads until the manager renews it: read from storage.',
 );
 
+/**
+ * Stores a fill, as the PUT route and the lane take it: conditional when it names its version (a
+ * newer version or tombstone held here wins). False when it was not stored for that reason.
+ */
+function storeFill(
+  cache: NodeCache,
+  key: string,
+  fill: { value: Buffer; contentType: string; version: number | undefined; modifiedAt?: number },
+): boolean {
+  const { version } = fill;
+  const entry: CacheEntry = { ...fill, version: version ?? 0 };
+  return cache.put(key, entry, version !== undefined) !== 'stale';
+}
+
+/**
+ * An invalidation, as the DELETE route and the lane take it: the key forgotten at once; once no
+ * read lease on it remains, whether this node still vouches for it (holds a view lease). Without
+ * one the pool may have moved the key and the sender's view be as old as ours: taken, but no
+ * acknowledgement.
+ */
+async function invalidated(
+  cache: NodeCache,
+  leases: Leases,
+  view: NodeView,
+  key: string,
+  version: number | undefined,
+): Promise<boolean> {
+  cache.invalidate(key, version);
+  await leases.settle(key);
+  return view.serving();
+}
+
 /** A fill's head as the PUT route reads it; undefined for anything the route would word. */
 function fillOf(target: string, headers: ReadonlyMap<string, string>) {
   const key = keyInPath(target, ENTRY_PATH);
@@ -234,14 +266,9 @@ export function entrySocketLane(
         body: JSON.stringify(misrouted(tagged, view.version)),
       };
     }
-    cache.invalidate(key, version);
-    return leases
-      .settle(key)
-      .then(() =>
-        view.serving()
-          ? { status: 204, headers: {} }
-          : { status: 503, headers: JSON_TYPE, body: expired },
-      );
+    return invalidated(cache, leases, view, key, version).then((vouched) =>
+      vouched ? { status: 204, headers: {} } : { status: 503, headers: JSON_TYPE, body: expired },
+    );
   }
   return ({ method, target, headers, socket, body }) => {
     if (method === 'PUT') return body && fillAnswer(cache, view, target, headers, body);
@@ -283,16 +310,10 @@ function fillAnswer(
   const fill = fillOf(target, headers);
   // The view may have moved while the body arrived: then the route answers (421 or 503).
   if (!fill || !view.admits(fill.tagged) || !view.serving()) return undefined;
-  const { key, version } = fill;
-  const entry: CacheEntry = {
-    // The lane read the body into memory of its own, exactly its size.
-    value: body,
-    contentType: fill.contentType,
-    version: version ?? 0,
-    modifiedAt: fill.modifiedAt,
-  };
-  // A value larger than the capacity throws (413): the route words it.
-  if (cache.put(key, entry, version !== undefined) === 'stale') {
+  const { key, contentType, version, modifiedAt } = fill;
+  // The lane read the body into memory of its own, exactly its size. A value larger than the
+  // capacity throws (413): the route words it.
+  if (!storeFill(cache, key, { value: body, contentType, version, modifiedAt })) {
     return {
       status: 409,
       headers: JSON_TYPE,
@@ -358,14 +379,13 @@ export function binaryRoutes(
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
         throw badRequest('PUT needs the value as the raw request body.');
       }
-      const version = parseVersion(request.headers[VERSION_HEADER]);
-      const entry: CacheEntry = {
+      const fill = {
         value: ownMemory(request.body),
         contentType: checkContentType(request.headers['content-type']),
-        version: version ?? 0,
+        version: parseVersion(request.headers[VERSION_HEADER]),
         modifiedAt: parseVersion(request.headers[MODIFIED_HEADER]),
       };
-      if (cache.put(key, entry, version !== undefined) === 'stale') {
+      if (!storeFill(cache, key, fill)) {
         throw conflict(newerCached(key));
       }
       return reply.code(204).send();
@@ -374,12 +394,11 @@ export function binaryRoutes(
 
   app.delete<{ Params: KeyParams }>('/v1/entries/:key', fenced, async (request, reply) => {
     const key = checkEntryKey(request.params.key);
-    cache.invalidate(key, parseVersion(request.headers[VERSION_HEADER]));
-    // The entry is gone now; the answer (the upload's acknowledgement) waits for the leases.
-    await leases.settle(key);
-    // Without a view lease this node cannot vouch that it still owns the key (the pool may have
-    // moved it, and the sender's view be as old as ours): taken, but no acknowledgement.
-    if (!view.serving()) return reply.code(503).send(VIEW_EXPIRED);
+    const version = parseVersion(request.headers[VERSION_HEADER]);
+    // The answer (the upload's acknowledgement) waits for the key's read leases.
+    if (!(await invalidated(cache, leases, view, key, version))) {
+      return reply.code(503).send(VIEW_EXPIRED);
+    }
     return reply.code(204).send();
   });
 

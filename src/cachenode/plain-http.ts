@@ -11,10 +11,8 @@
  */
 import { Agent, type IncomingMessage, request } from 'node:http';
 import type { Readable } from 'node:stream';
-import { BATCH_CONTENT_TYPE, batchBodyBytes } from '../core/entry-batch.ts';
-
-/** A batch as node-client.ts's importBatch takes it: one Buffer, its parts, or a stream of them. */
-export type BatchBody = Buffer | readonly Buffer[] | Iterable<Buffer> | Readable;
+import { BATCH_CONTENT_TYPE, type BatchBody, batchBodyBytes } from '../core/entry-batch.ts';
+import { nodeMessage } from '../core/node-protocol.ts';
 
 /** Sends hand-over batches (hand-over.ts): what it needs of the node client. */
 export interface BatchSender {
@@ -76,7 +74,7 @@ export function createBatchSender(options: PlainHttpOptions): BatchSender {
       ? [batch]
       : (batch as Iterable<Buffer> | Readable);
     const { status, text } = await send(nodeUrl, url, headers, parts);
-    if (status !== 200) throw new Error(`cache node ${nodeUrl}: ${status} ${messageOf(text)}`);
+    if (status !== 200) throw new Error(`cache node ${nodeUrl}: ${status} ${nodeMessage(text)}`);
     const { accepted, refused } = JSON.parse(text) as { accepted: number; refused: number };
     return { accepted, refused };
   }
@@ -177,13 +175,4 @@ function readAll(response: IncomingMessage): Promise<string> {
     response.once('error', reject);
     response.once('aborted', () => reject(new Error('the answer was cut off')));
   });
-}
-
-/** The node's message from an error envelope, else the start of the body. */
-function messageOf(text: string): string {
-  try {
-    return JSON.parse(text).error.message ?? text.slice(0, 300);
-  } catch {
-    return text.slice(0, 300);
-  }
 }

@@ -33,8 +33,8 @@ export function seedRoutes(
   app: FastifyInstance,
   deps: {
     cache: NodeCache;
-    /** The client for hand-overs, made on first use. */
-    client: () => Promise<BatchSender>;
+    /** Sends hand-overs to other nodes. */
+    client: BatchSender;
     nodeId: string;
     view: NodeView;
     leases: Leases;
@@ -141,9 +141,8 @@ export function seedRoutes(
     }
     const keep = f.keep === true || f.keep === 'true';
     const results = [];
-    const handOverClient = await client();
     for (const order of orders) {
-      results.push(await handOver(cache, handOverClient, order, { keep }));
+      results.push(await handOver(cache, client, order, { keep }));
     }
     const failed = results.filter((r) => r.error);
     if (failed.length > 0) {

@@ -38,6 +38,7 @@ export interface EntryAnswer {
 
 /** node:http's default limit on a head; our nodes' answer heads are a few hundred bytes. */
 const MAX_HEAD_BYTES = 16 * 1024;
+const HEAD_TOO_LONG = 'an answer head over 16 KiB';
 const HEAD_END = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
 /** Requests one connection carries at once (HTTP/1.1 pipelining), before another is opened. */
@@ -104,6 +105,7 @@ const freshReading = (): Reading => ({
 
 /** The status and headers of a complete head, or a message saying why it is not one we take. */
 function parseHead(head: string): { status: number; headers: Record<string, string> } | string {
+  if (head.length > MAX_HEAD_BYTES) return HEAD_TOO_LONG;
   const lines = head.split('\r\n');
   const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? '');
   if (!statusLine) return `no HTTP/1.1 status line (${JSON.stringify(lines[0]?.slice(0, 40))})`;
@@ -119,10 +121,6 @@ function parseHead(head: string): { status: number; headers: Record<string, stri
   }
   return { status: Number(statusLine[1]), headers };
 }
-
-/** Why a head is not taken before it is parsed, if it is not. */
-const headProblem = (head: string) =>
-  head.length > MAX_HEAD_BYTES ? 'an answer head over 16 KiB' : undefined;
 
 /** The body's length by the head, or a message saying why the answer is not one we take. */
 function bodyLength(status: number, headers: Record<string, string>): number | string {
@@ -231,14 +229,11 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
         r.head += data.toString('latin1', from, Math.min(n, from + MAX_HEAD_BYTES + 4 - before));
         end = r.head.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (r.head.length > MAX_HEAD_BYTES) refuse(c, 'an answer head over 16 KiB');
-          return n;
+          return r.head.length > MAX_HEAD_BYTES ? refused(c, HEAD_TOO_LONG, n) : n;
         }
         head = r.head.slice(0, end);
         at = from + end + 4 - before;
       }
-      const problem = headProblem(head);
-      if (problem !== undefined) return refused(c, problem, n);
       const parsed = parseHead(head);
       if (typeof parsed === 'string') return refused(c, parsed, n);
       const length = bodyLength(parsed.status, parsed.headers);

@@ -7,7 +7,7 @@
  * timeout; failures throw NodeRequestError so callers can treat a failing node as a miss.
  */
 import { Readable } from 'node:stream';
-import { BATCH_CONTENT_TYPE, batchBodyBytes } from '../core/entry-batch.ts';
+import { BATCH_CONTENT_TYPE, type BatchBody, batchBodyBytes } from '../core/entry-batch.ts';
 import {
   ENTRY_PATH,
   IF_VERSION_HEADER,
@@ -46,9 +46,6 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     timeoutMs: transport.timeoutMs,
     connections: transport.connections,
   });
-  const auth: Record<string, string> = options.secret
-    ? { authorization: `Bearer ${options.secret}` }
-    : {};
 
   /** GET of an entry: its status, headers and whole body. */
   async function getEntry(
@@ -58,7 +55,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   ): Promise<EntryAnswer> {
     if (nodeUrl.startsWith('http://')) {
       transport.guard(nodeUrl);
-      return reader.get(nodeUrl, path, { ...auth, ...headers });
+      return reader.get(nodeUrl, path, { ...transport.auth, ...headers });
     }
     const response = await call(nodeUrl, 'GET', path, headers);
     const body = Buffer.from(await response.body.arrayBuffer());
@@ -156,7 +153,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
      */
     async importBatch(
       nodeUrl: string,
-      batch: Buffer | readonly Buffer[] | Iterable<Buffer> | Readable,
+      batch: BatchBody,
       length?: number,
     ): Promise<{ accepted: number; refused: number }> {
       const bytes = batchBodyBytes(batch, length);

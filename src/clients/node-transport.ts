@@ -13,7 +13,7 @@
  */
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
-import { ENTRY_PATH } from '../core/node-protocol.ts';
+import { ENTRY_PATH, nodeMessage } from '../core/node-protocol.ts';
 import type { Tls } from '../http/tls.ts';
 
 export interface NodeTransportOptions {
@@ -55,13 +55,28 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
   const pools = new Map<string, Pool>();
   const auth: Record<string, string> = secret ? { authorization: `Bearer ${secret}` } : {};
 
+  /**
+   * Throws, as a NodeRequestError, when the process's TLS forbids sending the secret to the node
+   * (checked once per origin: the pools and the entry reader ask before their first request).
+   */
+  const guarded = new Set<string>();
+  function guard(nodeUrl: string): void {
+    const origin = new URL(nodeUrl).origin;
+    if (guarded.has(origin)) return;
+    try {
+      tls?.guard(origin, 'the shared secret');
+    } catch (error) {
+      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
+    }
+    guarded.add(origin);
+  }
+
   function poolFor(nodeUrl: string, read: boolean): Pool {
     const origin = new URL(nodeUrl).origin;
     const name = `${read ? 'read' : 'other'} ${origin}`;
     let pool = pools.get(name);
     if (!pool) {
-      // Checked once per origin: every request to it goes through this pool.
-      tls?.guard(origin, 'the shared secret');
+      guard(nodeUrl);
       // A connect that hangs (a host gone from the network) fails as fast as a slow answer, so
       // a dead node costs a read at most `timeoutMs` before it falls back to storage; undici's
       // own connect timeout is 10 s.
@@ -77,28 +92,14 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
 
   /** The error for an answer a call does not accept, with the node's message from `text`. */
   function answerError(nodeUrl: string, status: number, text: string): NodeRequestError {
-    let message = text.slice(0, 300);
-    try {
-      message = JSON.parse(text).error.message ?? message;
-    } catch {}
-    return new NodeRequestError(nodeUrl, status, `${status} ${message}`);
-  }
-
-  /** Throws, as a NodeRequestError, when the process's TLS forbids sending the secret there. */
-  const guarded = new Set<string>();
-  function guard(nodeUrl: string): void {
-    if (guarded.has(nodeUrl)) return;
-    try {
-      tls?.guard(new URL(nodeUrl).origin, 'the shared secret');
-    } catch (error) {
-      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
-    }
-    guarded.add(nodeUrl);
+    return new NodeRequestError(nodeUrl, status, `${status} ${nodeMessage(text)}`);
   }
 
   return {
     timeoutMs,
     connections,
+    /** The Authorization header every request to a node carries (none without a secret). */
+    auth,
     answerError,
     guard,
 
@@ -122,6 +123,7 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
           bodyTimeout: timeout,
         });
       } catch (error) {
+        if (error instanceof NodeRequestError) throw error;
         throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
       }
     },

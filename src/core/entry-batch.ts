@@ -16,6 +16,7 @@
  * before allocating, and a batch that ends mid-frame is refused, so a truncated or forged batch
  * fails with a clear error instead of reading out of bounds or allocating what a length claims.
  */
+import type { Readable } from 'node:stream';
 
 export interface BatchEntry {
   key: string;
@@ -65,11 +66,14 @@ export function* encodeBatchStream(entries: Iterable<BatchEntry>): Generator<Buf
   yield* flush();
 }
 
+/** A batch as a sender takes it: one Buffer, its parts, or a stream or generator of them. */
+export type BatchBody = Buffer | readonly Buffer[] | Iterable<Buffer> | Readable;
+
 /**
  * A batch body's bytes (its Content-Length) when they are known without reading it: `length` as
  * given, else a Buffer's or a list's; undefined for a stream or generator.
  */
-export function batchBodyBytes(batch: unknown, length?: number): number | undefined {
+export function batchBodyBytes(batch: BatchBody, length?: number): number | undefined {
   if (length !== undefined) return length;
   if (Buffer.isBuffer(batch)) return batch.length;
   if (Array.isArray(batch)) return (batch as Buffer[]).reduce((sum, part) => sum + part.length, 0);

@@ -24,5 +24,14 @@ export const LEASE_HEADER = 'x-pixpool-lease';
 export const MAX_LEASE_MS = 500;
 /** Where a node's entries live: GET, PUT and DELETE `${ENTRY_PATH}<percent-encoded key>`. */
 export const ENTRY_PATH = '/v1/entries/';
+/** The message of a node's error envelope in `text`, else the start of `text`. */
+export function nodeMessage(text: string): string {
+  try {
+    return JSON.parse(text).error.message ?? text.slice(0, 300);
+  } catch {
+    return text.slice(0, 300);
+  }
+}
+
 /** The lease a node grants unless told otherwise (--lease-ms). */
 export const DEFAULT_LEASE_MS = 100;

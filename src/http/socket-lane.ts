@@ -388,18 +388,21 @@ function laneConnection(
     chunk.copy(r.body, r.have, 0, take);
     r.have += take;
     if (r.have < r.body.length) return;
+    stopReading(r);
+    bodyDone(r, take < chunk.length ? chunk.subarray(take) : undefined);
+  }
+
+  /** The body is read, or given up: no more of it is expected on this connection. */
+  function stopReading(r: NonNullable<typeof reading>): void {
     clearTimeout(r.timer);
     reading = undefined;
     readingBody.delete(socket);
-    bodyDone(r, take < chunk.length ? chunk.subarray(take) : undefined);
   }
 
   /** The request being read, as it came so far (for node:http); it stops being read. */
   function partOfBody(): Buffer {
     const r = reading as NonNullable<typeof reading>;
-    clearTimeout(r.timer);
-    reading = undefined;
-    readingBody.delete(socket);
+    stopReading(r);
     return Buffer.concat([r.headBytes, r.body.subarray(0, r.have)]);
   }
 
@@ -415,11 +418,19 @@ function laneConnection(
       wait(answer, replay, more, r.close);
       return;
     }
-    if (!sent(answer, r.close, more)) return;
+    serveOn(answer, r.close, more);
+  }
+
+  /**
+   * Writes an answer that came after a wait (for its body, or for the answer itself), then serves
+   * what came after the request; with nothing left, a half-closed reader or a graceful close that
+   * passed this connection by meanwhile ends it.
+   */
+  function serveOn(answer: LaneAnswer, close: boolean, more: Buffer | undefined): void {
+    if (!sent(answer, close, more)) return;
+    socket.resume();
     pending = more;
     if (pending) serve();
-    // A half-closed reader, or a graceful close that passed this connection by while its body
-    // came, ends it.
     else if (ended || closing()) socket.end();
   }
 
@@ -448,14 +459,7 @@ function laneConnection(
         handOff(rest ? Buffer.concat([request(), rest]) : request());
         return;
       }
-      const more = rest;
-      if (!sent(result, close, more)) return;
-      socket.resume();
-      pending = more;
-      if (pending) serve();
-      // Nothing more to answer: a half-closed reader, or a graceful close that passed this
-      // connection by while it waited, ends it.
-      else if (ended || closing()) socket.end();
+      serveOn(result, close, rest);
     };
     answer.then(settled, () => settled(undefined));
   }
