@@ -25,7 +25,9 @@
  * it is a GET, and nothing was answered to it. A read that gets no byte for `timeoutMs` fails as
  * `unreachable`, as one that cannot connect does.
  */
+
 import { connect, type Socket } from 'node:net';
+import type { BufferPool } from '../core/buffer-pool.ts';
 import { NodeRequestError } from './node-transport.ts';
 
 export interface EntryAnswer {
@@ -134,8 +136,13 @@ function bodyLength(status: number, headers: Record<string, string>): number | s
   return Number(length);
 }
 
-export function createEntryReader(options: { timeoutMs: number; connections: number }) {
-  const { timeoutMs, connections } = options;
+export function createEntryReader(options: {
+  timeoutMs: number;
+  connections: number;
+  /** Where bodies are taken from (a caller gives back the ones it is done with). */
+  bodies?: BufferPool | undefined;
+}) {
+  const { timeoutMs, connections, bodies } = options;
   const origins = new Map<string, Origin>();
   let closing = false;
   /** Connections with heads to write, and whether a write of them is due. */
@@ -240,7 +247,7 @@ export function createEntryReader(options: { timeoutMs: number; connections: num
       if (typeof length === 'string') return refused(c, length, n);
       r.status = parsed.status;
       r.headers = parsed.headers;
-      r.body = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
+      r.body = length === 0 ? EMPTY : bodies ? bodies.take(length) : Buffer.allocUnsafe(length);
     }
     const take = Math.min(r.body.length - r.got, n - at);
     if (take > 0) {

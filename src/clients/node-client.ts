@@ -7,6 +7,7 @@
  * timeout; failures throw NodeRequestError so callers can treat a failing node as a miss.
  */
 import { Readable } from 'node:stream';
+import { createBufferPool } from '../core/buffer-pool.ts';
 import { BATCH_CONTENT_TYPE, type BatchBody, batchBodyBytes } from '../core/entry-batch.ts';
 import {
   ENTRY_PATH,
@@ -42,9 +43,12 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   const { call } = transport;
   const failure = transport.failure;
   // Entry reads from plain-http nodes skip undici (entry-reader.ts); https ones go through it.
+  // Their bodies come from a pool, for callers that give them back (recycle).
+  const bodies = createBufferPool();
   const reader = createEntryReader({
     timeoutMs: transport.timeoutMs,
     connections: transport.connections,
+    bodies,
   });
 
   /** GET of an entry: its status, headers and whole body. */
@@ -74,6 +78,16 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   };
 
   return {
+    /**
+     * Gives back an entry's value that nothing holds any more (its answer is written), for a
+     * later read to reuse. A value this client did not read into pooled memory is ignored.
+     */
+    recycle: (value: Buffer) => bodies.give(value),
+    /** Memory given back and not yet reused. */
+    get idleReadBytes() {
+      return bodies.idleBytes;
+    },
+
     /** The cached entry, or undefined on a miss. */
     async get(nodeUrl: string, key: string): Promise<CacheEntry | undefined> {
       return (await this.read(nodeUrl, key, undefined)).entry as CacheEntry | undefined;

@@ -81,3 +81,27 @@ it('different keys do not wait for each other', async () => {
   void flight.run('a', c.fn as unknown as () => Promise<string>);
   assert.equal(await flight.run('b', async () => 'b'), 'b');
 });
+
+it('tells each execution how many calls share it', async () => {
+  const flight = createFreshFlight<number>();
+  const sharers: number[] = [];
+  const releases: (() => void)[] = [];
+  const fn = (n: number) => {
+    sharers.push(n);
+    return new Promise<number>((resolve) => releases.push(() => resolve(n)));
+  };
+  const firsts = [flight.run('k', fn), flight.run('k', fn), flight.run('k', fn)];
+  await nextTurn();
+  // Started: later calls share the next execution, which is told their number, not the first's.
+  const queued = [flight.run('k', fn), flight.run('k', fn)];
+  assert.deepEqual(sharers, [3]);
+  releases[0]?.();
+  assert.deepEqual(await Promise.all(firsts), [3, 3, 3]);
+  // A call made after the first settled but before the queued one starts joins it too.
+  const late = flight.run('k', fn);
+  await settle();
+  await nextTurn();
+  assert.deepEqual(sharers, [3, 3]);
+  releases[1]?.();
+  assert.deepEqual(await Promise.all([...queued, late]), [3, 3, 3]);
+});

@@ -16,7 +16,10 @@ interface Slot<T> {
   running: Promise<T> | undefined;
   /** Whether `running` has not called its function yet: a caller may still join it. */
   unstarted: boolean;
+  /** The calls sharing `running`, and those sharing `queued`. */
+  runningCalls: number;
   queued: Promise<T> | undefined;
+  queuedCalls: number;
 }
 
 /** `fn()` on the next setImmediate: after every call made in this event-loop turn. */
@@ -36,37 +39,53 @@ export function createFreshFlight<T>() {
   const slots = new Map<string, Slot<T>>();
   const ignore = () => {};
 
-  function run(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * `fn`'s result, shared with the calls for `key` made before it starts; `fn` is told how many
+   * calls share it (final once it starts: later calls wait for the next execution).
+   */
+  function join(key: string, fn: (sharers: number) => Promise<T>, calls: number): Promise<T> {
     let slot = slots.get(key);
     if (!slot) {
-      slot = { running: undefined, unstarted: false, queued: undefined };
+      slot = {
+        running: undefined,
+        unstarted: false,
+        runningCalls: 0,
+        queued: undefined,
+        queuedCalls: 0,
+      };
       slots.set(key, slot);
     }
     const s = slot;
     if (!s.running) {
       s.unstarted = true;
+      s.runningCalls = calls;
       s.running = startSoon(() => {
         s.unstarted = false;
-        return fn();
+        return fn(s.runningCalls);
       }).finally(() => {
         s.running = undefined;
         if (!s.queued) slots.delete(key);
       });
       return s.running;
     }
-    if (s.unstarted) return s.running;
+    if (s.unstarted) {
+      s.runningCalls += calls;
+      return s.running;
+    }
     if (!s.queued) {
+      s.queuedCalls = 0;
       s.queued = s.running.then(ignore, ignore).then(() => {
         s.queued = undefined;
         slots.set(key, s);
-        return run(key, fn);
+        return join(key, fn, s.queuedCalls);
       });
     }
+    s.queuedCalls += calls;
     return s.queued;
   }
 
   return {
-    run,
+    run: (key: string, fn: (sharers: number) => Promise<T>) => join(key, fn, 1),
     get size() {
       return slots.size;
     },

@@ -86,7 +86,7 @@ export async function buildFrontend(deps: FrontendDeps) {
   await app.register(multipart, {
     limits: { fileSize: maxUploadBytes, files: 1, fields: 4, parts: 6, fieldSize: 4096 },
   });
-  const metrics = createFrontendMetrics(registry);
+  const metrics = createFrontendMetrics(registry, () => deps.nodes.idleReadBytes);
   const variants = deps.variants ?? {};
   const transformer =
     variants.transformer ??

@@ -19,4 +19,10 @@ export interface FetchedImage {
    * `node` will not acknowledge an invalidation of this key, so the copy is served without asking.
    */
   lease?: { node: string; until: number };
+  /**
+   * Gives the bytes back to the pool they were read into, once an answer has written them: set
+   * only on an image that nothing else holds (not near-cached, not shared with other reads, not
+   * filling a node). Not calling it is always safe.
+   */
+  release?: (() => void) | undefined;
 }

@@ -101,7 +101,7 @@ function imageAnswer(validators: Validators, image: FetchedImage): LaneAnswer {
   if (notModified(validators, a.etag, image.modifiedAt)) {
     return { status: 304, headers: a.notModified, body: undefined };
   }
-  return { status: 200, headers: a.ok, body: image.bytes };
+  return { status: 200, headers: a.ok, body: image.bytes, written: image.release };
 }
 
 /** The fetch-time histogram's series, bound once per source. */

@@ -100,7 +100,7 @@ export function createImageService(deps: ImageServiceDeps) {
     rejected: metrics.nearAdmissions.labels('rejected'),
   });
   // Concurrent reads of one hot key share a node check that started after each of them arrived.
-  type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number };
+  type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number; sharers: number };
   const checks = createFreshFlight<Answer>();
 
   // Bound once: a labelled inc() hashes its labels on every call, and a leased hit is all lookup.
@@ -112,16 +112,27 @@ export function createImageService(deps: ImageServiceDeps) {
   /** A node without a view lease (it lost its manager) declines; nothing is wrong with it. */
   const isRefusal = (error: unknown) => error instanceof NodeRequestError && error.status === 503;
 
-  /** One node's answer for `key`, revalidating the near cache's copy; throws on node failure. */
-  async function askNode(node: string, key: string): Promise<FetchedImage | undefined> {
+  /**
+   * One node's answer for `key`, revalidating the near cache's copy; throws on node failure.
+   * `release`: the caller will hold the image only to answer it (see FetchedImage.release).
+   */
+  async function askNode(
+    node: string,
+    key: string,
+    release: boolean,
+  ): Promise<FetchedImage | undefined> {
     const held = near.get(key);
-    const { entry, leaseUntil } = await checks.run(
+    const { entry, leaseUntil, sharers } = await checks.run(
       `${node}\u0000${held?.version ?? ''}\u0000${key}`,
-      async () => {
+      async (sharers) => {
         // The lease counts from before the request left: it ends before the node's record of it.
         const sent = performance.now();
         const answer = await nodes.read(node, key, held?.version, true);
-        return { entry: answer.entry, leaseUntil: answer.leaseMs && sent + answer.leaseMs };
+        return {
+          entry: answer.entry,
+          leaseUntil: answer.leaseMs && sent + answer.leaseMs,
+          sharers,
+        };
       },
     );
     const lease = leaseUntil ? { node, until: leaseUntil } : undefined;
@@ -139,7 +150,10 @@ export function createImageService(deps: ImageServiceDeps) {
       variant: variantOf(key),
       ...(lease && { lease }),
     };
-    near.set(key, image);
+    if (!near.set(key, image) && release && sharers === 1) {
+      const bytes = entry.value;
+      image.release = () => nodes.recycle(bytes);
+    }
     return image;
   }
 
@@ -168,9 +182,10 @@ export function createImageService(deps: ImageServiceDeps) {
   async function fromCache(key: string, owners: string[]): Promise<FetchedImage | undefined> {
     for (const [i, node] of owners.entries()) {
       try {
-        const image = await askNode(node, key);
+        const image = await askNode(node, key, i === 0);
         if (image) {
-          // Found on the previous owner: warm the new one now rather than after the hand-over.
+          // Found on the previous owner: warm the new one now rather than after the hand-over
+          // (so the image is not released: the fill holds its bytes).
           if (i > 0) fill(owners[0] as string, key, image);
           return image;
         }

@@ -1,9 +1,21 @@
 /** The frontend's own Prometheus metrics (besides the process defaults every service has). */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export function createFrontendMetrics(registry: Registry) {
+export function createFrontendMetrics(
+  registry: Registry,
+  /** Bytes of image memory kept for the next node reads (clients/node-client.ts recycle). */
+  idleReadBytes: () => number = () => 0,
+) {
   const registers = [registry];
   return {
+    idleReadBuffers: new Gauge({
+      name: 'pixpool_frontend_idle_read_buffer_bytes',
+      help: 'Memory of answered images kept for the next reads from cache nodes to reuse',
+      registers,
+      collect() {
+        this.set(idleReadBytes());
+      },
+    }),
     lookups: new Counter({
       name: 'pixpool_frontend_cache_lookups_total',
       help: 'Cache lookups by result (hit or miss; a failing node counts as a miss)',

@@ -23,6 +23,7 @@
  * to the entry's version: a newer version is a new entry, so it can never be served stale.
  */
 import { LRUCache } from 'lru-cache';
+import { memoryOf } from '../core/buffer-pool.ts';
 import { createFrequencySketch } from '../core/frequency-sketch.ts';
 import type { FetchedImage } from './fetched-image.ts';
 
@@ -47,7 +48,7 @@ const SAMPLES_PER_ENTRY = 10;
 const MIN_ENTRIES = 64;
 
 const sizeOf = (image: FetchedImage) =>
-  Math.max(1, image.bytes.length + (image.dataUrlJson?.length ?? 0));
+  Math.max(1, memoryOf(image.bytes) + (image.dataUrlJson?.length ?? 0));
 
 const none = { inc() {} };
 
@@ -56,7 +57,7 @@ export function createNearCache(maxBytes: number, options: NearCacheOptions = {}
     return {
       record: (_key: string) => {},
       get: (_key: string) => undefined,
-      set: (_key: string, _image: FetchedImage) => {},
+      set: (_key: string, _image: FetchedImage) => false,
       delete: (_key: string) => {},
       attach: (_key: string, _image: FetchedImage, _body: Buffer) => {},
     };
@@ -91,21 +92,23 @@ export function createNearCache(maxBytes: number, options: NearCacheOptions = {}
       if (admission) sketch.increment(key);
     },
     get: (key: string) => cache.get(key),
-    set(key: string, image: FetchedImage) {
+    /** Keeps `image` as `key`'s copy if admitted; whether it is kept. */
+    set(key: string, image: FetchedImage): boolean {
       const size = sizeOf(image);
       if (cache.has(key)) {
         // A held key is replaced, whatever admission would say; one too large is dropped.
         if (size <= maxBytes) cache.set(key, image);
         else cache.delete(key);
-        return;
+        return size <= maxBytes;
       }
-      if (size > maxBytes) return;
+      if (size > maxBytes) return false;
       if (!admits(key, size)) {
         rejected.inc();
-        return;
+        return false;
       }
       admitted.inc();
       cache.set(key, image);
+      return true;
     },
     delete: (key: string) => {
       cache.delete(key);

@@ -60,6 +60,11 @@ export interface LaneAnswer {
   /** Content-Length is added from `body` when absent. */
   headers: OutgoingHttpHeaders;
   body?: Buffer | string | undefined;
+  /**
+   * Called once `body` is written (handed to the kernel) or can no longer be (the connection
+   * failed): nothing of the lane holds it after that. Never called for an answer not written.
+   */
+  written?: (() => void) | undefined;
 }
 
 /**
@@ -509,7 +514,7 @@ function laneConnection(
   }
 
   function write(answer: LaneAnswer, close: boolean): void {
-    const { status, headers, body } = answer;
+    const { status, headers, body, written } = answer;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     if (body !== undefined && headers['content-length'] === undefined) {
@@ -521,13 +526,14 @@ function laneConnection(
     socket.cork();
     socket.write(head, 'latin1');
     if (body === undefined || typeof body === 'string' || body.length <= MAX_WRITE_BYTES) {
-      if (body !== undefined) socket.write(body);
+      if (body !== undefined) socket.write(body, written);
       socket.uncork();
       return;
     }
     // The head and the first piece in one write, each further piece in its own.
     for (let at = 0; at < body.length; at += MAX_WRITE_BYTES) {
-      socket.write(body.subarray(at, at + MAX_WRITE_BYTES));
+      const end = at + MAX_WRITE_BYTES;
+      socket.write(body.subarray(at, end), end >= body.length ? written : undefined);
       if (at === 0) socket.uncork();
     }
   }
