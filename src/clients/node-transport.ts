@@ -61,14 +61,18 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
    */
   const guarded = new Set<string>();
   function guard(nodeUrl: string): void {
+    // By URL first: the entry reader asks on every read, and parsing the URL each time showed.
+    if (guarded.has(nodeUrl)) return;
     const origin = new URL(nodeUrl).origin;
-    if (guarded.has(origin)) return;
-    try {
-      tls?.guard(origin, 'the shared secret');
-    } catch (error) {
-      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
+    if (!guarded.has(origin)) {
+      try {
+        tls?.guard(origin, 'the shared secret');
+      } catch (error) {
+        throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
+      }
+      guarded.add(origin);
     }
-    guarded.add(origin);
+    guarded.add(nodeUrl);
   }
 
   function poolFor(nodeUrl: string, read: boolean): Pool {

@@ -103,8 +103,9 @@ export function createImageService(deps: ImageServiceDeps) {
   type Answer = { entry: CacheEntry | 'current' | undefined; leaseUntil: number; sharers: number };
   const checks = createFreshFlight<Answer>();
 
-  // Bound once: a labelled inc() hashes its labels on every call, and a leased hit is all lookup.
-  const leasedHits = metrics.lookups.labels('hit');
+  // Bound once: a labelled inc() hashes its labels on every call (a leased hit is all lookup).
+  const hits = metrics.lookups.labels('hit');
+  const misses = metrics.lookups.labels('miss');
   const variantHits = metrics.variantLookups.labels('hit');
 
   const isStaleView = (error: unknown) =>
@@ -162,7 +163,7 @@ export function createImageService(deps: ImageServiceDeps) {
    * counted as a hit. Not during a hand-over (two owners), and not from a node that is no
    * longer the owner in this frontend's view.
    */
-  function leasedCopy(key: string, hits = leasedHits): FetchedImage | undefined {
+  function leasedCopy(key: string, counter = hits): FetchedImage | undefined {
     // The near cache first: it holds only checked keys, while the socket lane passes any key of
     // any length (routing remembers the regions of the keys it is asked about).
     const held = near.get(key);
@@ -171,7 +172,7 @@ export function createImageService(deps: ImageServiceDeps) {
     const owners = routing.ownersOf(key);
     if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
     near.record(key);
-    hits.inc();
+    counter.inc();
     return held;
   }
 
@@ -299,7 +300,7 @@ export function createImageService(deps: ImageServiceDeps) {
     // Counted here and on a leased hit, not in leasedCopy: the socket lane calls that first too.
     near.record(key);
     const { cached, owners } = await cachedCopy(key);
-    metrics.lookups.inc({ result: cached ? 'hit' : 'miss' });
+    (cached ? hits : misses).inc();
     if (cached) return cached;
     const stored = await fromStorage(key);
     if (stored) fill(owners[0] as string, key, stored);
