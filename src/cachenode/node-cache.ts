@@ -20,8 +20,8 @@
  *
  * Regions: each cached key's region is worked out once, when it is stored, and remembered until
  * it leaves the store. A resize goes over every key up to four times on each node (the census,
- * each view's drop, the hand-over's selection); with an MD5 per key per pass, that was a
- * fifth of an old node's CPU in a grow's window, and more the more keys a node holds.
+ * each view's drop, the hand-over's selection), inside the resize's window; an MD5 per key per
+ * pass cost more the more keys a node holds (bench/RESULTS.md, issue 23's hand-over).
  */
 import { LRUCache } from 'lru-cache';
 import { MB, parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
