@@ -40,7 +40,7 @@ import { type PoolViewAnswer, type ResizeDetails, startManagerPeer } from './lib
 import { benchImage } from './lib/multipart.ts';
 import { nginxBaseline, staticRoot } from './lib/nginx.ts';
 import { type PixpoolUp, startCaseUp, startPixpoolUp } from './lib/pixpool.ts';
-import { treeCpuSeconds } from './lib/processes.ts';
+import { treeCpuByProcess, treeCpuSeconds } from './lib/processes.ts';
 import {
   preparePostgres,
   runUploadClient,
@@ -591,6 +591,8 @@ interface HandoverRep {
   resizeCpuPct: number | undefined;
   /** User+system CPU of that tree from the new node's "listening" line to the answer, ms. */
   afterStartCpuMs: number | undefined;
+  /** That CPU by process, ms: the manager, the new node, each old node (most first). */
+  afterStartCpuBy: { manager: number; newNode: number; oldNodes: number[] } | undefined;
   /** Bytes on the new node after the resize, and over all nodes (the final view dropped the old copies). */
   newNodeBytes: number | null;
   bytesAfter: number | null;
@@ -697,6 +699,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
       let nodeStartMs: number | undefined;
       let resizeCpuPct: number | undefined;
       let afterStartCpuMs: number | undefined;
+      let afterStartCpuBy: HandoverRep['afterStartCpuBy'];
       let newNodeBytes: number | null = null;
       let bytesAfter: number | null = null;
       try {
@@ -721,11 +724,17 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
         // The tree's CPU every 10 ms, to tell what it spent after the new node listened: on a
         // CPU shared with other work, the wall time says more about the others than about us.
-        const cpuSamples: { at: number; sec: number }[] = [];
+        const cpuSamples: { at: number; sec: number; each: Map<number, number> }[] = [];
         const sampleCpu = () => {
-          const cpu = treeCpuSeconds(manager.child.pid);
-          if (cpu) cpuSamples.push({ at: performance.now(), sec: cpu.user + cpu.system });
+          const each = treeCpuByProcess(manager.child.pid);
+          if (!each) return;
+          const seconds = new Map([...each].map(([pid, c]) => [pid, c.user + c.system]));
+          let sec = 0;
+          for (const s of seconds.values()) sec += s;
+          cpuSamples.push({ at: performance.now(), sec, each: seconds });
         };
+        sampleCpu();
+        const oldPids = new Set(cpuSamples[0]?.each.keys());
         const sampler = setInterval(sampleCpu, 10);
         fromUs = monotonicUs();
         const t0 = performance.now();
@@ -756,6 +765,17 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           listenedAt === undefined ? undefined : cpuSamples.findLast((c) => c.at <= listenedAt);
         const atEnd = cpuSamples.at(-1);
         afterStartCpuMs = atListen && atEnd ? (atEnd.sec - atListen.sec) * 1000 : undefined;
+        if (atListen && atEnd) {
+          const by = { manager: 0, newNode: 0, oldNodes: [] as number[] };
+          for (const [pid, sec] of atEnd.each) {
+            const spent = (sec - (atListen.each.get(pid) ?? 0)) * 1000;
+            if (pid === manager.child.pid) by.manager += spent;
+            else if (!oldPids.has(pid)) by.newNode += spent;
+            else by.oldNodes.push(spent);
+          }
+          by.oldNodes.sort((a, b) => b - a);
+          afterStartCpuBy = by;
+        }
         // Profiles cover what follows the new node's start, the part the targets are about.
         if (nodeStartMs !== undefined) resizeWindow.fromUs += Math.round(nodeStartMs * 1000);
         const statuses = await manager.nodes();
@@ -816,6 +836,7 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
         afterStartMs,
         resizeCpuPct,
         afterStartCpuMs,
+        afterStartCpuBy,
         newNodeBytes,
         bytesAfter,
         resizeMiBps,
@@ -863,6 +884,8 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
   const mibps = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} MiB/s`);
   const ratio = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(4));
   const byRep = (format: (r: HandoverRep) => string) => reps.map(format).join(' / ');
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  const cpuBy = (...values: (number | undefined)[]) => values.map(ms).join(' / ');
   const stepMs = (pick: (s: NonNullable<HandoverDetails['steps']>) => number) =>
     ms(optMed((r) => (r.details.steps ? pick(r.details.steps) : undefined)));
 
@@ -956,6 +979,20 @@ async function runHandover(ctx: BenchContext, self: BenchCase): Promise<CaseResu
           'manager tree CPU after the node listened',
           ms(optMed((r) => r.afterStartCpuMs)),
           byRep((r) => ms(r.afterStartCpuMs)),
+        ],
+        [
+          '  of it: manager / new node / old nodes (each, most first)',
+          cpuBy(
+            optMed((r) => r.afterStartCpuBy?.manager),
+            optMed((r) => r.afterStartCpuBy?.newNode),
+            optMed((r) => r.afterStartCpuBy && sum(r.afterStartCpuBy.oldNodes)),
+          ),
+          byRep((r) => {
+            const b = r.afterStartCpuBy;
+            if (!b) return '–';
+            const old = b.oldNodes.map((n) => n.toFixed(0)).join('+');
+            return `${b.manager.toFixed(0)}, ${b.newNode.toFixed(0)}, ${old}`;
+          }),
         ],
         [
           'loopback sender + receiver CPU',

@@ -252,6 +252,18 @@ export function processCpuSeconds(pid: number): CpuTime | undefined {
  * master and worker, node and its helper threads). Linux /proc only; undefined elsewhere.
  */
 export function treeCpuSeconds(pid: number): CpuTime | undefined {
+  const each = treeCpuByProcess(pid);
+  if (!each) return undefined;
+  const total = { user: 0, system: 0 };
+  for (const cpu of each.values()) {
+    total.user += cpu.user;
+    total.system += cpu.system;
+  }
+  return total;
+}
+
+/** The CPU time of `pid` and of each of its descendants, by pid; undefined if `pid` is gone. */
+export function treeCpuByProcess(pid: number): Map<number, CpuTime> | undefined {
   let entries: string[];
   try {
     entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
@@ -272,17 +284,16 @@ export function treeCpuSeconds(pid: number): CpuTime | undefined {
     }
   }
   if (!ticks.has(pid)) return undefined;
-  const total = { user: 0, system: 0 };
+  const each = new Map<number, CpuTime>();
   for (const [candidate, [user, system]] of ticks) {
     for (let p: number | undefined = candidate; p !== undefined && p > 1; p = parent.get(p)) {
       if (p === pid) {
-        total.user += user / CLOCK_TICKS;
-        total.system += system / CLOCK_TICKS;
+        each.set(candidate, { user: user / CLOCK_TICKS, system: system / CLOCK_TICKS });
         break;
       }
     }
   }
-  return total;
+  return each;
 }
 
 /**

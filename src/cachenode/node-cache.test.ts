@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PixpoolError } from '../core/errors.ts';
+import { regionOf } from '../core/regions.ts';
 import { createNodeCache, MB, parseCapacityMb, parsePolicy } from './node-cache.ts';
 
 const entry = (bytes: number, version: number) => ({
@@ -95,6 +96,41 @@ describe('node cache', () => {
       'k1',
       'test',
     ]);
+  });
+
+  it('works out a key’s region once while it is cached, again after it left', () => {
+    const hashed: string[] = [];
+    const cache = createNodeCache({
+      policy: 'LRU',
+      capacityMb: 0.01, // 10485 bytes
+      maxCapacityMb: 100,
+      regionOf: (key) => {
+        hashed.push(key);
+        return regionOf(key);
+      },
+    });
+    for (const key of ['test', 'test123', 'k1']) cache.put(key, entry(1000, 1), true);
+    cache.put('test', entry(1000, 2), true);
+    cache.import([['k1', entry(1000, 3)]]);
+    assert.deepEqual(hashed, ['test', 'test123', 'k1']);
+    // A resize's passes over the keys: the census, the hand-over's selection, a view's drop.
+    assert.deepEqual(cache.regions()[12], { region: 12, items: 1, bytes: 1000 });
+    assert.deepEqual(
+      [...cache.entriesOfRegions(new Set([0]))].map(([k]) => k),
+      ['test'],
+    );
+    assert.deepEqual(cache.keys(11), ['k1']);
+    assert.equal(cache.dropRegions(new Set([12])), 1);
+    assert.equal(hashed.length, 3, 'no key hashed again');
+    // Dropped, invalidated or evicted: forgotten, and worked out again when stored again.
+    cache.invalidate('k1');
+    for (let i = 0; i < 10; i++) cache.put(`fill${i}`, entry(1000, 1), true); // evicts 'test'
+    assert.equal(cache.peek('test'), undefined);
+    hashed.length = 0;
+    for (const key of ['test', 'test123', 'k1']) cache.put(key, entry(1000, 1), true);
+    assert.deepEqual(hashed, ['test', 'test123', 'k1']);
+    assert.deepEqual(cache.keys(12), ['test123']);
+    assert.deepEqual(cache.keys(0), ['test']);
   });
 });
 

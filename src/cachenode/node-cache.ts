@@ -17,6 +17,11 @@
  * storing a version forgets the key's entries of older ones. Invalidating a key forgets its
  * original and every variant at once, through an index of each key's variant entries kept with
  * the store (so it costs the variants of that key, not a scan).
+ *
+ * Regions: each cached key's region is worked out once, when it is stored, and remembered until
+ * it leaves the store. A resize goes over every key up to four times on each node (the census,
+ * each view's drop, the hand-over's selection), inside the resize's window; an MD5 per key per
+ * pass cost more the more keys a node holds (bench/RESULTS.md, issue 23's hand-over).
  */
 import { LRUCache } from 'lru-cache';
 import { MB, parseCapacityMb, parsePolicy } from '../core/cache-config.ts';
@@ -43,6 +48,8 @@ export interface NodeConfig {
 export interface NodeCacheOptions extends NodeConfig {
   /** Upper bound for a configured capacity; larger requests are refused as absurd. */
   maxCapacityMb: number;
+  /** A key's region (core/regions.ts's, unless a test counts the calls). */
+  regionOf?: (key: string) => number;
   random?: () => number;
   clock?: { now(): number };
   /** How long an invalidation's version is remembered, ms (default 10 minutes). */
@@ -66,6 +73,17 @@ export function createNodeCache(options: NodeCacheOptions) {
     policy: options.policy,
     capacityMb: parseCapacityMb(options.capacityMb, maxCapacityMb),
   };
+  const regionOfKey = options.regionOf ?? regionOf;
+  /** Every cached entry key → its region. */
+  const regions = new Map<string, number>();
+  const regionOfCached = (key: string): number => {
+    let region = regions.get(key);
+    if (region === undefined) {
+      region = regionOfKey(key);
+      regions.set(key, region);
+    }
+    return region;
+  };
   /** key → the entry keys of its variants that the store holds. */
   const variants = new Map<string, Set<string>>();
   const indexVariant = (entryKey: string) => {
@@ -86,6 +104,7 @@ export function createNodeCache(options: NodeCacheOptions) {
     capacity: Math.floor(capacityMb * MB),
     onEvict: (key: string) => {
       forgetVariant(key);
+      regions.delete(key);
       stats.evicted();
     },
     ...(random && { random }),
@@ -99,6 +118,7 @@ export function createNodeCache(options: NodeCacheOptions) {
   /** The store's delete, keeping the variant index. */
   const remove = (key: string): boolean => {
     forgetVariant(key);
+    regions.delete(key);
     return store.delete(key);
   };
   /**
@@ -108,6 +128,7 @@ export function createNodeCache(options: NodeCacheOptions) {
   const setEntry = (key: string, entry: CacheEntry): boolean => {
     if (!store.set(key, entry)) return false;
     indexVariant(key);
+    regionOfCached(key);
     const base = baseKey(key);
     // An original without variants, the common case: nothing else of the key to compare.
     if (base === key && !variants.has(base)) return true;
@@ -120,7 +141,13 @@ export function createNodeCache(options: NodeCacheOptions) {
   };
   const rebuildIndex = () => {
     variants.clear();
-    for (const [key] of store.entries()) indexVariant(key);
+    const kept = new Map<string, number>();
+    for (const [key] of store.entries()) {
+      indexVariant(key);
+      kept.set(key, regionOfCached(key));
+    }
+    regions.clear();
+    for (const [key, region] of kept) regions.set(key, region);
   };
   const tombstones = new LRUCache<string, number>({
     max: MAX_TOMBSTONES,
@@ -218,12 +245,13 @@ export function createNodeCache(options: NodeCacheOptions) {
     clear: () => {
       store.clear();
       variants.clear();
+      regions.clear();
     },
 
     /** Forgets every entry of the given regions; returns how many. */
-    dropRegions(regions: ReadonlySet<number>): number {
-      if (regions.size === 0) return 0;
-      const doomed = [...store.entries()].filter(([key]) => regions.has(regionOf(key)));
+    dropRegions(dropped: ReadonlySet<number>): number {
+      if (dropped.size === 0) return 0;
+      const doomed = [...store.entries()].filter(([key]) => dropped.has(regionOfCached(key)));
       for (const [key] of doomed) remove(key);
       return doomed.length;
     },
@@ -247,16 +275,16 @@ export function createNodeCache(options: NodeCacheOptions) {
     },
 
     /** Entries of the given regions (a hand-over's source), without touching recency. */
-    *entriesOfRegions(regions: ReadonlySet<number>): Generator<[string, CacheEntry]> {
+    *entriesOfRegions(wanted: ReadonlySet<number>): Generator<[string, CacheEntry]> {
       for (const [key, entry] of store.entries()) {
-        if (regions.has(regionOf(key))) yield [key, entry];
+        if (wanted.has(regionOfCached(key))) yield [key, entry];
       }
     },
 
     keys(region?: number): string[] {
       const keys: string[] = [];
       for (const [key] of store.entries()) {
-        if (region === undefined || regionOf(key) === region) keys.push(key);
+        if (region === undefined || regionOfCached(key) === region) keys.push(key);
       }
       return keys;
     },
@@ -268,7 +296,7 @@ export function createNodeCache(options: NodeCacheOptions) {
         bytes: 0,
       }));
       for (const [key, entry] of store.entries()) {
-        const s = summary[regionOf(key)] as RegionSummary;
+        const s = summary[regionOfCached(key)] as RegionSummary;
         s.items++;
         s.bytes += entry.value.length;
       }

@@ -30,7 +30,8 @@ const FIRST_INTERVAL_MS = 1000;
 const TIMEOUT_MS = 2000;
 /**
  * After a new view, retries this soon: the first ask usually reaches the manager before the
- * manager has read the push's answer, which names this process, and is refused.
+ * manager has read the push's answer, which names this process. This manager waits for that
+ * answer (manager/pool/views.ts); one that does not refuses the ask, and these retries follow.
  */
 const AFTER_ADOPT_RETRIES_MS = [25, 50, 100, 200, 400];
 

@@ -310,7 +310,7 @@ export function managerRoutes(app: FastifyInstance, deps: ManagerRouteDeps): voi
     if (!Number.isSafeInteger(version) || (version as number) < 1) {
       throw badRequest('version must be the map version the node holds, a whole number ≥ 1.');
     }
-    const answer = pool.renewViewLease(id, instance, version as number);
+    const answer = await pool.renewViewLease(id, instance, version as number);
     if ('refused' in answer) throw conflict(answer.refused);
     return { success: 'true', lease_ms: answer.leaseMs, renew_ms: answer.renewMs };
   });

@@ -202,3 +202,36 @@ test('failures the pool lives with are counted in Prometheus by operation', asyn
   assert.match(text, /pixpool_manager_resizes_total\{direction="grow",result="done"\} 2/);
   await pool.close();
 });
+
+test('a renewal that comes while the push of a new view to that node is under way waits for its answer', async () => {
+  const { pool, fakes } = setup();
+  await pool.start();
+  const url = fakes.nodes.keys().next().value as string;
+  const instance = `${url}#1`;
+  assert.deepEqual(await pool.renewViewLease('n0', instance, 1), { leaseMs: 3000, renewMs: 1000 });
+  // The pushes of the grow's views reach the node (it takes them) but their answers are held.
+  const push = fakes.admin.pushView.bind(fakes.admin);
+  const held: (() => void)[] = [];
+  fakes.admin.pushView = async (to, view, self) => {
+    const answer = await push(to, view, self);
+    if (to === url) await new Promise<void>((resolve) => held.push(resolve));
+    return answer;
+  };
+  const { done } = await pool.resize(1);
+  while (held.length === 0) await settle();
+  const version = fakes.get(url)?.views.at(-1)?.map.version as number;
+  assert.equal(version, 2);
+  // The node took view 2 and asks at once, before the manager has read its answer.
+  let answered = false;
+  const renewal = pool.renewViewLease('n0', instance, version).finally(() => {
+    answered = true;
+  });
+  await settle();
+  assert.equal(answered, false, 'the renewal waits for the push’s answer');
+  held.shift()?.();
+  assert.deepEqual(await renewal, { leaseMs: 3000, renewMs: 1000 });
+  while (held.length === 0) await settle();
+  held.shift()?.();
+  await done;
+  await pool.close();
+});

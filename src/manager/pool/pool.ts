@@ -188,9 +188,14 @@ export function createPool(deps: PoolDeps) {
 
     view: (): PoolView => views.view(),
 
-    /** A node asks to renew the lease on its view (view-leases.ts). */
-    renewViewLease: (id: NodeId, instance: string, version: number): RenewAnswer =>
-      leases.renew(id, instance, version),
+    /**
+     * A node asks to renew the lease on its view (view-leases.ts), once the push to it under
+     * way, if any, has answered.
+     */
+    async renewViewLease(id: NodeId, instance: string, version: number): Promise<RenewAnswer> {
+      await views.settled(id);
+      return leases.renew(id, instance, version);
+    },
     /** Nodes in the map in force (0 before start). */
     get size(): number {
       return views.size;

@@ -8,6 +8,10 @@
  * requests routed with an older map before any frontend can route with the new one; then it
  * becomes the view frontends poll; then it is pushed to them.
  *
+ * A node asks for a renewal of its view's lease as soon as it takes a view, usually before the
+ * manager has read the push's answer that names its process; such a renewal waits for that answer
+ * (settled), instead of being refused and asked again (each grow did that on every node, twice).
+ *
  * A node that cannot be told (cut off, hung) may still serve reads under the view it has, for as
  * long as its view lease runs (view-leases.ts). So before the new view is put in force, such a
  * node's renewals stop and its lease is waited out, while the push is retried. A frontend that
@@ -43,6 +47,8 @@ export function createPoolViews(deps: ViewDeps) {
   const addresses: Record<NodeId, string> = {};
   /** A new view is being put in force (sync() leaves the nodes to it). */
   let adopting = false;
+  /** Pushes under way by node URL, each settled once its answer is recorded (or it failed). */
+  const pushing = new Map<string, Promise<void>>();
 
   const current = (): PoolMap => {
     if (!map) throw new Error('the pool has no map yet: start() it first');
@@ -58,14 +64,20 @@ export function createPoolViews(deps: ViewDeps) {
   /** Pushes `view` to the node at `url`; says whether it took it (failures are reported). */
   async function push(id: NodeId, url: string, view: PoolView, self: NodeId | null) {
     for (let attempt = 1; attempt <= PUSH_ATTEMPTS; attempt++) {
-      try {
+      const recorded = (async () => {
         const answer = await deps.admin.pushView(url, view, self);
         deps.leases.took(url, id, answer, self !== null);
+      })();
+      pushing.set(url, recorded);
+      try {
+        await recorded;
         return true;
       } catch (error) {
         if (attempt === PUSH_ATTEMPTS) {
           deps.journal.failed('push-view', error, { node: id, url, mapVersion: view.map.version });
         }
+      } finally {
+        if (pushing.get(url) === recorded) pushing.delete(url);
       }
     }
     return false;
@@ -94,6 +106,15 @@ export function createPoolViews(deps: ViewDeps) {
       return map?.nodes.length ?? 0;
     },
     address: (id: NodeId): string | undefined => addresses[id],
+    /**
+     * Resolves once the push to node `id` under way, if any, has its answer recorded
+     * (view-leases.ts took) or has failed. A renewal waits for it (see the top of this file); for
+     * one try only, so a node the manager cannot reach is refused as soon as that try fails.
+     */
+    async settled(id: NodeId): Promise<void> {
+      const url = addresses[id];
+      await (url === undefined ? undefined : pushing.get(url))?.catch(() => {});
+    },
     /** Records where a node listens; it reaches nodes and frontends with the next view. */
     setAddress(id: NodeId, url: string): void {
       addresses[id] = url;
