@@ -31,7 +31,8 @@ const HELP = `Usage: npm run bench -- [options]
                       (soak: 10 minutes) run only when named
   --cpu-prof          run Node peers under --cpu-prof and summarize where time goes
   --before <dir>      another pixpool checkout (npm ci'd), measured beside this one as
-                      "pixpool (before)" where a case supports it (hop-uniform)
+                      "pixpool (before)" where a case supports it (hop-uniform,
+                      variant-miss)
                       (slows them down: not for the ratio)
   --no-pin            do not pin the server and wrk to CPUs with taskset
   --strict            exit 2 when a case misses its target (advisory ones excepted)

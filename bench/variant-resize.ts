@@ -6,11 +6,13 @@
  *   node --import tsx bench/variant-resize.ts '{"dir":…,"count":n,"width":w,"format":"webp","concurrency":c}'
  *
  * Reads original-<i>.jpg for i < count from `dir`, resizes each once (after one untimed warm-up
- * resize), and prints one JSON line: wall ms, its own CPU seconds, and bytes out.
+ * resize), and prints one JSON line: wall ms, its own CPU seconds (in all and by thread kind), and
+ * bytes out.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { threadCpuSeconds, threadCpuSince } from './lib/threads.ts';
 
 interface Options {
   dir: string;
@@ -34,6 +36,7 @@ const resize = (input: Buffer) =>
 
 await resize(originals[0] as Buffer);
 const cpu0 = process.cpuUsage();
+const threads0 = threadCpuSeconds('self');
 const t0 = performance.now();
 let next = 0;
 let bytes = 0;
@@ -49,4 +52,5 @@ await Promise.all(
 );
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
-console.log(JSON.stringify({ wallMs, cpuSec: (cpu.user + cpu.system) / 1e6, bytes }));
+const threads = threadCpuSince(threads0, threadCpuSeconds('self'));
+console.log(JSON.stringify({ wallMs, cpuSec: (cpu.user + cpu.system) / 1e6, bytes, threads }));

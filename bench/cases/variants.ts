@@ -5,7 +5,9 @@
  *   nginx serving the same bytes as a static file, under the same wrk load (target ≥ 0.5×).
  * - `variant-miss`: MISS_KEYS distinct variant misses (one per key, each original already in the
  *   pool), CPU per miss of the whole `up` tree vs a bare sharp process making the same resizes at
- *   the same concurrency (target ≤ 1.3×); misses per second of both.
+ *   the same concurrency (target ≤ 1.3×, at every width and in the median); misses per second of
+ *   both, and each side's CPU by process and thread kind. With --before, an earlier checkout's
+ *   `up` makes the same misses in the same rounds.
  * - `variant-burst`: BURST distinct variant misses sent at once; the peak RSS of the `up` tree
  *   while they run, against its RSS before, with how many were answered and how many refused
  *   (503: the transform queue is full) — memory must stay bounded, not grow with the burst.
@@ -18,8 +20,9 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/case.ts';
 import { compareHttp, fmt, type HttpTarget, median } from '../lib/compare.ts';
 import { nginxBaseline, staticRoot } from '../lib/nginx.ts';
-import { type PixpoolUp, startCaseUp } from '../lib/pixpool.ts';
+import { type PixpoolUp, startCaseUp, startPixpoolUp } from '../lib/pixpool.ts';
 import { treeCpuSeconds, treeMemory, waitForOutput } from '../lib/processes.ts';
+import { type ThreadCpu, threadCpuSeconds, threadCpuSince } from '../lib/threads.ts';
 
 const MISS_KEYS = 200;
 const MISS_CONCURRENCY = 2;
@@ -145,21 +148,82 @@ export const variantHit: BenchCase = {
   },
 };
 
+/** CPU seconds of one process of the `up` tree by thread kind, and what the process is. */
+interface ProcessThreads {
+  role: string;
+  threads: ThreadCpu;
+}
+
+/** Every process of the tree (by pid), with what it is and its CPU by thread kind so far. */
+function treeThreads(pid: number): Map<number, ProcessThreads> {
+  // The root by its pid: its command line may be cut short (treeMemory's) before "up".
+  const roleOf = (p: { pid: number; command: string }) =>
+    p.pid === pid ? 'up' : / cache-node\b/.test(p.command) ? 'cache node' : 'other';
+  return new Map(
+    treeMemory(pid).map((p) => [p.pid, { role: roleOf(p), threads: threadCpuSeconds(p.pid) }]),
+  );
+}
+
+/**
+ * The tree's CPU between two snapshots, by "process: thread kind" (V8Worker, libuv-worker and
+ * libvips worker threads of a process summed by kind; a process gone by the second snapshot
+ * left out).
+ */
+function treeThreadsSince(
+  before: Map<number, ProcessThreads>,
+  after: Map<number, ProcessThreads>,
+): ThreadCpu {
+  const out: ThreadCpu = {};
+  for (const [pid, { role, threads }] of after) {
+    const since = threadCpuSince(before.get(pid)?.threads ?? {}, threads);
+    for (const [name, seconds] of Object.entries(since)) {
+      const key = `${role}: ${name}`;
+      out[key] = (out[key] ?? 0) + seconds;
+    }
+  }
+  return out;
+}
+
+interface MissRun {
+  wallMs: number;
+  cpuSec: number;
+  bytes: number;
+  /** CPU seconds by thread kind (pixpool: "process: thread"). */
+  threads: ThreadCpu;
+}
+
+/** "name ms, …" per miss, the largest first, leaving out what is under 0.05 ms per miss. */
+function threadLine(threads: ThreadCpu, misses: number): string {
+  return Object.entries(threads)
+    .map(([name, seconds]) => [name, (seconds / misses) * 1000] as const)
+    .filter(([, ms]) => ms >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, ms]) => `${name} ${ms.toFixed(2)}`)
+    .join(', ');
+}
+
 export const variantMiss: BenchCase = {
   id: 'variant-miss',
   title: `Variant misses (${VARIANT.format} of ${MISS_KEYS} distinct 1280 × 960 JPEGs, a width per round) vs bare sharp making the same resizes`,
   async run(ctx) {
     const secret = randomBytes(24).toString('base64url');
-    const keys = Array.from({ length: MISS_KEYS }, (_, i) => `variant-miss-${i}`);
+    // The same originals under other keys in each round: a round's originals were read once
+    // (from storage, into the node) and never through this frontend's near cache, so each miss
+    // reads its original's bytes from the node. With one set of keys, the first round's reads
+    // left the originals in the near cache and later rounds' misses only revalidated them.
+    const keySets = MISS_WIDTHS.map((_, round) =>
+      Array.from({ length: MISS_KEYS }, (_, i) => `variant-miss-r${round}-${i}`),
+    );
+    const warmKey = 'variant-miss-warm';
     ctx.log(`variant-miss: making ${MISS_KEYS} originals`);
-    const originals = await Promise.all(keys.map((_, i) => photo(i + 10)));
+    const originals = await Promise.all(keySets[0]?.map((_, i) => photo(i + 10)) ?? []);
     const dir = join(ctx.tmp, 'variant-originals');
     mkdirSync(dir, { recursive: true });
     for (const [i, bytes] of originals.entries())
       writeFileSync(join(dir, `original-${i}.jpg`), bytes);
 
     /** Bare sharp making the round's resizes, in its own process on the server CPU. */
-    const bareRound = async (width: number) => {
+    const bareRound = async (width: number): Promise<MissRun> => {
       const bare = ctx.procs.spawn(
         'bare sharp',
         process.execPath,
@@ -179,19 +243,51 @@ export const variantMiss: BenchCase = {
       );
       const line = await waitForOutput(bare, /^\{.*"wallMs".*\}$/m, 300_000);
       await bare.exited;
-      return JSON.parse(line[0]) as { wallMs: number; cpuSec: number; bytes: number };
+      return JSON.parse(line[0]) as MissRun;
     };
 
-    const up = await startCaseUp(ctx, 'variant-miss', secret, 'variant-miss-up');
-    try {
-      await uploadAll(up, keys, originals);
-      await warmOriginals(up, keys);
+    /** pixpool from the checkout at `root` (--before: an earlier one), its originals cached. */
+    const startSide = async (root: string, label: string) => {
+      const main = root === ctx.root;
+      const suffix = main ? '' : '-before';
+      ctx.log(`variant-miss: starting ${label}`);
+      const up = main
+        ? await startCaseUp(ctx, 'variant-miss', secret, 'variant-miss-up')
+        : await startPixpoolUp(ctx.procs, {
+            root,
+            dataDir: join(ctx.tmp, `variant-miss-data${suffix}`),
+            secret,
+            cpus: ctx.cpus.server,
+            logFile: join(ctx.tmp, `variant-miss-up${suffix}.log`),
+            name: `${label} up`,
+          });
+      for (const keys of keySets) await uploadAll(up, keys, originals);
       // One untimed miss, as the bare side's warm-up.
-      await (await fetch(`${up.baseUrl}${variantPath(keys[0] as string, 64)}`)).arrayBuffer();
-      /** The round's misses through the frontend: each key's variant of `width`, a miss. */
-      const pixpoolRound = async (width: number) => {
+      await up.upload(warmKey, originals[0] as Buffer);
+      await (await fetch(`${up.baseUrl}${variantPath(warmKey, 64)}`)).arrayBuffer();
+      return { label, up };
+    };
+
+    const sides: { label: string; up: PixpoolUp }[] = [];
+    try {
+      sides.push(await startSide(ctx.root, 'pixpool'));
+      if (ctx.settings.beforeRoot) {
+        sides.push(await startSide(ctx.settings.beforeRoot, 'pixpool (before)'));
+      }
+      /** The round's misses through one side: each key's variant of `width`, a miss. */
+      const pixpoolRound = async (
+        up: PixpoolUp,
+        width: number,
+        keys: string[],
+      ): Promise<MissRun> => {
+        // Into the node just before: three rounds' originals would not all fit in its memory.
+        await warmOriginals(up, keys);
         await settled(up);
+        // Connections of their own, as an image client's: the uploads' connections went from the
+        // frontend's socket lane to node:http for good (a lane declines a multipart POST).
+        const agent = new Agent({ connections: MISS_CONCURRENCY });
         const before = treeCpuSeconds(up.child.pid);
+        const threadsBefore = treeThreads(up.child.pid);
         const t0 = performance.now();
         let next = 0;
         let bytes = 0;
@@ -199,7 +295,9 @@ export const variantMiss: BenchCase = {
           Array.from({ length: MISS_CONCURRENCY }, async () => {
             while (next < keys.length) {
               const key = keys[next++] as string;
-              const response = await fetch(`${up.baseUrl}${variantPath(key, width)}`);
+              const response = await undiciFetch(`${up.baseUrl}${variantPath(key, width)}`, {
+                dispatcher: agent,
+              });
               const got = await response.arrayBuffer();
               if (response.status !== 200) throw new Error(`variant of ${key}: ${response.status}`);
               bytes += got.byteLength;
@@ -207,68 +305,83 @@ export const variantMiss: BenchCase = {
           }),
         );
         const wallMs = performance.now() - t0;
+        await agent.close();
         const after = treeCpuSeconds(up.child.pid);
+        const threads = treeThreadsSince(threadsBefore, treeThreads(up.child.pid));
         const cpuSec =
           before && after ? after.user + after.system - before.user - before.system : Number.NaN;
-        return { wallMs, cpuSec, bytes };
+        return { wallMs, cpuSec, bytes, threads };
       };
-      // A width per round, so that every round's variants are misses; sides alternate.
-      const rounds: {
-        width: number;
-        pixpool: Awaited<ReturnType<typeof pixpoolRound>>;
-        sharp: Awaited<ReturnType<typeof bareRound>>;
-      }[] = [];
+      // A width per round, so that every round's variants are misses; the order of the sides
+      // turns each round (bare sharp first, then last, …).
+      const labels = ['bare sharp', ...sides.map((s) => s.label)];
+      const rounds: { width: number; runs: Record<string, MissRun> }[] = [];
       for (const [i, width] of MISS_WIDTHS.entries()) {
         ctx.log(`variant-miss: round ${i + 1}/${MISS_WIDTHS.length}, ${width} px`);
-        if (i % 2 === 0) {
-          const sharpRun = await bareRound(width);
-          rounds.push({ width, sharp: sharpRun, pixpool: await pixpoolRound(width) });
-        } else {
-          const pixpoolRun = await pixpoolRound(width);
-          rounds.push({ width, pixpool: pixpoolRun, sharp: await bareRound(width) });
+        const order = labels.map((_, j) => labels[(j + i) % labels.length] as string);
+        const runs: Record<string, MissRun> = {};
+        for (const label of order) {
+          const side = sides.find((s) => s.label === label);
+          runs[label] = side
+            ? await pixpoolRound(side.up, width, keySets[i] as string[])
+            : await bareRound(width);
         }
+        rounds.push({ width, runs });
       }
+      const run = (r: (typeof rounds)[number], label: string) => r.runs[label] as MissRun;
       const ms = (cpuSec: number) => (cpuSec / MISS_KEYS) * 1000;
-      const ratios = rounds.map((r) => r.pixpool.cpuSec / r.sharp.cpuSec);
-      const ratio = median(ratios);
-      const perMiss = median(rounds.map((r) => ms(r.pixpool.cpuSec)));
-      const perResize = median(rounds.map((r) => ms(r.sharp.cpuSec)));
       const rate = (wallMs: number) => (MISS_KEYS / wallMs) * 1000;
+      const ratiosOf = (label: string) =>
+        rounds.map((r) => run(r, label).cpuSec / run(r, 'bare sharp').cpuSec);
+      const ratios = ratiosOf('pixpool');
+      const ratio = median(ratios);
+      const worst = Math.max(...ratios);
+      const order = ['pixpool', ...labels.filter((l) => l !== 'pixpool')];
       return {
         id: 'variant-miss',
         title: variantMiss.title,
         fairness: [
-          `Both sides make the same ${MISS_KEYS} resizes of the same originals, ${MISS_CONCURRENCY} at a time, on the server CPU, in ${MISS_WIDTHS.length} rounds of one width each (${MISS_WIDTHS.join(', ')} px), alternating which side goes first.`,
-          'pixpool’s CPU is its whole `up` tree; each original was read once before, so a miss is: node read of the original, resize, node fill, answer.',
+          `Both sides make the same ${MISS_KEYS} resizes of the same originals, ${MISS_CONCURRENCY} at a time, on the server CPU, in ${MISS_WIDTHS.length} rounds of one width each (${MISS_WIDTHS.join(', ')} px), each round in another order of the sides.`,
+          'pixpool’s CPU is its whole `up` tree. Each round has keys of its own (the same originals), read once before from storage into the node, so a miss is: node read of the variant (a miss), node read of the original’s bytes, resize, node fill, answer.',
+          'Bare sharp runs the pipeline pixpool runs for these variants (EXIF rotation, resize inside the width without enlarging, WebP at its default quality): the bytes out are compared below.',
         ],
         table: {
-          head: ['side', 'misses/s', 'CPU ms per miss', 'by round (ms)'],
-          rows: [
-            [
-              'pixpool',
-              fmt.int(median(rounds.map((r) => rate(r.pixpool.wallMs)))),
-              perMiss.toFixed(2),
-              rounds.map((r) => ms(r.pixpool.cpuSec).toFixed(2)).join(' / '),
-            ],
-            [
-              'bare sharp',
-              fmt.int(median(rounds.map((r) => rate(r.sharp.wallMs)))),
-              perResize.toFixed(2),
-              rounds.map((r) => ms(r.sharp.cpuSec).toFixed(2)).join(' / '),
-            ],
-          ],
+          head: ['side', 'misses/s', 'CPU ms per miss', 'by round (ms)', '÷ bare sharp by round'],
+          rows: order.map((label) => [
+            label,
+            fmt.int(median(rounds.map((r) => rate(run(r, label).wallMs)))),
+            median(rounds.map((r) => ms(run(r, label).cpuSec))).toFixed(2),
+            rounds.map((r) => ms(run(r, label).cpuSec).toFixed(2)).join(' / '),
+            label === 'bare sharp'
+              ? ''
+              : ratiosOf(label)
+                  .map((x) => x.toFixed(2))
+                  .join(' / '),
+          ]),
         },
         checks: [
           { name: 'CPU per miss ÷ bare sharp', value: ratio, target: '≤ 1.3', met: ratio <= 1.3 },
+          {
+            name: 'CPU per miss ÷ bare sharp, worst width',
+            value: worst,
+            target: '≤ 1.3',
+            met: worst <= 1.3,
+          },
         ],
         notes: [
-          `ratio per round: ${ratios.map((r) => r.toFixed(2)).join(', ')} (median taken).`,
-          `bytes out per round, pixpool / sharp: ${rounds.map((r) => `${r.pixpool.bytes} / ${r.sharp.bytes}`).join(', ')}.`,
+          `ratio per round (${MISS_WIDTHS.join(', ')} px): ${ratios.map((r) => r.toFixed(2)).join(', ')} (median taken).`,
+          `bytes out per round, ${order.join(' / ')}: ${rounds.map((r) => order.map((l) => run(r, l).bytes).join(' / ')).join(', ')}.`,
+          ...rounds.flatMap((r) =>
+            order.map(
+              (label) =>
+                `${r.width} px, ${label}, CPU ms per miss by thread: ${threadLine(run(r, label).threads, MISS_KEYS)}.`,
+            ),
+          ),
         ],
         figures: { rounds, ratio },
       } satisfies CaseResult;
     } finally {
-      await up.stop();
+      for (const side of sides) await side.up.stop();
     }
   },
 };

@@ -27,7 +27,8 @@ export interface BenchSettings {
   cpuProfDir: string | undefined;
   /**
    * --before: another checkout of pixpool (with its node_modules), measured beside this one as
-   * "pixpool (before)" by the cases that support it (hop-uniform), for a before/after in one run.
+   * "pixpool (before)" by the cases that support it (hop-uniform,
+   * variant-miss), for a before/after in one run.
    */
   beforeRoot?: string | undefined;
 }

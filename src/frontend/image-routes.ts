@@ -15,7 +15,8 @@
  * With a query (`?w=&h=&fit=&format=&q=`, variants/spec.ts) the route answers a variant of the
  * image (images.fetchVariant): checked before any I/O (400), with an ETag of the original's
  * version and the variant's id, the variant's type, and `Vary: Accept` for `format=auto`. The
- * socket lane declines any query, so variants are always answered here.
+ * socket lane answers variants too (a leased near copy at once, else once made), and leaves to
+ * this route what it would refuse or word (bad parameters, a refused transform).
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';

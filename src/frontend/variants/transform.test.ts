@@ -153,6 +153,21 @@ describe('making variants with sharp', () => {
     assert.equal((await metaOf(under.bytes)).width, 64);
   });
 
+  it('refuses a JPEG over the pixel limit with the same 413, and makes one just under it', async () => {
+    // A JPEG skips the separate header read: sharp's own check refuses it, and the 413 still
+    // names its size.
+    const over = await solid(2001, 2000).jpeg().toBuffer();
+    await assert.rejects(
+      transformer.transform(over, spec('w=64')),
+      refusal(413, /This image is 2001×2000 pixels; variants are made of images up to 4,000,000/),
+    );
+    const under = await transformer.transform(
+      await solid(2000, 2000).jpeg().toBuffer(),
+      spec('w=64'),
+    );
+    assert.deepEqual([under.contentType, (await metaOf(under.bytes)).width], ['image/jpeg', 64]);
+  });
+
   it('an image it cannot read gets a 415 that says the original is still served', async () => {
     const bmp = Buffer.alloc(58);
     bmp.write('BM', 0, 'latin1');

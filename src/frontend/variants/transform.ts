@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
-import type { Metadata } from 'sharp';
+import type { Metadata, Sharp } from 'sharp';
 import { badRequest, PixpoolError, tooLarge, unavailable } from '../../core/errors.ts';
 import { DEFAULT_MAX_PIXELS, type OutputFormat, type VariantSpec } from './spec.ts';
 
@@ -64,9 +64,25 @@ export function createTransformer(options: TransformerOptions = {}) {
   let peak = 0;
 
   async function run(original: Uint8Array, spec: VariantSpec): Promise<Variant> {
+    const sharp = await loadSharp();
+    if (isJpeg(original)) {
+      // A JPEG is one still frame in libvips, so its output format is known from its first bytes
+      // and sharp's own check of the header (width × height, before any decoding) is ours: no
+      // second parse of the header per variant. Over the limit, the header is read below, for
+      // the 413's words.
+      const input = sharp(original, {
+        animated: true,
+        limitInputPixels: maxPixels,
+        failOn: 'error',
+      });
+      try {
+        return await encode(input, outputFormat('jpeg', false, spec), spec);
+      } catch (error) {
+        if (!/exceeds pixel limit/.test((error as Error).message)) throw cannotRead(error);
+      }
+    }
     // One instance for the header and the pipeline. Its pixel limit is ours, checked below from
     // the header (the pixels of every frame, as libvips counts them) before any is decoded.
-    const sharp = await loadSharp();
     const input = sharp(original, { animated: true, limitInputPixels: false, failOn: 'error' });
     let meta: Metadata;
     try {
@@ -82,24 +98,8 @@ export function createTransformer(options: TransformerOptions = {}) {
       );
     }
     const output = outputFormat(meta.format, pages > 1, spec);
-    let pipeline = input.rotate();
-    if (spec.width !== undefined || spec.height !== undefined) {
-      pipeline = pipeline.resize({
-        width: spec.width,
-        height: spec.height,
-        fit: spec.fit,
-        withoutEnlargement: true,
-        // contain pads: transparent where the format keeps alpha, white in a JPEG.
-        background: output === 'jpeg' ? '#ffffff' : { r: 0, g: 0, b: 0, alpha: 0 },
-      });
-    }
-    if (output === 'jpeg') pipeline = pipeline.flatten({ background: '#ffffff' });
-    pipeline = pipeline.toFormat(
-      output,
-      spec.quality === undefined ? {} : { quality: spec.quality },
-    );
     try {
-      return { bytes: await pipeline.toBuffer(), contentType: CONTENT_TYPE[output] };
+      return await encode(input, output, spec);
     } catch (error) {
       throw cannotRead(error);
     }
@@ -133,6 +133,27 @@ export function createTransformer(options: TransformerOptions = {}) {
 }
 
 export type Transformer = ReturnType<typeof createTransformer>;
+
+/** EXIF rotation, the resize, and the output: the variant's bytes (sharp's errors as they are). */
+async function encode(input: Sharp, output: Output, spec: VariantSpec): Promise<Variant> {
+  let pipeline = input.rotate();
+  if (spec.width !== undefined || spec.height !== undefined) {
+    pipeline = pipeline.resize({
+      width: spec.width,
+      height: spec.height,
+      fit: spec.fit,
+      withoutEnlargement: true,
+      // contain pads: transparent where the format keeps alpha, white in a JPEG.
+      background: output === 'jpeg' ? '#ffffff' : { r: 0, g: 0, b: 0, alpha: 0 },
+    });
+  }
+  if (output === 'jpeg') pipeline = pipeline.flatten({ background: '#ffffff' });
+  pipeline = pipeline.toFormat(output, spec.quality === undefined ? {} : { quality: spec.quality });
+  return { bytes: await pipeline.toBuffer(), contentType: CONTENT_TYPE[output] };
+}
+
+/** Whether `bytes` start as a JPEG does (SOI and a marker), which is how libvips tells one. */
+const isJpeg = (bytes: Uint8Array) => bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
 
 /** The format a variant is written in, or a 400 when it would lose an animation's frames. */
 function outputFormat(input: string | undefined, animated: boolean, spec: VariantSpec): Output {
