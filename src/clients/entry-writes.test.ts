@@ -177,3 +177,14 @@ test('a PUT on a kept-alive connection the node closed is sent again, body and a
   assert.ok(last.head.startsWith('PUT /v1/entries/b '));
   assert.ok(last.body.equals(entry.value));
 });
+
+test('a header value with CR or LF is refused before anything is sent', async () => {
+  const s = await server(() => NO_CONTENT);
+  const client = createNodeClient();
+  cleanups.push(() => client.close());
+  const entry = { value: Buffer.from('x'), contentType: 'image/png\r\nx-injected: 1', version: 1 };
+  const refused = await client.put(s.url, 'a', entry).catch((e: unknown) => e);
+  assert.ok(refused instanceof NodeRequestError);
+  assert.match(refused.message, /content-type header with CR or LF/);
+  assert.equal(s.connections(), 0);
+});

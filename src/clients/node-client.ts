@@ -82,6 +82,13 @@ export function createNodeClient(options: NodeClientOptions = {}) {
   ): Promise<{ status: number; text: string }> {
     if (nodeUrl.startsWith('http://')) {
       transport.guard(nodeUrl);
+      // The writer sends headers as given; a content type read from another node's answer is
+      // checked here, as undici checks every value.
+      for (const name in headers) {
+        if (/[\r\n]/.test(headers[name] as string)) {
+          throw new NodeRequestError(nodeUrl, undefined, `a ${name} header with CR or LF`);
+        }
+      }
       const answer = await writer.request(
         nodeUrl,
         method,
