@@ -9,7 +9,10 @@
 //
 // - A cache node's memory is what it sells: V8 sized for memory rather than peak speed (a 1 MB
 //   young generation, --optimize-for-size) and glibc limited to 2 malloc arenas. A full node
-//   holds less RSS that way, for some more CPU per cached GET (bench case node-memory). Values of
+//   holds less RSS that way, for more CPU per cached GET and per fill: without --optimize-for-size
+//   a node used ~60 % less CPU per miss, but a node filled through the seed JSON API then settles
+//   above node-memory's target at every young-generation size tried (1, 2, 4 MB), and 2 or 4 MB
+//   with it cost no less than 1 MB (bench/RESULTS.md, "the miss path, again"). Values of
 //   68 KB and more get their own mapping (MALLOC_MMAP_THRESHOLD_), so an evicted image's memory
 //   goes back to the system at once instead of leaving a hole in a malloc heap that allocations
 //   of other sizes (the seed JSON API's base64 and JSON strings) do not fill, at no cost in fill

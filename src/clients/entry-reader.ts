@@ -9,6 +9,8 @@
  * an informational status, a head over 16 KiB, bytes nobody asked for) fails the read as an
  * `answer` failure and closes the connection, which the frontend treats as a failing node (a miss).
  *
+ * The same client, another instance, writes entries (PUT with a body, DELETE): request().
+ *
  * Requests are pipelined: a connection carries up to MAX_PIPELINED at once, answered in order, and
  * the requests made in one turn of the event loop go to a node in one write. On this host each
  * write wakes the node, and that wake-up, paid on both sides, cost more than the bytes (bench/
@@ -53,6 +55,8 @@ const IDLE_MS = 30_000;
 interface Request {
   node: string;
   head: string;
+  /** A PUT's body (its head says its Content-Length), written right after the head. */
+  body: Buffer | undefined;
   resolve: (answer: EntryAnswer) => void;
   reject: (error: Error) => void;
   /** Tried once more already after a kept-alive connection closed under it. */
@@ -76,8 +80,11 @@ interface Connection {
   origin: Origin;
   /** Requests written (or to be written), in order; the first is the one being answered. */
   sent: Request[];
-  /** Heads not yet handed to the socket: written together once this turn's reads are out. */
-  unsent: string;
+  /**
+   * Heads (and bodies) not yet handed to the socket: written together once this turn's reads are
+   * out. Consecutive heads are one string.
+   */
+  unsent: (string | Buffer)[];
   reading: Reading;
   /** Carried an answer before: a close before the next answer may be a keep-alive race. */
   reused: boolean;
@@ -176,7 +183,8 @@ export function createEntryReader(options: {
     const requests = c.sent.splice(0);
     requests.forEach((request, i) => {
       // A request nothing was answered to, on a connection that carried answers before: the
-      // node may have closed it idle just as we wrote (a GET, safe to send again).
+      // node may have closed it idle just as we wrote (a GET, PUT or DELETE: idempotent, safe
+      // to send again).
       const unanswered = i > 0 || !c.reading.answered;
       if (unanswered && c.reused && !timedOut && !request.retried && !closing) {
         request.retried = true;
@@ -272,7 +280,7 @@ export function createEntryReader(options: {
     const c: Connection = {
       origin,
       sent: [],
-      unsent: '',
+      unsent: [],
       reading: freshReading(),
       reused: false,
       closed: false,
@@ -304,8 +312,12 @@ export function createEntryReader(options: {
   function send(c: Connection, request: Request): void {
     if (c.sent.length === 0) c.socket.setTimeout(timeoutMs);
     c.sent.push(request);
-    if (c.unsent === '') unflushed.push(c);
-    c.unsent += request.head;
+    const { unsent } = c;
+    if (unsent.length === 0) unflushed.push(c);
+    const last = unsent.length - 1;
+    if (typeof unsent[last] === 'string') unsent[last] += request.head;
+    else unsent.push(request.head);
+    if (request.body) unsent.push(request.body);
     if (!flushing) {
       flushing = true;
       setImmediate(flush);
@@ -320,8 +332,16 @@ export function createEntryReader(options: {
   function flush(): void {
     flushing = false;
     for (const c of unflushed.splice(0)) {
-      if (!c.closed) c.socket.write(c.unsent, 'latin1');
-      c.unsent = '';
+      const { socket, unsent } = c;
+      c.unsent = [];
+      if (c.closed) continue;
+      // Heads and bodies in one writev.
+      if (unsent.length > 1) socket.cork();
+      for (const part of unsent) {
+        if (typeof part === 'string') socket.write(part, 'latin1');
+        else socket.write(part);
+      }
+      if (unsent.length > 1) socket.uncork();
     }
   }
 
@@ -355,23 +375,41 @@ export function createEntryReader(options: {
     }
   }
 
+  function request(
+    nodeUrl: string,
+    method: 'GET' | 'PUT' | 'DELETE',
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+  ): Promise<EntryAnswer> {
+    if (closing) {
+      return Promise.reject(new NodeRequestError(nodeUrl, undefined, 'the client is closed'));
+    }
+    const origin = originOf(nodeUrl);
+    let head = `${method} ${path} HTTP/1.1\r\nhost: ${origin.hostHeader}\r\n`;
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+    if (body) head += `content-length: ${body.length}\r\n`;
+    head += '\r\n';
+    return new Promise((resolve, reject) => {
+      dispatch(origin, { node: nodeUrl, head, body, resolve, reject, retried: false });
+    });
+  }
+
   return {
     /**
      * GET `path` from the node at `nodeUrl` (http://host:port) with `headers` (names and values
      * as the caller checked them: no CR or LF).
      */
     get(nodeUrl: string, path: string, headers: Record<string, string>): Promise<EntryAnswer> {
-      if (closing) {
-        return Promise.reject(new NodeRequestError(nodeUrl, undefined, 'the client is closed'));
-      }
-      const origin = originOf(nodeUrl);
-      let head = `GET ${path} HTTP/1.1\r\nhost: ${origin.hostHeader}\r\n`;
-      for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
-      head += '\r\n';
-      return new Promise((resolve, reject) => {
-        dispatch(origin, { node: nodeUrl, head, resolve, reject, retried: false });
-      });
+      return request(nodeUrl, 'GET', path, headers, undefined);
     },
+
+    /**
+     * `method` `path` with `headers` as for get(), and `body` (a PUT's, sent with its
+     * Content-Length) written with the head in one writev: the frontend's fills and
+     * invalidations (node-client.ts, on a client of their own).
+     */
+    request,
 
     /** Closes every connection; reads under way fail, and later ones are refused. */
     close(): void {

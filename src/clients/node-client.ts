@@ -50,6 +50,12 @@ export function createNodeClient(options: NodeClientOptions = {}) {
     connections: transport.connections,
     bodies,
   });
+  // Fills and invalidations too, on connections of their own: a write the node's socket lane
+  // declines moves its connection to node:http for good, and reads keep theirs in the lane.
+  const writer = createEntryReader({
+    timeoutMs: transport.timeoutMs,
+    connections: transport.connections,
+  });
 
   /** GET of an entry: its status, headers and whole body. */
   async function getEntry(
@@ -68,6 +74,37 @@ export function createNodeClient(options: NodeClientOptions = {}) {
       headers: response.headers as EntryAnswer['headers'],
       body,
     };
+  }
+
+  /** PUT or DELETE of an entry: its status and whole body (an error's message). */
+  async function writeEntry(
+    nodeUrl: string,
+    method: 'PUT' | 'DELETE',
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): Promise<{ status: number; text: string }> {
+    if (nodeUrl.startsWith('http://')) {
+      transport.guard(nodeUrl);
+      // The writer sends headers as given; a content type read from another node's answer is
+      // checked here, as undici checks every value.
+      for (const name in headers) {
+        if (/[\r\n]/.test(headers[name] as string)) {
+          throw new NodeRequestError(nodeUrl, undefined, `a ${name} header with CR or LF`);
+        }
+      }
+      const answer = await writer.request(
+        nodeUrl,
+        method,
+        path,
+        { ...transport.auth, ...headers },
+        body,
+      );
+      return { status: answer.status, text: answer.body.toString() };
+    }
+    const response = await call(nodeUrl, method, path, headers, body);
+    const text = await response.body.text().catch(() => '');
+    return { status: response.statusCode, text };
   }
 
   const entryPath = (key: string) => `${ENTRY_PATH}${encodeURIComponent(key)}`;
@@ -132,7 +169,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
 
     /** Store an entry; 'stale' when the node holds a newer version. */
     async put(nodeUrl: string, key: string, entry: CacheEntry): Promise<'stored' | 'stale'> {
-      const response = await call(
+      const answer = await writeEntry(
         nodeUrl,
         'PUT',
         entryPath(key),
@@ -143,20 +180,17 @@ export function createNodeClient(options: NodeClientOptions = {}) {
         }),
         entry.value,
       );
-      if (response.statusCode === 204) return 'stored';
-      if (response.statusCode === 409) {
-        await response.body.dump();
-        return 'stale';
-      }
-      return failure(nodeUrl, response);
+      if (answer.status === 204) return 'stored';
+      if (answer.status === 409) return 'stale';
+      throw transport.answerError(nodeUrl, answer.status, answer.text);
     },
 
     /** Forget `key`; with `version` (the one just committed), the node refuses older ones after. */
     async invalidate(nodeUrl: string, key: string, version?: number): Promise<void> {
       const headers: Record<string, string> =
         version === undefined ? {} : { [VERSION_HEADER]: String(version) };
-      const response = await call(nodeUrl, 'DELETE', entryPath(key), fence(headers));
-      if (response.statusCode !== 204) return failure(nodeUrl, response);
+      const answer = await writeEntry(nodeUrl, 'DELETE', entryPath(key), fence(headers));
+      if (answer.status !== 204) throw transport.answerError(nodeUrl, answer.status, answer.text);
     },
 
     /**
@@ -195,6 +229,7 @@ export function createNodeClient(options: NodeClientOptions = {}) {
 
     close: () => {
       reader.close();
+      writer.close();
       return transport.close();
     },
   };

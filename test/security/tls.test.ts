@@ -274,6 +274,11 @@ describe('TLS between hosts', { timeout: 60_000 }, () => {
         `^NodeRequestError: cache node http://${AWAY}:5001: Refusing to send the shared secret to http://${AWAY}:5001 over plain http`,
       ),
     );
+    // Fills and invalidations alike.
+    const refused = new RegExp(`^NodeRequestError: cache node http://${AWAY}:5001: Refusing`);
+    const entry = { value: Buffer.from('x'), contentType: 'image/png', version: 1 };
+    await assert.rejects(nodes.put(`http://${AWAY}:5001`, 'k', entry), refused);
+    await assert.rejects(nodes.invalidate(`http://${AWAY}:5001`, 'k', 1), refused);
     assert.ok(Date.now() - started < 1000, 'refused before any connection attempt');
     await nodes.close();
 
