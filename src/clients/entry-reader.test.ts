@@ -1,51 +1,14 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rawServer } from '../../test/helpers/raw-server.ts';
 import { createEntryReader, type EntryReader } from './entry-reader.ts';
 import { NodeRequestError } from './node-transport.ts';
 
-/**
- * A server on a real socket that answers each request head with whatever `answer` writes, and
- * records the heads and how many connections were opened.
- */
-async function scriptedServer(answer: (socket: Socket, head: string, n: number) => void) {
-  const heads: string[] = [];
-  let connections = 0;
-  let reads = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = '';
-    socket.on('data', (data) => {
-      reads++;
-      buffered += data.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        heads.push(head);
-        answer(socket, head, heads.length);
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    heads,
-    connections: () => connections,
-    reads: () => reads,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
+/** A server that answers each request head with whatever `answer` writes. */
+const scriptedServer = (answer: (socket: Socket, head: string, n: number) => void) =>
+  rawServer((request, socket, n) => answer(socket, request.head, n));
 
 const okHead = (body: Buffer, extra = '') =>
   `HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: ${body.length}\r\nx-pixpool-version: 7\r\n${extra}\r\n`;

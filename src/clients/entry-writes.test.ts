@@ -1,63 +1,17 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Received, rawServer } from '../../test/helpers/raw-server.ts';
 import { createEntryReader } from './entry-reader.ts';
 import { createNodeClient, NodeRequestError } from './node-client.ts';
 
-/** A request as the server read it: its head (request line and header lines) and its body. */
-interface Received {
-  head: string;
-  body: Buffer;
-}
-
-/**
- * A server on a real socket that reads requests framed by Content-Length (none: no body) and
- * answers each with what `answer` returns; it records them, its connections and its reads.
- */
-async function writesServer(answer: (request: Received, socket: Socket) => string | undefined) {
-  const received: Received[] = [];
-  let connections = 0;
-  let reads = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (data) => {
-      reads++;
-      buffered = Buffer.concat([buffered, data]);
-      for (;;) {
-        const end = buffered.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buffered.toString('latin1', 0, end);
-        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
-        if (buffered.length < end + 4 + length) return;
-        const request = { head, body: Buffer.from(buffered.subarray(end + 4, end + 4 + length)) };
-        buffered = buffered.subarray(end + 4 + length);
-        received.push(request);
-        const text = answer(request, socket);
-        if (text !== undefined) socket.write(text);
-      }
-    });
+/** A server that answers each request with the text `answer` returns (undefined: none). */
+const writesServer = (answer: (request: Received, socket: Socket) => string | undefined) =>
+  rawServer((request, socket) => {
+    const text = answer(request, socket);
+    if (text !== undefined) socket.write(text);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    connections: () => connections,
-    reads: () => reads,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
