@@ -169,7 +169,11 @@ async function invalidated(
   version: number | undefined,
 ): Promise<boolean> {
   cache.invalidate(key, version);
-  await leases.settle(key);
+  // With a version, this node holds only that version or a newer one from now on (its tombstone
+  // refuses older fills), so a lease granted from now on vouches for nothing older: only those
+  // granted so far are waited for. Waiting for later ones too never ended while readers kept
+  // a hot key leased, and held uploads for seconds.
+  await leases.settle(key, version !== undefined);
   return view.serving();
 }
 

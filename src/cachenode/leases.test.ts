@@ -123,3 +123,34 @@ it('a lease on a variant of a key holds invalidations of the key', () => {
   assert.equal(leases.remaining(key), 60);
   assert.equal(leases.remaining(keyIn(5, 1)), 0);
 });
+
+it('an invalidation with a version waits for the leases granted before it, not for later ones', {
+  timeout: 5000,
+}, async () => {
+  const { leases, advance } = clocked(40);
+  advance(40); // past the start fence
+  const key = keyIn(5);
+  leases.grant(key);
+  let settled = false;
+  const settling = leases.settle(key, true).then(() => {
+    settled = true;
+  });
+  // Readers keep the key leased after the invalidation (on the version that replaced it).
+  advance(20);
+  leases.grant(key);
+  advance(20);
+  leases.grant(key);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.ok(settled, 'settled once the leases granted before it ran out');
+  await settling;
+  // Without a version, every lease on the key is waited for, later ones too.
+  let all = false;
+  void leases.settle(key).then(() => {
+    all = true;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(all, false);
+  advance(40);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(all);
+});

@@ -94,8 +94,16 @@ export function createLeases(options: { leaseMs: number; now?: () => number }) {
     /** How long, ms, a lease on `key` or a fence of its region may still be trusted. */
     remaining,
     remainingAll,
-    /** Resolves once no lease on `key` and no fence of its region can still be trusted. */
-    settle: (key: string) => until0(() => remaining(key)),
+    /**
+     * Resolves once no lease on `key` and no fence of its region can still be trusted; with
+     * `grantedSoFar`, only the leases on `key` granted until now (see invalidated() in
+     * binary-routes.ts for when that is enough).
+     */
+    settle(key: string, grantedSoFar = false) {
+      if (!grantedSoFar) return until0(() => remaining(key));
+      const until = granted.get(baseKey(key)) ?? 0;
+      return until0(() => Math.max(0, Math.max(until, fences[regionOf(key)] ?? 0) - now()));
+    },
     /** Resolves once every lease and fence has run out. */
     settleAll: () => until0(remainingAll),
     /** Keys whose lease record is kept (expired ones are swept as the map grows). */
