@@ -77,17 +77,23 @@ function shares(map: Map<string, number>, total: number, limit: number): Share[]
     .map(([name, us]) => ({ name, ms: us / 1000, pct: (us / total) * 100 }));
 }
 
-/**
- * Summarizes `file`; with `window`, only the samples taken in it (a profile of a whole process
- * life, of which one step is wanted).
- */
-export function summarizeProfile(file: string, limit = 15, window?: ProfileWindow): ProfileSummary {
+/** A .cpuprofile, its nodes by id, and each node's parent. */
+function loadProfile(file: string) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) {
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
+  return { profile, byId, parent };
+}
+
+/**
+ * Summarizes `file`; with `window`, only the samples taken in it (a profile of a whole process
+ * life, of which one step is wanted).
+ */
+export function summarizeProfile(file: string, limit = 15, window?: ProfileWindow): ProfileSummary {
+  const { profile, byId, parent } = loadProfile(file);
   const selfUs = new Map<number, number>();
   let at = profile.startTime;
   profile.samples.forEach((id, i) => {
@@ -204,12 +210,7 @@ export interface StackGroup {
  * parsed from the socket) is in "other".
  */
 export function stackShares(file: string, groups: StackGroup[], window?: ProfileWindow) {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const parent = new Map<number, number>();
-  for (const node of profile.nodes) {
-    for (const child of node.children ?? []) parent.set(child, node.id);
-  }
+  const { profile, byId, parent } = loadProfile(file);
   const groupOf = new Map<number, string>();
   const resolve = (id: number): string => {
     const known = groupOf.get(id);

@@ -241,6 +241,12 @@ export function entrySocketLane(
 ): SocketLane {
   const notCached = JSON.stringify(NOT_CACHED);
   const expired = JSON.stringify(VIEW_EXPIRED);
+  /** The 421 of a request routed with another map than this node's. */
+  const misroutedAnswer = (tagged: number | undefined): LaneAnswer => ({
+    status: 421,
+    headers: JSON_TYPE,
+    body: JSON.stringify(misrouted(tagged, view.version)),
+  });
   /**
    * DELETE /v1/entries/:key (an upload's invalidation), as the route answers it: 421 routed with
    * an older map; else the key forgotten at once, then 204 once no read lease on it remains, or
@@ -264,11 +270,7 @@ export function entrySocketLane(
     }
     if (!admitted(socket, headers.get('authorization'))) return undefined;
     if (!view.admits(tagged)) {
-      return {
-        status: 421,
-        headers: JSON_TYPE,
-        body: JSON.stringify(misrouted(tagged, view.version)),
-      };
+      return misroutedAnswer(tagged);
     }
     return invalidated(cache, leases, view, key, version).then((vouched) =>
       vouched ? { status: 204, headers: {} } : { status: 503, headers: JSON_TYPE, body: expired },
@@ -288,11 +290,7 @@ export function entrySocketLane(
     if (!admitted(socket, headers.get('authorization'))) return undefined;
     if (!cache.peek(key) && entryKeyProblem(key)) return undefined;
     if (!view.admits(tagged)) {
-      return {
-        status: 421,
-        headers: JSON_TYPE,
-        body: JSON.stringify(misrouted(tagged, view.version)),
-      };
+      return misroutedAnswer(tagged);
     }
     if (!view.serving()) return { status: 503, headers: JSON_TYPE, body: expired };
     // Counted as a hit or a miss, and the policy told, exactly as the route's read would.

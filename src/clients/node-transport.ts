@@ -57,20 +57,15 @@ export function createNodeTransport(options: NodeTransportOptions = {}) {
 
   /**
    * Throws, as a NodeRequestError, when the process's TLS forbids sending the secret to the node
-   * (checked once per origin: the pools and the entry reader ask before their first request).
+   * (checked once per node URL: the entry reader asks on every request, the pools on their first).
    */
   const guarded = new Set<string>();
   function guard(nodeUrl: string): void {
-    // By URL first: the entry reader asks on every read, and parsing the URL each time showed.
     if (guarded.has(nodeUrl)) return;
-    const origin = new URL(nodeUrl).origin;
-    if (!guarded.has(origin)) {
-      try {
-        tls?.guard(origin, 'the shared secret');
-      } catch (error) {
-        throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
-      }
-      guarded.add(origin);
+    try {
+      tls?.guard(new URL(nodeUrl).origin, 'the shared secret');
+    } catch (error) {
+      throw new NodeRequestError(nodeUrl, undefined, (error as Error).message);
     }
     guarded.add(nodeUrl);
   }
