@@ -144,6 +144,8 @@ export function imageRoutes(
 }
 
 const IMAGE_PATH = '/images/';
+/** Variant queries the socket lane keeps parsed. */
+const MAX_SPECS = 1024;
 const KEY_PATH = '/api/key/';
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -185,6 +187,26 @@ export function imageSocketLane(deps: {
     return images.fetch(key).then((image) => image && answer(key, image));
   }
   /**
+   * Parsed queries, so a hot variant's query is not parsed again on every read: by query (and
+   * Accept, which `format=auto` reads). Only good ones; emptied when full.
+   */
+  const specs = new Map<string, VariantSpec | undefined>();
+  /** The variant a query asks for (undefined: the original), null for one the route refuses. */
+  function specOf(query: string, accept: string | undefined): VariantSpec | undefined | null {
+    const id = query.includes('auto') ? `${query}\u0000${accept ?? ''}` : query;
+    const known = specs.get(id);
+    if (known !== undefined || specs.has(id)) return known;
+    let spec: VariantSpec | undefined;
+    try {
+      spec = parseVariant(query, accept, sizes);
+    } catch {
+      return null;
+    }
+    if (specs.size >= MAX_SPECS) specs.clear();
+    specs.set(id, spec);
+    return spec;
+  }
+  /**
    * A variant (GET /images/:key?w=…): its near copy under a lease at once, else once made. Bad
    * parameters, a bad key or a refused transform go to the route, which words the 4xx (a refusal
    * is found again from the original's header: no pixel was decoded for it).
@@ -197,13 +219,9 @@ export function imageSocketLane(deps: {
   ): LaneAnswer | Promise<LaneAnswer | undefined> | undefined {
     const key = keyInPath(target.slice(0, query), IMAGE_PATH);
     if (key === undefined || keyProblem(key) !== undefined) return undefined;
-    let spec: VariantSpec | undefined;
-    try {
-      spec = parseVariant(target.slice(query + 1), accept, sizes);
-    } catch {
-      return undefined;
-    }
-    if (!spec) return undefined; // only the cache-buster: the route serves the original
+    const spec = specOf(target.slice(query + 1), accept);
+    // Bad parameters (the route words the 400), or only the cache-buster (the original).
+    if (!spec) return undefined;
     const leased = images.leasedVariant(key, spec);
     if (leased) return answer(leased);
     return images.fetchVariant(key, spec).then((image) => image && answer(image));
