@@ -60,7 +60,10 @@ export async function buildCacheNode(deps: CacheNodeDeps) {
           createNodeClient({ secret, timeoutMs, tls }),
         ),
     });
-  const leases = createLeases({ leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS });
+  const leases = createLeases({
+    leaseMs: deps.leaseMs ?? DEFAULT_LEASE_MS,
+    regionOf: cache.regionOf,
+  });
   const view = createNodeView(nodeId, cache, leases);
   const instance = randomUUID();
   const admitted = secret ? connectionCheck(secret) : () => true;

@@ -102,16 +102,18 @@ function entryAnswer(
   const lease = asked.lease ? leases.grant(key) : 0;
   const held = asked.held;
   if (held !== undefined && held === String(entry.version)) {
-    const headers: OutgoingHttpHeaders = lease ? { [LEASE_HEADER]: lease } : {};
+    const headers: OutgoingHttpHeaders = {};
+    if (lease) headers[LEASE_HEADER] = lease;
     return { status: 304, headers, body: undefined };
   }
+  // Names added one by one: a computed name in the literal took a slow path on every read.
   const headers: OutgoingHttpHeaders = {
     'content-type': entry.contentType,
     'content-length': entry.value.length,
-    [VERSION_HEADER]: entry.version,
-    'x-content-type-options': 'nosniff',
-    'content-security-policy': VALUE_CSP,
   };
+  headers[VERSION_HEADER] = entry.version;
+  headers['x-content-type-options'] = 'nosniff';
+  headers['content-security-policy'] = VALUE_CSP;
   if (entry.modifiedAt !== undefined) headers[MODIFIED_HEADER] = entry.modifiedAt;
   if (lease) headers[LEASE_HEADER] = lease;
   return { status: 200, headers, body: entry.value };

@@ -26,7 +26,7 @@
  */
 import { baseKey } from '../core/keys.ts';
 import { MAX_LEASE_MS } from '../core/node-protocol.ts';
-import { REGION_COUNT, regionOf } from '../core/regions.ts';
+import { REGION_COUNT, regionOf as regionOfKey } from '../core/regions.ts';
 
 export function parseLeaseMs(value: unknown): number {
   const ms = Number(value);
@@ -38,8 +38,13 @@ export function parseLeaseMs(value: unknown): number {
   return ms;
 }
 
-export function createLeases(options: { leaseMs: number; now?: () => number }) {
-  const { leaseMs } = options;
+export function createLeases(options: {
+  leaseMs: number;
+  now?: () => number;
+  /** A key's region; the node passes its cache's, which knows a cached key's without an MD5. */
+  regionOf?: (key: string) => number;
+}) {
+  const { leaseMs, regionOf = regionOfKey } = options;
   const now = options.now ?? (() => performance.now());
   /** key (a variant's base key) → when the latest lease granted on it or a variant ends. */
   const granted = new Map<string, number>();

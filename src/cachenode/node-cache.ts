@@ -193,6 +193,11 @@ export function createNodeCache(options: NodeCacheOptions) {
       return store.capacity;
     },
 
+    /** `key`'s region: remembered while it is cached, else worked out (and not remembered). */
+    regionOf(key: string): number {
+      return regions.get(key) ?? regionOfKey(key);
+    },
+
     /** A client's read: counts a hit or a miss and tells the policy. */
     get(key: string): CacheEntry | undefined {
       const entry = store.get(key);
