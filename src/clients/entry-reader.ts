@@ -115,16 +115,24 @@ const freshReading = (): Reading => ({
 /** The status and headers of a complete head, or a message saying why it is not one we take. */
 function parseHead(head: string): { status: number; headers: Record<string, string> } | string {
   if (head.length > MAX_HEAD_BYTES) return HEAD_TOO_LONG;
-  const lines = head.split('\r\n');
-  const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? '');
-  if (!statusLine) return `no HTTP/1.1 status line (${JSON.stringify(lines[0]?.slice(0, 40))})`;
+  // Line by line with indexOf rather than split(): one fewer array and string per line, on
+  // every read that crosses the pool.
+  let eol = head.indexOf('\r\n');
+  if (eol < 0) eol = head.length;
+  const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(head.slice(0, eol));
+  if (!statusLine) {
+    return `no HTTP/1.1 status line (${JSON.stringify(head.slice(0, Math.min(eol, 40)))})`;
+  }
   const headers: Record<string, string> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return `a header line without a name (${JSON.stringify(line.slice(0, 40))})`;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
+  for (let at = eol + 2; at <= head.length; at = eol + 2) {
+    eol = head.indexOf('\r\n', at);
+    if (eol < 0) eol = head.length;
+    const colon = head.indexOf(':', at);
+    if (colon <= at || colon > eol) {
+      return `a header line without a name (${JSON.stringify(head.slice(at, Math.min(eol, at + 40)))})`;
+    }
+    const name = head.slice(at, colon).trim().toLowerCase();
+    const value = head.slice(colon + 1, eol).trim();
     const before = headers[name];
     headers[name] = before === undefined ? value : `${before}, ${value}`;
   }

@@ -28,22 +28,30 @@ export function classOf(length: number): number {
   return Math.ceil(length / step) * step;
 }
 
-/** Memory any pool made: a buffer in it holds its whole class, not only its length. */
-const made = new WeakSet<ArrayBuffer>();
+/**
+ * What a pool notes on memory it made (properties rather than WeakSets: a read takes and gives
+ * back a buffer, and two WeakSet updates each time were a measurable part of the hop).
+ */
+interface PoolMemory extends ArrayBuffer {
+  /** Made by a pool: a buffer in it holds its whole class, not only its length. */
+  [MADE]?: true;
+  /** The pool it is out from, with a reader; undefined while idle. */
+  [OUT]?: object | undefined;
+}
+const MADE = Symbol('pixpool.pooled');
+const OUT = Symbol('pixpool.out');
 
 /** The bytes of memory `buffer` keeps alive, for those who budget by it (the near cache). */
 export function memoryOf(buffer: Buffer): number {
-  return made.has(buffer.buffer as ArrayBuffer) ? buffer.buffer.byteLength : buffer.length;
+  return (buffer.buffer as PoolMemory)[MADE] ? buffer.buffer.byteLength : buffer.length;
 }
 
 export function createBufferPool(options: BufferPoolOptions = {}) {
   const { maxBytes = 8 * 1024 * 1024, minLength = 16 * 1024, maxLength = 1024 * 1024 } = options;
-  const idle = new Map<number, ArrayBuffer[]>();
-  /** Memory this pool made that is out with a reader: what it will take back. */
-  const out = new WeakSet<ArrayBuffer>();
+  const idle = new Map<number, PoolMemory[]>();
   let idleBytes = 0;
 
-  return {
+  const pool = {
     /** A buffer of exactly `length` bytes, contents undefined (as Buffer.allocUnsafe). */
     take(length: number): Buffer {
       if (length < minLength || length > maxLength) return Buffer.allocUnsafe(length);
@@ -51,18 +59,19 @@ export function createBufferPool(options: BufferPoolOptions = {}) {
       let memory = idle.get(capacity)?.pop();
       if (memory) idleBytes -= capacity;
       else {
-        memory = new ArrayBuffer(capacity);
-        made.add(memory);
+        memory = new ArrayBuffer(capacity) as PoolMemory;
+        memory[MADE] = true;
       }
-      out.add(memory);
+      // What it will take back: memory it made that is out with a reader.
+      memory[OUT] = pool;
       return Buffer.from(memory, 0, length);
     },
 
     /** Takes back a buffer from take() that nothing holds any more; anything else is ignored. */
     give(buffer: Buffer): void {
-      const memory = buffer.buffer;
-      if (!(memory instanceof ArrayBuffer) || !out.has(memory) || buffer.byteOffset !== 0) return;
-      out.delete(memory);
+      const memory = buffer.buffer as PoolMemory;
+      if (memory[OUT] !== pool || buffer.byteOffset !== 0) return;
+      memory[OUT] = undefined;
       if (idleBytes + memory.byteLength > maxBytes) return;
       let list = idle.get(memory.byteLength);
       if (!list) {
@@ -78,6 +87,7 @@ export function createBufferPool(options: BufferPoolOptions = {}) {
       return idleBytes;
     },
   };
+  return pool;
 }
 
 export type BufferPool = ReturnType<typeof createBufferPool>;
