@@ -14,6 +14,7 @@ import { regionOf } from '../src/core/regions.ts';
 import { embeddedFootprint } from './cases/footprint.ts';
 import { hitRatio } from './cases/hit-ratio.ts';
 import { hop } from './cases/hop.ts';
+import { hopFloor } from './cases/hop-floor.ts';
 import { listKeys } from './cases/list-keys.ts';
 import { missPath } from './cases/miss-path.ts';
 import { nearAdmission } from './cases/near-admission.ts';
@@ -1059,6 +1060,7 @@ export const cases: BenchCase[] = [
   listKeys,
   missPath,
   hop,
+  hopFloor,
   variantHit,
   variantMiss,
   variantBurst,

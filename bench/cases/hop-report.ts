@@ -1,14 +1,17 @@
 /**
  * The hop case's shape (how many images, how large, the pool) and its report: medians per side,
  * the issue's targets as advisory checks, the every-read-a-hit checks, and the frontend's profile
- * over the load. Split from hop.ts, which sets the sides up and runs the load.
+ * over the load. Split from hop.ts, which sets the sides up and runs the load. Also the schedule
+ * (warm-up, then rounds with the order flipped) and the wrk figures and notes that hop-floor
+ * shares.
  */
 import { join } from 'node:path';
 import type { BenchCase, BenchContext, CaseResult, Check } from '../lib/case.ts';
 import { fmt, median } from '../lib/compare.ts';
 import { formatProfile, type ProfileWindow, summarizeProfile } from '../lib/cpuprofile.ts';
 import type { PixpoolUp } from '../lib/pixpool.ts';
-import type { WrkResult } from '../lib/wrk.ts';
+import type { CpuTime } from '../lib/processes.ts';
+import type { WrkResult, WrkRun } from '../lib/wrk.ts';
 
 export const KB = 1024;
 export const KEYS = 2000;
@@ -64,6 +67,92 @@ export function frontendProfile(ctx: BenchContext, name: string, window: Profile
 
 export const us = (n: number | undefined) => (n === undefined ? '–' : `${n.toFixed(1)} µs`);
 
+/**
+ * The hop cases' schedule: a warm-up of every side, then `rounds` rounds in which every side is
+ * measured once, the order flipped every round (hop-uniform, hop-floor).
+ */
+export async function alternateSides<S extends { label: string }>(
+  ctx: BenchContext,
+  id: string,
+  sides: S[],
+  load: (side: S, durationSec: number) => Promise<unknown>,
+  measure: (side: S, round: number) => Promise<void>,
+): Promise<void> {
+  const { settings } = ctx;
+  if (settings.warmupSec > 0) {
+    for (const side of sides) {
+      ctx.log(`${id}: warming up ${side.label} (${settings.warmupSec} s)`);
+      await load(side, settings.warmupSec);
+    }
+  }
+  for (let round = 1; round <= settings.rounds; round++) {
+    const order = round % 2 === 1 ? sides : [...sides].reverse();
+    for (const side of order) await measure(side, round);
+  }
+}
+
+/** CPU µs per request between two readings of a process (tree); undefined if either is missing. */
+export function cpuUsPerRequest(
+  before: CpuTime | undefined,
+  after: CpuTime | undefined,
+  requests: number,
+): number | undefined {
+  return before && after && requests > 0
+    ? ((after.user + after.system - before.user - before.system) / requests) * 1e6
+    : undefined;
+}
+
+/** wrk's CPU during a run, % of one CPU. */
+export const wrkCpuPct = (run: WrkRun) =>
+  run.cpu ? ((run.cpu.user + run.cpu.system) / run.wallSec) * 100 : undefined;
+
+/** The median of values, or undefined if any is missing. */
+export const optionalMedian = (values: (number | undefined)[]) =>
+  values.every((v) => v !== undefined) ? median(values as number[]) : undefined;
+
+/** One side's wrk figures over its rounds: medians, each column on its own. */
+export function wrkMedians(mine: { wrk: WrkResult; wrkCpuPct: number | undefined }[]) {
+  return {
+    requestsPerSec: median(mine.map((m) => m.wrk.requestsPerSec)),
+    p50Ms: median(mine.map((m) => m.wrk.latencyMs.p50)),
+    p99Ms: median(mine.map((m) => m.wrk.latencyMs.p99)),
+    wrkCpuPct: optionalMedian(mine.map((m) => m.wrkCpuPct)),
+    requests: mine.reduce((sum, m) => sum + m.wrk.requests, 0),
+    bytesPerResponse: median(mine.map((m) => m.wrk.bytesPerSec / m.wrk.requestsPerSec)),
+    rounds: mine.map((m) => m.wrk.requestsPerSec),
+  };
+}
+
+/** Notes on the load itself: wrk at its limit, answers not ~IMAGE_BYTES long, socket errors. */
+export function loadNotes(
+  summaries: { side: string; wrkCpuPct: number | undefined; bytesPerResponse: number }[],
+  measurements: { side: string; round: number; wrk: WrkResult }[],
+): string[] {
+  const notes: string[] = [];
+  for (const s of summaries) {
+    if (s.wrkCpuPct !== undefined && s.wrkCpuPct >= 90) {
+      notes.push(
+        `${s.side}: wrk used ${fmt.pct(s.wrkCpuPct)} of a CPU (one thread): the load generator was the limit, so its req/s is a floor; its CPU per request still holds.`,
+      );
+    }
+  }
+  for (const s of summaries) {
+    const overhead = s.bytesPerResponse - IMAGE_BYTES;
+    if (overhead < -0.02 * IMAGE_BYTES || overhead > 2048 + 0.02 * IMAGE_BYTES) {
+      notes.push(`${s.side}: ~${Math.round(s.bytesPerResponse)} bytes per response; check.`);
+    }
+  }
+  for (const m of measurements) {
+    const e = m.wrk.errors;
+    if (e.connect + e.read + e.write + e.timeout > 0) {
+      notes.push(
+        `${m.side}, round ${m.round}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}.`,
+      );
+    }
+  }
+  return notes;
+}
+
 export function summarize(
   ctx: BenchContext,
   self: BenchCase,
@@ -77,8 +166,6 @@ export function summarize(
   },
 ): CaseResult {
   const { settings } = ctx;
-  const optionalMedian = (values: (number | undefined)[]) =>
-    values.every((v) => v !== undefined) ? median(values as number[]) : undefined;
   const summaries = run.sides.map((side) => {
     const mine = run.measurements.filter((m) => m.side === side.label);
     const cpuUs = optionalMedian(mine.map((m) => m.cpuUs));
@@ -89,25 +176,26 @@ export function summarize(
       ),
     );
     const upCpuUs = optionalMedian(mine.map((m) => m.upCpuUs));
-    const requests = mine.reduce((sum, m) => sum + m.wrk.requests, 0);
+    const { requestsPerSec, p50Ms, p99Ms, wrkCpuPct, requests, bytesPerResponse, rounds } =
+      wrkMedians(mine);
     return {
       side: side.label,
       command: side.command,
-      requestsPerSec: median(mine.map((m) => m.wrk.requestsPerSec)),
-      p50Ms: median(mine.map((m) => m.wrk.latencyMs.p50)),
-      p99Ms: median(mine.map((m) => m.wrk.latencyMs.p99)),
+      requestsPerSec,
+      p50Ms,
+      p99Ms,
       cpuUs,
       upCpuUs,
       originCpuUs,
       totalCpuUs,
-      wrkCpuPct: optionalMedian(mine.map((m) => m.wrkCpuPct)),
+      wrkCpuPct,
       requests,
       originRequests: side.origin
         ? mine.reduce((sum, m) => sum + (m.originRequests ?? 0), 0)
         : undefined,
       misses: side.pixpool ? mine.reduce((s, m) => s + (m.misses ?? 0), 0) : undefined,
-      bytesPerResponse: median(mine.map((m) => m.wrk.bytesPerSec / m.wrk.requestsPerSec)),
-      rounds: mine.map((m) => m.wrk.requestsPerSec),
+      bytesPerResponse,
+      rounds,
     };
   });
   const find = (label: string) => summaries.find((s) => s.side === label);
@@ -169,27 +257,7 @@ export function summarize(
       `pixpool ÷ pixpool (before), same rounds: CPU per request ${fmt.ratio(pixpool.cpuUs / before.cpuUs)} (by round ${ratios.map((r) => r.toFixed(2)).join(', ')}), req/s ${fmt.ratio(pixpool.requestsPerSec / before.requestsPerSec)}.`,
     );
   }
-  for (const s of summaries) {
-    if (s.wrkCpuPct !== undefined && s.wrkCpuPct >= 90) {
-      run.notes.push(
-        `${s.side}: wrk used ${fmt.pct(s.wrkCpuPct)} of a CPU (one thread): the load generator was the limit, so its req/s is a floor; its CPU per request still holds.`,
-      );
-    }
-  }
-  for (const s of summaries) {
-    const overhead = s.bytesPerResponse - IMAGE_BYTES;
-    if (overhead < -0.02 * IMAGE_BYTES || overhead > 2048 + 0.02 * IMAGE_BYTES) {
-      run.notes.push(`${s.side}: ~${Math.round(s.bytesPerResponse)} bytes per response; check.`);
-    }
-  }
-  for (const m of run.measurements) {
-    const e = m.wrk.errors;
-    if (e.connect + e.read + e.write + e.timeout > 0) {
-      run.notes.push(
-        `${m.side}, round ${m.round}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}.`,
-      );
-    }
-  }
+  run.notes.push(...loadNotes(summaries, run.measurements));
   const result: CaseResult = {
     id: self.id,
     title: self.title,

@@ -22,6 +22,8 @@ import { freePort, processCpuSeconds, treeCpuSeconds, waitForHttp } from '../lib
 import { ensureVarnish, firstLine } from '../lib/tools.ts';
 import { runWrk } from '../lib/wrk.ts';
 import {
+  alternateSides,
+  cpuUsPerRequest,
   frontendProfile,
   type HopMeasurement,
   type HopSide,
@@ -34,11 +36,12 @@ import {
   UPLOAD_CONCURRENCY,
   us,
   WARM_PASSES,
+  wrkCpuPct,
 } from './hop-report.ts';
 import { randomKeyScript } from './post-key.ts';
 
-const keyOf = (i: number) => `hop-${i}`;
-const pathOf = (i: number) => `/images/${keyOf(i)}`;
+export const keyOf = (i: number) => `hop-${i}`;
+export const pathOf = (i: number) => `/images/${keyOf(i)}`;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 export const hop: BenchCase = {
@@ -48,7 +51,7 @@ export const hop: BenchCase = {
 };
 
 /** Reads every key (READ_CONCURRENCY in flight), checks the bytes, returns the headers of each. */
-async function readAll(
+export async function readAll(
   baseUrl: string,
   keys: number[],
   images: Buffer[],
@@ -138,7 +141,6 @@ proxy_buffers 16 16k;`;
   const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
   const loadWindow: ProfileWindow = { fromUs: 0, toUs: 0 };
   let wrkCommand = '';
-  let origin: Nginx | undefined;
 
   /** pixpool from the checkout at `root`, up with the pool the issue sets, every image cached. */
   async function pixpoolSide(root: string, label: string): Promise<HopSide> {
@@ -198,7 +200,7 @@ proxy_buffers 16 16k;`;
 
   try {
     ctx.log(`${self.id}: starting the nginx static origin`);
-    origin = await startNginx(procs, {
+    const origin = await startNginx(procs, {
       nginx: tools.nginx,
       prefix: join(ctx.tmp, `${self.id}-origin`),
       root: www,
@@ -335,55 +337,44 @@ proxy_cache hop;`,
         script,
       });
     loadWindow.fromUs = monotonicUs();
-    if (settings.warmupSec > 0) {
-      for (const side of sides) {
-        ctx.log(`${self.id}: warming up ${side.label} (${settings.warmupSec} s)`);
-        await load(side, settings.warmupSec);
+    await alternateSides(ctx, self.id, sides, load, async (side, round) => {
+      const { pixpool } = side;
+      const missesBefore = pixpool ? await frontendMisses(pixpool, secret) : 0;
+      const originBefore = await originRequests(origin, statusReads);
+      const cpuBefore = treeCpuSeconds(side.pid);
+      const upCpuBefore = pixpool ? processCpuSeconds(side.pid) : undefined;
+      const originCpuBefore = treeCpuSeconds(origin.child.pid);
+      const run = await load(side, settings.durationSec);
+      const cpuAfter = treeCpuSeconds(side.pid);
+      const upCpuAfter = pixpool ? processCpuSeconds(side.pid) : undefined;
+      const originCpuAfter = treeCpuSeconds(origin.child.pid);
+      const originAfter = await originRequests(origin, statusReads);
+      const missesAfter = pixpool ? await frontendMisses(pixpool, secret) : 0;
+      wrkCommand = run.command.replace(ctx.tmp, '<tmp>');
+      const r = run.result;
+      if (r.errors.non2xx3xx > 0) {
+        throw new Error(`${side.label}: ${r.errors.non2xx3xx} of ${r.requests} not 2xx/3xx`);
       }
-    }
-    for (let round = 1; round <= settings.rounds; round++) {
-      const order = round % 2 === 1 ? sides : [...sides].reverse();
-      for (const side of order) {
-        const { pixpool } = side;
-        const missesBefore = pixpool ? await frontendMisses(pixpool, secret) : 0;
-        const originBefore = await originRequests(origin, statusReads);
-        const cpuBefore = treeCpuSeconds(side.pid);
-        const upCpuBefore = pixpool ? processCpuSeconds(side.pid) : undefined;
-        const originCpuBefore = treeCpuSeconds(origin.child.pid);
-        const run = await load(side, settings.durationSec);
-        const cpuAfter = treeCpuSeconds(side.pid);
-        const upCpuAfter = pixpool ? processCpuSeconds(side.pid) : undefined;
-        const originCpuAfter = treeCpuSeconds(origin.child.pid);
-        const originAfter = await originRequests(origin, statusReads);
-        const missesAfter = pixpool ? await frontendMisses(pixpool, secret) : 0;
-        wrkCommand = run.command.replace(ctx.tmp, '<tmp>');
-        const r = run.result;
-        if (r.errors.non2xx3xx > 0) {
-          throw new Error(`${side.label}: ${r.errors.non2xx3xx} of ${r.requests} not 2xx/3xx`);
-        }
-        const perRequest = (a: typeof cpuBefore, b: typeof cpuBefore) =>
-          a && b && r.requests > 0
-            ? ((b.user + b.system - a.user - a.system) / r.requests) * 1e6
-            : undefined;
-        const m: HopMeasurement = {
-          round,
-          side: side.label,
-          wrk: r,
-          wrkCpuPct: run.cpu ? ((run.cpu.user + run.cpu.system) / run.wallSec) * 100 : undefined,
-          cpuUs: perRequest(cpuBefore, cpuAfter),
-          upCpuUs: perRequest(upCpuBefore, upCpuAfter),
-          originCpuUs: side.origin ? perRequest(originCpuBefore, originCpuAfter) : undefined,
-          originRequests: side.origin ? originAfter - originBefore : undefined,
-          misses: pixpool ? missesAfter - missesBefore : undefined,
-        };
-        measurements.push(m);
-        ctx.log(
-          `${self.id}: round ${round}/${settings.rounds} ${side.label.padEnd(30)} ` +
-            `${fmt.int(r.requestsPerSec)} req/s  p50 ${fmt.ms(r.latencyMs.p50)}  p99 ${fmt.ms(r.latencyMs.p99)}  ` +
-            `CPU/req ${us(m.cpuUs)}${side.origin ? ` + origin ${us(m.originCpuUs)}` : ''}`,
-        );
-      }
-    }
+      const perRequest = (a: typeof cpuBefore, b: typeof cpuBefore) =>
+        cpuUsPerRequest(a, b, r.requests);
+      const m: HopMeasurement = {
+        round,
+        side: side.label,
+        wrk: r,
+        wrkCpuPct: wrkCpuPct(run),
+        cpuUs: perRequest(cpuBefore, cpuAfter),
+        upCpuUs: perRequest(upCpuBefore, upCpuAfter),
+        originCpuUs: side.origin ? perRequest(originCpuBefore, originCpuAfter) : undefined,
+        originRequests: side.origin ? originAfter - originBefore : undefined,
+        misses: pixpool ? missesAfter - missesBefore : undefined,
+      };
+      measurements.push(m);
+      ctx.log(
+        `${self.id}: round ${round}/${settings.rounds} ${side.label.padEnd(30)} ` +
+          `${fmt.int(r.requestsPerSec)} req/s  p50 ${fmt.ms(r.latencyMs.p50)}  p99 ${fmt.ms(r.latencyMs.p99)}  ` +
+          `CPU/req ${us(m.cpuUs)}${side.origin ? ` + origin ${us(m.originCpuUs)}` : ''}`,
+      );
+    });
     loadWindow.toUs = monotonicUs();
   } finally {
     for (const stop of stops.reverse()) await stop();

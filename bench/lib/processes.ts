@@ -262,6 +262,18 @@ export function treeCpuSeconds(pid: number): CpuTime | undefined {
   return total;
 }
 
+/** treeCpuSeconds summed over several trees (peers started apart); undefined if one is gone. */
+export function treesCpuSeconds(pids: number[]): CpuTime | undefined {
+  const total = { user: 0, system: 0 };
+  for (const pid of pids) {
+    const cpu = treeCpuSeconds(pid);
+    if (!cpu) return undefined;
+    total.user += cpu.user;
+    total.system += cpu.system;
+  }
+  return total;
+}
+
 /** The CPU time of `pid` and of each of its descendants, by pid; undefined if `pid` is gone. */
 export function treeCpuByProcess(pid: number): Map<number, CpuTime> | undefined {
   let entries: string[];
