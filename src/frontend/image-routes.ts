@@ -7,10 +7,10 @@
  * Every image is served with nosniff and a sandboxing CSP, so an SVG with script in it cannot run
  * in this origin even when opened directly.
  *
- * This is the hot path: an image's ETag and the lines of its answer heads are built once per
+ * This is the hot path: an image's ETag, Last-Modified and whole answer headers are built once per
  * near-cached version (a WeakMap on the image object), not per request. Most reads are answered
  * by imageSocketLane, on the socket before node:http and Fastify, with the same headers
- * (headersOf gives them to both).
+ * (imageAnswer gives them to both).
  *
  * With a query (`?w=&h=&fit=&format=&q=`, variants/spec.ts) the route answers a variant of the
  * image (images.fetchVariant): checked before any I/O (400), with an ETag of the original's
@@ -22,7 +22,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../core/errors.ts';
 import { keyInPath, keyProblem } from '../core/keys.ts';
-import { headerLines, type LaneAnswer, type SocketLane } from '../http/socket-lane.ts';
+import type { LaneAnswer, SocketLane } from '../http/socket-lane.ts';
 import { checkKey } from './api-routes.ts';
 import type { FetchedImage } from './fetched-image.ts';
 import type { ImageService } from './images.ts';
@@ -34,9 +34,10 @@ const CACHE_CONTROL = 'public, no-cache';
 
 interface Answers {
   etag: string;
-  /** The header lines of a 304 and of a 200 for this image (socket-lane.ts headerLines). */
-  notModified: string;
-  ok: string;
+  lastModified: string | undefined;
+  /** The headers of a 304 and of a 200 for this image (Node does not change what it is given). */
+  notModified: OutgoingHttpHeaders;
+  ok: OutgoingHttpHeaders;
 }
 const answers = new WeakMap<FetchedImage, Answers>();
 
@@ -52,43 +53,28 @@ function httpDateOf(ms: number): string {
   return text;
 }
 
-/** A variant's ETag names its id too: each variant of a version is other bytes. */
-const etagOf = (image: FetchedImage): string =>
-  image.variant ? `"v${image.version}-${image.variant}"` : `"v${image.version}"`;
-
-/** The headers of a 200 (`ok`) or a 304 for `image`: the one list both answers come from. */
-function headersOf(image: FetchedImage, etag: string, ok: boolean): OutgoingHttpHeaders {
-  // Built property by property, in one order: spreads of optional parts were a measurable part
-  // of a read that crosses the pool, whose image is a new object each time.
-  const headers: OutgoingHttpHeaders = {
-    'cache-control': CACHE_CONTROL,
-    'x-content-type-options': 'nosniff',
-    'content-security-policy': IMAGE_CSP,
-    etag,
-    'x-pixpool-source': image.source,
-  };
-  if (image.modifiedAt !== undefined) headers['last-modified'] = httpDateOf(image.modifiedAt);
-  if (image.variant !== undefined && variesOnAccept(image.variant)) headers.vary = 'Accept';
-  if (ok) {
-    headers['content-type'] = image.contentType;
-    headers['content-length'] = image.bytes.length;
-  }
-  return headers;
-}
-
-/**
- * The image's ETag and answer header lines, built on its first answer and kept with it: a hot
- * image's answer head is then its status line, these lines and the date.
- */
+/** The image's validators and answer headers, built on its first answer and kept with it. */
 function answersOf(image: FetchedImage): Answers {
   let a = answers.get(image);
   if (!a) {
-    const etag = etagOf(image);
-    a = {
+    // A variant's ETag names its id too: each variant of a version is other bytes.
+    const etag = image.variant ? `"v${image.version}-${image.variant}"` : `"v${image.version}"`;
+    const lastModified = image.modifiedAt === undefined ? undefined : httpDateOf(image.modifiedAt);
+    // Built property by property, in one order: spreads of optional parts were a measurable
+    // part of a read that crosses the pool, whose image is a new object each time.
+    const notModified: OutgoingHttpHeaders = {
+      'cache-control': CACHE_CONTROL,
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': IMAGE_CSP,
       etag,
-      notModified: headerLines(headersOf(image, etag, false)),
-      ok: headerLines(headersOf(image, etag, true)),
+      'x-pixpool-source': image.source,
     };
+    if (lastModified !== undefined) notModified['last-modified'] = lastModified;
+    if (image.variant !== undefined && variesOnAccept(image.variant)) notModified.vary = 'Accept';
+    const ok: OutgoingHttpHeaders = Object.assign({}, notModified);
+    ok['content-type'] = image.contentType;
+    ok['content-length'] = image.bytes.length;
+    a = { etag, lastModified, notModified, ok };
     answers.set(image, a);
   }
   return a;
@@ -156,10 +142,9 @@ export function imageRoutes(
     observe[image.source].observe((performance.now() - started) / 1000);
     const { headers } = request;
     const validators = { inm: headers['if-none-match'], ims: headers['if-modified-since'] };
-    const etag = etagOf(image);
-    const unchanged = notModified(validators, etag, image.modifiedAt);
-    reply.code(unchanged ? 304 : 200).headers(headersOf(image, etag, !unchanged));
-    return unchanged ? reply.send() : reply.send(image.bytes);
+    const answer = imageAnswer(validators, image);
+    reply.code(answer.status).headers(answer.headers);
+    return answer.body ? reply.send(answer.body) : reply.send();
   });
 }
 

@@ -57,12 +57,8 @@ export interface LaneRequest {
 
 export interface LaneAnswer {
   status: number;
-  /**
-   * The headers, or their lines as headerLines() makes them (built once by a service that sends
-   * the same answer many times). Content-Length is added from `body` when absent from an object;
-   * lines must carry it themselves.
-   */
-  headers: OutgoingHttpHeaders | string;
+  /** Content-Length is added from `body` when absent. */
+  headers: OutgoingHttpHeaders;
   body?: Buffer | string | undefined;
   /**
    * Called once `body` is written (handed to the kernel) or can no longer be (the connection
@@ -181,13 +177,6 @@ export function parseHead(head: string, maxHeaders = MAX_HEADERS): Head | undefi
   }
   if (length !== undefined && length !== '0') return undefined;
   return { method, target: match[2] as string, headers, bodyLength: 0 };
-}
-
-/** `headers` as the lines of an answer's head: `name: value` and CRLF each. */
-export function headerLines(headers: OutgoingHttpHeaders): string {
-  let lines = '';
-  for (const name in headers) lines += `${name}: ${headers[name]}\r\n`;
-  return lines;
 }
 
 /** Date header text, made at most once a second. */
@@ -527,12 +516,9 @@ function laneConnection(
   function write(answer: LaneAnswer, close: boolean): void {
     const { status, headers, body, written } = answer;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
-    if (typeof headers === 'string') head += headers;
-    else {
-      head += headerLines(headers);
-      if (body !== undefined && headers['content-length'] === undefined) {
-        head += `content-length: ${Buffer.byteLength(body)}\r\n`;
-      }
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+    if (body !== undefined && headers['content-length'] === undefined) {
+      head += `content-length: ${Buffer.byteLength(body)}\r\n`;
     }
     head += close
       ? `date: ${httpDate()}\r\nconnection: close\r\n\r\n`
