@@ -47,7 +47,10 @@ describe('live resizing with several frontends, uploads and a killed node', () =
       misses: 0,
       missesDuringResize: 0,
     };
+    /** What failed, with its answer, for the assertion's message. */
+    const failures: Record<string, unknown>[] = [];
     let resizing = false;
+    let killedAt = 0;
     let stop = false;
 
     for (const [k, key] of KEYS.entries()) {
@@ -67,8 +70,12 @@ describe('live resizing with several frontends, uploads and a killed node', () =
         counts.uploads++;
         if (answer.status !== 200) {
           counts.errors++;
-          if (process.env.RESIZE_DEBUG)
-            console.log('UPLOAD', answer.status, JSON.stringify(answer.body), Date.now());
+          failures.push({
+            upload: KEYS[k],
+            status: answer.status,
+            body: answer.body,
+            at: Date.now(),
+          });
         } else acked[k] = Math.max(acked[k] as number, version);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -78,12 +85,18 @@ describe('live resizing with several frontends, uploads and a killed node', () =
         const k = Math.floor(random() ** 2 * KEYS.length); // skewed: low keys are hot
         const floor = acked[k] as number;
         const response = await fetch(`${pick(frontends).url}/images/${KEYS[k]}`).catch(
-          () => undefined,
+          (error: Error) => error,
         );
         counts.requests++;
-        if (response?.status !== 200) {
+        if (response instanceof Error || response.status !== 200) {
           counts.errors++;
-          if (process.env.RESIZE_DEBUG) console.log('FETCH', response?.status, Date.now());
+          failures.push({
+            fetch: KEYS[k],
+            ...(response instanceof Error
+              ? { error: `${response.message} (${(response.cause as Error)?.message})` }
+              : { status: response.status, body: await response.text() }),
+            at: Date.now(),
+          });
           continue;
         }
         const body = Buffer.from(await response.arrayBuffer());
@@ -148,7 +161,7 @@ describe('live resizing with several frontends, uploads and a killed node', () =
           const url = addresses[map.nodes[1] as string] as string;
           const health = (await (await fetch(`${url}/health`)).json()) as { pid: number };
           process.kill(health.pid, 'SIGKILL');
-          if (process.env.RESIZE_DEBUG) console.log('KILLED', Date.now());
+          killedAt = Date.now();
         }
         await new Promise((r) => setTimeout(r, 300));
       }
@@ -166,7 +179,11 @@ describe('live resizing with several frontends, uploads and a killed node', () =
     console.log(
       `resize path 1 → ${path.join(' → ')}: ${JSON.stringify(counts)}, ${reports.length} resizes reported`,
     );
-    assert.equal(counts.errors, 0, 'no fetch or upload failed');
+    assert.equal(
+      counts.errors,
+      0,
+      `no fetch or upload failed; node killed at ${killedAt}: ${JSON.stringify(failures.slice(0, 5))}`,
+    );
     assert.equal(
       counts.stale,
       0,
