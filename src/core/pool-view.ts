@@ -2,6 +2,10 @@
  * A pool view: what a frontend or a node needs to know of the pool. The versioned map, every
  * node's address and, while a resize hands entries over, the owners before it (`previous`), so
  * reads can fall back to the node that still holds a moved region and uploads can invalidate both.
+ *
+ * `down` names nodes that hold nothing anyone can read (the process is gone, or its view lease
+ * was waited out) while their replacement starts: frontends neither read from them nor need to
+ * invalidate them, so uploads to their regions are not refused for as long as a replacement takes.
  */
 import { badRequest } from './errors.ts';
 import { nodeUrl } from './node-address.ts';
@@ -14,11 +18,13 @@ export interface PoolView {
   addresses: Record<NodeId, string>;
   /** previous[region]: the owner before the resize in progress; absent when none is. */
   previous?: NodeId[] | undefined;
+  /** Nodes of the map that hold nothing readable until their replacement takes the view. */
+  down?: NodeId[] | undefined;
 }
 
 /** Validates an untrusted view (a manager's push) with messages a person can act on. */
 export function parsePoolView(body: unknown): PoolView {
-  const { map, addresses, previous } = (body ?? {}) as Record<string, unknown>;
+  const { map, addresses, previous, down } = (body ?? {}) as Record<string, unknown>;
   let parsed: PoolMap;
   try {
     parsed = parsePoolMap(map);
@@ -37,6 +43,13 @@ export function parsePoolView(body: unknown): PoolView {
   ) {
     throw badRequest(`previous must list the ${REGION_COUNT} owners before the resize.`);
   }
+  if (
+    down !== undefined &&
+    down !== null &&
+    (!Array.isArray(down) || !down.every((id) => parsed.nodes.includes(id)))
+  ) {
+    throw badRequest('down must list node ids of the map.');
+  }
   const named = new Set([...parsed.nodes, ...((previous as string[] | null) ?? [])]);
   const known: Record<NodeId, string> = {};
   for (const id of named) {
@@ -44,7 +57,12 @@ export function parsePoolView(body: unknown): PoolView {
     if (typeof address !== 'string') throw badRequest(`Node ${JSON.stringify(id)} has no address.`);
     known[id] = nodeUrl(address);
   }
-  return { map: parsed, addresses: known, ...(previous ? { previous: previous as NodeId[] } : {}) };
+  return {
+    map: parsed,
+    addresses: known,
+    ...(previous ? { previous: previous as NodeId[] } : {}),
+    ...(Array.isArray(down) && down.length > 0 ? { down: [...new Set(down as NodeId[])] } : {}),
+  };
 }
 
 /** The regions a node serves under a view: those it owns, and those it owned before. */

@@ -6,7 +6,8 @@
  * tombstone of the version, so a fill of an older version that was already in flight is refused.
  * An upload whose node cannot be told (out of reach, or our view is outdated and the manager out
  * of reach) is not acknowledged: 503. Its row is committed, but an older copy may still be served
- * by that node, to whoever reaches it, until its view lease runs out (src/cachenode/view.ts).
+ * by that node, to whoever reaches it, until its view lease runs out (src/cachenode/view.ts). A
+ * node the view says is down holds nothing readable: it is neither read nor told.
  *
  * A node whose view lease ran out answers 503: that is a miss, not a failure worth a warning.
  *
@@ -40,7 +41,7 @@ import { newObjectName, type ObjectStore } from '../storage/object-store.ts';
 import type { FetchedImage } from './fetched-image.ts';
 import type { FrontendMetrics } from './metrics.ts';
 import { createNearCache } from './near-cache.ts';
-import type { Routing } from './routing.ts';
+import type { Route, Routing } from './routing.ts';
 import { type VariantSpec, variantId } from './variants/spec.ts';
 import type { Transformer } from './variants/transform.ts';
 
@@ -180,14 +181,18 @@ export function createImageService(deps: ImageServiceDeps) {
    * The owner, then (while a resize hands the region over) the previous owner. A node that fails
    * is a miss; a node that says our view is outdated makes the whole read start again.
    */
-  async function fromCache(key: string, owners: string[]): Promise<FetchedImage | undefined> {
-    for (const [i, node] of owners.entries()) {
+  async function fromCache(
+    key: string,
+    { owners, owner }: Route,
+  ): Promise<FetchedImage | undefined> {
+    for (const node of owners) {
+      // Found on the previous owner: the owner is warmed with it now rather than after the
+      // hand-over (so the image is not released: the fill holds its bytes).
+      const warms = owner !== undefined && node !== owner;
       try {
-        const image = await askNode(node, key, i === 0);
+        const image = await askNode(node, key, !warms);
         if (image) {
-          // Found on the previous owner: warm the new one now rather than after the hand-over
-          // (so the image is not released: the fill holds its bytes).
-          if (i > 0) fill(owners[0] as string, key, image);
+          if (warms) fill(owner, key, image);
           return image;
         }
       } catch (error) {
@@ -281,17 +286,17 @@ export function createImageService(deps: ImageServiceDeps) {
    * once more.
    */
   async function cachedCopy(key: string) {
-    let owners = routing.ownersOf(key);
+    let route = routing.routeOf(key);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        return { cached: await fromCache(key, owners), owners };
+        return { cached: await fromCache(key, route), owner: route.owner };
       } catch {
         // Our view is older than the nodes': refresh it and try once more.
         await refreshView();
-        owners = routing.ownersOf(key);
+        route = routing.routeOf(key);
       }
     }
-    return { cached: undefined, owners };
+    return { cached: undefined, owner: route.owner };
   }
 
   async function fetch(key: string): Promise<FetchedImage | undefined> {
@@ -299,11 +304,11 @@ export function createImageService(deps: ImageServiceDeps) {
     if (leased) return leased;
     // Counted here and on a leased hit, not in leasedCopy: the socket lane calls that first too.
     near.record(key);
-    const { cached, owners } = await cachedCopy(key);
+    const { cached, owner } = await cachedCopy(key);
     (cached ? hits : misses).inc();
     if (cached) return cached;
     const stored = await fromStorage(key);
-    if (stored) fill(owners[0] as string, key, stored);
+    if (stored && owner) fill(owner, key, stored);
     return stored;
   }
 
@@ -314,7 +319,7 @@ export function createImageService(deps: ImageServiceDeps) {
     const leased = leasedCopy(entryKey, variantHits);
     if (leased) return leased;
     near.record(entryKey);
-    const { cached, owners } = await cachedCopy(entryKey);
+    const { cached, owner } = await cachedCopy(entryKey);
     metrics.variantLookups.inc({ result: cached ? 'hit' : 'miss' });
     if (cached) return cached;
     const original = await fetch(key);
@@ -340,7 +345,7 @@ export function createImageService(deps: ImageServiceDeps) {
         source: 'transform',
         variant: id,
       };
-      fill(owners[0] as string, entryKey, variant);
+      if (owner) fill(owner, entryKey, variant);
       return variant;
     });
   }

@@ -22,8 +22,32 @@ export function staticPoolView(urls: string[]): PoolView {
 /** Keys whose region is remembered: MD5 on every request showed in profiles of hot keys. */
 const REMEMBERED_REGIONS = 10_000;
 
+/** Where a region is read: its nodes that are up, the owner first; and the owner's URL. */
+export interface Route {
+  /** The owner's URL, then the previous owner's while a resize hands the region over. */
+  owners: readonly string[];
+  /** The owner's URL (where misses are filled); undefined while it is down. */
+  owner: string | undefined;
+}
+
+function routesOf(view: PoolView): Route[] {
+  const down = new Set(view.down);
+  const up = (id: NodeId | undefined) =>
+    id === undefined || down.has(id) ? undefined : (view.addresses[id] as string);
+  return view.map.owner.map((owner, region) => {
+    const previous = view.previous?.[region];
+    const urls: string[] = [];
+    const ownerUrl = up(owner);
+    if (ownerUrl) urls.push(ownerUrl);
+    const previousUrl = previous === owner ? undefined : up(previous);
+    if (previousUrl) urls.push(previousUrl);
+    return { owners: urls, owner: ownerUrl };
+  });
+}
+
 export function createRouting(initial: PoolView) {
   let view = initial;
+  let routes = routesOf(view);
   // A key's region never changes (only which node owns the region does), so it can be kept; the
   // map is simply emptied when full, which is cheap and keeps the hot keys' cost at one lookup.
   const regions = new Map<string, number>();
@@ -40,24 +64,22 @@ export function createRouting(initial: PoolView) {
     get view(): PoolView {
       return view;
     },
-    /** The URL of the node that owns `key`'s region. */
-    ownerOf(key: string): string {
-      const id = view.map.owner[regionOfKey(key)] as NodeId;
-      return view.addresses[id] as string;
+    /**
+     * Where `key` is read. Nodes that are down are left out: with none left, a read goes to
+     * storage and an upload has no node to invalidate.
+     */
+    routeOf(key: string): Route {
+      return routes[regionOfKey(key)] as Route;
     },
-    /** The owner's URL, then the previous owner's while a resize hands the region over. */
-    ownersOf(key: string): string[] {
-      const region = regionOfKey(key);
-      const owner = view.map.owner[region] as NodeId;
-      const previous = view.previous?.[region];
-      const urls = [view.addresses[owner] as string];
-      if (previous && previous !== owner) urls.push(view.addresses[previous] as string);
-      return urls;
+    /** routeOf(key).owners. */
+    ownersOf(key: string): readonly string[] {
+      return (routes[regionOfKey(key)] as Route).owners;
     },
     /** Adopts `next` if it is newer; returns whether it did. */
     update(next: PoolView): boolean {
       if (next.map.version <= view.map.version) return false;
       view = next;
+      routes = routesOf(next);
       return true;
     },
   };

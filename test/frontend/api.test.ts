@@ -191,6 +191,39 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
     }
   });
 
+  it('a node the view says is down is neither read nor told: uploads acknowledged, reads from storage', async () => {
+    const png = imageBytes('png', 710, 7);
+    await upload(fe.url, 'replaced-node', png);
+    const view = fe.routing.view;
+    // Nothing listens where the view says the nodes are: any read or invalidation would fail.
+    fe.routing.update({
+      map: { ...view.map, version: view.map.version + 1 },
+      addresses: Object.fromEntries(
+        Object.keys(view.addresses).map((id) => [id, 'http://127.0.0.1:1']),
+      ),
+      down: [...view.map.nodes],
+    });
+    const triedNodes = async () => {
+      const text = await (await fetch(`${fe.url}/metrics`)).text();
+      const counts = text.match(
+        /^pixpool_frontend_(node_errors|fills|invalidation_failures)_total(\{[^}]*\})? \d+/gm,
+      );
+      return (counts ?? []).reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+    };
+    try {
+      const before = await triedNodes();
+      const newer = imageBytes('png', 810, 9);
+      const acknowledged = await upload(fe.url, 'replaced-node', newer);
+      assert.equal(acknowledged.status, 200, JSON.stringify(acknowledged.body));
+      const read = await fetch(`${fe.url}/images/replaced-node`);
+      assert.equal(read.headers.get('x-pixpool-source'), 'storage');
+      assert.ok(Buffer.from(await read.arrayBuffer()).equals(newer));
+      assert.equal(await triedNodes(), before, 'no node was asked, filled or told');
+    } finally {
+      fe.routing.update({ ...view, map: { ...view.map, version: view.map.version + 2 } });
+    }
+  });
+
   it('bad input gets a clear 4xx envelope, and nothing stored changes', async () => {
     const keep = imageBytes('png', 300, 8);
     await upload(fe.url, 'keep', keep);
@@ -306,6 +339,16 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
           }),
         400,
         /pool map is not valid/,
+      ],
+      [
+        'notify with a down node the map does not name',
+        () =>
+          post(`${fe.url}/api/notify`, {
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+            body: JSON.stringify({ ...fe.routing.view, down: ['no-such-node'] }),
+          }),
+        400,
+        /down must list node ids of the map/,
       ],
     ];
     for (const [name, send, status, message] of cases) {

@@ -11,18 +11,30 @@ async function parts(size: number, options: { canReplace?: boolean } = {}) {
   return { ...p, queue, replacement };
 }
 
-test('a dead node is logged at once, then replaced under its id: same regions, new address, new version', async () => {
-  const { replacement, views, journal, fakes, registry } = await parts(2);
+test('a dead node is logged at once, down in the views, then replaced under its id: same regions, new address', async () => {
+  const { replacement, views, journal, fakes, registry, published } = await parts(2);
   const before = views.view();
   await replacement.nodeFailed('n1', 'failed 2 health checks in a row');
   const after = views.view();
   assert.match(journal.events[0]?.message ?? '', /^Node n1 at http:\/\/n1\.1 failed 2 health/);
+  // First a view that says n1 is down (frontends stop reading and invalidating it), pushed to
+  // every node but n1; then the replacement's, which is up again.
+  assert.deepEqual(
+    published.map((v) => [v.map.version, v.down, v.addresses.n1]),
+    [
+      [2, ['n1'], 'http://n1.1'],
+      [3, undefined, 'http://n1.2'],
+    ],
+  );
+  assert.deepEqual(
+    fakes.calls.filter((c) => c.startsWith('view')),
+    ['view n0 v2', 'view n0 v3', 'view n1 v3'],
+  );
   assert.deepEqual(after.map.nodes, before.map.nodes);
   assert.deepEqual(after.map.owner, before.map.owner);
-  assert.equal(after.map.version, before.map.version + 1);
+  assert.equal(after.map.version, before.map.version + 2);
   assert.equal(after.addresses.n1, 'http://n1.2');
   assert.equal(fakes.get('http://n1.2')?.config?.capacity, 64, 'configured');
-  assert.ok(fakes.calls.includes('view n0 v2'), 'every node hears of the new address');
   assert.match(
     journal.events.at(-1)?.message ?? '',
     /Node n1 was replaced by the node at http:\/\/n1\.2/,
@@ -78,6 +90,31 @@ test('the last node is never taken out: it stays, and the event says frontends r
   assert.deepEqual(views.map.nodes, ['n0']);
   assert.equal(views.map.version, 1);
   assert.match(journal.events.at(-1)?.message ?? '', /it is the only node, so it stays in the map/);
+});
+
+test('the last node that cannot be started again is up again in the views: uploads wait for it', async () => {
+  const { replacement, views, provider, published } = await parts(1);
+  provider.failing.add('n0');
+  await replacement.nodeFailed('n0', 'exited (1)');
+  assert.deepEqual(views.map.nodes, ['n0']);
+  assert.deepEqual(
+    published.map((v) => [v.map.version, v.down]),
+    [
+      [2, ['n0']],
+      [3, undefined],
+    ],
+  );
+});
+
+test('a restarted node handed over twice (by replace() and by the provider) is taken once', async () => {
+  const { replacement, views, journal, fakes } = await parts(2);
+  const before = views.map.version;
+  fakes.add('http://n1.9');
+  const node = { id: 'n1', url: 'http://n1.9' };
+  await replacement.nodeReplaced(node);
+  await replacement.nodeReplaced(node);
+  assert.equal(views.map.version, before + 1);
+  assert.equal(journal.events.filter((e) => /was replaced by/.test(e.message)).length, 1);
 });
 
 test('after close, a death is neither logged nor acted on', async () => {

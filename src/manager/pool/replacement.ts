@@ -5,6 +5,11 @@
  * none, takes it out of the map (its regions go to the others, cold: a dead node hands nothing
  * over). The last node is never taken out: frontends read from storage until it answers again.
  *
+ * Until its replacement listens, the node is down in the view (core/pool-view.ts): once nothing
+ * it cached can be read (its process is gone, or its view lease was waited out), frontends read
+ * its regions from storage and uploads to them need not tell it. Otherwise every upload to its
+ * regions would be refused for as long as the replacement takes to start (minutes on a cloud).
+ *
  * Word of a death comes from the provider (a child process exited: at once) or from the health
  * monitor (after a few failed checks). A node already being replaced is left alone.
  */
@@ -28,11 +33,14 @@ export interface ReplacementDeps {
 export function createReplacement(deps: ReplacementDeps) {
   const { views, provider, journal, lifecycle } = deps;
   const replacing = new Set<NodeId>();
+  /** Replacements taken: the local provider hands one restarted node to replace() and onReplaced. */
+  const taken = new WeakSet<ProvidedNode>();
   let closed = false;
 
   /** Puts a node the provider replaced in the map at its new address (idempotent). */
   async function takeReplacement(node: ProvidedNode): Promise<void> {
-    if (!views.map.nodes.includes(node.id)) return;
+    if (!views.map.nodes.includes(node.id) || taken.has(node)) return;
+    taken.add(node);
     // A pod replaced or restarted comes back at the same DNS name: a new, unconfigured process
     // all the same, so it is configured and given a new view like one at a new address.
     const old = views.address(node.id);
@@ -56,6 +64,8 @@ export function createReplacement(deps: ReplacementDeps) {
   async function removeDead(id: NodeId, why: string): Promise<void> {
     const map = views.map;
     if (map.nodes.length <= 1) {
+      // Up again in the views: uploads are refused until it answers, so its cache stays true.
+      if (views.setDown(id, false)) await views.adopt(resizePoolMap(map, map.nodes));
       await journal.event(
         'node',
         `Node ${id} could not be replaced (${why}); it is the only node, so it stays in the map and frontends read from storage until it answers`,
@@ -87,9 +97,14 @@ export function createReplacement(deps: ReplacementDeps) {
     // A node out of reach may still serve what it caches, to whoever still reaches it, until its
     // view lease runs out: its regions go to another node only after that.
     if (url && !provider.endsReplaced) await views.retire(url);
+    if (!provider.replace) {
+      await removeDead(id, `the ${provider.name} provider cannot replace nodes`);
+      return;
+    }
+    views.setDown(id, true);
+    await views.adopt(resizePoolMap(views.map, views.map.nodes));
     let node: ProvidedNode;
     try {
-      if (!provider.replace) throw new Error(`the ${provider.name} provider cannot replace nodes`);
       node = await provider.replace(id);
     } catch (error) {
       await removeDead(id, (error as Error).message);

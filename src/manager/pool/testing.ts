@@ -310,10 +310,14 @@ export async function createParts(size: number, options: { canReplace?: boolean 
     now: clock.now,
     sleep: (ms) => clock.sleep(ms),
   });
+  /** Every view put in force, as frontends are told of it. */
+  const published: PoolView[] = [];
   const views = createPoolViews({
     store: registry,
     admin: fakes.admin,
-    publish: async () => {},
+    publish: async (view) => {
+      published.push(view);
+    },
     journal,
     leases,
     sleep: (ms) => clock.sleep(ms),
@@ -334,9 +338,11 @@ export async function createParts(size: number, options: { canReplace?: boolean 
   }
   await views.adopt(createPoolMap(ids, 'balanced'));
   fakes.calls.length = 0;
+  published.length = 0;
   let next = size;
   return {
     fakes,
+    published,
     provider,
     registry,
     journal,

@@ -45,6 +45,8 @@ export function createPoolViews(deps: ViewDeps) {
   /** The owners before the resize in progress (a transitional view), else undefined. */
   let previous: NodeId[] | undefined;
   const addresses: Record<NodeId, string> = {};
+  /** Nodes that hold nothing readable until their replacement listens (core/pool-view.ts). */
+  const down = new Set<NodeId>();
   /** A new view is being put in force (sync() leaves the nodes to it). */
   let adopting = false;
   /** Pushes under way by node URL, each settled once its answer is recorded (or it failed). */
@@ -55,11 +57,15 @@ export function createPoolViews(deps: ViewDeps) {
     return map;
   };
 
-  const viewOf = (next: PoolMap, before?: NodeId[]): PoolView => ({
-    map: next,
-    addresses: { ...addresses },
-    ...(before && { previous: [...before] }),
-  });
+  const viewOf = (next: PoolMap, before?: NodeId[]): PoolView => {
+    const gone = next.nodes.filter((id) => down.has(id));
+    return {
+      map: next,
+      addresses: { ...addresses },
+      ...(before && { previous: [...before] }),
+      ...(gone.length > 0 && { down: gone }),
+    };
+  };
 
   /** Pushes `view` to the node at `url`; says whether it took it (failures are reported). */
   async function push(id: NodeId, url: string, view: PoolView, self: NodeId | null) {
@@ -118,9 +124,22 @@ export function createPoolViews(deps: ViewDeps) {
     /** Records where a node listens; it reaches nodes and frontends with the next view. */
     setAddress(id: NodeId, url: string): void {
       addresses[id] = url;
+      down.delete(id);
     },
     forget(id: NodeId): void {
       delete addresses[id];
+      down.delete(id);
+    },
+    /**
+     * Whether node `id` is down: it holds nothing anyone can read (its process is gone, or its
+     * lease was waited out). From the next view on, views say so and are not pushed to it; a new
+     * address (setAddress) brings it back up. Says whether that changed anything.
+     */
+    setDown(id: NodeId, isDown: boolean): boolean {
+      if (down.has(id) === isDown) return false;
+      if (isDown) down.add(id);
+      else down.delete(id);
+      return true;
     },
 
     /**
@@ -134,7 +153,7 @@ export function createPoolViews(deps: ViewDeps) {
       const candidate = viewOf(next, before);
       const named = [...new Set([...next.nodes, ...(before ?? [])])].flatMap((id) => {
         const url = addresses[id];
-        return url ? [{ id, url, self: id as NodeId | null }] : [];
+        return url && !down.has(id) ? [{ id, url, self: id as NodeId | null }] : [];
       });
       const left = deps.leases
         .live(new Set(named.map((n) => n.url)))
@@ -165,7 +184,7 @@ export function createPoolViews(deps: ViewDeps) {
      */
     async sync(id: NodeId): Promise<void> {
       const url = addresses[id];
-      if (!map || !url || adopting || deps.leases.current(url, map.version)) return;
+      if (!map || !url || down.has(id) || adopting || deps.leases.current(url, map.version)) return;
       await push(id, url, viewOf(map, previous), id);
     },
 
@@ -174,7 +193,9 @@ export function createPoolViews(deps: ViewDeps) {
       const view = viewOf(current(), previous);
       const named = [...new Set([...view.map.nodes, ...(previous ?? [])])];
       await Promise.all(
-        named.map((id) => (addresses[id] ? push(id, addresses[id], view, id) : undefined)),
+        named.map((id) =>
+          addresses[id] && !down.has(id) ? push(id, addresses[id], view, id) : undefined,
+        ),
       );
     },
 
