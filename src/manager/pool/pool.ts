@@ -168,7 +168,7 @@ export function createPool(deps: PoolDeps) {
         // Its process exited: nothing it cached can be read any more, so no lease to wait out.
         const url = views.address(id);
         if (url && provider.endsReplaced) views.gone(url);
-        void replacement.nodeFailed(id, reason);
+        void replacement.nodeFailed(id, reason, { exited: true });
       });
       provider.onReplaced((node) => void replacement.nodeReplaced(node));
       await queue.run(async () => {

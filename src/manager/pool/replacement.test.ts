@@ -92,6 +92,30 @@ test('the last node is never taken out: it stays, and the event says frontends r
   assert.match(journal.events.at(-1)?.message ?? '', /it is the only node, so it stays in the map/);
 });
 
+test('a provider that ends what it replaces: down at once if the process exited, not while a hung one lives', async () => {
+  for (const [exited, versions] of [
+    [
+      true,
+      [
+        [2, ['n1']],
+        [3, undefined],
+      ],
+    ],
+    [false, [[2, undefined]]],
+  ] as const) {
+    const p = await createParts(2);
+    const queue = createResizeQueue({ clock: p.clock });
+    const provider = { ...p.provider, endsReplaced: true };
+    const replacement = createReplacement({ ...p, provider, queue, admin: p.fakes.admin });
+    await replacement.nodeFailed('n1', exited ? 'exited (SIGKILL)' : 'failed 2 checks', { exited });
+    assert.deepEqual(
+      p.published.map((v) => [v.map.version, v.down]),
+      versions,
+      `exited: ${exited}`,
+    );
+  }
+});
+
 test('the last node that cannot be started again is up again in the views: uploads wait for it', async () => {
   const { replacement, views, provider, published } = await parts(1);
   provider.failing.add('n0');

@@ -88,8 +88,11 @@ export function createReplacement(deps: ReplacementDeps) {
     );
   }
 
-  /** The queued job: replace `id`, found dead at `url`, unless that is done already. */
-  async function replace(id: NodeId, url: string | undefined): Promise<void> {
+  /**
+   * The queued job: replace `id`, found dead at `url`, unless that is done already. `exited`: the
+   * provider saw its process exit (else it failed its health checks, and may be alive).
+   */
+  async function replace(id: NodeId, url: string | undefined, exited: boolean): Promise<void> {
     if (closed || !views.map.nodes.includes(id)) return;
     // The provider may have put a fresh node in place already (a restarted child).
     const current = views.address(id);
@@ -101,8 +104,12 @@ export function createReplacement(deps: ReplacementDeps) {
       await removeDead(id, `the ${provider.name} provider cannot replace nodes`);
       return;
     }
-    views.setDown(id, true);
-    await views.adopt(resizePoolMap(views.map, views.map.nodes));
+    // Down once nothing it cached can be read: its lease ran out (above) or its process exited. A
+    // hung node of a provider that ends what it replaces lives until replace() kills it.
+    if (exited || !provider.endsReplaced) {
+      views.setDown(id, true);
+      await views.adopt(resizePoolMap(views.map, views.map.nodes));
+    }
     let node: ProvidedNode;
     try {
       node = await provider.replace(id);
@@ -118,7 +125,7 @@ export function createReplacement(deps: ReplacementDeps) {
     isReplacing: (id: NodeId): boolean => replacing.has(id),
 
     /** Logs the failure now, then queues the replacement (or the removal). */
-    nodeFailed(id: NodeId, reason: string): Promise<void> {
+    nodeFailed(id: NodeId, reason: string, { exited = false } = {}): Promise<void> {
       if (replacing.has(id) || closed) return Promise.resolve();
       replacing.add(id);
       const url = views.address(id);
@@ -129,7 +136,7 @@ export function createReplacement(deps: ReplacementDeps) {
           url,
           reason,
         });
-        await deps.queue.run(() => replace(id, url));
+        await deps.queue.run(() => replace(id, url, exited));
       })()
         .catch((error) => journal.failed('replace-node', error, { node: id }))
         .finally(() => replacing.delete(id));
