@@ -116,18 +116,21 @@ test('a provider that ends what it replaces: down at once if the process exited,
   }
 });
 
-test('the last node that cannot be started again is up again in the views: uploads wait for it', async () => {
-  const { replacement, views, provider, published } = await parts(1);
-  provider.failing.add('n0');
-  await replacement.nodeFailed('n0', 'exited (1)');
-  assert.deepEqual(views.map.nodes, ['n0']);
-  assert.deepEqual(
-    published.map((v) => [v.map.version, v.down]),
-    [
-      [2, ['n0']],
-      [3, undefined],
-    ],
-  );
+test('a lone node whose process exited stays down if it cannot be started again; one retired is never down', async () => {
+  for (const endsReplaced of [true, false]) {
+    const p = await createParts(1);
+    const queue = createResizeQueue({ clock: p.clock });
+    const provider = { ...p.provider, endsReplaced };
+    const replacement = createReplacement({ ...p, provider, queue, admin: p.fakes.admin });
+    p.provider.failing.add('n0');
+    await replacement.nodeFailed('n0', 'exited (1)', { exited: true });
+    assert.deepEqual(p.views.map.nodes, ['n0']);
+    assert.deepEqual(
+      p.published.map((v) => [v.map.version, v.down]),
+      endsReplaced ? [[2, ['n0']]] : [],
+      `endsReplaced: ${endsReplaced}`,
+    );
+  }
 });
 
 test('a restarted node handed over twice (by replace() and by the provider) is taken once', async () => {

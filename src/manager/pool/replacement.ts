@@ -64,8 +64,6 @@ export function createReplacement(deps: ReplacementDeps) {
   async function removeDead(id: NodeId, why: string): Promise<void> {
     const map = views.map;
     if (map.nodes.length <= 1) {
-      // Up again in the views: uploads are refused until it answers, so its cache stays true.
-      if (views.setDown(id, false)) await views.adopt(resizePoolMap(map, map.nodes));
       await journal.event(
         'node',
         `Node ${id} could not be replaced (${why}); it is the only node, so it stays in the map and frontends read from storage until it answers`,
@@ -104,9 +102,11 @@ export function createReplacement(deps: ReplacementDeps) {
       await removeDead(id, `the ${provider.name} provider cannot replace nodes`);
       return;
     }
-    // Down once nothing it cached can be read: its lease ran out (above) or its process exited. A
-    // hung node of a provider that ends what it replaces lives until replace() kills it.
-    if (exited || !provider.endsReplaced) {
+    // Down once nothing it cached can be read: its process exited, or its lease ran out (above).
+    // Not a hung node that replace() has yet to kill; nor a lone node whose lease ran out, which
+    // stays in the map if it cannot be replaced and may answer again with its cache, in which
+    // uploads acknowledged without it would be missing.
+    if (provider.endsReplaced ? exited : views.map.nodes.length > 1) {
       views.setDown(id, true);
       await views.adopt(resizePoolMap(views.map, views.map.nodes));
     }
