@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createReplacement } from './replacement.ts';
+import { resizeByOne } from './resize.ts';
 import { createResizeQueue } from './resize-queue.ts';
-import { createParts } from './testing.ts';
+import { createParts, settle } from './testing.ts';
 
 async function parts(size: number, options: { canReplace?: boolean } = {}) {
   const p = await createParts(size, options);
@@ -114,6 +115,48 @@ test('a provider that ends what it replaces: down at once if the process exited,
       `exited: ${exited}`,
     );
   }
+});
+
+test('a node whose process exits while a grow waits for its new node is down at once; the grow numbers its views after', async () => {
+  const p = await createParts(3);
+  const queue = createResizeQueue({ clock: p.clock });
+  const provider = { ...p.provider, endsReplaced: true };
+  const replacement = createReplacement({ ...p, provider, queue, admin: p.fakes.admin });
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const start = p.provider.start;
+  p.provider.start = async (id) => {
+    await gate;
+    return start(id);
+  };
+  const grow = queue.run(() =>
+    resizeByOne({ ...p, admin: p.fakes.admin, handOverTimeoutMs: 1000 }, 1),
+  );
+  await settle();
+  const failed = replacement.nodeFailed('n1', 'exited (SIGKILL)', { exited: true });
+  await settle();
+  assert.deepEqual(
+    p.published.map((v) => [v.map.version, v.down]),
+    [[2, ['n1']]],
+    'down while the grow still waits',
+  );
+  open();
+  await Promise.all([grow, failed]);
+  assert.deepEqual(
+    p.published.map((v) => [v.map.version, v.down, v.previous !== undefined, v.map.nodes.length]),
+    [
+      [2, ['n1'], false, 3],
+      [3, ['n1'], true, 4],
+      [4, ['n1'], false, 4],
+      [5, undefined, false, 4],
+    ],
+  );
+  assert.ok(!p.fakes.calls.some((c) => /^view n1 v[234]/.test(c)), 'n1 is told nothing while down');
+  const report = p.journal.events.find((e) => e.message.startsWith('Grew to 4'));
+  assert.ok(report, p.journal.events.map((e) => e.message).join('\n'));
+  assert.equal((report.details as { mapVersion: number }).mapVersion, 3);
 });
 
 test('a lone node whose process exited stays down if it cannot be started again; one retired is never down', async () => {

@@ -106,10 +106,7 @@ export function createReplacement(deps: ReplacementDeps) {
     // Not a hung node that replace() has yet to kill; nor a lone node whose lease ran out, which
     // stays in the map if it cannot be replaced and may answer again with its cache, in which
     // uploads acknowledged without it would be missing.
-    if (provider.endsReplaced ? exited : views.map.nodes.length > 1) {
-      views.setDown(id, true);
-      await views.adopt(resizePoolMap(views.map, views.map.nodes));
-    }
+    if (provider.endsReplaced ? exited : views.map.nodes.length > 1) await views.markDown(id);
     let node: ProvidedNode;
     try {
       node = await provider.replace(id);
@@ -130,12 +127,20 @@ export function createReplacement(deps: ReplacementDeps) {
       replacing.add(id);
       const url = views.address(id);
       return (async () => {
+        // Its process is gone: down at once, not after a resize that may hold the queue.
+        const down =
+          exited && provider.endsReplaced
+            ? views
+                .markDown(id)
+                .catch((error) => journal.failed('publish-view', error, { node: id }))
+            : undefined;
         await lifecycle.setState(id, 'failed');
         await journal.event('node', `Node ${id} at ${url} ${reason}; replacing it`, {
           id,
           url,
           reason,
         });
+        await down;
         await deps.queue.run(() => replace(id, url, exited));
       })()
         .catch((error) => journal.failed('replace-node', error, { node: id }))

@@ -74,8 +74,10 @@ export async function resizeByOne(deps: ResizeDeps, change: 1 | -1): Promise<voi
   const next = resizePoolMap(prev, nodes);
   const handOverDeps = { ...deps, address: views.address, timeoutMs: deps.handOverTimeoutMs };
   const census = timed(clock, bytesInMovedRegions(handOverDeps, prev, next));
+  let mapVersion: number;
   try {
-    await views.adopt(next, prev.owner);
+    // A node marked down since `prev` was read numbered its view after it: so is this one.
+    ({ version: mapVersion } = await views.adopt(next, prev.owner));
   } catch (error) {
     if (joining) {
       views.forget(joining);
@@ -97,7 +99,7 @@ export async function resizeByOne(deps: ResizeDeps, change: 1 | -1): Promise<voi
   const report: ResizeReport = {
     from: n,
     to: next.nodes.length,
-    mapVersion: next.version,
+    mapVersion,
     minimumRegions: minimumRegionMoves(prev.owner, next.nodes),
     cachedBytes: cached,
     ...moved,

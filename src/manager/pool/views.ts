@@ -17,6 +17,11 @@
  * node's renewals stop and its lease is waited out, while the push is retried. A frontend that
  * misses a push is reported and the publication goes on: frontends also poll, and every node
  * fences requests routed with an older map.
+ *
+ * Publications run one at a time. Resizes and replacements are one at a time already (the pool's
+ * queue); markDown is not, so that a dead node is down in the views at once, not after a resize
+ * that holds the queue (a grow waits minutes for a cloud instance). It changes no owner, and a map
+ * made before it is numbered after it when put in force.
  */
 import type { NodeAdmin } from '../../clients/node-admin.ts';
 import type { NodeId, PoolMap } from '../../core/pool-map.ts';
@@ -51,6 +56,13 @@ export function createPoolViews(deps: ViewDeps) {
   let adopting = false;
   /** Pushes under way by node URL, each settled once its answer is recorded (or it failed). */
   const pushing = new Map<string, Promise<void>>();
+  /** The publication under way: they run one at a time (adopt, markDown). */
+  let publishing: Promise<unknown> = Promise.resolve();
+  const serially = <T>(job: () => Promise<T>): Promise<T> => {
+    const run = publishing.then(job, job);
+    publishing = run.catch(() => {});
+    return run;
+  };
 
   const current = (): PoolMap => {
     if (!map) throw new Error('the pool has no map yet: start() it first');
@@ -98,6 +110,41 @@ export function createPoolViews(deps: ViewDeps) {
     }
   }
 
+  /** adopt(), once the publications before it are done. */
+  async function adoptNow(made: PoolMap, before?: NodeId[]): Promise<PoolMap> {
+    // A view put in force since `made` was made (markDown) took its version: number it after.
+    const next = map && made.version <= map.version ? { ...made, version: map.version + 1 } : made;
+    await deps.store.saveMap(next);
+    // After a restart: whatever the manager before granted has run out.
+    await deps.leases.startFloor();
+    const candidate = viewOf(next, before);
+    const named = [...new Set([...next.nodes, ...(before ?? [])])].flatMap((id) => {
+      const url = addresses[id];
+      return url && !down.has(id) ? [{ id, url, self: id as NodeId | null }] : [];
+    });
+    const left = deps.leases
+      .live(new Set(named.map((n) => n.url)))
+      .map((holder) => ({ ...holder, self: null }));
+    const told = [...named, ...left];
+    adopting = true;
+    try {
+      const took = await Promise.all(told.map((n) => push(n.id, n.url, candidate, n.self)));
+      await Promise.all(
+        told.map((n, i) => (took[i] ? undefined : outlast(n.id, n.url, candidate, n.self))),
+      );
+    } finally {
+      adopting = false;
+    }
+    map = next;
+    previous = before;
+    try {
+      await deps.publish(viewOf(next, before));
+    } catch (error) {
+      deps.journal.failed('publish-view', error, { mapVersion: next.version });
+    }
+    return next;
+  }
+
   return {
     /** The view in force (a copy). */
     view: (): PoolView => viewOf(current(), previous),
@@ -131,50 +178,25 @@ export function createPoolViews(deps: ViewDeps) {
       down.delete(id);
     },
     /**
-     * Whether node `id` is down: it holds nothing anyone can read (its process is gone, or its
-     * lease was waited out). From the next view on, views say so and are not pushed to it; a new
-     * address (setAddress) brings it back up. Says whether that changed anything.
+     * Node `id` holds nothing anyone can read (its process is gone, or its lease was waited out):
+     * puts in force at once the view in force, numbered anew, saying so (core/pool-view.ts). Views
+     * are not pushed to it from then on; a new address (setAddress) brings it back up. Safe beside
+     * a resize: it changes no owner, and adopt() numbers a map made before it after it.
      */
-    setDown(id: NodeId, isDown: boolean): boolean {
-      if (down.has(id) === isDown) return false;
-      if (isDown) down.add(id);
-      else down.delete(id);
-      return true;
+    async markDown(id: NodeId): Promise<void> {
+      if (down.has(id) || !map?.nodes.includes(id)) return;
+      down.add(id);
+      await serially(() => adoptNow({ ...current(), version: current().version + 1 }, previous));
     },
 
     /**
      * Saves `next`, has every node take it (and every node that left it hear so), waits out the
-     * lease of any that could not be told, then puts it in force and tells the frontends.
+     * lease of any that could not be told, then puts it in force and tells the frontends; after
+     * the publication under way, if any. Resolves with the map put in force: `next`, numbered
+     * after the map in force if a publication since `next` was made took its version.
      */
-    async adopt(next: PoolMap, before?: NodeId[]): Promise<void> {
-      await deps.store.saveMap(next);
-      // After a restart: whatever the manager before granted has run out.
-      await deps.leases.startFloor();
-      const candidate = viewOf(next, before);
-      const named = [...new Set([...next.nodes, ...(before ?? [])])].flatMap((id) => {
-        const url = addresses[id];
-        return url && !down.has(id) ? [{ id, url, self: id as NodeId | null }] : [];
-      });
-      const left = deps.leases
-        .live(new Set(named.map((n) => n.url)))
-        .map((holder) => ({ ...holder, self: null }));
-      const told = [...named, ...left];
-      adopting = true;
-      try {
-        const took = await Promise.all(told.map((n) => push(n.id, n.url, candidate, n.self)));
-        await Promise.all(
-          told.map((n, i) => (took[i] ? undefined : outlast(n.id, n.url, candidate, n.self))),
-        );
-      } finally {
-        adopting = false;
-      }
-      map = next;
-      previous = before;
-      try {
-        await deps.publish(viewOf(next, before));
-      } catch (error) {
-        deps.journal.failed('publish-view', error, { mapVersion: next.version });
-      }
+    adopt(next: PoolMap, before?: NodeId[]): Promise<PoolMap> {
+      return serially(() => adoptNow(next, before));
     },
 
     /**
