@@ -170,7 +170,7 @@ export function createImageService(deps: ImageServiceDeps) {
     const held = near.get(key);
     const lease = held?.lease;
     if (!lease || lease.until <= performance.now()) return undefined;
-    const owners = routing.ownersOf(key);
+    const owners = routing.routeOf(key).owners;
     if (owners.length !== 1 || lease.node !== owners[0]) return undefined;
     near.record(key);
     counter.inc();
@@ -259,7 +259,7 @@ export function createImageService(deps: ImageServiceDeps) {
    */
   async function invalidate(key: string, version: number): Promise<void> {
     for (let attempt = 1; attempt <= INVALIDATE_ATTEMPTS; attempt++) {
-      const owners = routing.ownersOf(key);
+      const owners = routing.routeOf(key).owners;
       const results = await Promise.allSettled(
         owners.map((node) => nodes.invalidate(node, key, version)),
       );

@@ -71,10 +71,6 @@ export function createRouting(initial: PoolView) {
     routeOf(key: string): Route {
       return routes[regionOfKey(key)] as Route;
     },
-    /** routeOf(key).owners. */
-    ownersOf(key: string): readonly string[] {
-      return (routes[regionOfKey(key)] as Route).owners;
-    },
     /** Adopts `next` if it is newer; returns whether it did. */
     update(next: PoolView): boolean {
       if (next.map.version <= view.map.version) return false;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { PoolView } from '../../src/core/pool-view.ts';
 import { type ApiBody, startFrontend, type TestFrontend, upload } from '../helpers/frontend.ts';
 import { imageBytes, svgWithScript } from '../helpers/images.ts';
 import { SECRET } from '../helpers/nodes.ts';
@@ -165,16 +166,19 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
     assert.equal(svg.headers.get('x-content-type-options'), 'nosniff');
   });
 
+  /** `view`, one version on, with every node at an address where nothing listens. */
+  const nowhere = (view: PoolView): PoolView => ({
+    map: { ...view.map, version: view.map.version + 1 },
+    addresses: Object.fromEntries(
+      Object.keys(view.addresses).map((id) => [id, 'http://127.0.0.1:1']),
+    ),
+  });
+
   it('a failing cache node is a miss; an upload it cannot be told of is refused, not lost', async () => {
     const png = imageBytes('png', 700, 7);
     await upload(fe.url, 'resilient', png);
     const view = fe.routing.view;
-    fe.routing.update({
-      map: { ...view.map, version: view.map.version + 1 },
-      addresses: Object.fromEntries(
-        Object.keys(view.addresses).map((id) => [id, 'http://127.0.0.1:1']),
-      ),
-    });
+    fe.routing.update(nowhere(view));
     try {
       const raw = await fetch(`${fe.url}/images/resilient`);
       assert.equal(raw.status, 200);
@@ -196,13 +200,7 @@ describe('frontend API over real sockets, embedded storage, a real cache node', 
     await upload(fe.url, 'replaced-node', png);
     const view = fe.routing.view;
     // Nothing listens where the view says the nodes are: any read or invalidation would fail.
-    fe.routing.update({
-      map: { ...view.map, version: view.map.version + 1 },
-      addresses: Object.fromEntries(
-        Object.keys(view.addresses).map((id) => [id, 'http://127.0.0.1:1']),
-      ),
-      down: [...view.map.nodes],
-    });
+    fe.routing.update({ ...nowhere(view), down: [...view.map.nodes] });
     const triedNodes = async () => {
       const text = await (await fetch(`${fe.url}/metrics`)).text();
       const counts = text.match(

@@ -164,12 +164,9 @@ export function createPool(deps: PoolDeps) {
   return {
     /** Resumes the saved pool (or starts its first node), then watches its nodes. */
     async start(): Promise<void> {
-      provider.onFailed?.((id, reason) => {
-        // Its process exited: nothing it cached can be read any more, so no lease to wait out.
-        const url = views.address(id);
-        if (url && provider.endsReplaced) views.gone(url);
-        void replacement.nodeFailed(id, reason, { exited: true });
-      });
+      provider.onFailed?.(
+        (id, reason) => void replacement.nodeFailed(id, reason, { exited: true }),
+      );
       provider.onReplaced((node) => void replacement.nodeReplaced(node));
       await queue.run(async () => {
         await startPool({

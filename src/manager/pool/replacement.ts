@@ -86,11 +86,8 @@ export function createReplacement(deps: ReplacementDeps) {
     );
   }
 
-  /**
-   * The queued job: replace `id`, found dead at `url`, unless that is done already. `exited`: the
-   * provider saw its process exit (else it failed its health checks, and may be alive).
-   */
-  async function replace(id: NodeId, url: string | undefined, exited: boolean): Promise<void> {
+  /** The queued job: replace `id`, found dead at `url`, unless that is done already. */
+  async function replace(id: NodeId, url: string | undefined): Promise<void> {
     if (closed || !views.map.nodes.includes(id)) return;
     // The provider may have put a fresh node in place already (a restarted child).
     const current = views.address(id);
@@ -102,11 +99,11 @@ export function createReplacement(deps: ReplacementDeps) {
       await removeDead(id, `the ${provider.name} provider cannot replace nodes`);
       return;
     }
-    // Down once nothing it cached can be read: its process exited, or its lease ran out (above).
+    // Down once its lease ran out (above); one whose process exited is down already (nodeFailed).
     // Not a hung node that replace() has yet to kill; nor a lone node whose lease ran out, which
     // stays in the map if it cannot be replaced and may answer again with its cache, in which
     // uploads acknowledged without it would be missing.
-    if (provider.endsReplaced ? exited : views.map.nodes.length > 1) await views.markDown(id);
+    if (!provider.endsReplaced && views.map.nodes.length > 1) await views.markDown(id);
     let node: ProvidedNode;
     try {
       node = await provider.replace(id);
@@ -121,19 +118,23 @@ export function createReplacement(deps: ReplacementDeps) {
     /** Nodes with a replacement under way (the health monitor leaves them alone). */
     isReplacing: (id: NodeId): boolean => replacing.has(id),
 
-    /** Logs the failure now, then queues the replacement (or the removal). */
+    /**
+     * Logs the failure now, then queues the replacement (or the removal). `exited`: the provider
+     * saw its process exit (else it failed its health checks, and may be alive).
+     */
     nodeFailed(id: NodeId, reason: string, { exited = false } = {}): Promise<void> {
+      const url = views.address(id);
+      // A provider that ends what it replaces saw the process exit: nothing it cached can be read
+      // any more, so it has no lease to wait out and is down at once, not after a resize that may
+      // hold the queue.
+      const gone = exited && provider.endsReplaced;
+      if (gone && url) views.gone(url);
       if (replacing.has(id) || closed) return Promise.resolve();
       replacing.add(id);
-      const url = views.address(id);
       return (async () => {
-        // Its process is gone: down at once, not after a resize that may hold the queue.
-        const down =
-          exited && provider.endsReplaced
-            ? views
-                .markDown(id)
-                .catch((error) => journal.failed('publish-view', error, { node: id }))
-            : undefined;
+        const down = gone
+          ? views.markDown(id).catch((error) => journal.failed('publish-view', error, { node: id }))
+          : undefined;
         await lifecycle.setState(id, 'failed');
         await journal.event('node', `Node ${id} at ${url} ${reason}; replacing it`, {
           id,
@@ -141,7 +142,7 @@ export function createReplacement(deps: ReplacementDeps) {
           reason,
         });
         await down;
-        await deps.queue.run(() => replace(id, url, exited));
+        await deps.queue.run(() => replace(id, url));
       })()
         .catch((error) => journal.failed('replace-node', error, { node: id }))
         .finally(() => replacing.delete(id));
